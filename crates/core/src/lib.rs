@@ -1,0 +1,30 @@
+//! `multitag-core`: pure-Rust building blocks for multi-task NER on product titles.
+//!
+//! Design choice: everything here is deterministic, allocation-only Rust with no file system,
+//! threads or ML framework, so the same code runs in the trainer, in tests and in a wasm build.
+//! Readers parse `&str` and name a caller-chosen source in their errors; I/O lives in callers.
+
+pub mod catalog;
+pub mod decode;
+pub mod error;
+pub mod gold;
+pub mod labeling;
+pub mod metrics;
+pub mod record;
+pub mod split;
+pub mod tags;
+pub mod words;
+
+pub use catalog::{read_catalog, CatalogItem, CatalogRead, MAX_TITLE_CHARS};
+pub use decode::{decode_entities, Entity};
+pub use error::DataError;
+pub use gold::{
+    gold_line_from_tags, gold_tags, join_gold, read_gold, read_gold_lines, GoldEntity, GoldExample,
+    GoldLine,
+};
+pub use labeling::{coverage, Coverage, Labeler, LabelerConfig, ENTITY_TYPES};
+pub use metrics::{evaluate, mean_std, retrieval, MeanStd, NerReport, RetrievalReport, TypeScores};
+pub use record::{read_jsonl, to_jsonl, LabeledRecord};
+pub use split::{assign_splits, Split, SplitMix64};
+pub use tags::{check_tag, iob2_from_spans, spans_from_iob2, LabelMap, Span};
+pub use words::{char_slice, split_words, Word};

@@ -1,0 +1,192 @@
+//! The BERT encoder (Devlin et al. 2019), written once for every head, for training and inference,
+//! natively and in the browser. Parameter names follow Hugging Face's `BertModel`, so any HF BERT
+//! checkpoint loads and our saved models load back into `transformers`.
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use crate::config::BertConfig;
+use crate::layers::{apply_linear, linear, LayerNorm, Mode};
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+    dropout: f32,
+}
+
+impl Embeddings {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            word: candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            position: candle_nn::embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                vb.pp("position_embeddings"),
+            )?,
+            token_type: candle_nn::embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                vb.pp("token_type_embeddings"),
+            )?,
+            norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    /// Single-segment inputs only: every token has type 0, so its embedding is one broadcast row.
+    fn forward(&self, input_ids: &Tensor, mode: &Mode) -> Result<Tensor> {
+        let (_, seq_len) = input_ids.dims2()?;
+        let words = self.word.forward(input_ids)?;
+        let positions = self.position.embeddings().narrow(0, 0, seq_len)?;
+        let segment = self.token_type.embeddings().narrow(0, 0, 1)?;
+        let xs = words.broadcast_add(&positions.broadcast_add(&segment)?)?;
+        let xs = mode.layer_norm(&self.norm, &xs)?;
+        mode.dropout(&xs, self.dropout)
+    }
+}
+
+struct SelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+    attention_dropout: f32,
+    hidden_dropout: f32,
+}
+
+impl SelfAttention {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let own = vb.pp("self");
+        let out = vb.pp("output");
+        Ok(Self {
+            query: linear(h, h, own.pp("query"))?,
+            key: linear(h, h, own.pp("key"))?,
+            value: linear(h, h, own.pp("value"))?,
+            output: linear(h, h, out.pp("dense"))?,
+            norm: LayerNorm::load(h, cfg.layer_norm_eps, out.pp("LayerNorm"))?,
+            heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+            attention_dropout: cfg.attention_probs_dropout_prob,
+            hidden_dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        xs.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn forward(&self, xs: &Tensor, additive_mask: &Tensor, mode: &Mode) -> Result<Tensor> {
+        let (b, t, h) = xs.dims3()?;
+        let q = self.split_heads(&apply_linear(&self.query, xs)?)?;
+        let k = self.split_heads(&apply_linear(&self.key, xs)?)?;
+        let v = self.split_heads(&apply_linear(&self.value, xs)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(additive_mask)?;
+        let probs = mode.softmax_last_dim(&scores)?;
+        let probs = mode.dropout(&probs, self.attention_dropout)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let out = mode.dropout(&apply_linear(&self.output, &context)?, self.hidden_dropout)?;
+        mode.layer_norm(&self.norm, &(out + xs)?)
+    }
+}
+
+struct FeedForward {
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    act: String,
+    dropout: f32,
+}
+
+impl FeedForward {
+    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
+            output: linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output.dense"))?,
+            norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            act: cfg.hidden_act.clone(),
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mode: &Mode) -> Result<Tensor> {
+        let inner = apply_linear(&self.intermediate, xs)?;
+        let inner = match self.act.as_str() {
+            "relu" => inner.relu()?,
+            "gelu_new" | "gelu_pytorch_tanh" => inner.gelu()?,
+            _ => inner.gelu_erf()?,
+        };
+        let out = mode.dropout(&apply_linear(&self.output, &inner)?, self.dropout)?;
+        mode.layer_norm(&self.norm, &(out + xs)?)
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    feed_forward: FeedForward,
+}
+
+/// A BERT encoder: embeddings and a stack of transformer layers, returning the last hidden states.
+pub struct BertEncoder {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pub config: BertConfig,
+}
+
+impl BertEncoder {
+    /// `vb` points at the encoder's root (the `bert.` prefix of a task model, or the file root).
+    pub fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+        let embeddings = Embeddings::load(cfg, vb.pp("embeddings"))?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let lv = vb.pp(format!("encoder.layer.{i}"));
+                Ok(Layer {
+                    attention: SelfAttention::load(cfg, lv.pp("attention"))?,
+                    feed_forward: FeedForward::load(cfg, lv.clone())?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embeddings,
+            layers,
+            config: cfg.clone(),
+        })
+    }
+
+    /// `input_ids` and `attention_mask` are `(batch, seq)` u32 tensors (mask 1 = real token).
+    /// Returns `(batch, seq, hidden)` in the dtype of the weights.
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, mode: &Mode) -> Result<Tensor> {
+        let mut xs = self.embeddings.forward(input_ids, mode)?;
+        let additive_mask = additive_attention_mask(attention_mask, xs.dtype())?;
+        for layer in &self.layers {
+            xs = layer.attention.forward(&xs, &additive_mask, mode)?;
+            xs = layer.feed_forward.forward(&xs, mode)?;
+        }
+        Ok(xs)
+    }
+}
+
+/// `(batch, 1, 1, seq)`: 0 where attended, a large negative where padded. The negative is chosen to
+/// be representable in f16/bf16 too, so half-precision attention never turns padding into NaN.
+pub fn additive_attention_mask(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, t) = attention_mask.dims2()?;
+    let keep = attention_mask.to_dtype(DType::F32)?;
+    let mask = ((keep - 1.0)? * 30_000.0)?;
+    mask.reshape((b, 1, 1, t))?.to_dtype(dtype)
+}
+
+/// Mean of the hidden states over real tokens (the pooling all-MiniLM-L6-v2 was trained with).
+pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+    let mask = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1e-6, f64::MAX)?;
+    summed.broadcast_div(&counts)
+}

@@ -1,0 +1,34 @@
+//! multitag-model: the BERT encoder (trainable and inference paths), heads, losses and the Tagger.
+//! Pure computation over bytes and tensors, no file system, so the same code runs natively and in
+//! the browser.
+pub mod config;
+pub mod encoder;
+pub mod heads;
+pub mod layers;
+pub mod losses;
+pub mod ner;
+pub mod tagger;
+pub mod tokenize;
+pub mod weights;
+
+pub use config::BertConfig;
+pub use encoder::{mean_pool, BertEncoder};
+pub use layers::{DropoutRng, Mode};
+pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
+pub use ner::NerModel;
+pub use tagger::{TaggedTitle, Tagger, WordPrediction};
+pub use tokenize::{collate, WordEncoding, WordTokenizer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model config: {0}")]
+    Config(String),
+    #[error("model weights: {0}")]
+    Weights(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("labels: {0}")]
+    Labels(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}

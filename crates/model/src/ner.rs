@@ -1,0 +1,138 @@
+//! The multi-task NER model of Siskind & Shah: one BERT encoder shared by a token classifier (the
+//! tagging task) and mean-pooled sentence embeddings (the title/description task).
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+use multitag_core::LabelMap;
+
+use crate::config::BertConfig;
+use crate::encoder::{mean_pool, BertEncoder};
+use crate::heads::TokenClassifier;
+use crate::layers::Mode;
+
+pub struct NerModel {
+    pub encoder: BertEncoder,
+    pub classifier: TokenClassifier,
+    pub labels: LabelMap,
+}
+
+impl NerModel {
+    /// `vb` is the checkpoint root: the encoder lives under `bert.`, the head under `classifier.`.
+    pub fn load(config: &BertConfig, labels: LabelMap, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            encoder: BertEncoder::load(config, vb.pp("bert"))?,
+            classifier: TokenClassifier::load(
+                config.hidden_size,
+                labels.len(),
+                config.hidden_dropout_prob,
+                vb.pp("classifier"),
+            )?,
+            labels,
+        })
+    }
+
+    /// Hidden states and tag logits for a padded batch.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<(Tensor, Tensor)> {
+        let hidden = self.encoder.forward(ids, mask, mode)?;
+        let logits = self.classifier.forward(&hidden, mode)?;
+        Ok((hidden, logits))
+    }
+
+    /// Mean-pooled sentence embeddings `(batch, hidden)`.
+    pub fn embed(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<Tensor> {
+        mean_pool(&self.encoder.forward(ids, mask, mode)?, mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::DropoutRng;
+    use crate::losses::{token_cross_entropy, triplet_loss, TripletForm};
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn tiny_config(dropout: f32) -> BertConfig {
+        BertConfig {
+            vocab_size: 40,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: dropout,
+            attention_probs_dropout_prob: dropout,
+            max_position_embeddings: 32,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            model_type: Some("bert".into()),
+        }
+    }
+
+    fn labels() -> LabelMap {
+        LabelMap::from_entity_types(&["BRAND", "TYPE"])
+    }
+
+    /// The pitfall this crate exists to avoid: with fused layer norm the encoder gets no gradient.
+    #[test]
+    fn every_parameter_receives_a_gradient_from_the_multitask_loss() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.1), labels(), vb)?;
+        let rng = DropoutRng::new(3);
+        let mode = Mode::Train(&rng);
+        let ids = Tensor::new(&[[1u32, 5, 6, 7, 2], [1, 8, 9, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &dev)?;
+        let targets = Tensor::new(&[[0u32, 1, 2, 0, 0], [0, 3, 4, 0, 0]], &dev)?;
+        let weights = Tensor::new(&[[0f32, 1., 1., 1., 0.], [0., 1., 1., 0., 0.]], &dev)?;
+        let (hidden, logits) = model.forward(&ids, &mask, &mode)?;
+        let ner = token_cross_entropy(&logits, &targets, &weights)?;
+        let title = mean_pool(&hidden, &mask)?;
+        let desc_ids = Tensor::new(&[[1u32, 10, 11, 12, 2], [1, 13, 14, 2, 0]], &dev)?;
+        let positive = model.embed(&desc_ids, &mask, &mode)?;
+        let negative = model.embed(&desc_ids.flip(0)?, &mask.flip(0)?, &mode)?;
+        let loss = (ner + triplet_loss(&title, &positive, &negative, TripletForm::Bpr)?)?;
+        let grads = loss.backward()?;
+        let data = varmap.data().lock().unwrap();
+        assert!(data.len() > 20, "{} variables", data.len());
+        for (name, var) in data.iter() {
+            let grad = grads.get(var).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let norm = grad.abs()?.sum_all()?.to_scalar::<f32>()?;
+            assert!(norm > 0.0, "zero gradient for {name}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn training_path_without_dropout_equals_inference_path() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
+        let ids = Tensor::new(&[[1u32, 5, 6, 2], [1, 8, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?;
+        let rng = DropoutRng::new(0);
+        let (_, a) = model.forward(&ids, &mask, &Mode::Train(&rng))?;
+        let (_, b) = model.forward(&ids, &mask, &Mode::Infer)?;
+        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn padding_does_not_change_real_tokens() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
+        let short = model.embed(&Tensor::new(&[[1u32, 5, 2]], &dev)?, &Tensor::new(&[[1u32, 1, 1]], &dev)?, &Mode::Infer)?;
+        let padded = model.embed(
+            &Tensor::new(&[[1u32, 5, 2, 0, 0]], &dev)?,
+            &Tensor::new(&[[1u32, 1, 1, 0, 0]], &dev)?,
+            &Mode::Infer,
+        )?;
+        let diff = (short - padded)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Strings in, entities out: the one inference path shared by `trainer tag`, `trainer eval` and the
+//! browser. Titles are split into words (multitag-core), tokenized, run through the model in
+//! batches, and each word takes the tag of its first sub-word.
+use candle_core::{Device, Tensor, D};
+use multitag_core::{decode_entities, split_words, Entity, Word};
+use serde::Serialize;
+
+use crate::layers::Mode;
+use crate::losses::normalize_rows;
+use crate::ner::NerModel;
+use crate::tokenize::{collate, WordTokenizer};
+use crate::ModelError;
+
+pub const DEFAULT_TITLE_TOKENS: usize = 48;
+pub const DEFAULT_TEXT_TOKENS: usize = 128;
+
+pub struct Tagger {
+    pub model: NerModel,
+    pub tokenizer: WordTokenizer,
+    pub device: Device,
+    pub max_tokens: usize,
+}
+
+/// One word's predicted tag id and its probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WordPrediction {
+    pub label: usize,
+    pub probability: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaggedTitle {
+    pub title: String,
+    pub entities: Vec<Entity>,
+    /// True when the title had more sub-words than the model reads; words past the cut are tagged O.
+    pub truncated: bool,
+}
+
+impl Tagger {
+    pub fn new(model: NerModel, tokenizer: WordTokenizer, device: Device) -> Self {
+        Self {
+            model,
+            tokenizer,
+            device,
+            max_tokens: DEFAULT_TITLE_TOKENS,
+        }
+    }
+
+    /// Per-word predictions for pre-split titles, in batches of `batch_size`.
+    pub fn predict_words(
+        &self,
+        titles: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<(Vec<WordPrediction>, bool)>, ModelError> {
+        let mut out = Vec::with_capacity(titles.len());
+        for chunk in titles.chunks(batch_size.max(1)) {
+            let encodings = chunk
+                .iter()
+                .map(|words| self.tokenizer.encode_words(words, self.max_tokens))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seqs: Vec<&[u32]> = encodings.iter().map(|e| e.ids.as_slice()).collect();
+            let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), &self.device)?;
+            let (_, logits) = self.model.forward(&ids, &mask, &Mode::Infer)?;
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+            let best = probs.argmax(D::Minus1)?.to_vec2::<u32>()?;
+            let best_prob = probs.max(D::Minus1)?.to_vec2::<f32>()?;
+            for (row, enc) in encodings.iter().enumerate() {
+                let words = enc
+                    .first_subword
+                    .iter()
+                    .map(|position| match position {
+                        Some(p) => WordPrediction {
+                            label: best[row][*p] as usize,
+                            probability: best_prob[row][*p],
+                        },
+                        None => WordPrediction {
+                            label: 0,
+                            probability: 1.0,
+                        },
+                    })
+                    .collect();
+                out.push((words, enc.truncated));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tags raw titles: character offsets in the results index the original strings.
+    pub fn tag(&self, titles: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
+        let words: Vec<Vec<Word>> = titles.iter().map(|t| split_words(t)).collect();
+        let texts: Vec<Vec<&str>> = words.iter().map(|ws| ws.iter().map(|w| w.text.as_str()).collect()).collect();
+        let predictions = self.predict_words(&texts, batch_size)?;
+        Ok(titles
+            .iter()
+            .zip(words.iter().zip(predictions))
+            .map(|(title, (ws, (preds, truncated)))| {
+                let tags: Vec<String> = preds.iter().map(|p| self.model.labels.tag(p.label).to_string()).collect();
+                let scores: Vec<f32> = preds.iter().map(|p| p.probability).collect();
+                TaggedTitle {
+                    title: title.to_string(),
+                    entities: decode_entities(title, ws, &tags, &scores),
+                    truncated,
+                }
+            })
+            .collect())
+    }
+
+    /// L2-normalised sentence embeddings, `(texts, hidden)`, so a matmul gives cosine similarities.
+    pub fn embed(&self, texts: &[&str], max_tokens: usize, batch_size: usize) -> Result<Tensor, ModelError> {
+        let mut parts = Vec::new();
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let encoded = chunk
+                .iter()
+                .map(|t| self.tokenizer.encode_text(t, max_tokens))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seqs: Vec<&[u32]> = encoded.iter().map(|e| e.as_slice()).collect();
+            let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), &self.device)?;
+            parts.push(normalize_rows(&self.model.embed(&ids, &mask, &Mode::Infer)?)?);
+        }
+        if parts.is_empty() {
+            return Ok(Tensor::zeros((0, self.model.encoder.config.hidden_size), candle_core::DType::F32, &self.device)?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+}

@@ -1,0 +1,128 @@
+//! Sub-word tokenization aligned with our word segmentation. Titles are tokenized from their words
+//! (pre-tokenized input), so each word's first sub-word carries its tag; descriptions are tokenized
+//! as plain text. Padding and truncation are ours: the base model's tokenizer.json pads everything
+//! to 128 tokens, which would waste most of the compute on 48-token titles.
+use candle_core::{Device, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::ModelError;
+
+pub struct WordTokenizer {
+    tokenizer: Tokenizer,
+    pad_id: u32,
+}
+
+/// A title's sub-word ids and, per word, the index of its first sub-word (`None` when the word
+/// produced no sub-word, or was cut off by truncation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordEncoding {
+    pub ids: Vec<u32>,
+    pub first_subword: Vec<Option<usize>>,
+    pub truncated: bool,
+}
+
+impl WordTokenizer {
+    pub fn from_bytes(source: &str, bytes: &[u8]) -> Result<Self, ModelError> {
+        let mut tokenizer = Tokenizer::from_bytes(bytes)
+            .map_err(|e| ModelError::Tokenizer(format!("{source}: cannot read tokenizer: {e}")))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(format!("{source}: {e}")))?;
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        for special in ["[CLS]", "[SEP]"] {
+            if tokenizer.token_to_id(special).is_none() {
+                return Err(ModelError::Tokenizer(format!(
+                    "{source}: vocabulary has no {special} token; is this a BERT tokenizer?"
+                )));
+            }
+        }
+        Ok(Self { tokenizer, pad_id })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Encodes pre-split words with special tokens, keeping at most `max_len` sub-words.
+    pub fn encode_words(&self, words: &[&str], max_len: usize) -> Result<WordEncoding, ModelError> {
+        let encoding = self
+            .tokenizer
+            .encode(words, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let (ids, truncated) = truncate(encoding.get_ids(), max_len);
+        let mut first_subword = vec![None; words.len()];
+        for (position, word) in encoding.get_word_ids().iter().enumerate().take(ids.len() - 1) {
+            if let Some(w) = word {
+                let slot = &mut first_subword[*w as usize];
+                if slot.is_none() {
+                    *slot = Some(position);
+                }
+            }
+        }
+        Ok(WordEncoding {
+            ids,
+            first_subword,
+            truncated,
+        })
+    }
+
+    /// Encodes free text (a description, or a title for its sentence embedding).
+    pub fn encode_text(&self, text: &str, max_len: usize) -> Result<Vec<u32>, ModelError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(truncate(encoding.get_ids(), max_len).0)
+    }
+}
+
+/// Keeps the first `max_len - 1` ids and the final [SEP], so a truncated input still ends the way
+/// the encoder saw every input end in pre-training.
+fn truncate(ids: &[u32], max_len: usize) -> (Vec<u32>, bool) {
+    let max_len = max_len.max(2);
+    if ids.len() <= max_len {
+        return (ids.to_vec(), false);
+    }
+    let mut out = ids[..max_len - 1].to_vec();
+    out.push(*ids.last().expect("non-empty"));
+    (out, true)
+}
+
+/// Pads sequences to the longest one: `(ids, attention_mask)`, both `(batch, seq)` u32.
+pub fn collate(seqs: &[&[u32]], pad_id: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(seqs.len() * width);
+    let mut mask = Vec::with_capacity(seqs.len() * width);
+    for s in seqs {
+        ids.extend_from_slice(s);
+        ids.extend(std::iter::repeat_n(pad_id, width - s.len()));
+        mask.extend(std::iter::repeat_n(1u32, s.len()));
+        mask.extend(std::iter::repeat_n(0u32, width - s.len()));
+    }
+    let shape = (seqs.len(), width);
+    Ok((Tensor::from_vec(ids, shape, device)?, Tensor::from_vec(mask, shape, device)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_final_separator() {
+        assert_eq!(truncate(&[1, 2, 3, 4, 9], 3), (vec![1, 2, 9], true));
+        assert_eq!(truncate(&[1, 9], 3), (vec![1, 9], false));
+    }
+
+    #[test]
+    fn collate_pads_and_masks() -> candle_core::Result<()> {
+        let (ids, mask) = collate(&[&[5, 6, 7], &[8]], 0, &Device::Cpu)?;
+        assert_eq!(ids.to_vec2::<u32>()?, vec![vec![5, 6, 7], vec![8, 0, 0]]);
+        assert_eq!(mask.to_vec2::<u32>()?, vec![vec![1, 1, 1], vec![1, 0, 0]]);
+        Ok(())
+    }
+}

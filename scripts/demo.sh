@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job: fetch the base model, label the catalog, train a tagger with the triplet loss if
+# none is cached, evaluate it on the held-out split and the gold set, and tag a few titles.
+# On CPU the training budget is reduced (MULTITAG_DEMO_TRAIN items, 1 epoch, 64-token descriptions)
+# so it finishes in minutes; `trainer train` without --limit-train runs the full recipe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+limit="${MULTITAG_DEMO_TRAIN:-1500}"
+model="${MULTITAG_DEMO_MODEL:-runs/demo-triplet}"
+cargo build --release -p multitag-trainer
+trainer=./target/release/trainer
+$trainer fetch-model
+$trainer label --out runs/labeled.jsonl
+if [ ! -f "$model/model.safetensors" ]; then
+  echo "training a triplet-loss tagger on the first $limit training items (1 epoch, reduced CPU budget) ..."
+  $trainer train --out "$model" --objective triplet --lambda 1 --epochs 1 --limit-train "$limit" \
+    --batch-size 16 --description-tokens 64
+else
+  echo "using the cached model in $model"
+fi
+$trainer eval --model "$model" --json "$model/eval.json"
+printf '%s\n' \
+  "Roadster Men Navy Blue Slim Fit Checked Casual Shirt" \
+  "DKNY Unisex Black & Grey Printed Medium Trolley Bag" \
+  "EthnoVogue Women Beige & Grey Made to Measure Kurta Set with Jacket" \
+  | $trainer tag --model "$model"

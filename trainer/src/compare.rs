@@ -1,0 +1,290 @@
+//! `trainer compare`: the paper's Table 1 with our numbers. Every variant is trained with the same
+//! seeds on the same split; results are appended to runs.jsonl as they finish (so an interrupted
+//! comparison resumes where it stopped) and summarised as mean ± std with per-seed paired
+//! differences against the baseline.
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use multitag_core::{mean_std, LabelMap, LabeledRecord, NerReport, RetrievalReport, Split};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::evaluate::{evaluate_retrieval, predict_tags};
+use crate::model_dir::{write_atomic, ModelDir};
+use crate::train::{Form, Objective, TrainOptions, TrainRun};
+
+/// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options.
+pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
+    let mut opts = template.clone();
+    let (kind, weight) = match spec.split_once(':') {
+        Some((k, w)) => (k, Some(w.parse::<f64>().with_context(|| format!("variant `{spec}`: bad lambda `{w}`"))?)),
+        None => (spec, None),
+    };
+    match kind {
+        "baseline" => {
+            opts.objective = Objective::None;
+            opts.lambda = 0.0;
+        }
+        "triplet-bpr" | "triplet" => {
+            opts.objective = Objective::Triplet;
+            opts.triplet_form = Form::Bpr;
+        }
+        "triplet-sigmoid" => {
+            opts.objective = Objective::Triplet;
+            opts.triplet_form = Form::Sigmoid;
+        }
+        "infonce" => opts.objective = Objective::Infonce,
+        other => bail!("unknown variant `{other}` (baseline, triplet-bpr:L, triplet-sigmoid:L, infonce:L)"),
+    }
+    if let Some(w) = weight {
+        opts.lambda = w;
+    }
+    Ok(opts)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub variant: String,
+    pub seed: u64,
+    pub test: NerReport,
+    pub gold: Option<NerReport>,
+    pub retrieval: RetrievalReport,
+    pub train_seconds: f64,
+    pub epochs: usize,
+}
+
+pub struct Comparison<'a> {
+    pub base: &'a ModelDir,
+    pub dataset: &'a Dataset,
+    pub gold: Option<&'a [LabeledRecord]>,
+    pub labels: &'a LabelMap,
+    pub device: &'a Device,
+    pub out: &'a Path,
+    /// Cap on the test items of the retrieval measure (a reduced CPU budget); `None` uses the
+    /// whole 30% split. NER is always scored on the whole split.
+    pub eval_limit: Option<usize>,
+}
+
+impl Comparison<'_> {
+    pub fn run(&self, variants: &[TrainOptions], seeds: &[u64]) -> Result<String> {
+        std::fs::create_dir_all(self.out.join("predictions"))?;
+        let runs_path = self.out.join("runs.jsonl");
+        let mut done = read_runs(&runs_path)?;
+        let test: Vec<&LabeledRecord> = self.dataset.split(Split::Test);
+        let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
+        let pretrained = self.pretrained_retrieval(retrieval_items, &variants[0])?;
+        for seed in seeds {
+            for variant in variants {
+                let name = variant.variant_name();
+                if done.iter().any(|r| r.variant == name && r.seed == *seed) {
+                    eprintln!("{name} seed {seed}: already in {}", runs_path.display());
+                    continue;
+                }
+                eprintln!("== {name}, seed {seed}");
+                let mut opts = variant.clone();
+                opts.seed = *seed;
+                let outcome = TrainRun {
+                    base: self.base,
+                    dataset: self.dataset,
+                    labels: self.labels,
+                    options: &opts,
+                    device: self.device,
+                    out: None,
+                    resume: false,
+                }
+                .run()?;
+                let tagger = &outcome.tagger;
+                let predicted = predict_tags(tagger, &test, 64)?;
+                let by_id: HashMap<&str, &Vec<String>> =
+                    test.iter().map(|r| r.id.as_str()).zip(predicted.iter()).collect();
+                write_atomic(&predictions_path(self.out, &name, *seed), serde_json::to_string(&by_id)?.as_bytes())?;
+                let gold_tags: Vec<Vec<String>> = test.iter().map(|r| r.tags.clone()).collect();
+                let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
+                let result = RunResult {
+                    variant: name.clone(),
+                    seed: *seed,
+                    test: multitag_core::evaluate(&gold_tags, &predicted).map_err(anyhow::Error::msg)?,
+                    gold: None,
+                    retrieval: evaluate_retrieval(
+                        tagger,
+                        retrieval_items,
+                        opts.title_tokens,
+                        opts.description_tokens,
+                        64,
+                    )?,
+                    train_seconds: outcome.train_seconds,
+                    epochs: outcome.history.len(),
+                };
+                eprintln!(
+                    "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2} | {:.0} s",
+                    100.0 * result.test.f1,
+                    100.0 * result.test.exact_match,
+                    self.gold_score(&result)?.map(|g| format!("{:.2}", 100.0 * g.f1)).unwrap_or("-".into()),
+                    100.0 * result.retrieval.accuracy_at_1,
+                    result.train_seconds
+                );
+                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&runs_path)?;
+                writeln!(file, "{}", serde_json::to_string(&result)?)?;
+                done.push(result);
+            }
+        }
+        for run in &mut done {
+            run.gold = self.gold_score(run)?;
+        }
+        let names: Vec<String> = variants.iter().map(|v| v.variant_name()).collect();
+        let table = summarise(&done, &names, seeds, &pretrained, test.len(), retrieval_items.len());
+        write_atomic(&self.out.join("compare.md"), table.as_bytes())?;
+        Ok(table)
+    }
+
+    /// Gold metrics from a run's saved test-split predictions (gold items are test items), so the
+    /// gold set can be scored, or corrected, after the models are gone.
+    fn gold_score(&self, run: &RunResult) -> Result<Option<NerReport>> {
+        let Some(gold) = self.gold else {
+            return Ok(None);
+        };
+        let path = predictions_path(self.out, &run.variant, run.seed);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let predicted: HashMap<String, Vec<String>> = serde_json::from_str(&text)?;
+        let mut gold_tags = Vec::with_capacity(gold.len());
+        let mut pred_tags = Vec::with_capacity(gold.len());
+        for g in gold {
+            let p = predicted
+                .get(&g.id)
+                .with_context(|| format!("{}: no prediction for gold item {} (not a test item?)", path.display(), g.id))?;
+            gold_tags.push(g.tags.clone());
+            pred_tags.push(p.clone());
+        }
+        Ok(Some(multitag_core::evaluate(&gold_tags, &pred_tags).map_err(anyhow::Error::msg)?))
+    }
+
+    fn pretrained_retrieval(&self, test: &[&LabeledRecord], opts: &TrainOptions) -> Result<RetrievalReport> {
+        let path: PathBuf = self.out.join("pretrained_retrieval.json");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(report) = serde_json::from_str::<RetrievalReport>(&text) {
+                if report.items == test.len() {
+                    return Ok(report);
+                }
+            }
+        }
+        let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
+        let tagger = multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        let report = evaluate_retrieval(&tagger, test, opts.title_tokens, opts.description_tokens, 64)?;
+        write_atomic(&path, serde_json::to_string(&report)?.as_bytes())?;
+        Ok(report)
+    }
+}
+
+fn predictions_path(out: &Path, variant: &str, seed: u64) -> PathBuf {
+    let slug: String = variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    out.join("predictions").join(format!("{slug}-seed{seed}.json"))
+}
+
+fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: unreadable run", path.display(), i + 1)))
+        .collect()
+}
+
+fn pct(xs: &[f64]) -> String {
+    let s = mean_std(&xs.iter().map(|x| 100.0 * x).collect::<Vec<_>>());
+    format!("{:.2} ± {:.2}", s.mean, s.std)
+}
+
+/// The markdown report: one row per variant, then paired differences against the baseline.
+pub fn summarise(
+    runs: &[RunResult],
+    variants: &[String],
+    seeds: &[u64],
+    pretrained: &RetrievalReport,
+    test_items: usize,
+    retrieval_items: usize,
+) -> String {
+    let mut out = String::new();
+    let by_variant: BTreeMap<&str, Vec<&RunResult>> = variants
+        .iter()
+        .map(|v| {
+            let mut rs: Vec<&RunResult> =
+                runs.iter().filter(|r| &r.variant == v && seeds.contains(&r.seed)).collect();
+            rs.sort_by_key(|r| r.seed);
+            (v.as_str(), rs)
+        })
+        .collect();
+    out.push_str(&format!(
+        "Test split: {test_items} items (NER); retrieval over the first {retrieval_items}. Pretrained encoder (no fine-tuning): title->description R@1 {:.2}, MRR {:.4}.\n\n",
+        100.0 * pretrained.accuracy_at_1,
+        pretrained.mrr
+    ));
+    out.push_str("| variant | seeds | precision | recall | F1 | exact match | token acc | gold F1 | gold exact match | R@1 | MRR | train s/run |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for v in variants {
+        let rs = &by_variant[v.as_str()];
+        if rs.is_empty() {
+            continue;
+        }
+        let get = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let gold_f1: Vec<f64> = rs.iter().filter_map(|r| r.gold.as_ref().map(|g| g.f1)).collect();
+        let gold_em: Vec<f64> = rs.iter().filter_map(|r| r.gold.as_ref().map(|g| g.exact_match)).collect();
+        out.push_str(&format!(
+            "| {v} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.0} |\n",
+            rs.len(),
+            pct(&get(&|r| r.test.precision)),
+            pct(&get(&|r| r.test.recall)),
+            pct(&get(&|r| r.test.f1)),
+            pct(&get(&|r| r.test.exact_match)),
+            pct(&get(&|r| r.test.token_accuracy)),
+            if gold_f1.is_empty() { "-".into() } else { pct(&gold_f1) },
+            if gold_em.is_empty() { "-".into() } else { pct(&gold_em) },
+            pct(&get(&|r| r.retrieval.accuracy_at_1)),
+            mean_std(&get(&|r| r.retrieval.mrr)).mean,
+            mean_std(&get(&|r| r.train_seconds)).mean,
+        ));
+    }
+    let Some(baseline) = by_variant.get("baseline") else {
+        return out;
+    };
+    out.push_str("\nPaired differences against the baseline (same seed), in points: mean ± sd [per seed]\n\n");
+    out.push_str("| variant | test F1 | test exact match | gold F1 | gold exact match | R@1 |\n|---|---|---|---|---|---|\n");
+    type Metric = fn(&RunResult) -> Option<f64>;
+    let metrics: [Metric; 5] = [
+        |r| Some(r.test.f1),
+        |r| Some(r.test.exact_match),
+        |r| r.gold.as_ref().map(|g| g.f1),
+        |r| r.gold.as_ref().map(|g| g.exact_match),
+        |r| Some(r.retrieval.accuracy_at_1),
+    ];
+    for v in variants.iter().filter(|v| v.as_str() != "baseline") {
+        let rs = &by_variant[v.as_str()];
+        let cells: Vec<String> = metrics
+            .iter()
+            .map(|m| {
+                let diffs: Vec<f64> = rs
+                    .iter()
+                    .filter_map(|r| {
+                        let b = baseline.iter().find(|b| b.seed == r.seed)?;
+                        Some(100.0 * (m(r)? - m(b)?))
+                    })
+                    .collect();
+                if diffs.is_empty() {
+                    return "-".into();
+                }
+                let s = mean_std(&diffs);
+                let each: Vec<String> = diffs.iter().map(|d| format!("{d:+.2}")).collect();
+                format!("{:+.2} ± {:.2} [{}]", s.mean, s.std, each.join(", "))
+            })
+            .collect();
+        if rs.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("| {v} | {} |\n", cells.join(" | ")));
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! Model directories on disk: a Hugging Face BERT directory (config.json, model.safetensors,
+//! tokenizer.json) plus, for our trained models, labels.json and training.json. Reading checks
+//! every file up front; writing is atomic (stage in a sibling directory, then rename).
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use multitag_core::LabelMap;
+use multitag_model::{weights, BertConfig, NerModel, Tagger, WordTokenizer};
+
+pub struct ModelDir {
+    pub path: PathBuf,
+    pub config: BertConfig,
+    pub config_text: String,
+    pub tokenizer_bytes: Vec<u8>,
+    pub weights_bytes: Vec<u8>,
+    /// Present for a trained tagger, absent for a base encoder.
+    pub labels: Option<LabelMap>,
+}
+
+fn read_required(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{}: missing {name}; a model directory needs config.json, model.safetensors and tokenizer.json \
+             (fetch the base model with `trainer fetch-model`)",
+            dir.display()
+        );
+    }
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+impl ModelDir {
+    pub fn read(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("{}: not a directory (run `trainer fetch-model` for the base model)", dir.display());
+        }
+        let config_bytes = read_required(dir, "config.json")?;
+        let config_source = dir.join("config.json").display().to_string();
+        let config_text = String::from_utf8(config_bytes).with_context(|| format!("{config_source}: not UTF-8"))?;
+        let config = BertConfig::from_json(&config_source, &config_text)?;
+        let tokenizer_bytes = read_required(dir, "tokenizer.json")?;
+        let weights_bytes = read_required(dir, "model.safetensors")?;
+        let labels_path = dir.join("labels.json");
+        let labels = if labels_path.is_file() {
+            let text = std::fs::read_to_string(&labels_path)?;
+            let labels: LabelMap = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a label map", labels_path.display()))?;
+            if labels.is_empty() || labels.tag(0) != "O" {
+                bail!("{}: field `labels`: must start with \"O\"", labels_path.display());
+            }
+            Some(labels)
+        } else {
+            None
+        };
+        Ok(Self {
+            path: dir.to_path_buf(),
+            config,
+            config_text,
+            tokenizer_bytes,
+            weights_bytes,
+            labels,
+        })
+    }
+
+    fn source(&self, file: &str) -> String {
+        self.path.join(file).display().to_string()
+    }
+
+    pub fn tokenizer(&self) -> Result<WordTokenizer> {
+        Ok(WordTokenizer::from_bytes(&self.source("tokenizer.json"), &self.tokenizer_bytes)?)
+    }
+
+    /// Trainable variables initialised from this directory's weights; parameters the checkpoint
+    /// lacks (a new head) get a seeded normal(0, 0.02) init so a CPU run is reproducible.
+    pub fn trainable(&self, labels: &LabelMap, device: &Device, seed: u64) -> Result<(VarMap, NerModel)> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = NerModel::load(&self.config, labels.clone(), vb)?;
+        let source = self.source("model.safetensors");
+        let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
+        let missing = weights::assign_to_varmap(&source, &tensors, &varmap)?;
+        if let Some(name) = missing.iter().find(|n| n.starts_with("bert.")) {
+            bail!("{source}: missing encoder tensor `{name}`");
+        }
+        crate::init::seeded_init(&varmap, &missing, seed)?;
+        Ok((varmap, model))
+    }
+
+    /// An inference tagger; requires a trained directory (with labels.json).
+    pub fn tagger(&self, device: &Device) -> Result<Tagger> {
+        let labels = self.labels.clone().with_context(|| {
+            format!("{}: no labels.json; this is a base encoder, not a trained tagger", self.path.display())
+        })?;
+        let source = self.source("model.safetensors");
+        let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let model = NerModel::load(&self.config, labels, vb).with_context(|| format!("loading {source}"))?;
+        Ok(Tagger::new(model, self.tokenizer()?, device.clone()))
+    }
+}
+
+/// Writes a trained model directory atomically: everything is staged in `<out>.tmp-<pid>`, then
+/// swapped in with renames, so readers see the old model or the new one, never half of one.
+pub fn save_model(
+    out: &Path,
+    varmap: &VarMap,
+    base: &ModelDir,
+    labels: &LabelMap,
+    training: &serde_json::Value,
+) -> Result<()> {
+    let staged = sibling(out, "tmp");
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged)?;
+    }
+    std::fs::create_dir_all(&staged).with_context(|| format!("creating {}", staged.display()))?;
+    varmap.save(staged.join("model.safetensors"))?;
+    std::fs::write(staged.join("config.json"), &base.config_text)?;
+    std::fs::write(staged.join("tokenizer.json"), &base.tokenizer_bytes)?;
+    std::fs::write(staged.join("labels.json"), serde_json::to_string_pretty(labels)?)?;
+    std::fs::write(staged.join("training.json"), serde_json::to_string_pretty(training)?)?;
+    replace_dir(&staged, out)
+}
+
+/// Moves `staged` to `out`, replacing what was there.
+pub fn replace_dir(staged: &Path, out: &Path) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let old = sibling(out, "old");
+    if out.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(out, &old)?;
+    }
+    std::fs::rename(staged, out).with_context(|| format!("moving {} to {}", staged.display(), out.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+fn sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// Writes a file atomically (temp file in the same directory, then rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = sibling(path, "tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
