@@ -13,6 +13,7 @@ pub enum InputFormat {
     Csv,
 }
 
+#[derive(Debug)]
 pub struct TitleInput {
     /// (1-based line, title)
     pub titles: Vec<(usize, String)>,

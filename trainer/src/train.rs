@@ -177,7 +177,6 @@ struct CheckpointState {
 
 pub struct TrainOutcome {
     pub tagger: Tagger,
-    pub varmap: VarMap,
     pub history: Vec<EpochLog>,
     pub best_dev_f1: f64,
     pub train_seconds: f64,
@@ -313,7 +312,6 @@ impl TrainRun<'_> {
         }
         Ok(TrainOutcome {
             tagger,
-            varmap,
             history,
             best_dev_f1: state.best_dev_f1,
             train_seconds: started.elapsed().as_secs_f64(),

@@ -90,7 +90,7 @@ mod tests {
         let title = mean_pool(&hidden, &mask)?;
         let desc_ids = Tensor::new(&[[1u32, 10, 11, 12, 2], [1, 13, 14, 2, 0]], &dev)?;
         let positive = model.embed(&desc_ids, &mask, &mode)?;
-        let negative = model.embed(&desc_ids.flip(0)?, &mask.flip(0)?, &mode)?;
+        let negative = model.embed(&desc_ids.flip(&[0])?, &mask.flip(&[0])?, &mode)?;
         let loss = (ner + triplet_loss(&title, &positive, &negative, TripletForm::Bpr)?)?;
         let grads = loss.backward()?;
         let data = varmap.data().lock().unwrap();
