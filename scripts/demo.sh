@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job: fetch the base model, label the catalog, train a tagger with the triplet loss if
 # none is cached, evaluate it on the held-out split and the gold set, and tag a few titles.
-# On CPU the training budget is reduced (MULTITAG_DEMO_TRAIN items, 1 epoch, 64-token descriptions)
+# On CPU the training budget is reduced (MULTITAG_DEMO_TRAIN items, 1 epoch, 48-token descriptions)
 # so it finishes in minutes; `trainer train` without --limit-train runs the full recipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-limit="${MULTITAG_DEMO_TRAIN:-1500}"
+limit="${MULTITAG_DEMO_TRAIN:-1000}"
 model="${MULTITAG_DEMO_MODEL:-runs/demo-triplet}"
 cargo build --release -p multitag-trainer
 trainer=./target/release/trainer
@@ -14,7 +14,7 @@ $trainer label --out runs/labeled.jsonl
 if [ ! -f "$model/model.safetensors" ]; then
   echo "training a triplet-loss tagger on the first $limit training items (1 epoch, reduced CPU budget) ..."
   $trainer train --out "$model" --objective triplet --lambda 1 --epochs 1 --limit-train "$limit" \
-    --batch-size 16 --description-tokens 64
+    --batch-size 16 --lr 1e-4 --description-tokens 48
 else
   echo "using the cached model in $model"
 fi

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -27,11 +30,20 @@ fn base_model() -> PathBuf {
 
 fn trainer(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    cmd.args(args).current_dir(root()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start trainer");
     if let Some(text) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -63,15 +75,34 @@ fn damaged_model(name: &str, damage: impl FnOnce(&Path)) -> PathBuf {
 fn missing_model_directory_is_a_clear_error() {
     let out = trainer(&["tag", "--model", "/nonexistent/model"], Some("A Shirt\n"));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("/nonexistent/model"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/model"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn model_directory_without_tokenizer_names_the_file() {
-    let dir = damaged_model("no-tokenizer", |d| std::fs::remove_file(d.join("tokenizer.json")).unwrap());
-    let out = trainer(&["train", "--model", dir.to_str().unwrap(), "--out", scratch("o1").to_str().unwrap()], None);
+    let dir = damaged_model("no-tokenizer", |d| {
+        std::fs::remove_file(d.join("tokenizer.json")).unwrap()
+    });
+    let out = trainer(
+        &[
+            "train",
+            "--model",
+            dir.to_str().unwrap(),
+            "--out",
+            scratch("o1").to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("missing tokenizer.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing tokenizer.json"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -82,12 +113,23 @@ fn truncated_weights_are_reported_not_panicked() {
     });
     let catalog = fixture("catalog_small.csv");
     let out = trainer(
-        &["train", "--model", dir.to_str().unwrap(), "--catalog", catalog.to_str().unwrap(), "--out", scratch("o2").to_str().unwrap()],
+        &[
+            "train",
+            "--model",
+            dir.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            scratch("o2").to_str().unwrap(),
+        ],
         None,
     );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("model.safetensors") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -95,24 +137,54 @@ fn malformed_catalog_rows_are_reported_and_the_rest_labeled() {
     let out_dir = scratch("label");
     let jsonl = out_dir.join("labeled.jsonl");
     let catalog = fixture("catalog_bad_rows.csv");
-    let out = trainer(&["label", "--catalog", catalog.to_str().unwrap(), "--out", jsonl.to_str().unwrap(), "--gold", "/dev/null"], None);
+    let out = trainer(
+        &[
+            "label",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            jsonl.to_str().unwrap(),
+            "--gold",
+            "/dev/null",
+        ],
+        None,
+    );
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("catalog_bad_rows.csv:") && err.contains("skipped row"), "{err}");
+    assert!(
+        err.contains("catalog_bad_rows.csv:") && err.contains("skipped row"),
+        "{err}"
+    );
     let written = std::fs::read_to_string(&jsonl).unwrap();
     assert!(written.lines().count() >= 1);
     for line in written.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["words"].as_array().unwrap().len(), v["tags"].as_array().unwrap().len());
+        assert_eq!(
+            v["words"].as_array().unwrap().len(),
+            v["tags"].as_array().unwrap().len()
+        );
     }
 }
 
 #[test]
 fn catalog_without_a_required_column_fails_naming_it() {
     let catalog = fixture("catalog_missing_column.csv");
-    let out = trainer(&["label", "--catalog", catalog.to_str().unwrap(), "--out", scratch("l2").join("x.jsonl").to_str().unwrap()], None);
+    let out = trainer(
+        &[
+            "label",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            scratch("l2").join("x.jsonl").to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("catalog_missing_column.csv"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("catalog_missing_column.csv"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Trains for one epoch on the fixture catalog, then tags titles in several scripts, a 5,000
@@ -125,14 +197,37 @@ fn tiny_training_run_then_tagging_any_script() {
     let base = base_model();
     let out = trainer(
         &[
-            "train", "--model", base.to_str().unwrap(), "--catalog", catalog.to_str().unwrap(),
-            "--out", model.to_str().unwrap(), "--epochs", "2", "--batch-size", "4",
-            "--objective", "triplet", "--lambda", "1", "--description-tokens", "32", "--lr", "1e-4",
+            "train",
+            "--model",
+            base.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--objective",
+            "triplet",
+            "--lambda",
+            "1",
+            "--description-tokens",
+            "32",
+            "--lr",
+            "1e-4",
         ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    for f in ["model.safetensors", "config.json", "tokenizer.json", "labels.json", "metrics.jsonl", "checkpoint/state.json"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "labels.json",
+        "metrics.jsonl",
+        "checkpoint/state.json",
+    ] {
         assert!(model.join(f).is_file(), "missing {f}");
     }
     let metrics = std::fs::read_to_string(model.join("metrics.jsonl")).unwrap();
@@ -147,12 +242,19 @@ fn tiny_training_run_then_tagging_any_script() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4, "the blank line is skipped, every other title tagged");
+    assert_eq!(
+        lines.len(),
+        4,
+        "the blank line is skipped, every other title tagged"
+    );
     assert_eq!(lines[2]["truncated"], true);
     for line in &lines {
         let title: Vec<char> = line["title"].as_str().unwrap().chars().collect();
         for e in line["entities"].as_array().unwrap() {
-            let (s, t) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+            let (s, t) = (
+                e["start"].as_u64().unwrap() as usize,
+                e["end"].as_u64().unwrap() as usize,
+            );
             let text: String = title[s..t].iter().collect();
             assert_eq!(text, e["text"].as_str().unwrap());
             let score = e["score"].as_f64().unwrap();
@@ -163,13 +265,42 @@ fn tiny_training_run_then_tagging_any_script() {
     // --resume continues from the checkpoint: a third epoch adds one metrics line.
     let out = trainer(
         &[
-            "train", "--model", base.to_str().unwrap(), "--catalog", catalog.to_str().unwrap(),
-            "--out", model.to_str().unwrap(), "--epochs", "3", "--batch-size", "4", "--patience", "5",
-            "--objective", "triplet", "--lambda", "1", "--description-tokens", "32", "--lr", "1e-4", "--resume",
+            "train",
+            "--model",
+            base.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--patience",
+            "5",
+            "--objective",
+            "triplet",
+            "--lambda",
+            "1",
+            "--description-tokens",
+            "32",
+            "--lr",
+            "1e-4",
+            "--resume",
         ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("resuming after epoch 2"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(model.join("metrics.jsonl")).unwrap().lines().count(), 3);
+    assert!(
+        stderr(&out).contains("resuming after epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(model.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
 }

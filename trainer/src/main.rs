@@ -24,7 +24,11 @@ use crate::model_dir::{write_atomic, ModelDir};
 use crate::train::TrainOptions;
 
 #[derive(Parser)]
-#[command(name = "trainer", version, about = "Multi-task triplet NER for product titles: train, evaluate, tag")]
+#[command(
+    name = "trainer",
+    version,
+    about = "Multi-task triplet NER for product titles: train, evaluate, tag"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +47,9 @@ struct DataArgs {
 
 impl DataArgs {
     fn catalog(&self) -> PathBuf {
-        self.catalog.clone().unwrap_or_else(settings::default_catalog)
+        self.catalog
+            .clone()
+            .unwrap_or_else(settings::default_catalog)
     }
     fn load(&self) -> Result<Dataset> {
         load_dataset(&self.catalog(), self.split_seed)
@@ -61,7 +67,8 @@ impl DeviceArgs {
     fn device(&self) -> Result<Device> {
         match self.device.as_str() {
             "cpu" => Ok(Device::Cpu),
-            "cuda" => Device::new_cuda(0).context("no CUDA device (is this binary built with --features cuda?)"),
+            "cuda" => Device::new_cuda(0)
+                .context("no CUDA device (is this binary built with --features cuda?)"),
             other => bail!("unknown device `{other}` (cpu or cuda)"),
         }
     }
@@ -209,7 +216,9 @@ fn gold_or_default(gold: Option<PathBuf>) -> Option<PathBuf> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::FetchModel { dest } => fetch::fetch_base_model(&dest.unwrap_or_else(settings::default_base_model)),
+        Command::FetchModel { dest } => {
+            fetch::fetch_base_model(&dest.unwrap_or_else(settings::default_base_model))
+        }
         Command::Label { data, out, gold } => label(&data, &out, gold_or_default(gold)),
         Command::Train {
             model,
@@ -260,7 +269,11 @@ fn run(cli: Cli) -> Result<()> {
             let gold_report = match gold_or_default(gold) {
                 Some(path) => {
                     let gold = load_gold(&path, &dataset)?;
-                    Some(evaluate::evaluate_ner(&tagger, &gold.iter().collect::<Vec<_>>(), 64)?)
+                    Some(evaluate::evaluate_ner(
+                        &tagger,
+                        &gold.iter().collect::<Vec<_>>(),
+                        64,
+                    )?)
                 }
                 None => None,
             };
@@ -268,7 +281,13 @@ fn run(cli: Cli) -> Result<()> {
                 model: model.display().to_string(),
                 test: evaluate::evaluate_ner(&tagger, &test, 64)?,
                 gold: gold_report,
-                retrieval: evaluate::evaluate_retrieval(&tagger, &test, tagger.max_tokens, description_tokens, 64)?,
+                retrieval: evaluate::evaluate_retrieval(
+                    &tagger,
+                    &test,
+                    tagger.max_tokens,
+                    description_tokens,
+                    64,
+                )?,
             };
             evaluate::print_report(&report);
             if let Some(path) = json {
@@ -318,7 +337,14 @@ fn run(cli: Cli) -> Result<()> {
             column,
             batch_size,
             device,
-        } => tag(&model, &input, format, &column, batch_size, &device.device()?),
+        } => tag(
+            &model,
+            &input,
+            format,
+            &column,
+            batch_size,
+            &device.device()?,
+        ),
         Command::Bench {
             model,
             data,
@@ -379,9 +405,13 @@ fn label(data: &DataArgs, out: &Path, gold: Option<PathBuf>) -> Result<()> {
         let gold = load_gold(&path, &dataset)?;
         let by_id: std::collections::HashMap<&str, &multitag_core::LabeledRecord> =
             dataset.records.iter().map(|r| (r.id.as_str(), r)).collect();
-        let derived: Vec<Vec<String>> = gold.iter().map(|g| by_id[g.id.as_str()].tags.clone()).collect();
+        let derived: Vec<Vec<String>> = gold
+            .iter()
+            .map(|g| by_id[g.id.as_str()].tags.clone())
+            .collect();
         let gold_tags: Vec<Vec<String>> = gold.iter().map(|g| g.tags.clone()).collect();
-        let agreement = multitag_core::evaluate(&gold_tags, &derived).map_err(anyhow::Error::msg)?;
+        let agreement =
+            multitag_core::evaluate(&gold_tags, &derived).map_err(anyhow::Error::msg)?;
         println!(
             "\nderived vs gold ({} titles from the test split): precision {:.2}, recall {:.2}, F1 {:.2}, exact match {:.2}, token accuracy {:.2}",
             agreement.sequences,
@@ -392,17 +422,32 @@ fn label(data: &DataArgs, out: &Path, gold: Option<PathBuf>) -> Result<()> {
             100.0 * agreement.token_accuracy
         );
         for (label, s) in &agreement.per_type {
-            println!("  {label}: P {:.2} R {:.2} F1 {:.2} (gold support {})", 100.0 * s.precision, 100.0 * s.recall, 100.0 * s.f1, s.support);
+            println!(
+                "  {label}: P {:.2} R {:.2} F1 {:.2} (gold support {})",
+                100.0 * s.precision,
+                100.0 * s.recall,
+                100.0 * s.f1,
+                s.support
+            );
         }
     }
     Ok(())
 }
 
-fn tag(model: &Path, input: &str, format: tag_input::InputFormat, column: &str, batch: usize, device: &Device) -> Result<()> {
+fn tag(
+    model: &Path,
+    input: &str,
+    format: tag_input::InputFormat,
+    column: &str,
+    batch: usize,
+    device: &Device,
+) -> Result<()> {
     let tagger = ModelDir::read(model)?.tagger(device)?;
     let (source, text) = if input == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("standard input is not UTF-8 text")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("standard input is not UTF-8 text")?;
         ("<stdin>".to_string(), text)
     } else {
         let bytes = std::fs::read(input).with_context(|| format!("cannot read {input}"))?;

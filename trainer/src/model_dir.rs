@@ -34,11 +34,15 @@ fn read_required(dir: &Path, name: &str) -> Result<Vec<u8>> {
 impl ModelDir {
     pub fn read(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            bail!("{}: not a directory (run `trainer fetch-model` for the base model)", dir.display());
+            bail!(
+                "{}: not a directory (run `trainer fetch-model` for the base model)",
+                dir.display()
+            );
         }
         let config_bytes = read_required(dir, "config.json")?;
         let config_source = dir.join("config.json").display().to_string();
-        let config_text = String::from_utf8(config_bytes).with_context(|| format!("{config_source}: not UTF-8"))?;
+        let config_text = String::from_utf8(config_bytes)
+            .with_context(|| format!("{config_source}: not UTF-8"))?;
         let config = BertConfig::from_json(&config_source, &config_text)?;
         let tokenizer_bytes = read_required(dir, "tokenizer.json")?;
         let weights_bytes = read_required(dir, "model.safetensors")?;
@@ -48,7 +52,10 @@ impl ModelDir {
             let labels: LabelMap = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a label map", labels_path.display()))?;
             if labels.is_empty() || labels.tag(0) != "O" {
-                bail!("{}: field `labels`: must start with \"O\"", labels_path.display());
+                bail!(
+                    "{}: field `labels`: must start with \"O\"",
+                    labels_path.display()
+                );
             }
             Some(labels)
         } else {
@@ -69,12 +76,20 @@ impl ModelDir {
     }
 
     pub fn tokenizer(&self) -> Result<WordTokenizer> {
-        Ok(WordTokenizer::from_bytes(&self.source("tokenizer.json"), &self.tokenizer_bytes)?)
+        Ok(WordTokenizer::from_bytes(
+            &self.source("tokenizer.json"),
+            &self.tokenizer_bytes,
+        )?)
     }
 
     /// Trainable variables initialised from this directory's weights; parameters the checkpoint
     /// lacks (a new head) get a seeded normal(0, 0.02) init so a CPU run is reproducible.
-    pub fn trainable(&self, labels: &LabelMap, device: &Device, seed: u64) -> Result<(VarMap, NerModel)> {
+    pub fn trainable(
+        &self,
+        labels: &LabelMap,
+        device: &Device,
+        seed: u64,
+    ) -> Result<(VarMap, NerModel)> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let model = NerModel::load(&self.config, labels.clone(), vb)?;
@@ -91,12 +106,16 @@ impl ModelDir {
     /// An inference tagger; requires a trained directory (with labels.json).
     pub fn tagger(&self, device: &Device) -> Result<Tagger> {
         let labels = self.labels.clone().with_context(|| {
-            format!("{}: no labels.json; this is a base encoder, not a trained tagger", self.path.display())
+            format!(
+                "{}: no labels.json; this is a base encoder, not a trained tagger",
+                self.path.display()
+            )
         })?;
         let source = self.source("model.safetensors");
         let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = NerModel::load(&self.config, labels, vb).with_context(|| format!("loading {source}"))?;
+        let model = NerModel::load(&self.config, labels, vb)
+            .with_context(|| format!("loading {source}"))?;
         Ok(Tagger::new(model, self.tokenizer()?, device.clone()))
     }
 }
@@ -118,8 +137,14 @@ pub fn save_model(
     varmap.save(staged.join("model.safetensors"))?;
     std::fs::write(staged.join("config.json"), &base.config_text)?;
     std::fs::write(staged.join("tokenizer.json"), &base.tokenizer_bytes)?;
-    std::fs::write(staged.join("labels.json"), serde_json::to_string_pretty(labels)?)?;
-    std::fs::write(staged.join("training.json"), serde_json::to_string_pretty(training)?)?;
+    std::fs::write(
+        staged.join("labels.json"),
+        serde_json::to_string_pretty(labels)?,
+    )?;
+    std::fs::write(
+        staged.join("training.json"),
+        serde_json::to_string_pretty(training)?,
+    )?;
     replace_dir(&staged, out)
 }
 
@@ -135,7 +160,8 @@ pub fn replace_dir(staged: &Path, out: &Path) -> Result<()> {
         }
         std::fs::rename(out, &old)?;
     }
-    std::fs::rename(staged, out).with_context(|| format!("moving {} to {}", staged.display(), out.display()))?;
+    std::fs::rename(staged, out)
+        .with_context(|| format!("moving {} to {}", staged.display(), out.display()))?;
     if old.exists() {
         std::fs::remove_dir_all(&old)?;
     }
@@ -143,7 +169,10 @@ pub fn replace_dir(staged: &Path, out: &Path) -> Result<()> {
 }
 
 fn sibling(path: &Path, tag: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     path.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 

@@ -62,9 +62,16 @@ impl AdamW {
         let norm = if squares.is_empty() {
             0.0
         } else {
-            Tensor::stack(&squares, 0)?.sum_all()?.to_scalar::<f32>()?.sqrt() as f64
+            Tensor::stack(&squares, 0)?
+                .sum_all()?
+                .to_scalar::<f32>()?
+                .sqrt() as f64
         };
-        let scale = if max_norm > 0.0 && norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
+        let scale = if max_norm > 0.0 && norm > max_norm {
+            max_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
         self.step += 1;
         let t = self.step as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
@@ -92,7 +99,11 @@ impl AdamW {
     }
 
     pub fn load(&mut self, path: &Path, step: usize) -> Result<()> {
-        let device = self.params.first().map(|p| p.var.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        let device = self
+            .params
+            .first()
+            .map(|p| p.var.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
         let tensors = candle_core::safetensors::load(path, &device)
             .with_context(|| format!("{}: unreadable optimizer state", path.display()))?;
         for p in &mut self.params {

@@ -12,7 +12,8 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::{
-    collate, info_nce_loss, mean_pool, token_cross_entropy, triplet_loss, DropoutRng, Mode, Tagger, TripletForm,
+    collate, info_nce_loss, mean_pool, token_cross_entropy, triplet_loss, DropoutRng, Mode, Tagger,
+    TripletForm,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -112,7 +113,11 @@ struct Example {
     description: Vec<u32>,
 }
 
-fn build_examples(tagger: &Tagger, records: &[&LabeledRecord], opts: &TrainOptions) -> Result<Vec<Example>> {
+fn build_examples(
+    tagger: &Tagger,
+    records: &[&LabeledRecord],
+    opts: &TrainOptions,
+) -> Result<Vec<Example>> {
     let labels = &tagger.model.labels;
     records
         .iter()
@@ -123,13 +128,17 @@ fn build_examples(tagger: &Tagger, records: &[&LabeledRecord], opts: &TrainOptio
             let mut weights = vec![0f32; enc.ids.len()];
             for (tag, position) in r.tags.iter().zip(&enc.first_subword) {
                 if let Some(p) = position {
-                    let id = labels.id(tag).with_context(|| format!("item {}: tag {tag} not in label map", r.id))?;
+                    let id = labels
+                        .id(tag)
+                        .with_context(|| format!("item {}: tag {tag} not in label map", r.id))?;
                     targets[*p] = id as u32;
                     weights[*p] = 1.0;
                 }
             }
             let description = if opts.uses_descriptions() {
-                tagger.tokenizer.encode_text(&r.description, opts.description_tokens)?
+                tagger
+                    .tokenizer
+                    .encode_text(&r.description, opts.description_tokens)?
             } else {
                 Vec::new()
             };
@@ -143,7 +152,12 @@ fn build_examples(tagger: &Tagger, records: &[&LabeledRecord], opts: &TrainOptio
         .collect()
 }
 
-fn pad_rows<T: Copy + candle_core::WithDType>(rows: &[&[T]], width: usize, fill: T, device: &Device) -> Result<Tensor> {
+fn pad_rows<T: Copy + candle_core::WithDType>(
+    rows: &[&[T]],
+    width: usize,
+    fill: T,
+    device: &Device,
+) -> Result<Tensor> {
     let mut flat = Vec::with_capacity(rows.len() * width);
     for r in rows {
         flat.extend_from_slice(r);
@@ -206,7 +220,10 @@ impl TrainRun<'_> {
             train_records.truncate(limit);
         }
         if train_records.len() < 2 {
-            bail!("need at least two training items, have {}", train_records.len());
+            bail!(
+                "need at least two training items, have {}",
+                train_records.len()
+            );
         }
         let dev_records = self.dataset.split(Split::Dev);
         let examples = build_examples(&tagger, &train_records, opts)?;
@@ -226,15 +243,24 @@ impl TrainRun<'_> {
         if self.resume {
             let dir = checkpoint_dir.as_ref().context("--resume needs --out")?;
             state = load_checkpoint(dir, &varmap, &mut optimizer)?;
-            best = Some(snapshot_from_file(&self.out.unwrap().join("model.safetensors"), self.device)?);
-            eprintln!("resuming after epoch {} (step {})", state.epochs_done, state.step);
+            best = Some(snapshot_from_file(
+                &self.out.unwrap().join("model.safetensors"),
+                self.device,
+            )?);
+            eprintln!(
+                "resuming after epoch {} (step {})",
+                state.epochs_done, state.step
+            );
         }
 
         let mut history = Vec::new();
         let started = Instant::now();
         for epoch in state.epochs_done..opts.epochs {
             if state.epochs_without_gain >= opts.patience.max(1) {
-                eprintln!("early stop: no dev F1 gain for {} epochs", state.epochs_without_gain);
+                eprintln!(
+                    "early stop: no dev F1 gain for {} epochs",
+                    state.epochs_without_gain
+                );
                 break;
             }
             // Per-epoch generators make a resumed run draw exactly what an uninterrupted one would.
@@ -251,7 +277,8 @@ impl TrainRun<'_> {
             let mut lr = 0.0;
             for batch in order.chunks(opts.batch_size) {
                 lr = learning_rate(opts.lr, state.step, total_steps, opts.warmup);
-                let (ner, aux, loss) = self.step_loss(&tagger, &examples, batch, &mut rng, &dropout)?;
+                let (ner, aux, loss) =
+                    self.step_loss(&tagger, &examples, batch, &mut rng, &dropout)?;
                 let grads = loss.backward()?;
                 norm = optimizer.step(&grads, lr, opts.clip)?;
                 state.step += 1;
@@ -260,7 +287,11 @@ impl TrainRun<'_> {
                 sum_aux += aux;
                 let seen = bar.position() as usize + 1;
                 let rate = (seen * opts.batch_size) as f64 / epoch_start.elapsed().as_secs_f64();
-                bar.set_message(format!("loss {:.4} | {:.1} seq/s", sum_loss / seen as f64, rate));
+                bar.set_message(format!(
+                    "loss {:.4} | {:.1} seq/s",
+                    sum_loss / seen as f64,
+                    rate
+                ));
                 bar.inc(1);
             }
             bar.finish_and_clear();
@@ -303,7 +334,12 @@ impl TrainRun<'_> {
             }
             if let Some(out) = self.out {
                 append_jsonl(&out.join("metrics.jsonl"), &log)?;
-                save_checkpoint(checkpoint_dir.as_ref().unwrap(), &varmap, &optimizer, &state)?;
+                save_checkpoint(
+                    checkpoint_dir.as_ref().unwrap(),
+                    &varmap,
+                    &optimizer,
+                    &state,
+                )?;
             }
             history.push(log);
         }
@@ -327,7 +363,10 @@ impl TrainRun<'_> {
         let records = self.dataset.split(Split::Train);
         let needed = (warmup + steps) * opts.batch_size;
         if records.len() < needed.max(2) {
-            bail!("need {needed} training items for this benchmark, have {}", records.len());
+            bail!(
+                "need {needed} training items for this benchmark, have {}",
+                records.len()
+            );
         }
         let examples = build_examples(&tagger, &records[..needed], opts)?;
         let mut optimizer = AdamW::new(&varmap, opts.weight_decay)?;
@@ -363,8 +402,24 @@ impl TrainRun<'_> {
         let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
         let (ids, mask) = collate(&seqs, tagger.tokenizer.pad_id(), device)?;
         let width = ids.dim(1)?;
-        let targets = pad_rows(&rows.iter().map(|e| e.targets.as_slice()).collect::<Vec<_>>(), width, 0u32, device)?;
-        let weights = pad_rows(&rows.iter().map(|e| e.weights.as_slice()).collect::<Vec<_>>(), width, 0f32, device)?;
+        let targets = pad_rows(
+            &rows
+                .iter()
+                .map(|e| e.targets.as_slice())
+                .collect::<Vec<_>>(),
+            width,
+            0u32,
+            device,
+        )?;
+        let weights = pad_rows(
+            &rows
+                .iter()
+                .map(|e| e.weights.as_slice())
+                .collect::<Vec<_>>(),
+            width,
+            0f32,
+            device,
+        )?;
         let (hidden, logits) = tagger.model.forward(&ids, &mask, &mode)?;
         let ner = token_cross_entropy(&logits, &targets, &weights)?;
         let ner_value = ner.to_scalar::<f32>()? as f64;
@@ -424,7 +479,8 @@ fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
 }
 
 fn snapshot_from_file(path: &Path, device: &Device) -> Result<Vec<(String, Tensor)>> {
-    let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
+    let tensors = candle_core::safetensors::load(path, device)
+        .with_context(|| format!("reading {}", path.display()))?;
     Ok(tensors.into_iter().collect())
 }
 
@@ -438,7 +494,12 @@ fn restore(varmap: &VarMap, values: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-fn save_checkpoint(dir: &Path, varmap: &VarMap, optimizer: &AdamW, state: &CheckpointState) -> Result<()> {
+fn save_checkpoint(
+    dir: &Path,
+    varmap: &VarMap,
+    optimizer: &AdamW,
+    state: &CheckpointState,
+) -> Result<()> {
     let staged: PathBuf = dir.with_file_name(format!(".checkpoint.tmp-{}", std::process::id()));
     if staged.exists() {
         std::fs::remove_dir_all(&staged)?;
@@ -446,7 +507,10 @@ fn save_checkpoint(dir: &Path, varmap: &VarMap, optimizer: &AdamW, state: &Check
     std::fs::create_dir_all(&staged)?;
     varmap.save(staged.join("model.safetensors"))?;
     optimizer.save(&staged.join("optimizer.safetensors"))?;
-    std::fs::write(staged.join("state.json"), serde_json::to_string_pretty(state)?)?;
+    std::fs::write(
+        staged.join("state.json"),
+        serde_json::to_string_pretty(state)?,
+    )?;
     crate::model_dir::replace_dir(&staged, dir)
 }
 
@@ -454,16 +518,26 @@ fn load_checkpoint(dir: &Path, varmap: &VarMap, optimizer: &mut AdamW) -> Result
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path)
         .with_context(|| format!("no checkpoint to resume from at {}", state_path.display()))?;
-    let state: CheckpointState =
-        serde_json::from_str(&text).with_context(|| format!("{}: unreadable", state_path.display()))?;
-    let device = varmap.all_vars().first().map(|v| v.device().clone()).unwrap_or(Device::Cpu);
-    restore(varmap, &snapshot_from_file(&dir.join("model.safetensors"), &device)?)?;
+    let state: CheckpointState = serde_json::from_str(&text)
+        .with_context(|| format!("{}: unreadable", state_path.display()))?;
+    let device = varmap
+        .all_vars()
+        .first()
+        .map(|v| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    restore(
+        varmap,
+        &snapshot_from_file(&dir.join("model.safetensors"), &device)?,
+    )?;
     optimizer.load(&dir.join("optimizer.safetensors"), state.step)?;
     Ok(state)
 }
 
 fn append_jsonl<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     writeln!(file, "{}", serde_json::to_string(value)?)?;
     Ok(())
 }

@@ -42,8 +42,8 @@ fn default_eps() -> f64 {
 impl BertConfig {
     /// Parses and checks a `config.json`; `source` names the file in errors.
     pub fn from_json(source: &str, text: &str) -> Result<Self, ModelError> {
-        let config: BertConfig = serde_json::from_str(text)
-            .map_err(|e| ModelError::Config(format!("{source}: {e}")))?;
+        let config: BertConfig =
+            serde_json::from_str(text).map_err(|e| ModelError::Config(format!("{source}: {e}")))?;
         config.validate(source)?;
         Ok(config)
     }
@@ -62,7 +62,7 @@ impl BertConfig {
         if self.hidden_size == 0 || self.num_attention_heads == 0 {
             return fail("hidden_size", "must be positive");
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return fail(
                 "num_attention_heads",
                 &format!(
@@ -71,12 +71,21 @@ impl BertConfig {
                 ),
             );
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
-            return fail("hidden_act", &format!("unsupported activation `{}`", self.hidden_act));
+        if !matches!(
+            self.hidden_act.as_str(),
+            "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu"
+        ) {
+            return fail(
+                "hidden_act",
+                &format!("unsupported activation `{}`", self.hidden_act),
+            );
         }
         for (field, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return fail(field, "must be in [0, 1)");
@@ -108,15 +117,25 @@ mod tests {
     #[test]
     fn rejects_indivisible_heads_and_names_field() {
         let bad = MINI.replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 3");
-        let err = BertConfig::from_json("x/config.json", &bad).unwrap_err().to_string();
-        assert!(err.contains("x/config.json") && err.contains("num_attention_heads"), "{err}");
+        let err = BertConfig::from_json("x/config.json", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x/config.json") && err.contains("num_attention_heads"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_non_bert_and_missing_fields() {
         let gpt = MINI.replace("\"bert\"", "\"gpt2\"");
-        assert!(BertConfig::from_json("c", &gpt).unwrap_err().to_string().contains("model_type"));
-        let err = BertConfig::from_json("c", r#"{"vocab_size": 1}"#).unwrap_err().to_string();
+        assert!(BertConfig::from_json("c", &gpt)
+            .unwrap_err()
+            .to_string()
+            .contains("model_type"));
+        let err = BertConfig::from_json("c", r#"{"vocab_size": 1}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing field"), "{err}");
     }
 }

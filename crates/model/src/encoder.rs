@@ -109,9 +109,21 @@ struct FeedForward {
 impl FeedForward {
     fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate.dense"))?,
-            output: linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output.dense"))?,
-            norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            intermediate: linear(
+                cfg.hidden_size,
+                cfg.intermediate_size,
+                vb.pp("intermediate.dense"),
+            )?,
+            output: linear(
+                cfg.intermediate_size,
+                cfg.hidden_size,
+                vb.pp("output.dense"),
+            )?,
+            norm: LayerNorm::load(
+                cfg.hidden_size,
+                cfg.layer_norm_eps,
+                vb.pp("output.LayerNorm"),
+            )?,
             act: cfg.hidden_act.clone(),
             dropout: cfg.hidden_dropout_prob,
         })
@@ -163,7 +175,12 @@ impl BertEncoder {
 
     /// `input_ids` and `attention_mask` are `(batch, seq)` u32 tensors (mask 1 = real token).
     /// Returns `(batch, seq, hidden)` in the dtype of the weights.
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor, mode: &Mode) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<Tensor> {
         let mut xs = self.embeddings.forward(input_ids, mode)?;
         let additive_mask = additive_attention_mask(attention_mask, xs.dtype())?;
         for layer in &self.layers {
@@ -185,7 +202,9 @@ pub fn additive_attention_mask(attention_mask: &Tensor, dtype: DType) -> Result<
 
 /// Mean of the hidden states over real tokens (the pooling all-MiniLM-L6-v2 was trained with).
 pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
-    let mask = attention_mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
+    let mask = attention_mask
+        .to_dtype(hidden.dtype())?
+        .unsqueeze(D::Minus1)?;
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-6, f64::MAX)?;
     summed.broadcast_div(&counts)

@@ -4,9 +4,9 @@
 //! inference path keeps the fused kernels for speed.
 use std::cell::Cell;
 
-use candle_core::{DType, Module, Result, Tensor, D};
 #[cfg(test)]
 use candle_core::Device;
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// How a forward pass runs: inference (fused ops, no dropout) or training (differentiable ops and
@@ -164,7 +164,10 @@ mod tests {
         let vm = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
         let ln = LayerNorm::load(6, 1e-12, vb)?;
-        let xs = Tensor::new(&[[1f32, 2., 3., 4., 5., 9.], [0., -1., 2., 0.5, 3., -4.]], &dev)?;
+        let xs = Tensor::new(
+            &[[1f32, 2., 3., 4., 5., 9.], [0., -1., 2., 0.5, 3., -4.]],
+            &dev,
+        )?;
         let a = ln.forward_fused(&xs)?;
         let b = ln.forward_differentiable(&xs)?;
         let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;

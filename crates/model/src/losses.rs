@@ -34,7 +34,12 @@ pub enum TripletForm {
 }
 
 /// Mean triplet loss over the batch; inputs are `(batch, dim)` sentence embeddings.
-pub fn triplet_loss(title: &Tensor, positive: &Tensor, negative: &Tensor, form: TripletForm) -> Result<Tensor> {
+pub fn triplet_loss(
+    title: &Tensor,
+    positive: &Tensor,
+    negative: &Tensor,
+    form: TripletForm,
+) -> Result<Tensor> {
     let d = (cosine_rows(title, positive)? - cosine_rows(title, negative)?)?;
     // -ln sigmoid(d) = ln(1 + e^-d); d lies in [-2, 2], so the direct form cannot overflow.
     let per_item = match form {
@@ -61,7 +66,11 @@ pub fn info_nce_loss(title: &Tensor, description: &Tensor, temperature: f64) -> 
 }
 
 pub fn normalize_rows(xs: &Tensor) -> Result<Tensor> {
-    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-8, f64::MAX)?;
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-8, f64::MAX)?;
     xs.broadcast_div(&norm)
 }
 
@@ -107,7 +116,11 @@ mod tests {
         let dev = Device::Cpu;
         let t = Tensor::new(&[[1f32, 0.], [0., 1.]], &dev)?;
         let aligned = scalar(&info_nce_loss(&t, &t, 0.1)?);
-        let swapped = scalar(&info_nce_loss(&t, &Tensor::new(&[[0f32, 1.], [1., 0.]], &dev)?, 0.1)?);
+        let swapped = scalar(&info_nce_loss(
+            &t,
+            &Tensor::new(&[[0f32, 1.], [1., 0.]], &dev)?,
+            0.1,
+        )?);
         assert!(aligned < 0.01 && swapped > 5.0, "{aligned} {swapped}");
         Ok(())
     }

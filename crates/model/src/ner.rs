@@ -96,7 +96,9 @@ mod tests {
         let data = varmap.data().lock().unwrap();
         assert!(data.len() > 20, "{} variables", data.len());
         for (name, var) in data.iter() {
-            let grad = grads.get(var).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let grad = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
             let norm = grad.abs()?.sum_all()?.to_scalar::<f32>()?;
             assert!(norm > 0.0, "zero gradient for {name}");
         }
@@ -125,7 +127,11 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
-        let short = model.embed(&Tensor::new(&[[1u32, 5, 2]], &dev)?, &Tensor::new(&[[1u32, 1, 1]], &dev)?, &Mode::Infer)?;
+        let short = model.embed(
+            &Tensor::new(&[[1u32, 5, 2]], &dev)?,
+            &Tensor::new(&[[1u32, 1, 1]], &dev)?,
+            &Mode::Infer,
+        )?;
         let padded = model.embed(
             &Tensor::new(&[[1u32, 5, 2, 0, 0]], &dev)?,
             &Tensor::new(&[[1u32, 1, 1, 0, 0]], &dev)?,

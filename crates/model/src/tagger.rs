@@ -88,13 +88,19 @@ impl Tagger {
     /// Tags raw titles: character offsets in the results index the original strings.
     pub fn tag(&self, titles: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
         let words: Vec<Vec<Word>> = titles.iter().map(|t| split_words(t)).collect();
-        let texts: Vec<Vec<&str>> = words.iter().map(|ws| ws.iter().map(|w| w.text.as_str()).collect()).collect();
+        let texts: Vec<Vec<&str>> = words
+            .iter()
+            .map(|ws| ws.iter().map(|w| w.text.as_str()).collect())
+            .collect();
         let predictions = self.predict_words(&texts, batch_size)?;
         Ok(titles
             .iter()
             .zip(words.iter().zip(predictions))
             .map(|(title, (ws, (preds, truncated)))| {
-                let tags: Vec<String> = preds.iter().map(|p| self.model.labels.tag(p.label).to_string()).collect();
+                let tags: Vec<String> = preds
+                    .iter()
+                    .map(|p| self.model.labels.tag(p.label).to_string())
+                    .collect();
                 let scores: Vec<f32> = preds.iter().map(|p| p.probability).collect();
                 TaggedTitle {
                     title: title.to_string(),
@@ -106,7 +112,12 @@ impl Tagger {
     }
 
     /// L2-normalised sentence embeddings, `(texts, hidden)`, so a matmul gives cosine similarities.
-    pub fn embed(&self, texts: &[&str], max_tokens: usize, batch_size: usize) -> Result<Tensor, ModelError> {
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
         let mut parts = Vec::new();
         for chunk in texts.chunks(batch_size.max(1)) {
             let encoded = chunk
@@ -115,10 +126,18 @@ impl Tagger {
                 .collect::<Result<Vec<_>, _>>()?;
             let seqs: Vec<&[u32]> = encoded.iter().map(|e| e.as_slice()).collect();
             let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), &self.device)?;
-            parts.push(normalize_rows(&self.model.embed(&ids, &mask, &Mode::Infer)?)?);
+            parts.push(normalize_rows(&self.model.embed(
+                &ids,
+                &mask,
+                &Mode::Infer,
+            )?)?);
         }
         if parts.is_empty() {
-            return Ok(Tensor::zeros((0, self.model.encoder.config.hidden_size), candle_core::DType::F32, &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, self.model.encoder.config.hidden_size),
+                candle_core::DType::F32,
+                &self.device,
+            )?);
         }
         Ok(Tensor::cat(&parts, 0)?)
     }

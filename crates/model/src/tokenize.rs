@@ -56,7 +56,12 @@ impl WordTokenizer {
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         let (ids, truncated) = truncate(encoding.get_ids(), max_len);
         let mut first_subword = vec![None; words.len()];
-        for (position, word) in encoding.get_word_ids().iter().enumerate().take(ids.len() - 1) {
+        for (position, word) in encoding
+            .get_word_ids()
+            .iter()
+            .enumerate()
+            .take(ids.len() - 1)
+        {
             if let Some(w) = word {
                 let slot = &mut first_subword[*w as usize];
                 if slot.is_none() {
@@ -94,7 +99,11 @@ fn truncate(ids: &[u32], max_len: usize) -> (Vec<u32>, bool) {
 }
 
 /// Pads sequences to the longest one: `(ids, attention_mask)`, both `(batch, seq)` u32.
-pub fn collate(seqs: &[&[u32]], pad_id: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+pub fn collate(
+    seqs: &[&[u32]],
+    pad_id: u32,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
     let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
     let mut ids = Vec::with_capacity(seqs.len() * width);
     let mut mask = Vec::with_capacity(seqs.len() * width);
@@ -105,7 +114,10 @@ pub fn collate(seqs: &[&[u32]], pad_id: u32, device: &Device) -> candle_core::Re
         mask.extend(std::iter::repeat_n(0u32, width - s.len()));
     }
     let shape = (seqs.len(), width);
-    Ok((Tensor::from_vec(ids, shape, device)?, Tensor::from_vec(mask, shape, device)?))
+    Ok((
+        Tensor::from_vec(ids, shape, device)?,
+        Tensor::from_vec(mask, shape, device)?,
+    ))
 }
 
 #[cfg(test)]

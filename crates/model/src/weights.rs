@@ -16,7 +16,9 @@ pub fn canonical_name(name: &str) -> Option<String> {
         return Some(name.to_string());
     }
     let body = name.strip_prefix("bert.").unwrap_or(name);
-    if !(body.starts_with("embeddings.") || body.starts_with("encoder.")) || body.ends_with("position_ids") {
+    if !(body.starts_with("embeddings.") || body.starts_with("encoder."))
+        || body.ends_with("position_ids")
+    {
         return None;
     }
     let body = body
@@ -28,9 +30,14 @@ pub fn canonical_name(name: &str) -> Option<String> {
 }
 
 /// Parses safetensors bytes into canonically named f32 tensors on `device`.
-pub fn load_safetensors(source: &str, bytes: &[u8], device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {
-    let raw = candle_core::safetensors::load_buffer(bytes, device)
-        .map_err(|e| ModelError::Weights(format!("{source}: not a readable safetensors file: {e}")))?;
+pub fn load_safetensors(
+    source: &str,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, ModelError> {
+    let raw = candle_core::safetensors::load_buffer(bytes, device).map_err(|e| {
+        ModelError::Weights(format!("{source}: not a readable safetensors file: {e}"))
+    })?;
     let mut out = HashMap::new();
     for (name, tensor) in raw {
         if let Some(canonical) = canonical_name(&name) {
@@ -56,7 +63,10 @@ pub fn assign_to_varmap(
     tensors: &HashMap<String, Tensor>,
     varmap: &VarMap,
 ) -> Result<Vec<String>, ModelError> {
-    let data = varmap.data().lock().map_err(|_| ModelError::Weights("variable map poisoned".into()))?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| ModelError::Weights("variable map poisoned".into()))?;
     let mut missing = Vec::new();
     for (name, var) in data.iter() {
         match tensors.get(name) {
@@ -91,7 +101,10 @@ mod tests {
             canonical_name("bert.embeddings.word_embeddings.weight").as_deref(),
             Some("bert.embeddings.word_embeddings.weight")
         );
-        assert_eq!(canonical_name("classifier.bias").as_deref(), Some("classifier.bias"));
+        assert_eq!(
+            canonical_name("classifier.bias").as_deref(),
+            Some("classifier.bias")
+        );
         assert_eq!(canonical_name("pooler.dense.weight"), None);
         assert_eq!(canonical_name("embeddings.position_ids"), None);
         assert_eq!(canonical_name("cls.predictions.bias"), None);
@@ -99,9 +112,16 @@ mod tests {
 
     #[test]
     fn truncated_bytes_are_a_clear_error() {
-        let err = load_safetensors("m/model.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\"", &Device::Cpu)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("m/model.safetensors") && err.contains("safetensors"), "{err}");
+        let err = load_safetensors(
+            "m/model.safetensors",
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\"",
+            &Device::Cpu,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("m/model.safetensors") && err.contains("safetensors"),
+            "{err}"
+        );
     }
 }
