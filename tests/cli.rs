@@ -50,6 +50,25 @@ fn trainer(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("trainer output")
 }
 
+/// `trainer train` on the fixture catalog with the base model, writing to `model`.
+fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
+    let catalog = fixture("catalog_small.csv");
+    let base = base_model();
+    let mut args = vec![
+        "train",
+        "--model",
+        base.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--batch-size",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    trainer(&args, None)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -193,21 +212,11 @@ fn catalog_without_a_required_column_fails_naming_it() {
 fn tiny_training_run_then_tagging_any_script() {
     let out_dir = scratch("train");
     let model = out_dir.join("model");
-    let catalog = fixture("catalog_small.csv");
-    let base = base_model();
-    let out = trainer(
+    let out = train_on_fixture(
+        &model,
         &[
-            "train",
-            "--model",
-            base.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
             "--epochs",
             "2",
-            "--batch-size",
-            "4",
             "--objective",
             "triplet",
             "--lambda",
@@ -217,7 +226,6 @@ fn tiny_training_run_then_tagging_any_script() {
             "--lr",
             "1e-4",
         ],
-        None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     for f in [
@@ -263,19 +271,11 @@ fn tiny_training_run_then_tagging_any_script() {
     }
 
     // --resume continues from the checkpoint: a third epoch adds one metrics line.
-    let out = trainer(
+    let out = train_on_fixture(
+        &model,
         &[
-            "train",
-            "--model",
-            base.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
             "--epochs",
             "3",
-            "--batch-size",
-            "4",
             "--patience",
             "5",
             "--objective",
@@ -288,7 +288,6 @@ fn tiny_training_run_then_tagging_any_script() {
             "1e-4",
             "--resume",
         ],
-        None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -309,23 +308,13 @@ fn tiny_training_run_then_tagging_any_script() {
 /// head initialisation all come from seeded generators).
 #[test]
 fn training_is_deterministic_on_cpu_for_a_seed() {
-    let catalog = fixture("catalog_small.csv");
-    let base = base_model();
     let train = |name: &str| {
         let model = scratch(name).join("model");
-        let out = trainer(
+        let out = train_on_fixture(
+            &model,
             &[
-                "train",
-                "--model",
-                base.to_str().unwrap(),
-                "--catalog",
-                catalog.to_str().unwrap(),
-                "--out",
-                model.to_str().unwrap(),
                 "--epochs",
                 "1",
-                "--batch-size",
-                "4",
                 "--seed",
                 "7",
                 "--objective",
@@ -335,7 +324,6 @@ fn training_is_deterministic_on_cpu_for_a_seed() {
                 "--description-tokens",
                 "24",
             ],
-            None,
         );
         assert!(out.status.success(), "{}", stderr(&out));
         std::fs::read(model.join("model.safetensors")).unwrap()
