@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 limit="${MULTITAG_DEMO_TRAIN:-1000}"
 model="${MULTITAG_DEMO_MODEL:-runs/demo-triplet}"
 cargo build --release -p multitag-trainer
-trainer=./target/release/trainer
+trainer="${CARGO_TARGET_DIR:-target}/release/trainer"
 $trainer fetch-model
 $trainer label --out runs/labeled.jsonl
 if [ ! -f "$model/model.safetensors" ]; then

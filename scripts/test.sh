@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
-cargo build --release -p multitag-trainer
-./target/release/trainer fetch-model
+cargo run --release -q -p multitag-trainer -- fetch-model
 cargo test --release --workspace
 cargo check --release --target wasm32-unknown-unknown -p multitag-core -p multitag-model
