@@ -70,7 +70,7 @@ pub fn print_report(report: &EvalReport) {
         ("test (30% split)", Some(&report.test)),
         ("gold", report.gold.as_ref()),
     ] {
-        if let Some(r) = r {
+        if let Some(r) = r.filter(|r| r.sequences > 0) {
             println!(
                 "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 r.sequences,
