@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::evaluate::{evaluate_retrieval, predict_tags};
 use crate::model_dir::{write_atomic, ModelDir};
-use crate::train::{Form, Objective, TrainOptions, TrainRun};
+use multitag_model::TripletForm;
+
+use crate::train::{Objective, TrainOptions, TrainRun};
 
 /// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options.
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
@@ -36,11 +38,11 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
         }
         "triplet-bpr" | "triplet" => {
             opts.objective = Objective::Triplet;
-            opts.triplet_form = Form::Bpr;
+            opts.triplet_form = TripletForm::Bpr;
         }
         "triplet-sigmoid" => {
             opts.objective = Objective::Triplet;
-            opts.triplet_form = Form::Sigmoid;
+            opts.triplet_form = TripletForm::Sigmoid;
         }
         "infonce" => opts.objective = Objective::Infonce,
         other => bail!(

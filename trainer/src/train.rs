@@ -12,8 +12,8 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::{
-    collate, info_nce_loss, mean_pool, token_cross_entropy, triplet_loss, DropoutRng, Mode, Tagger,
-    TripletForm,
+    collate, info_nce_loss, mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng,
+    Mode, Tagger, TripletForm,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -32,15 +32,6 @@ pub enum Objective {
     Triplet,
     /// NER + lambda * in-batch InfoNCE from titles to descriptions.
     Infonce,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Form {
-    /// -ln sigmoid(d), as in BPR.
-    Bpr,
-    /// 1 - sigmoid(d): the paper's "maximise e^d / (1 + e^d)" taken literally.
-    Sigmoid,
 }
 
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
@@ -68,8 +59,9 @@ pub struct TrainOptions {
     /// Weight of the description objective (0 = plain fine-tuning).
     #[arg(long, default_value_t = 1.0)]
     pub lambda: f64,
-    #[arg(long, value_enum, default_value_t = Form::Bpr)]
-    pub triplet_form: Form,
+    /// bpr: -ln sigmoid(d); sigmoid: 1 - sigmoid(d), the paper's objective taken literally.
+    #[arg(long, default_value_t = TripletForm::Bpr)]
+    pub triplet_form: TripletForm,
     /// InfoNCE temperature.
     #[arg(long, default_value_t = 0.05)]
     pub temperature: f64,
@@ -91,14 +83,7 @@ impl TrainOptions {
     pub fn variant_name(&self) -> String {
         match (self.objective, self.uses_descriptions()) {
             (_, false) => "baseline".into(),
-            (Objective::Triplet, _) => format!(
-                "triplet-{} λ={}",
-                match self.triplet_form {
-                    Form::Bpr => "bpr",
-                    Form::Sigmoid => "sigmoid",
-                },
-                self.lambda
-            ),
+            (Objective::Triplet, _) => format!("triplet-{} λ={}", self.triplet_form, self.lambda),
             (Objective::Infonce, _) => format!("infonce τ={} λ={}", self.temperature, self.lambda),
             (Objective::None, _) => unreachable!("uses_descriptions is false for None"),
         }
@@ -150,20 +135,6 @@ fn build_examples(
             })
         })
         .collect()
-}
-
-fn pad_rows<T: Copy + candle_core::WithDType>(
-    rows: &[&[T]],
-    width: usize,
-    fill: T,
-    device: &Device,
-) -> Result<Tensor> {
-    let mut flat = Vec::with_capacity(rows.len() * width);
-    for r in rows {
-        flat.extend_from_slice(r);
-        flat.extend(std::iter::repeat_n(fill, width - r.len()));
-    }
-    Ok(Tensor::from_vec(flat, (rows.len(), width), device)?)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -428,31 +399,28 @@ impl TrainRun<'_> {
         }
         let titles = mean_pool(&hidden, &mask)?;
         let mut descriptions: Vec<&[u32]> = rows.iter().map(|e| e.description.as_slice()).collect();
-        let aux = match opts.objective {
-            Objective::Triplet => {
-                // The negative is the description of a random other training item.
-                for &i in batch {
-                    let mut j = rng.gen_range(0..examples.len() - 1);
-                    if j >= i {
-                        j += 1;
-                    }
-                    descriptions.push(examples[j].description.as_slice());
+        if opts.objective == Objective::Triplet {
+            // The negative is the description of a random other training item; positives and
+            // negatives share one encoder pass.
+            for &i in batch {
+                let mut j = rng.gen_range(0..examples.len() - 1);
+                if j >= i {
+                    j += 1;
                 }
-                // Positives and negatives share one encoder pass.
-                let (d_ids, d_mask) = collate(&descriptions, tagger.tokenizer.pad_id(), device)?;
-                let emb = tagger.model.embed(&d_ids, &d_mask, &mode)?;
-                let n = batch.len();
-                let form = match opts.triplet_form {
-                    Form::Bpr => TripletForm::Bpr,
-                    Form::Sigmoid => TripletForm::Sigmoid,
-                };
-                triplet_loss(&titles, &emb.narrow(0, 0, n)?, &emb.narrow(0, n, n)?, form)?
+                descriptions.push(examples[j].description.as_slice());
             }
-            Objective::Infonce => {
-                let (d_ids, d_mask) = collate(&descriptions, tagger.tokenizer.pad_id(), device)?;
-                let emb = tagger.model.embed(&d_ids, &d_mask, &mode)?;
-                info_nce_loss(&titles, &emb, opts.temperature)?
-            }
+        }
+        let (d_ids, d_mask) = collate(&descriptions, tagger.tokenizer.pad_id(), device)?;
+        let described = tagger.model.embed(&d_ids, &d_mask, &mode)?;
+        let n = batch.len();
+        let aux = match opts.objective {
+            Objective::Triplet => triplet_loss(
+                &titles,
+                &described.narrow(0, 0, n)?,
+                &described.narrow(0, n, n)?,
+                opts.triplet_form,
+            )?,
+            Objective::Infonce => info_nce_loss(&titles, &described, opts.temperature)?,
             Objective::None => unreachable!("handled above"),
         };
         let aux_value = aux.to_scalar::<f32>()? as f64;

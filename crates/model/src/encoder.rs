@@ -5,7 +5,8 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
 use crate::config::BertConfig;
-use crate::layers::{apply_linear, linear, LayerNorm, Mode};
+use crate::layers::{apply_linear, LayerNorm, Mode};
+use candle_nn::linear;
 
 struct Embeddings {
     word: Embedding,

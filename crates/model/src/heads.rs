@@ -3,7 +3,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
-use crate::layers::{apply_linear, linear, Mode};
+use crate::layers::{apply_linear, Mode};
+use candle_nn::linear;
 
 /// Linear token classification over the encoder's hidden states (BIO tags per sub-word; training
 /// and decoding read the first sub-word of each word).

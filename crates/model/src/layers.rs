@@ -125,11 +125,6 @@ impl LayerNorm {
     }
 }
 
-/// A dense layer with the PyTorch weight layout (`out x in`), as in every BERT checkpoint.
-pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<candle_nn::Linear> {
-    candle_nn::linear(in_dim, out_dim, vb)
-}
-
 /// Applies a dense layer to a `(batch, seq, in)` tensor through one 2-D matmul, which is faster on
 /// CPU than candle's batched broadcast matmul and has the same gradient.
 pub fn apply_linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {

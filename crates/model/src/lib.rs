@@ -17,7 +17,7 @@ pub use layers::{DropoutRng, Mode};
 pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
 pub use ner::NerModel;
 pub use tagger::{TaggedTitle, Tagger, WordPrediction};
-pub use tokenize::{collate, WordEncoding, WordTokenizer};
+pub use tokenize::{collate, pad_rows, WordEncoding, WordTokenizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -33,6 +33,26 @@ pub enum TripletForm {
     Sigmoid,
 }
 
+impl std::str::FromStr for TripletForm {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "bpr" => Ok(Self::Bpr),
+            "sigmoid" => Ok(Self::Sigmoid),
+            other => Err(format!("unknown triplet form `{other}` (bpr or sigmoid)")),
+        }
+    }
+}
+
+impl std::fmt::Display for TripletForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bpr => "bpr",
+            Self::Sigmoid => "sigmoid",
+        })
+    }
+}
+
 /// Mean triplet loss over the batch; inputs are `(batch, dim)` sentence embeddings.
 pub fn triplet_loss(
     title: &Tensor,

@@ -105,19 +105,27 @@ pub fn collate(
     device: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-    let mut ids = Vec::with_capacity(seqs.len() * width);
-    let mut mask = Vec::with_capacity(seqs.len() * width);
-    for s in seqs {
-        ids.extend_from_slice(s);
-        ids.extend(std::iter::repeat_n(pad_id, width - s.len()));
-        mask.extend(std::iter::repeat_n(1u32, s.len()));
-        mask.extend(std::iter::repeat_n(0u32, width - s.len()));
-    }
-    let shape = (seqs.len(), width);
+    let ones: Vec<Vec<u32>> = seqs.iter().map(|s| vec![1; s.len()]).collect();
+    let ones: Vec<&[u32]> = ones.iter().map(Vec::as_slice).collect();
     Ok((
-        Tensor::from_vec(ids, shape, device)?,
-        Tensor::from_vec(mask, shape, device)?,
+        pad_rows(seqs, width, pad_id, device)?,
+        pad_rows(&ones, width, 0, device)?,
     ))
+}
+
+/// Right-pads rows (none longer than `width`) with `fill` into a `(rows, width)` tensor.
+pub fn pad_rows<T: candle_core::WithDType>(
+    rows: &[&[T]],
+    width: usize,
+    fill: T,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let mut flat = Vec::with_capacity(rows.len() * width);
+    for r in rows {
+        flat.extend_from_slice(r);
+        flat.extend(std::iter::repeat_n(fill, width - r.len()));
+    }
+    Tensor::from_vec(flat, (rows.len(), width), device)
 }
 
 #[cfg(test)]
