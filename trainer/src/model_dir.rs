@@ -1,20 +1,36 @@
 //! Model directories on disk: a Hugging Face BERT directory (config.json, model.safetensors,
 //! tokenizer.json) plus, for our trained models, labels.json and training.json. Reading checks
 //! every file up front; writing is atomic (stage in a sibling directory, then rename).
+//!
+//! A directory written by `trainer export` (model.gguf, tokenizer.json, manifest.json) is read too:
+//! when it has a `model.gguf` and no `model.safetensors`, config and labels come from the GGUF
+//! metadata and [`ModelDir::tagger`] loads the (possibly quantized) weights. Such a directory can be
+//! evaluated and used for tagging, not trained from or exported again.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
-use multitag_model::{weights, BertConfig, NerModel, Tagger, WordTokenizer};
+use multitag_model::{weights, BertConfig, GgufFile, NerModel, Tagger, WordTokenizer};
+
+/// How a directory stores its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// `model.safetensors` (float; a base model or a trained one).
+    Safetensors,
+    /// `model.gguf` written by `trainer export` (f32, f16 or block-quantized).
+    Gguf,
+}
 
 pub struct ModelDir {
     pub path: PathBuf,
     pub config: BertConfig,
     pub config_text: String,
     pub tokenizer_bytes: Vec<u8>,
+    /// The bytes of `model.safetensors`, or of `model.gguf` for an exported model.
     pub weights_bytes: Vec<u8>,
+    pub format: WeightsFormat,
     /// Present for a trained tagger, absent for a base encoder.
     pub labels: Option<LabelMap>,
 }
@@ -24,7 +40,7 @@ fn read_required(dir: &Path, name: &str) -> Result<Vec<u8>> {
     if !path.is_file() {
         bail!(
             "{}: missing {name}; a model directory needs config.json, model.safetensors and tokenizer.json \
-             (fetch the base model with `trainer fetch-model`)",
+             (fetch the base model with `trainer fetch-model`), an exported one model.gguf and tokenizer.json",
             dir.display()
         );
     }
@@ -38,6 +54,9 @@ impl ModelDir {
                 "{}: not a directory (run `trainer fetch-model` for the base model)",
                 dir.display()
             );
+        }
+        if !dir.join("model.safetensors").is_file() && dir.join("model.gguf").is_file() {
+            return Self::read_export(dir);
         }
         let config_bytes = read_required(dir, "config.json")?;
         let config_source = dir.join("config.json").display().to_string();
@@ -67,8 +86,44 @@ impl ModelDir {
             config_text,
             tokenizer_bytes,
             weights_bytes,
+            format: WeightsFormat::Safetensors,
             labels,
         })
+    }
+
+    /// An exported directory: `model.gguf` (config and labels in its metadata) and tokenizer.json.
+    fn read_export(dir: &Path) -> Result<Self> {
+        let tokenizer_bytes = read_required(dir, "tokenizer.json")?;
+        let weights_bytes = read_required(dir, "model.gguf")?;
+        let source = dir.join("model.gguf").display().to_string();
+        let file = GgufFile::read(&source, &weights_bytes, &Device::Cpu)?;
+        let config = file.config()?;
+        let config_text = file
+            .metadata_str(multitag_model::gguf::KEY_CONFIG)?
+            .to_string();
+        let labels = file.labels()?;
+        drop(file);
+        Ok(Self {
+            path: dir.to_path_buf(),
+            config,
+            config_text,
+            tokenizer_bytes,
+            weights_bytes,
+            format: WeightsFormat::Gguf,
+            labels: Some(labels),
+        })
+    }
+
+    /// Fails for an exported (GGUF) directory, which can only be used for inference.
+    pub fn require_safetensors(&self, what: &str) -> Result<()> {
+        if self.format == WeightsFormat::Gguf {
+            bail!(
+                "{}: an exported model (model.gguf) cannot be used to {what}; use the trained model \
+                 directory with model.safetensors",
+                self.path.display()
+            );
+        }
+        Ok(())
     }
 
     fn source(&self, file: &str) -> String {
@@ -90,6 +145,7 @@ impl ModelDir {
         device: &Device,
         seed: u64,
     ) -> Result<(VarMap, NerModel)> {
+        self.require_safetensors("train from")?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let model = NerModel::load(&self.config, labels.clone(), vb)?;
@@ -111,6 +167,16 @@ impl ModelDir {
                 self.path.display()
             )
         })?;
+        if self.format == WeightsFormat::Gguf {
+            let tagger = Tagger::from_gguf_named(
+                &self.source("model.gguf"),
+                &self.weights_bytes,
+                &self.source("tokenizer.json"),
+                &self.tokenizer_bytes,
+                device,
+            )?;
+            return Ok(tagger);
+        }
         let source = self.source("model.safetensors");
         let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
@@ -168,7 +234,7 @@ pub fn replace_dir(staged: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sibling(path: &Path, tag: &str) -> PathBuf {
+pub fn sibling(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

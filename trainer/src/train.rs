@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,6 +73,28 @@ pub struct TrainOptions {
     /// Train on only the first N training items (a reduced budget for CPU runs).
     #[arg(long)]
     pub limit_train: Option<usize>,
+    /// Compute precision of the encoder: f32, or bf16 mixed precision (f32 master weights,
+    /// optimizer state and loss; for CUDA).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
 }
 
 impl TrainOptions {
@@ -184,7 +206,8 @@ impl TrainRun<'_> {
         if opts.batch_size == 0 || opts.epochs == 0 {
             bail!("--batch-size and --epochs must be positive");
         }
-        let (varmap, model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        let (varmap, mut model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        model.encoder.compute_dtype = opts.precision.dtype();
         let tagger = Tagger::new(model, self.base.tokenizer()?, self.device.clone());
         let mut train_records = self.dataset.split(Split::Train);
         if let Some(limit) = opts.limit_train {
@@ -238,6 +261,10 @@ impl TrainRun<'_> {
             let epoch_seed = opts.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
             let mut rng = StdRng::seed_from_u64(epoch_seed);
             let dropout = DropoutRng::new(epoch_seed);
+            if !self.device.is_cpu() {
+                // Accelerators draw dropout masks on the device, from its own generator.
+                self.device.set_seed(epoch_seed)?;
+            }
             let mut order: Vec<usize> = (0..examples.len()).collect();
             for i in (1..order.len()).rev() {
                 order.swap(i, rng.gen_range(0..=i));
@@ -329,7 +356,8 @@ impl TrainRun<'_> {
     /// `steps` timed steps after `warmup` untimed ones, on the first training items.
     pub fn time_steps(&self, warmup: usize, steps: usize) -> Result<Vec<f64>> {
         let opts = self.options;
-        let (varmap, model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        let (varmap, mut model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        model.encoder.compute_dtype = opts.precision.dtype();
         let tagger = Tagger::new(model, self.base.tokenizer()?, self.device.clone());
         let records = self.dataset.split(Split::Train);
         let needed = (warmup + steps) * opts.batch_size;

@@ -1,15 +1,17 @@
 //! The BERT encoder (Devlin et al. 2019), written once for every head, for training and inference,
 //! natively and in the browser. Parameter names follow Hugging Face's `BertModel`, so any HF BERT
-//! checkpoint loads and our saved models load back into `transformers`.
-use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Embedding, Linear, VarBuilder};
+//! checkpoint loads and our saved models load back into `transformers`. Weights come from a
+//! [`Weights`] source: trainable variables (float) or an exported GGUF model (quantized), through
+//! the same code.
+use candle_core::{DType, Result, Tensor, D};
+use candle_nn::Embedding;
 
 use crate::config::BertConfig;
-use crate::layers::{apply_linear, LayerNorm, Mode};
-use candle_nn::linear;
+use crate::layers::{Dense, EmbeddingTable, LayerNorm, Mode};
+use crate::weights::Weights;
 
 struct Embeddings {
-    word: Embedding,
+    word: EmbeddingTable,
     position: Embedding,
     token_type: Embedding,
     norm: LayerNorm,
@@ -17,19 +19,17 @@ struct Embeddings {
 }
 
 impl Embeddings {
-    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &BertConfig, vb: Weights) -> Result<Self> {
         Ok(Self {
-            word: candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
-            position: candle_nn::embedding(
-                cfg.max_position_embeddings,
-                cfg.hidden_size,
-                vb.pp("position_embeddings"),
-            )?,
-            token_type: candle_nn::embedding(
-                cfg.type_vocab_size,
-                cfg.hidden_size,
-                vb.pp("token_type_embeddings"),
-            )?,
+            word: vb
+                .pp("word_embeddings")
+                .embedding(cfg.vocab_size, cfg.hidden_size)?,
+            position: vb
+                .pp("position_embeddings")
+                .float_embedding(cfg.max_position_embeddings, cfg.hidden_size)?,
+            token_type: vb
+                .pp("token_type_embeddings")
+                .float_embedding(cfg.type_vocab_size, cfg.hidden_size)?,
             norm: LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
             dropout: cfg.hidden_dropout_prob,
         })
@@ -48,10 +48,10 @@ impl Embeddings {
 }
 
 struct SelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    output: Dense,
     norm: LayerNorm,
     heads: usize,
     head_dim: usize,
@@ -60,15 +60,15 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &BertConfig, vb: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
         let own = vb.pp("self");
         let out = vb.pp("output");
         Ok(Self {
-            query: linear(h, h, own.pp("query"))?,
-            key: linear(h, h, own.pp("key"))?,
-            value: linear(h, h, own.pp("value"))?,
-            output: linear(h, h, out.pp("dense"))?,
+            query: own.pp("query").dense(h, h)?,
+            key: own.pp("key").dense(h, h)?,
+            value: own.pp("value").dense(h, h)?,
+            output: out.pp("dense").dense(h, h)?,
             norm: LayerNorm::load(h, cfg.layer_norm_eps, out.pp("LayerNorm"))?,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
@@ -86,40 +86,36 @@ impl SelfAttention {
 
     fn forward(&self, xs: &Tensor, additive_mask: &Tensor, mode: &Mode) -> Result<Tensor> {
         let (b, t, h) = xs.dims3()?;
-        let q = self.split_heads(&apply_linear(&self.query, xs)?)?;
-        let k = self.split_heads(&apply_linear(&self.key, xs)?)?;
-        let v = self.split_heads(&apply_linear(&self.value, xs)?)?;
+        let q = self.split_heads(&self.query.forward(xs)?)?;
+        let k = self.split_heads(&self.key.forward(xs)?)?;
+        let v = self.split_heads(&self.value.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(additive_mask)?;
         let probs = mode.softmax_last_dim(&scores)?;
         let probs = mode.dropout(&probs, self.attention_dropout)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        let out = mode.dropout(&apply_linear(&self.output, &context)?, self.hidden_dropout)?;
+        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
         mode.layer_norm(&self.norm, &(out + xs)?)
     }
 }
 
 struct FeedForward {
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     norm: LayerNorm,
     act: String,
     dropout: f32,
 }
 
 impl FeedForward {
-    fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+    fn load(cfg: &BertConfig, vb: Weights) -> Result<Self> {
         Ok(Self {
-            intermediate: linear(
-                cfg.hidden_size,
-                cfg.intermediate_size,
-                vb.pp("intermediate.dense"),
-            )?,
-            output: linear(
-                cfg.intermediate_size,
-                cfg.hidden_size,
-                vb.pp("output.dense"),
-            )?,
+            intermediate: vb
+                .pp("intermediate.dense")
+                .dense(cfg.hidden_size, cfg.intermediate_size)?,
+            output: vb
+                .pp("output.dense")
+                .dense(cfg.intermediate_size, cfg.hidden_size)?,
             norm: LayerNorm::load(
                 cfg.hidden_size,
                 cfg.layer_norm_eps,
@@ -131,13 +127,13 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor, mode: &Mode) -> Result<Tensor> {
-        let inner = apply_linear(&self.intermediate, xs)?;
+        let inner = self.intermediate.forward(xs)?;
         let inner = match self.act.as_str() {
             "relu" => inner.relu()?,
             "gelu_new" | "gelu_pytorch_tanh" => inner.gelu()?,
             _ => inner.gelu_erf()?,
         };
-        let out = mode.dropout(&apply_linear(&self.output, &inner)?, self.dropout)?;
+        let out = mode.dropout(&self.output.forward(&inner)?, self.dropout)?;
         mode.layer_norm(&self.norm, &(out + xs)?)
     }
 }
@@ -152,11 +148,17 @@ pub struct BertEncoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pub config: BertConfig,
+    /// The dtype the transformer layers compute in: f32, or bf16/f16 for mixed precision (weights
+    /// stay f32 and are cast per matmul; layer norm and softmax statistics stay f32). The
+    /// returned hidden states are always f32.
+    pub compute_dtype: DType,
 }
 
 impl BertEncoder {
-    /// `vb` points at the encoder's root (the `bert.` prefix of a task model, or the file root).
-    pub fn load(cfg: &BertConfig, vb: VarBuilder) -> Result<Self> {
+    /// `weights` points at the encoder's root (the `bert.` prefix of a task model, or the file
+    /// root): a `VarBuilder` (float, trainable) or a GGUF model (possibly quantized).
+    pub fn load<'a>(cfg: &BertConfig, weights: impl Into<Weights<'a>>) -> Result<Self> {
+        let vb = weights.into();
         let embeddings = Embeddings::load(cfg, vb.pp("embeddings"))?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
@@ -171,24 +173,28 @@ impl BertEncoder {
             embeddings,
             layers,
             config: cfg.clone(),
+            compute_dtype: DType::F32,
         })
     }
 
     /// `input_ids` and `attention_mask` are `(batch, seq)` u32 tensors (mask 1 = real token).
-    /// Returns `(batch, seq, hidden)` in the dtype of the weights.
+    /// Returns `(batch, seq, hidden)` in f32.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        let mut xs = self.embeddings.forward(input_ids, mode)?;
+        let mut xs = self
+            .embeddings
+            .forward(input_ids, mode)?
+            .to_dtype(self.compute_dtype)?;
         let additive_mask = additive_attention_mask(attention_mask, xs.dtype())?;
         for layer in &self.layers {
             xs = layer.attention.forward(&xs, &additive_mask, mode)?;
             xs = layer.feed_forward.forward(&xs, mode)?;
         }
-        Ok(xs)
+        xs.to_dtype(DType::F32)
     }
 }
 

@@ -2,12 +2,20 @@
 //! softmax kernels have no backward pass, and its dropout draws from an unseedable CPU RNG, so the
 //! training path uses primitive (differentiable) ops and our own seeded dropout masks, while the
 //! inference path keeps the fused kernels for speed.
+//!
+//! Weight matrices are [`Dense`] layers: a float `candle_nn::Linear` (the only kind training ever
+//! builds) or a quantized `QMatMul` plus an f32 bias (loaded from an exported GGUF model), behind
+//! one `forward`, so the encoder has a single code path for both.
 use std::cell::Cell;
+use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 #[cfg(test)]
 use candle_core::Device;
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::VarBuilder;
+use candle_nn::{Embedding, Linear};
+
+use crate::weights::Weights;
 
 /// How a forward pass runs: inference (fused ops, no dropout) or training (differentiable ops and
 /// dropout drawn from a seeded generator, so a CPU run is reproducible for a given seed).
@@ -24,10 +32,18 @@ impl Mode<'_> {
     /// Inverted dropout: zero with probability `p`, scale the rest by 1/(1-p).
     pub fn dropout(&self, xs: &Tensor, p: f32) -> Result<Tensor> {
         match self {
-            Mode::Train(rng) if p > 0.0 => {
+            Mode::Train(rng) if p > 0.0 && xs.device().is_cpu() => {
                 let mask = rng.mask(xs.elem_count(), p);
                 let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
                 xs * mask
+            }
+            // On an accelerator the mask is drawn there (seeded through `Device::set_seed`):
+            // building millions of draws on the host and copying them over each step would
+            // cost more than the step itself.
+            Mode::Train(_) if p > 0.0 => {
+                let draws = Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?;
+                let keep = draws.ge(p as f64)?.to_dtype(xs.dtype())?;
+                xs * (keep * (1.0 / (1.0 - p as f64)))?
             }
             _ => Ok(xs.clone()),
         }
@@ -43,7 +59,10 @@ impl Mode<'_> {
 
     pub fn softmax_last_dim(&self, xs: &Tensor) -> Result<Tensor> {
         if self.is_train() {
-            candle_nn::ops::softmax(xs, D::Minus1)
+            // In f32 whatever the activations, as autocast does: bf16 exponentials of attention
+            // scores lose too much to train on.
+            let dtype = xs.dtype();
+            candle_nn::ops::softmax(&xs.to_dtype(DType::F32)?, D::Minus1)?.to_dtype(dtype)
         } else {
             candle_nn::ops::softmax_last_dim(xs)
         }
@@ -100,14 +119,18 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?;
-        let bias = vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?;
+    /// Loads `weight` and `bias` (initialised to 1 and 0 when trainable variables are created).
+    pub fn load<'a>(size: usize, eps: f64, weights: impl Into<Weights<'a>>) -> Result<Self> {
+        let weights = weights.into();
+        let weight = weights.vector(size, "weight", candle_nn::Init::Const(1.0))?;
+        let bias = weights.vector(size, "bias", candle_nn::Init::Const(0.0))?;
         Ok(Self { weight, bias, eps })
     }
 
     pub fn forward_fused(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32)
+        let dtype = xs.dtype();
+        let xs = xs.to_dtype(self.weight.dtype())?.contiguous()?;
+        candle_nn::ops::layer_norm(&xs, &self.weight, &self.bias, self.eps as f32)?.to_dtype(dtype)
     }
 
     /// Statistics in f32 whatever the activation dtype, so half-precision training stays stable.
@@ -119,24 +142,116 @@ impl LayerNorm {
         let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         normed
-            .to_dtype(dtype)?
             .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+            .broadcast_add(&self.bias)?
+            .to_dtype(dtype)
     }
 }
 
-/// Applies a dense layer to a `(batch, seq, in)` tensor through one 2-D matmul, which is faster on
-/// CPU than candle's batched broadcast matmul and has the same gradient.
-pub fn apply_linear(layer: &candle_nn::Linear, xs: &Tensor) -> Result<Tensor> {
-    match xs.dims() {
-        [b, t, d] => {
-            let flat = xs.reshape((b * t, *d))?;
-            let out = layer.forward(&flat)?;
-            let out_dim = out.dim(1)?;
-            out.reshape((*b, *t, out_dim))
+/// A dense (fully connected) layer `y = x W^T + b`, float or quantized.
+#[derive(Clone, Debug)]
+pub enum Dense {
+    /// Float weights: trainable variables, or f32/f16 weights from a checkpoint.
+    Float(Linear),
+    /// Block-quantized weights (`W` is `(out, in)`), multiplied without dequantizing; f32 bias.
+    Quantized {
+        weight: QMatMul,
+        bias: Option<Tensor>,
+    },
+}
+
+impl Dense {
+    /// Builds the layer from a (possibly quantized) weight of shape `(out, in)`. Float storage
+    /// types (f32, f16, bf16) become an ordinary f32 `Linear`, so only genuinely quantized weights
+    /// take the quantized matmul.
+    pub fn from_qtensor(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
+        if is_float_storage(weight.dtype()) {
+            let device = weight.device();
+            let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
+            return Ok(Dense::Float(Linear::new(w, bias)));
         }
-        _ => layer.forward(xs),
+        Ok(Dense::Quantized {
+            weight: QMatMul::from_arc(Arc::new(weight))?,
+            bias,
+        })
     }
+
+    pub fn is_quantized(&self) -> bool {
+        matches!(self, Dense::Quantized { .. })
+    }
+
+    /// Applies the layer to `(batch, seq, in)` (through one 2-D matmul, which is faster on CPU than
+    /// candle's batched broadcast matmul and has the same gradient) or `(rows, in)`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match xs.dims() {
+            [b, t, d] => {
+                let flat = xs.reshape((b * t, *d))?;
+                let out = self.forward_2d(&flat)?;
+                let out_dim = out.dim(1)?;
+                out.reshape((*b, *t, out_dim))
+            }
+            _ => self.forward_2d(xs),
+        }
+    }
+
+    fn forward_2d(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Dense::Float(linear) if linear.weight().dtype() == xs.dtype() => linear.forward(xs),
+            // Mixed precision: f32 master weights cast (differentiably) to the activations' dtype,
+            // so gradients and optimizer state stay in f32.
+            Dense::Float(linear) => {
+                let weight = linear.weight().to_dtype(xs.dtype())?;
+                let bias = linear.bias().map(|b| b.to_dtype(xs.dtype())).transpose()?;
+                Linear::new(weight, bias).forward(xs)
+            }
+            Dense::Quantized { weight, bias } => {
+                let out = weight.forward(&xs.contiguous()?)?;
+                match bias {
+                    Some(b) => out.broadcast_add(b),
+                    None => Ok(out),
+                }
+            }
+        }
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        Dense::forward(self, xs)
+    }
+}
+
+/// A lookup table (word embeddings): float, or kept block-quantized and dequantized row by row as
+/// tokens are looked up, so a quantized model never holds the whole f32 table in memory.
+#[derive(Clone, Debug)]
+pub enum EmbeddingTable {
+    Float(Embedding),
+    Quantized(Arc<QTensor>),
+}
+
+impl EmbeddingTable {
+    /// Like [`Dense::from_qtensor`]: float storage becomes an ordinary f32 `Embedding`.
+    pub fn from_qtensor(table: QTensor) -> Result<Self> {
+        if is_float_storage(table.dtype()) {
+            let device = table.device();
+            let (_, hidden) = table.shape().dims2()?;
+            let t = table.dequantize(&device)?.to_dtype(DType::F32)?;
+            return Ok(EmbeddingTable::Float(Embedding::new(t, hidden)));
+        }
+        Ok(EmbeddingTable::Quantized(Arc::new(table)))
+    }
+
+    /// `ids` of any shape -> `ids.shape + (hidden,)`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            EmbeddingTable::Float(e) => e.forward(ids),
+            EmbeddingTable::Quantized(q) => q.embedding(ids),
+        }
+    }
+}
+
+pub(crate) fn is_float_storage(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
 }
 
 #[cfg(test)]
@@ -157,7 +272,7 @@ mod tests {
     fn fused_and_differentiable_layer_norm_agree() -> Result<()> {
         let dev = Device::Cpu;
         let vm = candle_nn::VarMap::new();
-        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &dev);
         let ln = LayerNorm::load(6, 1e-12, vb)?;
         let xs = Tensor::new(
             &[[1f32, 2., 3., 4., 5., 9.], [0., -1., 2., 0.5, 3., -4.]],

@@ -3,6 +3,7 @@
 //! the browser.
 pub mod config;
 pub mod encoder;
+pub mod gguf;
 pub mod heads;
 pub mod layers;
 pub mod losses;
@@ -13,11 +14,13 @@ pub mod weights;
 
 pub use config::BertConfig;
 pub use encoder::{mean_pool, BertEncoder};
-pub use layers::{DropoutRng, Mode};
+pub use gguf::{GgufFile, Quant};
+pub use layers::{Dense, DropoutRng, EmbeddingTable, Mode};
 pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
 pub use ner::NerModel;
 pub use tagger::{TaggedTitle, Tagger, WordPrediction};
 pub use tokenize::{collate, pad_rows, WordEncoding, WordTokenizer};
+pub use weights::Weights;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

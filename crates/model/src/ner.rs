@@ -1,13 +1,13 @@
 //! The multi-task NER model of Siskind & Shah: one BERT encoder shared by a token classifier (the
 //! tagging task) and mean-pooled sentence embeddings (the title/description task).
 use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
 use multitag_core::LabelMap;
 
 use crate::config::BertConfig;
 use crate::encoder::{mean_pool, BertEncoder};
 use crate::heads::TokenClassifier;
 use crate::layers::Mode;
+use crate::weights::Weights;
 
 pub struct NerModel {
     pub encoder: BertEncoder,
@@ -16,8 +16,15 @@ pub struct NerModel {
 }
 
 impl NerModel {
-    /// `vb` is the checkpoint root: the encoder lives under `bert.`, the head under `classifier.`.
-    pub fn load(config: &BertConfig, labels: LabelMap, vb: VarBuilder) -> Result<Self> {
+    /// `weights` is the checkpoint root (a `VarBuilder` for float/trainable weights, or a
+    /// [`crate::gguf::GgufFile`] for an exported model): the encoder lives under `bert.`, the head
+    /// under `classifier.`.
+    pub fn load<'a>(
+        config: &BertConfig,
+        labels: LabelMap,
+        weights: impl Into<Weights<'a>>,
+    ) -> Result<Self> {
+        let vb = weights.into();
         Ok(Self {
             encoder: BertEncoder::load(config, vb.pp("bert"))?,
             classifier: TokenClassifier::load(
@@ -49,7 +56,7 @@ mod tests {
     use crate::layers::DropoutRng;
     use crate::losses::{token_cross_entropy, triplet_loss, TripletForm};
     use candle_core::{DType, Device};
-    use candle_nn::VarMap;
+    use candle_nn::{VarBuilder, VarMap};
 
     fn tiny_config(dropout: f32) -> BertConfig {
         BertConfig {
@@ -139,6 +146,61 @@ mod tests {
         )?;
         let diff = (short - padded)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod mixed_precision_tests {
+    use super::*;
+    use crate::layers::DropoutRng;
+    use crate::losses::token_cross_entropy;
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// bf16 compute with f32 master weights: the loss stays close to f32's and every weight still
+    /// gets an f32 gradient.
+    #[test]
+    fn bf16_compute_matches_f32_and_trains_every_parameter() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let config = BertConfig {
+            vocab_size: 40,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            max_position_embeddings: 32,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            model_type: Some("bert".into()),
+        };
+        let mut model = NerModel::load(&config, LabelMap::from_entity_types(&["BRAND"]), vb)?;
+        let ids = Tensor::new(&[[1u32, 5, 6, 2], [1, 8, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?;
+        let targets = Tensor::new(&[[0u32, 1, 2, 0], [0, 1, 0, 0]], &dev)?;
+        let weights = Tensor::new(&[[0f32, 1., 1., 0.], [0., 1., 0., 0.]], &dev)?;
+        let rng = DropoutRng::new(0);
+        let loss_at = |model: &NerModel| -> Result<Tensor> {
+            let (_, logits) = model.forward(&ids, &mask, &Mode::Train(&rng))?;
+            token_cross_entropy(&logits, &targets, &weights)
+        };
+        let full = loss_at(&model)?.to_scalar::<f32>()?;
+        model.encoder.compute_dtype = DType::BF16;
+        let loss = loss_at(&model)?;
+        assert_eq!(loss.dtype(), DType::F32);
+        let half = loss.to_scalar::<f32>()?;
+        assert!((full - half).abs() < 0.02 * full.abs().max(1.0), "{full} vs {half}");
+        let grads = loss.backward()?;
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let grad = grads.get(var).unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert_eq!(grad.dtype(), DType::F32, "{name}");
+            assert!(grad.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0, "zero gradient for {name}");
+        }
         Ok(())
     }
 }

@@ -46,6 +46,38 @@ impl Tagger {
         }
     }
 
+    /// A tagger from an exported model (`trainer export`): the GGUF bytes of `model.gguf`, whose
+    /// metadata carry the config and the labels, and the bytes of `tokenizer.json`. Reads no files,
+    /// so this is also the browser's loader. Corrupt or truncated input is an error, never a panic.
+    pub fn from_gguf(
+        gguf: &[u8],
+        tokenizer_json: &[u8],
+        device: &Device,
+    ) -> Result<Tagger, ModelError> {
+        Self::from_gguf_named("model.gguf", gguf, "tokenizer.json", tokenizer_json, device)
+    }
+
+    /// [`Tagger::from_gguf`] with the names errors should use for the two inputs (file paths).
+    pub fn from_gguf_named(
+        gguf_source: &str,
+        gguf: &[u8],
+        tokenizer_source: &str,
+        tokenizer_json: &[u8],
+        device: &Device,
+    ) -> Result<Tagger, ModelError> {
+        let model = crate::gguf::load_ner_model(gguf_source, gguf, device)?;
+        let tokenizer = WordTokenizer::from_bytes(tokenizer_source, tokenizer_json)?;
+        let vocab = tokenizer.tokenizer().get_vocab_size(true);
+        if vocab > model.encoder.config.vocab_size {
+            return Err(ModelError::Tokenizer(format!(
+                "{tokenizer_source}: {vocab} tokens, more than the model's vocab_size {} in {gguf_source}; \
+                 the tokenizer belongs to another model",
+                model.encoder.config.vocab_size
+            )));
+        }
+        Ok(Tagger::new(model, tokenizer, device.clone()))
+    }
+
     /// Per-word predictions for pre-split titles, in batches of `batch_size`.
     pub fn predict_words(
         &self,

@@ -2,12 +2,125 @@
 //! `BertForTokenClassification` (`bert.` encoder prefix, `classifier.` head). Plain `BertModel`
 //! checkpoints (no prefix) and the legacy `gamma`/`beta` layer-norm names are mapped onto it, and
 //! tensors no head uses (pooler, MLM heads, position_ids) are dropped.
+//!
+//! [`Weights`] is where the layers get their parameters: a candle-nn `VarBuilder` (float
+//! tensors; with a `VarMap` behind it, trainable variables) or an exported GGUF model
+//! ([`GgufFile`], possibly block-quantized). The layers ask for a dense layer, a lookup table or a
+//! vector by name and shape and never see which kind of source they read.
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Result as CandleResult, Tensor};
+use candle_nn::{Embedding, Init, VarBuilder, VarMap};
 
+use crate::gguf::GgufFile;
+use crate::layers::{Dense, EmbeddingTable};
 use crate::ModelError;
+
+/// A source of parameters, positioned at a name prefix (like `VarBuilder::pp`).
+#[derive(Clone)]
+pub enum Weights<'a> {
+    /// Float weights; the only kind training builds.
+    Float(VarBuilder<'a>),
+    /// An exported GGUF model: matrices may be quantized, vectors are f32.
+    Gguf {
+        file: &'a GgufFile<'a>,
+        prefix: String,
+    },
+}
+
+impl<'a> From<VarBuilder<'a>> for Weights<'a> {
+    fn from(vb: VarBuilder<'a>) -> Self {
+        Weights::Float(vb)
+    }
+}
+
+impl<'a> From<&'a GgufFile<'a>> for Weights<'a> {
+    fn from(file: &'a GgufFile<'a>) -> Self {
+        Weights::Gguf {
+            file,
+            prefix: String::new(),
+        }
+    }
+}
+
+impl<'a> Weights<'a> {
+    /// The source one level down: `pp("encoder")` reads `<prefix>.encoder.*`.
+    pub fn pp(&self, name: impl ToString) -> Self {
+        match self {
+            Weights::Float(vb) => Weights::Float(vb.pp(name)),
+            Weights::Gguf { file, .. } => Weights::Gguf {
+                file,
+                prefix: self.full_name(&name.to_string()),
+            },
+        }
+    }
+
+    fn full_name(&self, leaf: &str) -> String {
+        match self {
+            Weights::Float(vb) => {
+                let prefix = vb.prefix();
+                if prefix.is_empty() {
+                    leaf.to_string()
+                } else {
+                    format!("{prefix}.{leaf}")
+                }
+            }
+            Weights::Gguf { prefix, .. } if prefix.is_empty() => leaf.to_string(),
+            Weights::Gguf { prefix, .. } => format!("{prefix}.{leaf}"),
+        }
+    }
+
+    /// A dense layer from `<prefix>.weight` `(out, in)` and `<prefix>.bias` `(out)`.
+    pub fn dense(&self, in_dim: usize, out_dim: usize) -> CandleResult<Dense> {
+        match self {
+            Weights::Float(vb) => Ok(Dense::Float(candle_nn::linear(
+                in_dim,
+                out_dim,
+                vb.clone(),
+            )?)),
+            Weights::Gguf { file, .. } => {
+                let weight = file.qtensor(&self.full_name("weight"), &[out_dim, in_dim])?;
+                let bias = file.f32_tensor(&self.full_name("bias"), &[out_dim])?;
+                Dense::from_qtensor(weight, Some(bias))
+            }
+        }
+    }
+
+    /// A lookup table `<prefix>.weight` `(rows, hidden)`, kept quantized if it is stored so.
+    pub fn embedding(&self, rows: usize, hidden: usize) -> CandleResult<EmbeddingTable> {
+        match self {
+            Weights::Float(vb) => Ok(EmbeddingTable::Float(candle_nn::embedding(
+                rows,
+                hidden,
+                vb.clone(),
+            )?)),
+            Weights::Gguf { file, .. } => EmbeddingTable::from_qtensor(
+                file.qtensor(&self.full_name("weight"), &[rows, hidden])?,
+            ),
+        }
+    }
+
+    /// A lookup table read as a whole f32 tensor (position and token-type embeddings, which the
+    /// encoder slices rather than gathers); dequantized at load if stored quantized.
+    pub fn float_embedding(&self, rows: usize, hidden: usize) -> CandleResult<Embedding> {
+        match self {
+            Weights::Float(vb) => candle_nn::embedding(rows, hidden, vb.clone()),
+            Weights::Gguf { file, .. } => Ok(Embedding::new(
+                file.f32_tensor(&self.full_name("weight"), &[rows, hidden])?,
+                hidden,
+            )),
+        }
+    }
+
+    /// A vector `<prefix>.<leaf>` of `size` f32 values; `init` applies only when trainable
+    /// variables are being created.
+    pub fn vector(&self, size: usize, leaf: &str, init: Init) -> CandleResult<Tensor> {
+        match self {
+            Weights::Float(vb) => vb.get_with_hints(size, leaf, init),
+            Weights::Gguf { file, .. } => file.f32_tensor(&self.full_name(leaf), &[size]),
+        }
+    }
+}
 
 /// The canonical name of a checkpoint tensor, or `None` for tensors we never use.
 pub fn canonical_name(name: &str) -> Option<String> {

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Speed harness: runs `trainer bench` (ours) and the PyTorch / onnxruntime reference
+# (bench/reference/reference.py) back to back on the same shapes and inputs, then prints one table:
+# a row per workload and reference, ours, the reference, and the ratio ours / reference.
+#
+#   bench/run.sh [--device cpu|cuda] [--model DIR] [--titles FILE | --catalog FILE]
+#                [--batch-size N] [--title-tokens N] [--description-tokens N] [--shapes fixed|natural]
+#                [--steps N] [--warmup-steps N] [--tag-titles N] [--tag-titles-batch1 N]
+#                [--repetitions N] [--workloads LIST] [--threads N] [--out DIR]
+#                [--skip-ours] [--skip-reference]
+#
+# Defaults: training batch 16 x 48 title tokens (descriptions 128) on CPU, 32 x 64 on CUDA; tagging
+# the first 1,000 titles at batch 1 and 32; 5 timed training steps after 2 warm-up steps, 3 tagging
+# repetitions. Input: the catalog ($MULTITAG_DATA/myntra_products/myntra_products_catalog.csv,
+# MULTITAG_DATA defaulting to ../shared/data), or --titles FILE (one title a line) where there is no
+# catalog (the GPU machine).
+#
+# Environment: TRAINER_BIN (our binary; default target/release/trainer, built if missing; on CUDA
+# target/cuda/release/trainer when it exists), PYTHON (the reference's interpreter; default
+# .cache/bench-venv/bin/python, created by bench/reference/setup.sh on CPU, and on CUDA
+# /opt/torch/.venv/bin/python when present). Reports land in --out (default runs/bench/DEVICE):
+# ours.json, reference.json, table.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+device=cpu model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
+shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
+workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) device="$2"; shift 2 ;;
+    --model) model="$2"; shift 2 ;;
+    --titles) titles="$2"; shift 2 ;;
+    --catalog) catalog="$2"; shift 2 ;;
+    --batch-size) batch="$2"; shift 2 ;;
+    --title-tokens) title_tokens="$2"; shift 2 ;;
+    --description-tokens) description_tokens="$2"; shift 2 ;;
+    --shapes) shapes="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --warmup-steps) warmup="$2"; shift 2 ;;
+    --tag-titles) tag_titles="$2"; shift 2 ;;
+    --tag-titles-batch1) tag_titles_batch1="$2"; shift 2 ;;
+    --repetitions) repetitions="$2"; shift 2 ;;
+    --workloads) workloads="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --skip-ours) skip_ours=1; shift ;;
+    --skip-reference) skip_reference=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$device" in
+  cpu) batch="${batch:-16}" title_tokens="${title_tokens:-48}" ;;
+  cuda) batch="${batch:-32}" title_tokens="${title_tokens:-64}" ;;
+  *) echo "bench/run.sh: --device cpu or cuda" >&2; exit 2 ;;
+esac
+model="${model:-${MULTITAG_CACHE:-.cache}/models/all-MiniLM-L6-v2}"
+tag_titles_batch1="${tag_titles_batch1:-$tag_titles}"
+out="${out:-runs/bench/$device}"
+mkdir -p "$out"
+
+# Input: the same titles (and descriptions) for both sides.
+input=()
+if [ -n "$titles" ]; then
+  input=(--titles "$titles")
+else
+  catalog="${catalog:-${MULTITAG_DATA:-../shared/data}/myntra_products/myntra_products_catalog.csv}"
+  if [ ! -f "$catalog" ]; then
+    echo "bench/run.sh: no catalog at $catalog; pass --titles FILE or set MULTITAG_DATA" >&2
+    exit 1
+  fi
+  input=(--catalog "$catalog")
+fi
+[ -d "$model" ] || { echo "bench/run.sh: no model directory $model (trainer fetch-model)" >&2; exit 1; }
+
+# Our binary.
+bin="${TRAINER_BIN:-}"
+if [ -z "$bin" ] && [ "$device" = cuda ] && [ -x target/cuda/release/trainer ]; then
+  bin=target/cuda/release/trainer
+fi
+if [ -z "$bin" ]; then
+  bin="${CARGO_TARGET_DIR:-target}/release/trainer"
+  if [ "$skip_ours" = 0 ] && [ ! -x "$bin" ]; then
+    echo "building $bin ..." >&2
+    cargo build --release -p multitag-trainer >&2
+  fi
+fi
+if [ "$device" = cuda ]; then
+  # The CUDA build links libcublas etc. dynamically; on the GPU machine they come with its PyTorch.
+  for lib in /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib; do
+    [ -d "$lib" ] && export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+fi
+
+# The reference's Python.
+py="${PYTHON:-}"
+if [ -z "$py" ]; then
+  if [ -x .cache/bench-venv/bin/python ]; then
+    py=.cache/bench-venv/bin/python
+  elif [ "$device" = cuda ] && [ -x /opt/torch/.venv/bin/python ]; then
+    py=/opt/torch/.venv/bin/python
+  elif [ "$skip_reference" = 0 ]; then
+    bash bench/reference/setup.sh
+    py=.cache/bench-venv/bin/python
+  fi
+fi
+if [ "$device" = cpu ] && [ -n "$py" ]; then
+  bash bench/reference/setup.sh >/dev/null 2>&1 || true # no-op when up to date
+fi
+
+# GPU memory per process, sampled by nvidia-smi while the two runs go.
+smi_pid=""
+if [ "$device" = cuda ] && command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 200 >"$out/gpu-memory.csv" 2>/dev/null &
+  smi_pid=$!
+fi
+trap '[ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null || true' EXIT
+
+common=(--device "$device" --model "$model" --batch-size "$batch" --title-tokens "$title_tokens"
+  --description-tokens "$description_tokens" --shapes "$shapes" --steps "$steps"
+  --warmup-steps "$warmup" --tag-titles "$tag_titles" --tag-titles-batch1 "$tag_titles_batch1"
+  --repetitions "$repetitions" --workloads "$workloads")
+ours_pid="" ref_pid=""
+if [ "$skip_ours" = 0 ]; then
+  echo "== ours: $bin bench ${common[*]} ${input[*]}" >&2
+  threads_env=()
+  [ -n "$threads" ] && threads_env=(RAYON_NUM_THREADS="$threads")
+  env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" --json "$out/ours.json" &
+  ours_pid=$!
+  wait "$ours_pid"
+fi
+if [ "$skip_reference" = 0 ]; then
+  echo "== reference: $py bench/reference/reference.py ${common[*]} ${input[*]}" >&2
+  extra=()
+  [ -n "$threads" ] && extra=(--threads "$threads")
+  TRANSFORMERS_VERBOSITY=error PYTHONWARNINGS=ignore "$py" bench/reference/reference.py "${common[@]}" "${input[@]}" "${extra[@]}" --json "$out/reference.json" &
+  ref_pid=$!
+  wait "$ref_pid"
+fi
+
+gpu_args=()
+if [ -n "$smi_pid" ]; then
+  kill "$smi_pid" 2>/dev/null || true
+  wait "$smi_pid" 2>/dev/null || true
+  smi_pid=""
+  "$py" - "$out/gpu-memory.csv" "$ours_pid" "$ref_pid" >"$out/gpu-memory.json" <<'PY'
+import json, sys
+peak = {}
+for line in open(sys.argv[1]):
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) == 2 and parts[1].isdigit():
+        peak[parts[0]] = max(peak.get(parts[0], 0), int(parts[1]))
+print(json.dumps({"ours": peak.get(sys.argv[2]), "reference": peak.get(sys.argv[3])}))
+PY
+  gpu_args=("$out/gpu-memory.json")
+fi
+
+if [ -f "$out/ours.json" ] && [ -f "$out/reference.json" ]; then
+  "${py:-python3}" bench/table.py "$out/ours.json" "$out/reference.json" "${gpu_args[@]}" | tee "$out/table.md"
+fi

@@ -1,0 +1,573 @@
+//! Exported models in candle's GGUF format: one file with every tensor of a trained [`NerModel`]
+//! (Hugging Face names, e.g. `bert.encoder.layer.0.attention.self.query.weight`,
+//! `classifier.weight`) and the metadata needed to rebuild it without any other file but the
+//! tokenizer:
+//!
+//! | key | value |
+//! |---|---|
+//! | `multitag.config` | the model's `config.json` text |
+//! | `multitag.labels` | the tag list as JSON, e.g. `["O", "B-BRAND", ...]` |
+//! | `multitag.quant` | the requested type (`f32`, `f16`, `q8_0`, `q4k`) |
+//! | `multitag.source` | the model directory it was exported from |
+//!
+//! **Storage rule.** Vectors (biases, LayerNorm weights and biases) are always f32. Matrices
+//! (dense-layer weights and the three embedding tables) take the requested type when their row
+//! length (last dimension) is a multiple of that type's block size, and otherwise the first type
+//! of its fallback chain that fits:
+//!
+//! | requested | chain | block sizes |
+//! |---|---|---|
+//! | `f32` | f32 | 1 |
+//! | `f16` | f16 | 1 |
+//! | `q8_0` | q8_0, f16 | 32, 1 |
+//! | `q4k` | q4k, q5_0, q8_0, f16 | 256, 32, 32, 1 |
+//!
+//! q4k falls back to q5_0 as llama.cpp does for rows that are not a multiple of 256 (q4_0 loses
+//! noticeably more). For all-MiniLM-L6-v2 (hidden 384, intermediate 1536) that means only the
+//! feed-forward output matrices (rows of 1536) are q4k and every other matrix is q5_0. What each
+//! tensor got is recorded in the file itself and returned by [`write_gguf`].
+//!
+//! Reading ([`GgufFile`]) works on bytes (no file system), so the browser loads the same file with
+//! [`crate::Tagger::from_gguf`]. Quantized dense layers multiply with candle's quantized matmul
+//! ([`crate::layers::Dense`]); the word-embedding table stays quantized and rows are dequantized as
+//! they are looked up; f32/f16 matrices and the small position/token-type tables are dequantized to
+//! f32 at load.
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Cursor;
+use std::str::FromStr;
+
+use candle_core::quantized::gguf_file::{self, Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Result as CandleResult, Tensor};
+use multitag_core::LabelMap;
+
+use crate::config::BertConfig;
+use crate::ner::NerModel;
+use crate::ModelError;
+
+pub const KEY_CONFIG: &str = "multitag.config";
+pub const KEY_LABELS: &str = "multitag.labels";
+pub const KEY_QUANT: &str = "multitag.quant";
+pub const KEY_SOURCE: &str = "multitag.source";
+
+/// The weight type asked for at export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quant {
+    F32,
+    F16,
+    Q8_0,
+    Q4K,
+}
+
+impl Quant {
+    pub const ALL: [Quant; 4] = [Quant::F32, Quant::F16, Quant::Q8_0, Quant::Q4K];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Quant::F32 => "f32",
+            Quant::F16 => "f16",
+            Quant::Q8_0 => "q8_0",
+            Quant::Q4K => "q4k",
+        }
+    }
+
+    /// The requested type, then the fallbacks for rows its blocks do not divide.
+    pub fn chain(self) -> &'static [GgmlDType] {
+        match self {
+            Quant::F32 => &[GgmlDType::F32],
+            Quant::F16 => &[GgmlDType::F16],
+            Quant::Q8_0 => &[GgmlDType::Q8_0, GgmlDType::F16],
+            Quant::Q4K => &[
+                GgmlDType::Q4K,
+                GgmlDType::Q5_0,
+                GgmlDType::Q8_0,
+                GgmlDType::F16,
+            ],
+        }
+    }
+
+    /// The storage type of a tensor of this shape under the rule in the module doc.
+    pub fn storage_type(self, shape: &[usize]) -> GgmlDType {
+        if shape.len() != 2 {
+            return GgmlDType::F32;
+        }
+        let row = shape[1];
+        self.chain()
+            .iter()
+            .copied()
+            .find(|t| row.is_multiple_of(t.block_size()))
+            .unwrap_or(GgmlDType::F32)
+    }
+}
+
+impl FromStr for Quant {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, ModelError> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Quant::F32),
+            "f16" => Ok(Quant::F16),
+            "q8_0" | "q8" => Ok(Quant::Q8_0),
+            "q4k" | "q4_k" => Ok(Quant::Q4K),
+            other => Err(ModelError::Config(format!(
+                "unknown quantization `{other}` (f32, f16, q8_0 or q4k)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Quant {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The lower-case ggml name of a storage type (`q8_0`, `q4k`, `f16`, ...).
+pub fn type_name(dtype: GgmlDType) -> &'static str {
+    match dtype {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2k",
+        GgmlDType::Q3K => "q3k",
+        GgmlDType::Q4K => "q4k",
+        GgmlDType::Q5K => "q5k",
+        GgmlDType::Q6K => "q6k",
+        GgmlDType::Q8K => "q8k",
+    }
+}
+
+/// What export stored for one tensor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Storage type, as [`type_name`] spells it.
+    #[serde(rename = "type")]
+    pub dtype: String,
+    pub bytes: usize,
+}
+
+/// The metadata written beside the tensors.
+pub struct ExportMetadata<'s> {
+    /// The `config.json` text (validated before writing).
+    pub config_json: &'s str,
+    pub labels: &'s LabelMap,
+    pub quant: Quant,
+    /// Where the model came from (a directory path, for provenance only).
+    pub source: &'s str,
+}
+
+/// Serialises named float tensors (canonical HF names) to GGUF bytes under the storage rule of the
+/// module doc. Tensors are written in name order, so the same model always gives the same bytes.
+pub fn write_gguf(
+    tensors: &HashMap<String, Tensor>,
+    meta: &ExportMetadata,
+) -> Result<(Vec<u8>, Vec<StoredTensor>), ModelError> {
+    let config = BertConfig::from_json(KEY_CONFIG, meta.config_json)?;
+    check_labels(KEY_LABELS, meta.labels)?;
+    if !tensors.contains_key("classifier.weight") {
+        return Err(ModelError::Weights(
+            "no `classifier.weight`: only a trained tagger can be exported".into(),
+        ));
+    }
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut stored = Vec::with_capacity(names.len());
+    let mut quantized = Vec::with_capacity(names.len());
+    for name in names {
+        let tensor = tensors[name]
+            .to_device(&Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(|e| ModelError::Weights(format!("tensor `{name}`: {e}")))?;
+        let dtype = meta.quant.storage_type(tensor.dims());
+        let q = QTensor::quantize(&tensor, dtype).map_err(|e| {
+            ModelError::Weights(format!(
+                "tensor `{name}` {:?} as {}: {e}",
+                tensor.dims(),
+                type_name(dtype)
+            ))
+        })?;
+        stored.push(StoredTensor {
+            name: name.clone(),
+            shape: tensor.dims().to_vec(),
+            dtype: type_name(dtype).to_string(),
+            bytes: q.storage_size_in_bytes(),
+        });
+        quantized.push((name.as_str(), q));
+    }
+    let labels_json = serde_json::to_string(&meta.labels.labels)
+        .map_err(|e| ModelError::Labels(e.to_string()))?;
+    let values = [
+        ("general.architecture", Value::String("bert".into())),
+        (
+            "general.name",
+            Value::String(format!(
+                "multitag-{}",
+                config.model_type.as_deref().unwrap_or("bert")
+            )),
+        ),
+        (KEY_CONFIG, Value::String(meta.config_json.to_string())),
+        (KEY_LABELS, Value::String(labels_json)),
+        (KEY_QUANT, Value::String(meta.quant.name().to_string())),
+        (KEY_SOURCE, Value::String(meta.source.to_string())),
+    ];
+    let metadata: Vec<(&str, &Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (*n, q)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_refs)
+        .map_err(|e| ModelError::Weights(format!("writing GGUF: {e}")))?;
+    Ok((out.into_inner(), stored))
+}
+
+fn check_labels(source: &str, labels: &LabelMap) -> Result<(), ModelError> {
+    if labels.is_empty() || labels.tag(0) != "O" {
+        return Err(ModelError::Labels(format!(
+            "{source}: the tag list must start with \"O\""
+        )));
+    }
+    Ok(())
+}
+
+/// A parsed GGUF file over borrowed bytes. Tensors are read (and checked against the shape the
+/// config expects) only when a layer asks for them.
+pub struct GgufFile<'a> {
+    source: String,
+    bytes: &'a [u8],
+    content: Content,
+    device: Device,
+}
+
+impl<'a> GgufFile<'a> {
+    /// Parses the header; `source` names the file in every error.
+    pub fn read(source: &str, bytes: &'a [u8], device: &Device) -> Result<Self, ModelError> {
+        let content = Content::read(&mut Cursor::new(bytes)).map_err(|e| {
+            ModelError::Weights(format!(
+                "{source}: not a readable GGUF file (truncated or corrupt?): {e}"
+            ))
+        })?;
+        Ok(Self {
+            source: source.to_string(),
+            bytes,
+            content,
+            device: device.clone(),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// A string metadata value.
+    pub fn metadata_str(&self, key: &str) -> Result<&str, ModelError> {
+        match self.content.metadata.get(key) {
+            Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(ModelError::Weights(format!(
+                "{}: metadata `{key}` is a {:?}, expected a string",
+                self.source,
+                other.value_type()
+            ))),
+            None => Err(ModelError::Weights(format!(
+                "{}: no metadata `{key}`; was this file written by `trainer export`?",
+                self.source
+            ))),
+        }
+    }
+
+    /// The model config stored under `multitag.config`.
+    pub fn config(&self) -> Result<BertConfig, ModelError> {
+        let text = self.metadata_str(KEY_CONFIG)?;
+        BertConfig::from_json(&format!("{}: {KEY_CONFIG}", self.source), text)
+    }
+
+    /// The tag list stored under `multitag.labels` (a JSON list, or a `{"labels": [...]}` map).
+    pub fn labels(&self) -> Result<LabelMap, ModelError> {
+        let text = self.metadata_str(KEY_LABELS)?;
+        let where_ = format!("{}: {KEY_LABELS}", self.source);
+        let labels = serde_json::from_str::<Vec<String>>(text)
+            .map(|labels| LabelMap { labels })
+            .or_else(|_| serde_json::from_str::<LabelMap>(text))
+            .map_err(|e| ModelError::Labels(format!("{where_}: not a list of tags: {e}")))?;
+        check_labels(&where_, &labels)?;
+        Ok(labels)
+    }
+
+    /// Every tensor's name, shape and storage type, in name order.
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, GgmlDType)> {
+        let mut out: Vec<_> = self
+            .content
+            .tensor_infos
+            .iter()
+            .map(|(name, info)| (name.clone(), info.shape.dims().to_vec(), info.ggml_dtype))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The tensor `name` as stored, after checking it has `shape`.
+    pub fn qtensor(&self, name: &str, shape: &[usize]) -> CandleResult<QTensor> {
+        let Some(info) = self.content.tensor_infos.get(name) else {
+            candle_core::bail!("missing tensor `{name}`")
+        };
+        if info.shape.dims() != shape {
+            candle_core::bail!(
+                "tensor `{name}` has shape {:?}, the config expects {shape:?}",
+                info.shape.dims()
+            )
+        }
+        info.read(
+            &mut Cursor::new(self.bytes),
+            self.content.tensor_data_offset,
+            &self.device,
+        )
+        .map_err(|e| candle_core::Error::Msg(format!("tensor `{name}`: {e}")))
+    }
+
+    /// The tensor `name` dequantized to f32.
+    pub fn f32_tensor(&self, name: &str, shape: &[usize]) -> CandleResult<Tensor> {
+        self.qtensor(name, shape)?
+            .dequantize(&self.device)?
+            .to_dtype(DType::F32)
+    }
+}
+
+/// Rebuilds the tagging model (config and labels from the metadata, weights as stored).
+pub fn load_ner_model(source: &str, bytes: &[u8], device: &Device) -> Result<NerModel, ModelError> {
+    let file = GgufFile::read(source, bytes, device)?;
+    let config = file.config()?;
+    let labels = file.labels()?;
+    NerModel::load(&config, labels, &file)
+        .map_err(|e| ModelError::Weights(format!("{source}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Mode;
+    use crate::Tagger;
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// Rows of 32 (q8_0 and q5_0 blocks) and a 256-wide intermediate, so every storage type of
+    /// the rule shows up: q4k for the feed-forward output, q5_0 for the rest under `q4k`.
+    const CONFIG: &str = r#"{"vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 32,
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "model_type": "bert"}"#;
+
+    fn labels() -> LabelMap {
+        LabelMap::from_entity_types(&["BRAND", "TYPE"])
+    }
+
+    fn float_model() -> (VarMap, NerModel) {
+        let config = BertConfig::from_json("c", CONFIG).unwrap();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = NerModel::load(&config, labels(), vb).unwrap();
+        (varmap, model)
+    }
+
+    fn export(varmap: &VarMap, quant: Quant) -> (Vec<u8>, Vec<StoredTensor>) {
+        let tensors: HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        let labels = labels();
+        write_gguf(
+            &tensors,
+            &ExportMetadata {
+                config_json: CONFIG,
+                labels: &labels,
+                quant,
+                source: "test",
+            },
+        )
+        .unwrap()
+    }
+
+    fn logits(model: &NerModel) -> Tensor {
+        let dev = Device::Cpu;
+        let ids = Tensor::new(&[[1u32, 5, 6, 7, 2], [1, 8, 39, 2, 0]], &dev).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &dev).unwrap();
+        model.forward(&ids, &mask, &Mode::Infer).unwrap().1
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn storage_rule_falls_back_per_tensor() {
+        assert_eq!(Quant::Q4K.storage_type(&[384, 1536]), GgmlDType::Q4K);
+        assert_eq!(Quant::Q4K.storage_type(&[1536, 384]), GgmlDType::Q5_0);
+        assert_eq!(Quant::Q4K.storage_type(&[30522, 384]), GgmlDType::Q5_0);
+        assert_eq!(Quant::Q4K.storage_type(&[384]), GgmlDType::F32);
+        assert_eq!(Quant::Q8_0.storage_type(&[9, 384]), GgmlDType::Q8_0);
+        assert_eq!(Quant::Q8_0.storage_type(&[9, 16]), GgmlDType::F16);
+        assert_eq!(Quant::F16.storage_type(&[9, 16]), GgmlDType::F16);
+        assert_eq!(Quant::F32.storage_type(&[9, 16]), GgmlDType::F32);
+        assert_eq!("Q8_0".parse::<Quant>().unwrap(), Quant::Q8_0);
+        assert!("q3".parse::<Quant>().is_err());
+    }
+
+    #[test]
+    fn round_trip_gives_the_float_model_logits() {
+        let (varmap, float) = float_model();
+        let expected = logits(&float);
+        let scale = expected
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        for (quant, tolerance) in [
+            (Quant::F32, 1e-5),
+            (Quant::F16, 2e-2),
+            (Quant::Q8_0, 6e-2),
+            (Quant::Q4K, 0.3),
+        ] {
+            let (bytes, stored) = export(&varmap, quant);
+            let model = load_ner_model("model.gguf", &bytes, &Device::Cpu).unwrap();
+            let diff = max_diff(&expected, &logits(&model));
+            assert!(
+                diff <= tolerance * scale.max(1.0),
+                "{quant}: max |logit difference| {diff} (scale {scale})"
+            );
+            let types: std::collections::BTreeSet<&str> =
+                stored.iter().map(|t| t.dtype.as_str()).collect();
+            let want: &[&str] = match quant {
+                Quant::F32 => &["f32"],
+                Quant::F16 => &["f16", "f32"],
+                Quant::Q8_0 => &["f32", "q8_0"],
+                Quant::Q4K => &["f32", "q4k", "q5_0"],
+            };
+            assert_eq!(types.into_iter().collect::<Vec<_>>(), want, "{quant}");
+            let quantized = model.classifier.is_quantized();
+            assert_eq!(
+                quantized,
+                matches!(quant, Quant::Q8_0 | Quant::Q4K),
+                "{quant}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_carries_config_labels_and_quant() {
+        let (varmap, _) = float_model();
+        let (bytes, stored) = export(&varmap, Quant::Q8_0);
+        let file = GgufFile::read("m.gguf", &bytes, &Device::Cpu).unwrap();
+        assert_eq!(file.labels().unwrap(), labels());
+        assert_eq!(file.config().unwrap().intermediate_size, 256);
+        assert_eq!(file.metadata_str(KEY_QUANT).unwrap(), "q8_0");
+        assert_eq!(file.metadata_str(KEY_SOURCE).unwrap(), "test");
+        let listed: Vec<String> = file.tensors().into_iter().map(|t| t.0).collect();
+        let names: Vec<String> = stored.iter().map(|t| t.name.clone()).collect();
+        assert_eq!(listed, names);
+        assert!(names.contains(&"bert.encoder.layer.1.attention.self.query.weight".into()));
+        assert!(names.contains(&"classifier.bias".into()));
+        // Deterministic bytes for the same model.
+        assert!(bytes == export(&varmap, Quant::Q8_0).0);
+    }
+
+    /// A tiny word-level BERT-style tokenizer, enough to run the whole Tagger.
+    const TOKENIZER: &str = r#"{"version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [], "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+        "decoder": null,
+        "model": {"type": "WordLevel", "unk_token": "[UNK]", "vocab": {"[PAD]": 0, "[CLS]": 1,
+            "[SEP]": 2, "[UNK]": 3, "roadster": 4, "men": 5, "navy": 6, "blue": 7, "shirt": 8}}}"#;
+
+    #[test]
+    fn tagger_from_gguf_tags_like_the_float_tagger() {
+        let (varmap, float) = float_model();
+        let (bytes, _) = export(&varmap, Quant::F32);
+        let tagger = Tagger::from_gguf(&bytes, TOKENIZER.as_bytes(), &Device::Cpu).unwrap();
+        assert_eq!(tagger.model.labels, labels());
+        let float = Tagger::new(
+            float,
+            crate::WordTokenizer::from_bytes("t", TOKENIZER.as_bytes()).unwrap(),
+            Device::Cpu,
+        );
+        let titles = [
+            "Roadster Men Navy Blue Shirt",
+            "blue shirt",
+            "नीला Shirt 👕",
+        ];
+        let a = float.tag(&titles, 2).unwrap();
+        let b = tagger.tag(&titles, 2).unwrap();
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!(
+                serde_json::to_string(&a.entities).unwrap(),
+                serde_json::to_string(&b.entities).unwrap()
+            );
+        }
+        let e = tagger.embed(&titles, 16, 2).unwrap();
+        assert_eq!(e.dims(), &[3, 32]);
+    }
+
+    #[test]
+    fn corrupt_or_truncated_bytes_are_errors_naming_the_file() {
+        let (varmap, _) = float_model();
+        let (bytes, _) = export(&varmap, Quant::Q8_0);
+        let mut flipped = bytes.clone();
+        flipped[0] ^= 0xFF;
+        let mut header_cut = bytes[..40].to_vec();
+        header_cut.extend_from_slice(&[0xFF; 8]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("garbage", b"definitely not a gguf file".to_vec()),
+            ("bad magic", flipped),
+            ("header cut", header_cut),
+            ("half", bytes[..bytes.len() / 2].to_vec()),
+            ("tail cut", bytes[..bytes.len() - 40].to_vec()),
+        ];
+        for (what, case) in cases {
+            let err = match Tagger::from_gguf(&case, TOKENIZER.as_bytes(), &Device::Cpu) {
+                Ok(_) => panic!("{what}: loaded"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("model.gguf"), "{what}: {err}");
+        }
+        let err = match Tagger::from_gguf(&bytes, b"{not json", &Device::Cpu) {
+            Ok(_) => panic!("bad tokenizer loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn a_file_without_our_metadata_is_refused_clearly() {
+        let q = QTensor::quantize(
+            &Tensor::zeros((2, 32), DType::F32, &Device::Cpu).unwrap(),
+            GgmlDType::Q8_0,
+        )
+        .unwrap();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &[], &[("x", &q)]).unwrap();
+        let err = match load_ner_model("other.gguf", out.get_ref(), &Device::Cpu) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("other.gguf") && err.contains(KEY_CONFIG),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! The browser app end to end, in headless Chromium: the page built by trunk (`dist/`), the model
+//! exported by `trainer export` (`public/model`), a real browser. Screenshots go to
+//! `target/e2e-artifacts/`. Skips loudly when dist/, the model or chromium is missing, unless
+//! MULTITAG_E2E is set (scripts/test.sh sets it and builds all three first).
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use multitag_e2e::{
+    click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_until, ModelMode,
+    Server,
+};
+use serde_json::Value;
+
+/// One browser at a time: the machine has two cores and each page runs a model.
+static SERIAL: Mutex<()> = Mutex::new(());
+const MODEL_TIMEOUT: Duration = Duration::from_secs(180);
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+const TITLES: [&str; 3] = [
+    "Roadster Men Navy Blue Slim Fit Checked Casual Shirt",
+    "DKNY Unisex Black & Grey Printed Medium Trolley Bag",
+    "EthnoVogue Women Beige & Grey Made to Measure Kurta Set with Jacket",
+];
+/// Non-Latin scripts and emoji: offsets must be in characters, not bytes or UTF-16 units.
+const UNICODE_TITLE: &str = "👗 Roadster Women Black ✨ कुर्ता Kurta";
+
+fn long_title() -> String {
+    let mut t = String::from("Roadster Men");
+    for _ in 0..40 {
+        t.push_str(" Blue Cotton Shirt");
+    }
+    t
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every entity chip of result row `i`: `[{label, start, end, text}]`.
+fn chips(tab: &headless_chrome::Tab, i: usize) -> Result<Vec<Value>> {
+    let v = eval_json(
+        tab,
+        &format!(
+            "Array.from(document.querySelectorAll('#results li.result[data-index=\"{i}\"] mark.ent')).map(m => ({{label: m.dataset.label, start: +m.dataset.start, end: +m.dataset.end, text: m.querySelector('.ent-text').textContent}}))"
+        ),
+    )?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+fn has(chips: &[Value], label: &str, start: u64, end: u64, text: &str) -> bool {
+    chips
+        .iter()
+        .any(|c| c["label"] == label && c["start"] == start && c["end"] == end && c["text"] == text)
+}
+
+#[test]
+fn tag_view_tags_pasted_titles_with_character_offsets() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+
+    // Blank lines are skipped; five titles remain.
+    let long = long_title();
+    let input = format!(
+        "{}\n\n   \n{}\n{}\n{UNICODE_TITLE}\n{long}\n",
+        TITLES[0], TITLES[1], TITLES[2]
+    );
+    set_value(&tab, "#titles-input", &input)?;
+    click(&tab, "#tag-button")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#tag-summary').dataset.running === 'false' && document.querySelectorAll('#results li.result').length === 5",
+        Duration::from_secs(120),
+    )?;
+    let shot = screenshot(&tab, "tag-view")?;
+    eprintln!("screenshot: {}", shot.display());
+
+    let count = eval_json(
+        &tab,
+        "document.querySelectorAll('#results li.result').length",
+    )?;
+    ensure!(
+        count == 5,
+        "expected 5 result rows (blank lines skipped), got {count}"
+    );
+
+    // What even a briefly trained tagger gets right: the brand prefix and the gender word.
+    let first = chips(&tab, 0)?;
+    ensure!(
+        has(&first, "BRAND", 0, 8, "Roadster"),
+        "no BRAND chip `Roadster` at [0,8) in row 0: {first:?}"
+    );
+    ensure!(
+        has(&first, "GENDER", 9, 12, "Men"),
+        "no GENDER chip `Men` at [9,12) in row 0: {first:?}"
+    );
+    let third = chips(&tab, 2)?;
+    ensure!(
+        has(&third, "GENDER", 11, 16, "Women"),
+        "no GENDER chip `Women` at [11,16) in row 2: {third:?}"
+    );
+    let brands_at_start = (0..3)
+        .map(|i| chips(&tab, i))
+        .collect::<Result<Vec<_>>>()?
+        .iter()
+        .filter(|c| c.iter().any(|c| c["label"] == "BRAND" && c["start"] == 0))
+        .count();
+    ensure!(
+        brands_at_start >= 2,
+        "a BRAND at offset 0 in only {brands_at_start} of 3 titles"
+    );
+
+    // Offsets index characters of the title: check every entity of the download against it.
+    let bad_offsets = eval_json(
+        &tab,
+        r#"(async () => {
+            const href = document.querySelector('#download-jsonl').getAttribute('href');
+            const lines = (await (await fetch(href)).text()).trim().split('\n').map(l => JSON.parse(l));
+            const bad = [];
+            for (const r of lines) for (const e of r.entities) {
+                if (Array.from(r.title).slice(e.start, e.end).join('') !== e.text) bad.push([r.title, e]);
+            }
+            return {n: lines.length, bad, first: lines[0], unicode: lines[3], long: lines[4]};
+        })()"#,
+    )?;
+    ensure!(
+        bad_offsets["n"] == 5,
+        "JSONL download has {} lines, expected 5",
+        bad_offsets["n"]
+    );
+    ensure!(
+        bad_offsets["bad"].as_array().is_some_and(Vec::is_empty),
+        "entities whose character offsets do not match their text: {}",
+        bad_offsets["bad"]
+    );
+    let first_line = &bad_offsets["first"];
+    ensure!(first_line["title"] == TITLES[0] && first_line["truncated"] == false);
+    ensure!(
+        first_line["entities"]
+            .as_array()
+            .is_some_and(|es| es.iter().any(|e| e["label"] == "BRAND"
+                && e["start"] == 0
+                && e["end"] == 8
+                && e["score"].as_f64().is_some_and(|s| s > 0.0 && s <= 1.0))),
+        "JSONL row 0 lacks BRAND [0,8) with a score: {first_line}"
+    );
+    ensure!(bad_offsets["unicode"]["title"] == UNICODE_TITLE);
+    // The same chips on the page as in the download, for the Unicode title too.
+    let unicode_chips = chips(&tab, 3)?;
+    let unicode_entities = bad_offsets["unicode"]["entities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        unicode_chips.len() == unicode_entities.len()
+            && unicode_chips
+                .iter()
+                .zip(&unicode_entities)
+                .all(|(c, e)| c["start"] == e["start"]
+                    && c["end"] == e["end"]
+                    && c["text"] == e["text"]),
+        "page chips {unicode_chips:?} differ from the download {unicode_entities:?}"
+    );
+    ensure!(
+        has(&unicode_chips, "BRAND", 2, 10, "Roadster"),
+        "no BRAND `Roadster` at character offset 2 after the emoji: {unicode_chips:?}"
+    );
+
+    // The overlong title is cut, and says so; the others are not.
+    ensure!(
+        bad_offsets["long"]["truncated"] == true,
+        "the long title is not marked truncated"
+    );
+    let notices = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('#results li.result')).map(li => !!li.querySelector('.truncated-notice'))",
+    )?;
+    ensure!(
+        notices == serde_json::json!([false, false, false, false, true]),
+        "truncation notices {notices}"
+    );
+
+    // Legend and timings.
+    let legend = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('#legend [data-label]')).map(e => e.dataset.label)",
+    )?;
+    for label in ["BRAND", "GENDER", "COLOR", "TYPE"] {
+        ensure!(
+            legend
+                .as_array()
+                .is_some_and(|l| l.iter().any(|v| v == label)),
+            "legend lacks {label}: {legend}"
+        );
+    }
+    let per_title = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('#results .ms')).every(e => /\\d/.test(e.textContent))",
+    )?;
+    ensure!(per_title == true, "a row lacks its time");
+    let summary = eval_json(&tab, "document.querySelector('#tag-summary').textContent")?;
+    ensure!(
+        summary
+            .as_str()
+            .is_some_and(|s| s.contains("Tagged 5 titles") && s.contains("total")),
+        "summary: {summary}"
+    );
+
+    // Phone width: same page, one column.
+    let phone = launch(&s.chromium, PHONE)?;
+    let small = phone.new_tab()?;
+    small.navigate_to(&server.url("/"))?;
+    wait_for_model(&small, MODEL_TIMEOUT)?;
+    set_value(&small, "#titles-input", &TITLES.join("\n"))?;
+    click(&small, "#tag-button")?;
+    wait_until(
+        &small,
+        "document.querySelectorAll('#results li.result').length === 3",
+        Duration::from_secs(60),
+    )?;
+    let overflow = eval_json(
+        &small,
+        "document.documentElement.scrollWidth <= window.innerWidth + 1",
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&small, "tag-view-phone")?.display()
+    );
+    ensure!(overflow == true, "the page scrolls sideways at phone width");
+    Ok(())
+}
+
+#[test]
+fn similarity_view_renders_the_heat_map_and_the_diagonal_wins() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let examples: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.model.join("examples.json"))?)?;
+    ensure!(
+        examples.len() >= 4,
+        "examples.json has only {} items",
+        examples.len()
+    );
+    let n = examples.len().min(12);
+
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    click(&tab, "#tab-similarity")?;
+    click(&tab, "#sim-examples")?;
+    wait_until(
+        &tab,
+        "document.querySelector('table.heatmap[data-slot=main]') && document.querySelector('#sim-status').dataset.running === 'false'",
+        Duration::from_secs(120),
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "similarity-view")?.display()
+    );
+
+    let m = eval_json(
+        &tab,
+        r#"(() => {
+            const t = document.querySelector('table.heatmap[data-slot=main]');
+            const rows = Array.from(t.querySelectorAll('tbody tr')).map(tr =>
+                Array.from(tr.querySelectorAll('td.cell')).map(td => ({
+                    sim: parseFloat(td.dataset.sim), best: td.classList.contains('best'),
+                    row: +td.dataset.row, col: +td.dataset.col, hover: td.title })));
+            return {rows, wins: +t.dataset.diagonalWins,
+                    titles: document.querySelector('#sim-titles').value.split('\n').length};
+        })()"#,
+    )?;
+    let rows = m["rows"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        rows.len() == n,
+        "{} heat-map rows for {n} examples",
+        rows.len()
+    );
+    ensure!(
+        m["titles"] == n,
+        "the examples filled {} titles, expected {n}",
+        m["titles"]
+    );
+    let mut wins = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let cells = row.as_array().cloned().unwrap_or_default();
+        ensure!(
+            cells.len() == n,
+            "row {i} has {} cells, expected {n}",
+            cells.len()
+        );
+        let sims: Vec<f64> = cells
+            .iter()
+            .map(|c| c["sim"].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        ensure!(
+            sims.iter().all(|v| (-1.0001..=1.0001).contains(v)),
+            "row {i}: similarities outside [-1, 1]: {sims:?}"
+        );
+        ensure!(
+            cells
+                .iter()
+                .all(|c| c["hover"].as_str().is_some_and(|h| h.contains("cosine"))),
+            "row {i}: a cell without its number on hover"
+        );
+        let best: Vec<usize> = cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c["best"] == true)
+            .map(|(j, _)| j)
+            .collect();
+        ensure!(best.len() == 1, "row {i}: {} cells marked best", best.len());
+        let max = sims.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        ensure!(
+            (sims[best[0]] - max).abs() < 1e-3,
+            "row {i}: the best cell {} is not the row maximum {max}",
+            sims[best[0]]
+        );
+        if best[0] == i {
+            wins += 1;
+        }
+    }
+    ensure!(
+        m["wins"] == wins,
+        "data-diagonal-wins {} but {wins} counted",
+        m["wins"]
+    );
+    // A triplet-trained encoder puts most titles closest to their own description.
+    ensure!(
+        2 * wins > n,
+        "the diagonal wins for only {wins} of {n} examples"
+    );
+    eprintln!("similarity: diagonal wins {wins} of {n}");
+    Ok(())
+}
+
+/// `model/` and `model-baseline/` both served: two heat maps side by side. The baseline here is a
+/// copy of the same export (this tests the page, not the training), so both must agree.
+#[test]
+fn similarity_view_shows_the_baseline_side_by_side() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let root = multitag_e2e::artifacts_dir().join("two-models");
+    let _ = std::fs::remove_dir_all(&root);
+    for name in ["model", "model-baseline"] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&s.model)? {
+            let from = entry?.path();
+            let to = dir.join(from.file_name().expect("a file name"));
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to)?;
+            }
+        }
+    }
+    let server = Server::start(&s.dist, ModelMode::Dir(root.join("model")))?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    wait_until(
+        &tab,
+        "/available/.test(document.querySelector('#baseline-note').textContent)",
+        Duration::from_secs(30),
+    )?;
+    click(&tab, "#tab-similarity")?;
+    click(&tab, "#sim-examples")?;
+    wait_until(
+        &tab,
+        "document.querySelector('table.heatmap[data-slot=baseline]') && document.querySelector('#sim-status').dataset.running === 'false'",
+        MODEL_TIMEOUT,
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "similarity-side-by-side")?.display()
+    );
+    let tables = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('table.heatmap')).map(t => ({slot: t.dataset.slot, cells: t.querySelectorAll('td.cell').length, rows: +t.dataset.rows, sims: Array.from(t.querySelectorAll('td.cell')).map(c => +c.dataset.sim)}))",
+    )?;
+    let tables = tables.as_array().cloned().unwrap_or_default();
+    ensure!(tables.len() == 2, "{} heat maps, expected 2", tables.len());
+    ensure!(tables[0]["slot"] == "main" && tables[1]["slot"] == "baseline");
+    let n = tables[0]["rows"].as_u64().unwrap_or(0);
+    ensure!(
+        n > 0 && tables.iter().all(|t| t["cells"] == n * n),
+        "{tables:?}"
+    );
+    ensure!(
+        tables[0]["sims"] == tables[1]["sims"],
+        "the same model gave different similarities"
+    );
+    Ok(())
+}
+
+#[test]
+fn reload_takes_the_model_from_the_cache() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let first = eval_json(
+        &tab,
+        "({...document.querySelector('#model-status').dataset})",
+    )?;
+    ensure!(first["fromCache"] == "false", "first visit: {first}");
+    let gguf_fetches = |server: &Server| {
+        server
+            .served()
+            .iter()
+            .filter(|r| r.path == "/model/model.gguf")
+            .count()
+    };
+    ensure!(
+        gguf_fetches(&server) == 1,
+        "model.gguf fetched {} times",
+        gguf_fetches(&server)
+    );
+    server.clear_log();
+    tab.reload(true, None)?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let second = eval_json(
+        &tab,
+        "({...document.querySelector('#model-status').dataset})",
+    )?;
+    ensure!(second["fromCache"] == "true", "after a reload: {second}");
+    ensure!(
+        gguf_fetches(&server) == 0,
+        "model.gguf was downloaded again after a reload"
+    );
+    eprintln!(
+        "load: first visit {} ms, reload {} ms",
+        first["loadMs"], second["loadMs"]
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_model_explains_how_to_make_one() -> Result<()> {
+    let Some(s) = setup(false) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Missing)?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_until(
+        &tab,
+        "document.querySelector('#model-error')",
+        Duration::from_secs(60),
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "missing-model")?.display()
+    );
+    let panel = eval_json(
+        &tab,
+        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText, state: document.querySelector('#model-status').dataset.state, disabled: document.querySelector('#tag-button').disabled})",
+    )?;
+    ensure!(panel["kind"] == "missing", "{panel}");
+    ensure!(panel["state"] == "failed", "{panel}");
+    ensure!(
+        panel["disabled"] == true,
+        "the tag button is enabled without a model"
+    );
+    let text = panel["text"].as_str().unwrap_or_default();
+    for needle in [
+        "missing",
+        "./scripts/demo.sh",
+        "trainer export --model runs/demo-triplet --quant q8_0 --out public/model",
+    ] {
+        ensure!(
+            text.contains(needle),
+            "the error panel lacks `{needle}`: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn corrupt_model_is_reported_not_blank() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Corrupt(s.model.clone()))?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_until(
+        &tab,
+        "document.querySelector('#model-error')",
+        Duration::from_secs(120),
+    )?;
+    let panel = eval_json(
+        &tab,
+        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText})",
+    )?;
+    ensure!(panel["kind"] == "corrupt", "{panel}");
+    let text = panel["text"].as_str().unwrap_or_default();
+    ensure!(
+        text.contains("model.gguf") && text.contains("./scripts/demo.sh"),
+        "the error panel does not name the file and the fix: {text}"
+    );
+    Ok(())
+}

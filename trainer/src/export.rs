@@ -1,0 +1,247 @@
+//! `trainer export`: a trained model directory to the directory the browser app loads.
+//!
+//! ```text
+//! <out>/model.gguf      every tensor of the NerModel, stored by the rule of multitag_model::gguf
+//!                       (f32 vectors; matrices as the requested type, falling back per tensor
+//!                       when a row does not divide into its blocks), with the config, labels,
+//!                       requested type and source directory in the metadata
+//! <out>/tokenizer.json  copied from the model directory
+//! <out>/examples.json   a few held-out TEST-split items (id, title, description) for the
+//!                       browser's similarity view; `[]` (with a warning) if the catalog is unreadable
+//! <out>/manifest.json   {quant, files: [{name, bytes}], source, labels, tensors: [{name, shape,
+//!                       type, bytes}]}
+//! ```
+//!
+//! The directory is staged beside `<out>` and renamed into place, so a reader sees the previous
+//! export or the new one, never a mixture. Before the rename the staged model is loaded back and
+//! its tags on the examples are compared with the float model's.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use multitag_core::Split;
+use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
+use multitag_model::{weights, Quant, Tagger};
+use serde::Serialize;
+
+use crate::data::load_dataset;
+use crate::model_dir::{replace_dir, sibling, ModelDir};
+
+pub struct Export<'a> {
+    pub model: &'a Path,
+    pub quant: Quant,
+    pub out: &'a Path,
+    pub catalog: PathBuf,
+    pub split_seed: u64,
+    pub examples: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Example {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub quant: String,
+    pub files: Vec<FileEntry>,
+    pub source: String,
+    pub labels: Vec<String>,
+    pub tensors: Vec<StoredTensor>,
+}
+
+impl Export<'_> {
+    pub fn run(&self) -> Result<Manifest> {
+        let dir = ModelDir::read(self.model)?;
+        dir.require_safetensors("export from")?;
+        let labels = dir.labels.clone().with_context(|| {
+            format!(
+                "{}: no labels.json; only a trained tagger can be exported",
+                self.model.display()
+            )
+        })?;
+        let device = Device::Cpu;
+        // Loading the float tagger first checks that every tensor the model needs is present.
+        let float = dir.tagger(&device)?;
+        let source = self.model.join("model.safetensors").display().to_string();
+        let tensors = weights::load_safetensors(&source, &dir.weights_bytes, &device)?;
+        let (gguf, stored) = write_gguf(
+            &tensors,
+            &ExportMetadata {
+                config_json: &dir.config_text,
+                labels: &labels,
+                quant: self.quant,
+                source: &self.model.display().to_string(),
+            },
+        )
+        .with_context(|| format!("exporting {source}"))?;
+        let examples = self.examples();
+
+        let staged = sibling(self.out, "tmp");
+        let staged_result = self.stage(&staged, &gguf, &dir.tokenizer_bytes, &examples, &stored);
+        let manifest = staged_result.and_then(|files| {
+            let manifest = Manifest {
+                quant: self.quant.name().to_string(),
+                files,
+                source: self.model.display().to_string(),
+                labels: labels.labels.clone(),
+                tensors: stored,
+            };
+            let path = staged.join("manifest.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            self.verify(&staged, &gguf, &dir.tokenizer_bytes, &float, &examples)?;
+            Ok(manifest)
+        });
+        match manifest {
+            Ok(manifest) => {
+                replace_dir(&staged, self.out)?;
+                Ok(manifest)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staged);
+                Err(e)
+            }
+        }
+    }
+
+    /// Up to `self.examples` TEST-split items spread evenly over the split (the first, then every
+    /// n/k-th), or none with a warning when the catalog cannot be read.
+    fn examples(&self) -> Vec<Example> {
+        if self.examples == 0 {
+            return Vec::new();
+        }
+        let dataset = match load_dataset(&self.catalog, self.split_seed) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("warning: writing no examples: {e:#}");
+                return Vec::new();
+            }
+        };
+        let test = dataset.split(Split::Test);
+        let k = self.examples.min(test.len());
+        (0..k)
+            .map(|i| test[i * test.len() / k])
+            .map(|r| Example {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                description: r.description.clone(),
+            })
+            .collect()
+    }
+
+    fn stage(
+        &self,
+        staged: &Path,
+        gguf: &[u8],
+        tokenizer: &[u8],
+        examples: &[Example],
+        stored: &[StoredTensor],
+    ) -> Result<Vec<FileEntry>> {
+        if staged.exists() {
+            std::fs::remove_dir_all(staged)?;
+        }
+        std::fs::create_dir_all(staged)
+            .with_context(|| format!("creating {}", staged.display()))?;
+        let examples_json = serde_json::to_string_pretty(examples)?;
+        let mut files = Vec::new();
+        for (name, bytes) in [
+            ("model.gguf", gguf),
+            ("tokenizer.json", tokenizer),
+            ("examples.json", examples_json.as_bytes()),
+        ] {
+            let path = staged.join(name);
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            files.push(FileEntry {
+                name: name.to_string(),
+                bytes: bytes.len() as u64,
+            });
+        }
+        let mut counts = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+        for t in stored {
+            let c = counts.entry(t.dtype.as_str()).or_default();
+            c.0 += 1;
+            c.1 += t.bytes;
+        }
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(ty, (n, b))| format!("{n} {ty} ({:.2} MB)", *b as f64 / 1e6))
+            .collect();
+        eprintln!(
+            "{} tensors as {}: {}",
+            stored.len(),
+            self.quant,
+            summary.join(", ")
+        );
+        Ok(files)
+    }
+
+    /// Loads the staged export back and compares its tags with the float model's on the examples.
+    fn verify(
+        &self,
+        staged: &Path,
+        gguf: &[u8],
+        tokenizer: &[u8],
+        float: &Tagger,
+        examples: &[Example],
+    ) -> Result<()> {
+        let exported = Tagger::from_gguf_named(
+            &staged.join("model.gguf").display().to_string(),
+            gguf,
+            &staged.join("tokenizer.json").display().to_string(),
+            tokenizer,
+            &Device::Cpu,
+        )
+        .context("the exported model does not load back")?;
+        if exported.model.labels != float.model.labels {
+            bail!("the exported model's labels differ from the source's");
+        }
+        let titles: Vec<&str> = examples.iter().map(|e| e.title.as_str()).collect();
+        let a = float.tag(&titles, 16)?;
+        let b = exported.tag(&titles, 16)?;
+        let same = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| {
+                let spans = |t: &multitag_model::TaggedTitle| -> Vec<(String, usize, usize)> {
+                    t.entities
+                        .iter()
+                        .map(|e| (e.label.clone(), e.start, e.end))
+                        .collect()
+                };
+                spans(x) == spans(y)
+            })
+            .count();
+        // Sentence embeddings (the similarity view): the worst cosine between float and export.
+        let min_cosine = if titles.is_empty() {
+            1.0
+        } else {
+            let ea = float.embed(&titles, float.max_tokens, 16)?;
+            let eb = exported.embed(&titles, exported.max_tokens, 16)?;
+            (ea * eb)?.sum(1)?.min(0)?.to_scalar::<f32>()?
+        };
+        let bytes: u64 = std::fs::read_dir(staged)?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        eprintln!(
+            "exported {} ({}) to {}: model.gguf {:.2} MB, {:.2} MB in all; the export tags {same} of \
+             {} examples exactly as the float model does (title embeddings: cosine >= {min_cosine:.4})",
+            self.model.display(),
+            self.quant,
+            self.out.display(),
+            gguf.len() as f64 / 1e6,
+            bytes as f64 / 1e6,
+            titles.len()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! The page's side of the worker: spawns it, queues messages until its wasm is running, matches
+//! replies to requests (`tag` and `similarity` are futures), and hands every other message (ready,
+//! progress, loaded, load failed) to one event callback.
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+use crate::protocol::{decode, encode, FromWorker, Slot, TaggedTitle, ToWorker};
+
+type Reply = Result<FromWorker, String>;
+
+pub struct WorkerClient {
+    worker: Worker,
+    ready: Cell<bool>,
+    queued: RefCell<Vec<String>>,
+    next_id: Cell<u64>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
+    crashed: RefCell<Option<String>>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Rc<WorkerClient>>> = const { RefCell::new(None) };
+}
+
+/// The page's one worker, once `spawn` has run.
+pub fn client() -> Option<Rc<WorkerClient>> {
+    CLIENT.with(|c| c.borrow().clone())
+}
+
+impl WorkerClient {
+    /// Starts the worker script and installs it as the page's client. `on_event` receives every
+    /// message that is not a reply; `on_crash` an uncaught error in the worker (a panic), after
+    /// which every pending and later request fails.
+    pub fn spawn(
+        script_url: &str,
+        on_event: impl Fn(FromWorker) + 'static,
+        on_crash: impl Fn(String) + 'static,
+    ) -> Result<Rc<Self>, String> {
+        let worker = Worker::new(script_url)
+            .map_err(|e| format!("cannot start the model worker ({script_url}): {e:?}"))?;
+        let client = Rc::new(Self {
+            worker,
+            ready: Cell::new(false),
+            queued: RefCell::new(Vec::new()),
+            next_id: Cell::new(1),
+            pending: RefCell::new(HashMap::new()),
+            crashed: RefCell::new(None),
+        });
+
+        let me = Rc::downgrade(&client);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(me) = me.upgrade() else { return };
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
+            let message = match decode::<FromWorker>(&text) {
+                Ok(m) => m,
+                Err(e) => {
+                    web_sys::console::error_1(&JsValue::from_str(&e));
+                    return;
+                }
+            };
+            let reply_id = match &message {
+                FromWorker::Tagged { id, .. }
+                | FromWorker::Similarity { id, .. }
+                | FromWorker::Failed { id, .. } => Some(*id),
+                _ => None,
+            };
+            if let Some(id) = reply_id {
+                let sender = me.pending.borrow_mut().remove(&id);
+                if let Some(sender) = sender {
+                    let _ = sender.send(Ok(message));
+                }
+                return;
+            }
+            if matches!(message, FromWorker::Ready) {
+                me.ready.set(true);
+                let queued = std::mem::take(&mut *me.queued.borrow_mut());
+                for text in queued {
+                    let _ = me.worker.post_message(&JsValue::from_str(&text));
+                }
+            }
+            on_event(message);
+        });
+        client
+            .worker
+            .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+
+        let me = Rc::downgrade(&client);
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            let message = if event.message().is_empty() {
+                "the model worker stopped (failed to start or ran out of memory)".to_string()
+            } else {
+                format!(
+                    "{} ({}:{})",
+                    event.message(),
+                    event.filename(),
+                    event.lineno()
+                )
+            };
+            if let Some(me) = me.upgrade() {
+                *me.crashed.borrow_mut() = Some(message.clone());
+                let pending: Vec<_> = me.pending.borrow_mut().drain().collect();
+                for (_, sender) in pending {
+                    let _ = sender.send(Err(message.clone()));
+                }
+            }
+            on_crash(message);
+        });
+        client
+            .worker
+            .set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+
+        CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
+        Ok(client)
+    }
+
+    /// Posts a message now, or when the worker reports `Ready`.
+    pub fn send(&self, message: &ToWorker) {
+        let text = encode(message);
+        if self.ready.get() {
+            let _ = self.worker.post_message(&JsValue::from_str(&text));
+        } else {
+            self.queued.borrow_mut().push(text);
+        }
+    }
+
+    async fn request(&self, make: impl FnOnce(u64) -> ToWorker) -> Reply {
+        if let Some(message) = self.crashed.borrow().clone() {
+            return Err(message);
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (sender, receiver) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, sender);
+        self.send(&make(id));
+        match receiver.await {
+            Ok(Ok(FromWorker::Failed { message, .. })) => Err(message),
+            Ok(reply) => reply,
+            Err(_) => Err("the model worker went away".into()),
+        }
+    }
+
+    /// Tags `titles` in the worker; the results and the worker's time in milliseconds.
+    pub async fn tag(
+        &self,
+        titles: Vec<String>,
+        batch_size: usize,
+    ) -> Result<(Vec<TaggedTitle>, f64), String> {
+        match self
+            .request(|id| ToWorker::Tag {
+                id,
+                titles,
+                batch_size,
+            })
+            .await?
+        {
+            FromWorker::Tagged { results, ms, .. } => Ok((results, ms)),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Title x description cosine similarities under one model, and the worker's time.
+    pub async fn similarity(
+        &self,
+        slot: Slot,
+        titles: Vec<String>,
+        descriptions: Vec<String>,
+    ) -> Result<(Vec<Vec<f32>>, f64), String> {
+        match self
+            .request(|id| ToWorker::Similarity {
+                id,
+                slot,
+                titles,
+                descriptions,
+            })
+            .await?
+        {
+            FromWorker::Similarity { matrix, ms, .. } => Ok((matrix, ms)),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+}

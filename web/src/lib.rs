@@ -1,0 +1,18 @@
+//! multitag-web: the browser app. A Leptos (client-side rendered) page where a person pastes
+//! product titles and sees their entities, or compares titles with descriptions, and a Web Worker
+//! that owns the model (the same `multitag_model::Tagger` as `trainer tag`, built from the GGUF file
+//! `trainer export` writes). Both are wasm binaries built by trunk from the repository root.
+//!
+//! `protocol` (the messages between page and worker) and `view` (the page's pure logic) build
+//! natively so they are unit-tested with the rest of the workspace; the rest is wasm32 only.
+pub mod protocol;
+pub mod view;
+
+#[cfg(target_arch = "wasm32")]
+pub mod client;
+#[cfg(target_arch = "wasm32")]
+pub mod fetch;
+#[cfg(target_arch = "wasm32")]
+pub mod ui;
+#[cfg(target_arch = "wasm32")]
+pub mod worker;

@@ -1,0 +1,233 @@
+//! Messages between the page and the Web Worker that owns the model. Both sides post JSON strings
+//! (one `serde_json` encoding of these enums), so the protocol is plain data that the native unit
+//! tests can check, and a message from an older or newer build fails loudly instead of silently.
+use multitag_core::Entity;
+use serde::{Deserialize, Serialize};
+
+/// Which exported model a message is about: the triplet-trained tagger under `model/`, or the
+/// optional plain fine-tuned baseline under `model-baseline/` (only the similarity view uses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slot {
+    Main,
+    Baseline,
+}
+
+impl Slot {
+    /// The folder the page fetches the model from, relative to the page.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Slot::Main => "model",
+            Slot::Baseline => "model-baseline",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Slot::Main => "triplet-trained",
+            Slot::Baseline => "baseline",
+        }
+    }
+}
+
+/// Page -> worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    /// Fetch (or take from the Cache API) `<base_url>/manifest.json`, `model.gguf` and
+    /// `tokenizer.json`, build the Tagger, and answer `Loaded` or `LoadFailed`.
+    Load { slot: Slot, base_url: String },
+    /// Tag `titles` in batches of `batch_size`; answered by one `Tagged`.
+    Tag {
+        id: u64,
+        titles: Vec<String>,
+        batch_size: usize,
+    },
+    /// Cosine similarities of every title with every description; answered by one `Similarity`.
+    Similarity {
+        id: u64,
+        slot: Slot,
+        titles: Vec<String>,
+        descriptions: Vec<String>,
+    },
+}
+
+/// Worker -> page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    /// The worker's wasm is running and listens for messages.
+    Ready,
+    /// Bytes of one model file received so far (`total` from Content-Length when known).
+    Progress {
+        slot: Slot,
+        file: String,
+        loaded: u64,
+        total: Option<u64>,
+        from_cache: bool,
+    },
+    Loaded {
+        slot: Slot,
+        info: ModelInfo,
+    },
+    LoadFailed {
+        slot: Slot,
+        error: LoadError,
+    },
+    Tagged {
+        id: u64,
+        results: Vec<TaggedTitle>,
+        /// Time spent in the Tagger for this request, in milliseconds.
+        ms: f64,
+    },
+    Similarity {
+        id: u64,
+        slot: Slot,
+        /// `matrix[i][j]` = cosine(title i, description j).
+        matrix: Vec<Vec<f32>>,
+        ms: f64,
+    },
+    /// A `Tag` or `Similarity` request that could not be served.
+    Failed {
+        id: u64,
+        message: String,
+    },
+}
+
+/// The shape `multitag_model::TaggedTitle` serialises to (the same fields, in the same order), so
+/// the page's JSONL download matches `trainer tag` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaggedTitle {
+    pub title: String,
+    pub entities: Vec<Entity>,
+    pub truncated: bool,
+}
+
+/// One fetched model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub bytes: u64,
+    pub from_cache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Entity types the tagger predicts (e.g. BRAND, COLOR, GENDER, TYPE).
+    pub entity_types: Vec<String>,
+    pub files: Vec<FileInfo>,
+    /// Titles are cut at this many sub-words.
+    pub max_tokens: usize,
+    /// Fetch (network or cache) and parse times, milliseconds.
+    pub fetch_ms: f64,
+    pub parse_ms: f64,
+    /// The exported `manifest.json`, as written by `trainer export`.
+    pub manifest: serde_json::Value,
+}
+
+impl ModelInfo {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    pub fn from_cache(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(|f| f.from_cache)
+    }
+
+    /// A short description from the manifest, e.g. "q8_0", when the export recorded one.
+    pub fn quantization(&self) -> Option<String> {
+        ["quant", "quantization", "dtype"]
+            .iter()
+            .find_map(|k| self.manifest.get(*k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadErrorKind {
+    /// A model file answered 404 (or the folder is not there at all).
+    Missing,
+    /// The files are there but cannot be read as a model.
+    Corrupt,
+    /// The request itself failed (server down, offline).
+    Network,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadError {
+    pub kind: LoadErrorKind,
+    /// The file that failed, when one did.
+    pub file: Option<String>,
+    pub message: String,
+}
+
+pub fn encode<T: Serialize>(message: &T) -> String {
+    serde_json::to_string(message).expect("protocol messages always serialise")
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("bad worker message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_tagged_json() {
+        let m = ToWorker::Tag {
+            id: 7,
+            titles: vec!["Roadster Men".into()],
+            batch_size: 32,
+        };
+        let text = encode(&m);
+        assert!(text.contains(r#""type":"tag""#), "{text}");
+        assert_eq!(decode::<ToWorker>(&text).unwrap(), m);
+
+        let r = FromWorker::Tagged {
+            id: 7,
+            results: vec![TaggedTitle {
+                title: "Roadster Men".into(),
+                entities: vec![Entity {
+                    label: "BRAND".into(),
+                    text: "Roadster".into(),
+                    start: 0,
+                    end: 8,
+                    score: 0.9,
+                }],
+                truncated: false,
+            }],
+            ms: 1.5,
+        };
+        assert_eq!(decode::<FromWorker>(&encode(&r)).unwrap(), r);
+        assert!(decode::<FromWorker>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn model_info_reads_the_manifest_loosely() {
+        let info = ModelInfo {
+            entity_types: vec![],
+            files: vec![
+                FileInfo {
+                    name: "model.gguf".into(),
+                    bytes: 10,
+                    from_cache: true,
+                },
+                FileInfo {
+                    name: "tokenizer.json".into(),
+                    bytes: 5,
+                    from_cache: true,
+                },
+            ],
+            max_tokens: 48,
+            fetch_ms: 1.0,
+            parse_ms: 1.0,
+            manifest: serde_json::json!({"quant": "q8_0"}),
+        };
+        assert_eq!(info.total_bytes(), 15);
+        assert!(info.from_cache());
+        assert_eq!(info.quantization().as_deref(), Some("q8_0"));
+    }
+}

@@ -1,0 +1,252 @@
+//! The Web Worker that owns the model: it fetches the exported files (with progress, through the
+//! Cache API), builds the shared `multitag_model::Tagger` from the GGUF bytes, and answers tagging
+//! and similarity requests, so the page never blocks on inference.
+use std::cell::RefCell;
+
+use candle_core::Device;
+use multitag_model::tagger::{DEFAULT_TEXT_TOKENS, DEFAULT_TITLE_TOKENS};
+use multitag_model::Tagger;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::fetch::{fetch_cached, fetch_fresh, forget};
+use crate::protocol::{
+    decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, TaggedTitle,
+    ToWorker,
+};
+use crate::view::fnv1a;
+
+/// Batch size for embeddings in the similarity view.
+const EMBED_BATCH: usize = 16;
+
+#[derive(Default)]
+struct Models {
+    main: Option<Tagger>,
+    baseline: Option<Tagger>,
+}
+
+thread_local! {
+    static MODELS: RefCell<Models> = RefCell::new(Models::default());
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn now() -> f64 {
+    scope().performance().map(|p| p.now()).unwrap_or_default()
+}
+
+fn post(message: &FromWorker) {
+    let _ = scope().post_message(&JsValue::from_str(&encode(message)));
+}
+
+/// The worker's entry point: listen, then tell the page we are ready.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        match decode::<ToWorker>(&text) {
+            Ok(message) => handle(message),
+            Err(e) => web_sys::console::error_1(&JsValue::from_str(&e)),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&FromWorker::Ready);
+}
+
+fn handle(message: ToWorker) {
+    match message {
+        ToWorker::Load { slot, base_url } => wasm_bindgen_futures::spawn_local(async move {
+            match load(slot, &base_url).await {
+                Ok((tagger, info)) => {
+                    MODELS.with(|m| {
+                        let mut m = m.borrow_mut();
+                        match slot {
+                            Slot::Main => m.main = Some(tagger),
+                            Slot::Baseline => m.baseline = Some(tagger),
+                        }
+                    });
+                    post(&FromWorker::Loaded { slot, info });
+                }
+                Err(error) => post(&FromWorker::LoadFailed { slot, error }),
+            }
+        }),
+        ToWorker::Tag {
+            id,
+            titles,
+            batch_size,
+        } => post(&with_model(Slot::Main, id, |tagger| {
+            let start = now();
+            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+            let tagged = tagger.tag(&refs, batch_size).map_err(|e| e.to_string())?;
+            let ms = now() - start;
+            let results = tagged
+                .into_iter()
+                .map(|t| TaggedTitle {
+                    title: t.title,
+                    entities: t.entities,
+                    truncated: t.truncated,
+                })
+                .collect();
+            Ok(FromWorker::Tagged { id, results, ms })
+        })),
+        ToWorker::Similarity {
+            id,
+            slot,
+            titles,
+            descriptions,
+        } => post(&with_model(slot, id, |tagger| {
+            let start = now();
+            let matrix = similarity(tagger, &titles, &descriptions).map_err(|e| e.to_string())?;
+            Ok(FromWorker::Similarity {
+                id,
+                slot,
+                matrix,
+                ms: now() - start,
+            })
+        })),
+    }
+}
+
+fn with_model(
+    slot: Slot,
+    id: u64,
+    f: impl FnOnce(&Tagger) -> Result<FromWorker, String>,
+) -> FromWorker {
+    MODELS.with(|m| {
+        let m = m.borrow();
+        let tagger = match slot {
+            Slot::Main => m.main.as_ref(),
+            Slot::Baseline => m.baseline.as_ref(),
+        };
+        match tagger {
+            Some(t) => f(t).unwrap_or_else(|message| FromWorker::Failed { id, message }),
+            None => FromWorker::Failed {
+                id,
+                message: format!("the {} model is not loaded", slot.title()),
+            },
+        }
+    })
+}
+
+/// `matrix[i][j]` = cosine(title i, description j), from the Tagger's L2-normalised embeddings.
+fn similarity(
+    tagger: &Tagger,
+    titles: &[String],
+    descriptions: &[String],
+) -> Result<Vec<Vec<f32>>, multitag_model::ModelError> {
+    if titles.is_empty() || descriptions.is_empty() {
+        return Ok(vec![Vec::new(); titles.len()]);
+    }
+    let t: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let d: Vec<&str> = descriptions.iter().map(String::as_str).collect();
+    let te = tagger.embed(&t, DEFAULT_TITLE_TOKENS, EMBED_BATCH)?;
+    let de = tagger.embed(&d, DEFAULT_TEXT_TOKENS, EMBED_BATCH)?;
+    Ok(te.matmul(&de.t()?)?.to_vec2::<f32>()?)
+}
+
+/// Sends a progress message at most every 256 KiB of a file, and at its start and end.
+fn progress_reporter(slot: Slot, file: &'static str) -> impl FnMut(u64, Option<u64>, bool) {
+    let mut last = None::<u64>;
+    move |loaded, total, from_cache| {
+        let done = total == Some(loaded);
+        if last.is_none_or(|l| loaded >= l + 256 * 1024) || done {
+            last = Some(loaded);
+            post(&FromWorker::Progress {
+                slot,
+                file: file.to_string(),
+                loaded,
+                total,
+                from_cache,
+            });
+        }
+    }
+}
+
+async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadError> {
+    let base = base_url.trim_end_matches('/');
+    let start = now();
+    let manifest_bytes = fetch_fresh(&format!("{base}/manifest.json"), "manifest.json").await?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| LoadError {
+            kind: LoadErrorKind::Corrupt,
+            file: Some("manifest.json".into()),
+            message: format!("manifest.json is not valid JSON: {e}"),
+        })?;
+    let version = format!("{:016x}", fnv1a(&manifest_bytes));
+    let gguf_url = format!("{base}/model.gguf");
+    let tokenizer_url = format!("{base}/tokenizer.json");
+    let gguf = fetch_cached(
+        &gguf_url,
+        "model.gguf",
+        &version,
+        progress_reporter(slot, "model.gguf"),
+    )
+    .await?;
+    let tokenizer = fetch_cached(
+        &tokenizer_url,
+        "tokenizer.json",
+        &version,
+        progress_reporter(slot, "tokenizer.json"),
+    )
+    .await?;
+    let fetched = now();
+    let corrupt = |file: &str, message: String| LoadError {
+        kind: LoadErrorKind::Corrupt,
+        file: Some(file.to_string()),
+        message,
+    };
+    let result = if !gguf.bytes.starts_with(b"GGUF") {
+        Err(corrupt(
+            "model.gguf",
+            format!(
+                "model.gguf is not a GGUF file ({} bytes, no GGUF magic)",
+                gguf.bytes.len()
+            ),
+        ))
+    } else {
+        Tagger::from_gguf(&gguf.bytes, &tokenizer.bytes, &Device::Cpu).map_err(|e| {
+            let message = e.to_string();
+            let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {
+                "tokenizer.json"
+            } else {
+                "model.gguf"
+            };
+            corrupt(file, message)
+        })
+    };
+    let tagger = match result {
+        Ok(t) => t,
+        Err(e) => {
+            // Never serve the same unreadable bytes from the cache again.
+            forget(&gguf_url).await;
+            forget(&tokenizer_url).await;
+            return Err(e);
+        }
+    };
+    let info = ModelInfo {
+        entity_types: tagger.model.labels.entity_types(),
+        files: vec![
+            FileInfo {
+                name: "model.gguf".into(),
+                bytes: gguf.bytes.len() as u64,
+                from_cache: gguf.from_cache,
+            },
+            FileInfo {
+                name: "tokenizer.json".into(),
+                bytes: tokenizer.bytes.len() as u64,
+                from_cache: tokenizer.from_cache,
+            },
+        ],
+        max_tokens: tagger.max_tokens,
+        fetch_ms: fetched - start,
+        parse_ms: now() - fetched,
+        manifest,
+    };
+    Ok((tagger, info))
+}
