@@ -683,16 +683,13 @@ fn child_args(
             out.push(arg);
         }
     }
-    out.extend(
-        [
-            "--workloads".into(),
-            workload.into(),
-            "--json".into(),
-            json.as_os_str().to_owned(),
-            "--in-process".into(),
-        ]
-        .into_iter(),
-    );
+    out.extend::<[std::ffi::OsString; 5]>([
+        "--workloads".into(),
+        workload.into(),
+        "--json".into(),
+        json.as_os_str().to_owned(),
+        "--in-process".into(),
+    ]);
     out
 }
 

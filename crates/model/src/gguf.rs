@@ -10,28 +10,33 @@
 //! | `multitag.quant` | the requested type (`f32`, `f16`, `q8_0`, `q4k`) |
 //! | `multitag.source` | the model directory it was exported from |
 //!
-//! **Storage rule.** Vectors (biases, LayerNorm weights and biases) are always f32. Matrices
-//! (dense-layer weights and the three embedding tables) take the requested type when their row
-//! length (last dimension) is a multiple of that type's block size, and otherwise the first type
-//! of its fallback chain that fits:
+//! **Storage rule.** Vectors (biases, LayerNorm weights and biases) are always f32. Matrices take
+//! the requested type when their row length (last dimension) is a multiple of that type's block
+//! size, and otherwise the first type of their fallback chain that fits. The chain depends on the
+//! matrix's role: dense-layer weights are multiplied, so they fall back only to types with SIMD
+//! dot-product kernels in candle on both x86 AVX and WASM simd128 (q4_0, q8_0, q4k, q6k; not
+//! q5_0); lookup tables (`*_embeddings.weight`) are only gathered row by row, so they can take the
+//! smaller q5_0.
 //!
-//! | requested | chain | block sizes |
-//! |---|---|---|
-//! | `f32` | f32 | 1 |
-//! | `f16` | f16 | 1 |
-//! | `q8_0` | q8_0, f16 | 32, 1 |
-//! | `q4k` | q4k, q5_0, q8_0, f16 | 256, 32, 32, 1 |
+//! | requested | dense-layer weights | lookup tables | block sizes |
+//! |---|---|---|---|
+//! | `f32` | f32 | f32 | 1 |
+//! | `f16` | f16 | f16 | 1 |
+//! | `q8_0` | q8_0, f16 | q8_0, f16 | 32, 1 |
+//! | `q4k` | q4k, q8_0, f16 | q4k, q5_0, q8_0, f16 | 256, 32, 32, 1 |
 //!
-//! q4k falls back to q5_0 as llama.cpp does for rows that are not a multiple of 256 (q4_0 loses
-//! noticeably more). For all-MiniLM-L6-v2 (hidden 384, intermediate 1536) that means only the
-//! feed-forward output matrices (rows of 1536) are q4k and every other matrix is q5_0. What each
-//! tensor got is recorded in the file itself and returned by [`write_gguf`].
+//! For all-MiniLM-L6-v2 (hidden 384, intermediate 1536) under `q4k` that means: the feed-forward
+//! output matrices (rows of 1536) are q4k, the other dense matrices (rows of 384) q8_0, the
+//! embedding tables q5_0. q4_0 and q5_0 fallbacks for the dense matrices were tried on the demo
+//! model and rejected: q4_0 loses more accuracy, and q5_0 (no SIMD kernel) made CPU inference
+//! several times slower than q8_0. What each tensor got is recorded in the file itself and
+//! returned by [`write_gguf`].
 //!
 //! Reading ([`GgufFile`]) works on bytes (no file system), so the browser loads the same file with
 //! [`crate::Tagger::from_gguf`]. Quantized dense layers multiply with candle's quantized matmul
-//! ([`crate::layers::Dense`]); the word-embedding table stays quantized and rows are dequantized as
-//! they are looked up; f32/f16 matrices and the small position/token-type tables are dequantized to
-//! f32 at load.
+//! ([`crate::layers::Dense`]; on CPU it also quantizes each input row to 8 bits); the
+//! word-embedding table stays quantized and rows are dequantized as they are looked up; f32/f16
+//! matrices and the small position/token-type tables are dequantized to f32 at load.
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
@@ -73,12 +78,13 @@ impl Quant {
     }
 
     /// The requested type, then the fallbacks for rows its blocks do not divide.
-    pub fn chain(self) -> &'static [GgmlDType] {
-        match self {
-            Quant::F32 => &[GgmlDType::F32],
-            Quant::F16 => &[GgmlDType::F16],
-            Quant::Q8_0 => &[GgmlDType::Q8_0, GgmlDType::F16],
-            Quant::Q4K => &[
+    pub fn chain(self, role: Role) -> &'static [GgmlDType] {
+        match (self, role) {
+            (Quant::F32, _) => &[GgmlDType::F32],
+            (Quant::F16, _) => &[GgmlDType::F16],
+            (Quant::Q8_0, _) => &[GgmlDType::Q8_0, GgmlDType::F16],
+            (Quant::Q4K, Role::Dense) => &[GgmlDType::Q4K, GgmlDType::Q8_0, GgmlDType::F16],
+            (Quant::Q4K, Role::Table) => &[
                 GgmlDType::Q4K,
                 GgmlDType::Q5_0,
                 GgmlDType::Q8_0,
@@ -87,17 +93,36 @@ impl Quant {
         }
     }
 
-    /// The storage type of a tensor of this shape under the rule in the module doc.
-    pub fn storage_type(self, shape: &[usize]) -> GgmlDType {
+    /// The storage type of the tensor `name` with this shape, under the rule in the module doc.
+    pub fn storage_type(self, name: &str, shape: &[usize]) -> GgmlDType {
         if shape.len() != 2 {
             return GgmlDType::F32;
         }
         let row = shape[1];
-        self.chain()
+        self.chain(Role::of(name))
             .iter()
             .copied()
             .find(|t| row.is_multiple_of(t.block_size()))
             .unwrap_or(GgmlDType::F32)
+    }
+}
+
+/// What a matrix is used for, which decides its fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A dense-layer weight, multiplied with the quantized matmul.
+    Dense,
+    /// An embedding table, only gathered (or dequantized whole at load).
+    Table,
+}
+
+impl Role {
+    pub fn of(name: &str) -> Role {
+        if name.ends_with("_embeddings.weight") {
+            Role::Table
+        } else {
+            Role::Dense
+        }
     }
 }
 
@@ -186,7 +211,7 @@ pub fn write_gguf(
             .to_device(&Device::Cpu)
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(|e| ModelError::Weights(format!("tensor `{name}`: {e}")))?;
-        let dtype = meta.quant.storage_type(tensor.dims());
+        let dtype = meta.quant.storage_type(name, tensor.dims());
         let q = QTensor::quantize(&tensor, dtype).map_err(|e| {
             ModelError::Weights(format!(
                 "tensor `{name}` {:?} as {}: {e}",
@@ -354,7 +379,8 @@ mod tests {
     use candle_nn::{VarBuilder, VarMap};
 
     /// Rows of 32 (q8_0 and q5_0 blocks) and a 256-wide intermediate, so every storage type of
-    /// the rule shows up: q4k for the feed-forward output, q5_0 for the rest under `q4k`.
+    /// the rule shows up: under `q4k`, q4k for the feed-forward output, q8_0 for the other dense
+    /// matrices, q5_0 for the embedding tables.
     const CONFIG: &str = r#"{"vocab_size": 40, "hidden_size": 32, "num_hidden_layers": 2,
         "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 32,
         "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
@@ -364,11 +390,48 @@ mod tests {
         LabelMap::from_entity_types(&["BRAND", "TYPE"])
     }
 
+    /// A tiny model with seeded weights (candle's own initialisation cannot be seeded), so the
+    /// quantization errors below are the same on every run.
     fn float_model() -> (VarMap, NerModel) {
         let config = BertConfig::from_json("c", CONFIG).unwrap();
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = NerModel::load(&config, labels(), vb).unwrap();
+        let mut state = 0x5EED_u64;
+        let mut uniform = move || {
+            // splitmix64, mapped to [-1, 1)
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f32 / (1u64 << 52) as f32 - 1.0
+        };
+        {
+            let data = varmap.data().lock().unwrap();
+            let mut names: Vec<&String> = data.keys().collect();
+            names.sort();
+            for name in names {
+                let var = &data[name];
+                let dims = var.dims().to_vec();
+                let values: Vec<f32> = (0..var.elem_count())
+                    .map(|_| {
+                        let u = uniform();
+                        if name.ends_with("LayerNorm.weight") {
+                            1.0 + 0.1 * u
+                        } else if dims.len() == 1 {
+                            0.1 * u
+                        } else if name.contains("_embeddings") {
+                            0.5 * u
+                        } else {
+                            // unit-variance outputs for unit-variance inputs
+                            u * (3.0 / dims[1] as f32).sqrt()
+                        }
+                    })
+                    .collect();
+                var.set(&Tensor::from_vec(values, dims, &Device::Cpu).unwrap())
+                    .unwrap();
+            }
+        }
         (varmap, model)
     }
 
@@ -413,14 +476,33 @@ mod tests {
 
     #[test]
     fn storage_rule_falls_back_per_tensor() {
-        assert_eq!(Quant::Q4K.storage_type(&[384, 1536]), GgmlDType::Q4K);
-        assert_eq!(Quant::Q4K.storage_type(&[1536, 384]), GgmlDType::Q5_0);
-        assert_eq!(Quant::Q4K.storage_type(&[30522, 384]), GgmlDType::Q5_0);
-        assert_eq!(Quant::Q4K.storage_type(&[384]), GgmlDType::F32);
-        assert_eq!(Quant::Q8_0.storage_type(&[9, 384]), GgmlDType::Q8_0);
-        assert_eq!(Quant::Q8_0.storage_type(&[9, 16]), GgmlDType::F16);
-        assert_eq!(Quant::F16.storage_type(&[9, 16]), GgmlDType::F16);
-        assert_eq!(Quant::F32.storage_type(&[9, 16]), GgmlDType::F32);
+        let dense = "bert.encoder.layer.0.attention.self.query.weight";
+        let table = "bert.embeddings.word_embeddings.weight";
+        assert_eq!(Role::of(dense), Role::Dense);
+        assert_eq!(Role::of("classifier.weight"), Role::Dense);
+        assert_eq!(Role::of(table), Role::Table);
+        assert_eq!(
+            Role::of("bert.embeddings.position_embeddings.weight"),
+            Role::Table
+        );
+        assert_eq!(Quant::Q4K.storage_type(dense, &[384, 1536]), GgmlDType::Q4K);
+        assert_eq!(
+            Quant::Q4K.storage_type(dense, &[1536, 384]),
+            GgmlDType::Q8_0
+        );
+        assert_eq!(
+            Quant::Q4K.storage_type(table, &[30522, 384]),
+            GgmlDType::Q5_0
+        );
+        assert_eq!(
+            Quant::Q4K.storage_type(table, &[30522, 512]),
+            GgmlDType::Q4K
+        );
+        assert_eq!(Quant::Q4K.storage_type("x.bias", &[384]), GgmlDType::F32);
+        assert_eq!(Quant::Q8_0.storage_type(dense, &[9, 384]), GgmlDType::Q8_0);
+        assert_eq!(Quant::Q8_0.storage_type(dense, &[9, 16]), GgmlDType::F16);
+        assert_eq!(Quant::F16.storage_type(table, &[9, 16]), GgmlDType::F16);
+        assert_eq!(Quant::F32.storage_type(dense, &[9, 16]), GgmlDType::F32);
         assert_eq!("Q8_0".parse::<Quant>().unwrap(), Quant::Q8_0);
         assert!("q3".parse::<Quant>().is_err());
     }
@@ -436,11 +518,13 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
+        // Measured with these seeded weights (max |difference| / max |logit|): f32 0, f16 3e-4,
+        // q8_0 1.5e-2, q4k 5.2e-2; the bounds leave about a factor of two.
         for (quant, tolerance) in [
-            (Quant::F32, 1e-5),
-            (Quant::F16, 2e-2),
-            (Quant::Q8_0, 6e-2),
-            (Quant::Q4K, 0.3),
+            (Quant::F32, 1e-6),
+            (Quant::F16, 1e-3),
+            (Quant::Q8_0, 3e-2),
+            (Quant::Q4K, 0.1),
         ] {
             let (bytes, stored) = export(&varmap, quant);
             let model = load_ner_model("model.gguf", &bytes, &Device::Cpu).unwrap();
@@ -455,7 +539,7 @@ mod tests {
                 Quant::F32 => &["f32"],
                 Quant::F16 => &["f16", "f32"],
                 Quant::Q8_0 => &["f32", "q8_0"],
-                Quant::Q4K => &["f32", "q4k", "q5_0"],
+                Quant::Q4K => &["f32", "q4k", "q5_0", "q8_0"],
             };
             assert_eq!(types.into_iter().collect::<Vec<_>>(), want, "{quant}");
             let quantized = model.classifier.is_quantized();

@@ -207,7 +207,7 @@ impl Dense {
             Dense::Quantized { weight, bias } => {
                 let out = weight.forward(&xs.contiguous()?)?;
                 match bias {
-                    Some(b) => out.broadcast_add(b),
+                    Some(b) => out.broadcast_add(&b.to_dtype(out.dtype())?),
                     None => Ok(out),
                 }
             }

@@ -194,12 +194,20 @@ mod mixed_precision_tests {
         let loss = loss_at(&model)?;
         assert_eq!(loss.dtype(), DType::F32);
         let half = loss.to_scalar::<f32>()?;
-        assert!((full - half).abs() < 0.02 * full.abs().max(1.0), "{full} vs {half}");
+        assert!(
+            (full - half).abs() < 0.02 * full.abs().max(1.0),
+            "{full} vs {half}"
+        );
         let grads = loss.backward()?;
         for (name, var) in varmap.data().lock().unwrap().iter() {
-            let grad = grads.get(var).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let grad = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
             assert_eq!(grad.dtype(), DType::F32, "{name}");
-            assert!(grad.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0, "zero gradient for {name}");
+            assert!(
+                grad.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0,
+                "zero gradient for {name}"
+            );
         }
         Ok(())
     }
