@@ -2,49 +2,12 @@
 //! on the fixture catalog produces a model that tags any script with correct character offsets.
 //! The base model comes from the project's own fetch step (`trainer fetch-model`, run by
 //! scripts/test.sh); set MULTITAG_BASE_MODEL to use another BERT directory.
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
-
-fn base_model() -> PathBuf {
-    let path = std::env::var_os("MULTITAG_BASE_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".cache/models/all-MiniLM-L6-v2"));
-    assert!(
-        path.join("model.safetensors").is_file(),
-        "base model missing at {}: run `trainer fetch-model` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
-fn trainer(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    cmd.args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start trainer");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        // A trainer that fails early stops reading; its exit status is what the test checks.
-        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-    } else {
-        drop(child.stdin.take());
-    }
-    child.wait_with_output().expect("trainer output")
-}
+use common::{base_model, fixture, scratch, stderr, trainer};
 
 /// `trainer train` on the fixture catalog with the base model, writing to `model`.
 fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
@@ -63,17 +26,6 @@ fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     trainer(&args, None)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("multitag-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A copy of the base model directory with some files changed, for the bad-model tests.

@@ -148,15 +148,6 @@ mod tests {
         assert!(diff < 1e-5, "{diff}");
         Ok(())
     }
-}
-
-#[cfg(test)]
-mod mixed_precision_tests {
-    use super::*;
-    use crate::layers::DropoutRng;
-    use crate::losses::token_cross_entropy;
-    use candle_core::{DType, Device};
-    use candle_nn::{VarBuilder, VarMap};
 
     /// bf16 compute with f32 master weights: the loss stays close to f32's and every weight still
     /// gets an f32 gradient.
@@ -165,21 +156,7 @@ mod mixed_precision_tests {
         let dev = Device::Cpu;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let config = BertConfig {
-            vocab_size: 40,
-            hidden_size: 16,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            intermediate_size: 32,
-            hidden_act: "gelu".into(),
-            hidden_dropout_prob: 0.0,
-            attention_probs_dropout_prob: 0.0,
-            max_position_embeddings: 32,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-            model_type: Some("bert".into()),
-        };
-        let mut model = NerModel::load(&config, LabelMap::from_entity_types(&["BRAND"]), vb)?;
+        let mut model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
         let ids = Tensor::new(&[[1u32, 5, 6, 2], [1, 8, 2, 0]], &dev)?;
         let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?;
         let targets = Tensor::new(&[[0u32, 1, 2, 0], [0, 1, 0, 0]], &dev)?;

@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests over the `trainer` binary (tests/cli.rs, tests/export.rs).
+// Each test crate uses a different subset of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+pub fn base_model() -> PathBuf {
+    let path = std::env::var_os("MULTITAG_BASE_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache/models/all-MiniLM-L6-v2"));
+    assert!(
+        path.join("model.safetensors").is_file(),
+        "base model missing at {}: run `trainer fetch-model` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn trainer(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    cmd.args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start trainer");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        // A trainer that fails early stops reading; its exit status is what the test checks.
+        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("trainer output")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh, empty scratch directory for one test of this process.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("multitag-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
