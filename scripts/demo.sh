@@ -31,8 +31,8 @@ printf '%s\n' \
 $trainer export --model "$model" --quant q8_0 --out public/model
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true
-trunk build --release
 if [ "${MULTITAG_DEMO_SERVE:-1}" != 0 ]; then
-  echo "serving the browser app at http://127.0.0.1:8080 (trunk serve; Ctrl-C stops)"
+  echo "building and serving the browser app at http://127.0.0.1:8080 (trunk serve; Ctrl-C stops)"
   exec trunk serve --release
 fi
+trunk build --release
