@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
 use crate::optim::AdamW;
-use crate::train::TrainOptions;
+use crate::train::{encode_example, Example, TrainOptions};
 
 /// How training batches are padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
@@ -267,14 +267,6 @@ impl BenchInput {
     }
 }
 
-/// A tokenized training item.
-struct Example {
-    ids: Vec<u32>,
-    targets: Vec<u32>,
-    weights: Vec<f32>,
-    description: Vec<u32>,
-}
-
 fn build_examples(
     tokenizer: &WordTokenizer,
     labels: &LabelMap,
@@ -284,25 +276,15 @@ fn build_examples(
     items
         .iter()
         .map(|item| {
-            let words: Vec<&str> = item.words.iter().map(String::as_str).collect();
-            let enc = tokenizer.encode_words(&words, opts.title_tokens)?;
-            let mut targets = vec![0u32; enc.ids.len()];
-            let mut weights = vec![0f32; enc.ids.len()];
-            for (tag, position) in item.tags.iter().zip(&enc.first_subword) {
-                if let Some(p) = position {
-                    targets[*p] = labels
-                        .id(tag)
-                        .with_context(|| format!("unknown tag {tag}"))?
-                        as u32;
-                    weights[*p] = 1.0;
-                }
-            }
-            Ok(Example {
-                ids: enc.ids,
-                targets,
-                weights,
-                description: tokenizer.encode_text(&item.description, opts.description_tokens)?,
-            })
+            let description = Some(item.description.as_str());
+            encode_example(
+                tokenizer,
+                labels,
+                &item.words,
+                &item.tags,
+                description,
+                opts,
+            )
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::{
     collate, info_nce_loss, mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng,
-    Mode, Tagger, TripletForm,
+    Mode, Tagger, TripletForm, WordTokenizer,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -113,11 +113,46 @@ impl TrainOptions {
 }
 
 /// A training title with its per-sub-word targets, and its description's ids.
-struct Example {
-    ids: Vec<u32>,
-    targets: Vec<u32>,
-    weights: Vec<f32>,
-    description: Vec<u32>,
+pub(crate) struct Example {
+    pub ids: Vec<u32>,
+    pub targets: Vec<u32>,
+    pub weights: Vec<f32>,
+    pub description: Vec<u32>,
+}
+
+/// Tokenizes one item: each word's tag goes on its first sub-word (the others carry weight 0), and
+/// the description is encoded only when given.
+pub(crate) fn encode_example(
+    tokenizer: &WordTokenizer,
+    labels: &LabelMap,
+    words: &[String],
+    tags: &[String],
+    description: Option<&str>,
+    opts: &TrainOptions,
+) -> Result<Example> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let enc = tokenizer.encode_words(&words, opts.title_tokens)?;
+    let mut targets = vec![0u32; enc.ids.len()];
+    let mut weights = vec![0f32; enc.ids.len()];
+    for (tag, position) in tags.iter().zip(&enc.first_subword) {
+        if let Some(p) = position {
+            let id = labels
+                .id(tag)
+                .with_context(|| format!("tag {tag} not in label map"))?;
+            targets[*p] = id as u32;
+            weights[*p] = 1.0;
+        }
+    }
+    let description = match description {
+        Some(text) => tokenizer.encode_text(text, opts.description_tokens)?,
+        None => Vec::new(),
+    };
+    Ok(Example {
+        ids: enc.ids,
+        targets,
+        weights,
+        description,
+    })
 }
 
 fn build_examples(
@@ -125,36 +160,19 @@ fn build_examples(
     records: &[&LabeledRecord],
     opts: &TrainOptions,
 ) -> Result<Vec<Example>> {
-    let labels = &tagger.model.labels;
     records
         .iter()
         .map(|r| {
-            let words: Vec<&str> = r.words.iter().map(String::as_str).collect();
-            let enc = tagger.tokenizer.encode_words(&words, opts.title_tokens)?;
-            let mut targets = vec![0u32; enc.ids.len()];
-            let mut weights = vec![0f32; enc.ids.len()];
-            for (tag, position) in r.tags.iter().zip(&enc.first_subword) {
-                if let Some(p) = position {
-                    let id = labels
-                        .id(tag)
-                        .with_context(|| format!("item {}: tag {tag} not in label map", r.id))?;
-                    targets[*p] = id as u32;
-                    weights[*p] = 1.0;
-                }
-            }
-            let description = if opts.uses_descriptions() {
-                tagger
-                    .tokenizer
-                    .encode_text(&r.description, opts.description_tokens)?
-            } else {
-                Vec::new()
-            };
-            Ok(Example {
-                ids: enc.ids,
-                targets,
-                weights,
+            let description = opts.uses_descriptions().then_some(r.description.as_str());
+            encode_example(
+                &tagger.tokenizer,
+                &tagger.model.labels,
+                &r.words,
+                &r.tags,
                 description,
-            })
+                opts,
+            )
+            .with_context(|| format!("item {}", r.id))
         })
         .collect()
 }

@@ -57,13 +57,7 @@ async fn fetch_response(url: &str, file: &str, no_store: bool) -> Result<Respons
         .await
         .map_err(|e| network_error(file, &e))?
         .unchecked_into();
-    let html = response
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.starts_with("text/html"));
-    if response.status() == 404 || (response.ok() && html) {
+    if response.status() == 404 || (response.ok() && is_html(&response)) {
         return Err(LoadError {
             kind: LoadErrorKind::Missing,
             file: Some(file.to_string()),
@@ -82,6 +76,17 @@ async fn fetch_response(url: &str, file: &str, no_store: bool) -> Result<Respons
         });
     }
     Ok(response)
+}
+
+/// A static server answers an unknown path with its HTML page (trunk serve does), so an HTML body
+/// where a model file was asked for means the file is missing.
+pub fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.starts_with("text/html"))
 }
 
 fn content_length(response: &Response) -> Option<u64> {

@@ -195,13 +195,7 @@ async fn fetch_text(url: &str) -> Result<Option<String>, String> {
         .await
         .map_err(|e| format!("{e:?}"))?
         .unchecked_into();
-    let html = response
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.starts_with("text/html"));
-    if !response.ok() || html {
+    if !response.ok() || crate::fetch::is_html(&response) {
         return Ok(None);
     }
     let text = JsFuture::from(response.text().map_err(|e| format!("{e:?}"))?)
