@@ -3,12 +3,14 @@
 # (bench/reference/reference.py) back to back on the same shapes and inputs, then prints one table:
 # a row per workload and reference, ours, the reference, and the ratio ours / reference.
 #
-#   bench/run.sh [--device cpu|cuda] [--model DIR] [--titles FILE | --catalog FILE]
+#   bench/run.sh [--device cpu|cuda] [--model DIR] [--tag-model DIR] [--titles FILE | --catalog FILE]
 #                [--batch-size N] [--title-tokens N] [--description-tokens N] [--shapes fixed|natural]
 #                [--steps N] [--warmup-steps N] [--tag-titles N] [--tag-titles-batch1 N]
 #                [--repetitions N] [--workloads LIST] [--threads N] [--out DIR]
 #                [--skip-ours] [--skip-reference]
 #
+# --tag-model: the model our tagging workloads use (e.g. the q8_0 export in public/model, which is
+# what onnxruntime int8 compares with); default --model with a fresh head.
 # Defaults: training batch 16 x 48 title tokens (descriptions 128) on CPU, 32 x 64 on CUDA; tagging
 # the first 1,000 titles at batch 1 and 32; 5 timed training steps after 2 warm-up steps, 3 tagging
 # repetitions. Input: the catalog ($MULTITAG_DATA/myntra_products/myntra_products_catalog.csv,
@@ -24,13 +26,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-device=cpu model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
+device=cpu model="" tag_model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
 shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
 workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --model) model="$2"; shift 2 ;;
+    --tag-model) tag_model="$2"; shift 2 ;;
     --titles) titles="$2"; shift 2 ;;
     --catalog) catalog="$2"; shift 2 ;;
     --batch-size) batch="$2"; shift 2 ;;
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --skip-ours) skip_ours=1; shift ;;
     --skip-reference) skip_reference=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -127,7 +130,9 @@ if [ "$skip_ours" = 0 ]; then
   echo "== ours: $bin bench ${common[*]} ${input[*]}" >&2
   threads_env=()
   [ -n "$threads" ] && threads_env=(RAYON_NUM_THREADS="$threads")
-  env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" --json "$out/ours.json" &
+  ours_extra=()
+  [ -n "$tag_model" ] && ours_extra=(--tag-model "$tag_model")
+  env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" "${ours_extra[@]}" --json "$out/ours.json" &
   ours_pid=$!
   wait "$ours_pid"
 fi

@@ -26,9 +26,9 @@ printf '%s\n' \
   "EthnoVogue Women Beige & Grey Made to Measure Kurta Set with Jacket" \
   | $trainer tag --model "$model"
 
-# The browser app: export the model for the page (q8_0 GGUF + tokenizer + examples), build it and
+# The browser app: export the model for the page (q4k GGUF + tokenizer + examples), build it and
 # serve it at http://127.0.0.1:8080 (Ctrl-C stops). MULTITAG_DEMO_SERVE=0 builds without serving.
-$trainer export --model "$model" --quant q8_0 --out public/model
+$trainer export --model "$model" --quant q4k --out public/model
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true
 if [ "${MULTITAG_DEMO_SERVE:-1}" != 0 ]; then

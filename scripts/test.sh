@@ -20,7 +20,7 @@ if [ ! -f public/model/manifest.json ]; then
       --out "$web_model" --objective triplet --lambda 1 --epochs 1 --limit-train 600 \
       --batch-size 16 --lr 1e-4 --description-tokens 48
   fi
-  cargo run --release -q -p multitag-trainer -- export --model "$web_model" --quant q8_0 --out public/model
+  cargo run --release -q -p multitag-trainer -- export --model "$web_model" --quant q4k --out public/model
 fi
 trunk build --release
 cargo test --release --workspace

@@ -162,7 +162,32 @@ fn export_of_a_tiny_trained_model_then_eval_and_tag() {
     let f1 = q8["test"]["f1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&f1), "{q8}");
 
-    // Tagging from the export.
+    // Tagging from the export, with the weights dequantized at load (the default) and kept
+    // quantized: the same entities.
+    let tag_with = |matmul: &str| {
+        let out = trainer(
+            &["tag", "--model", s(&q8_dir), "--matmul", matmul],
+            Some("Roadster Men Navy Blue Casual Shirt\nकुर्ता Women Red Kurta Set\n"),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect();
+        lines
+            .iter()
+            .map(|l| {
+                l["entities"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e["label"].clone(), e["start"].clone(), e["end"].clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tag_with("f32"), tag_with("quantized"));
     let out = trainer(
         &["tag", "--model", s(&q8_dir)],
         Some("Roadster Men Navy Blue Casual Shirt\nकुर्ता Women Red Kurta Set\n"),

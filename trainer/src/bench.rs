@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// Base model directory [default: .cache/models/all-MiniLM-L6-v2].
     #[arg(long)]
     model: Option<PathBuf>,
+    /// The model the tagging workloads time [default: --model]: a trained directory or an export
+    /// (e.g. `public/model`, q8_0), whose head and quantization are then used as they are.
+    #[arg(long)]
+    tag_model: Option<PathBuf>,
     #[command(flatten)]
     data: crate::DataArgs,
     #[command(flatten)]
@@ -113,6 +117,9 @@ pub struct BenchArgs {
     /// later workload would report an earlier one's peak) and no workload inherits another's heap.
     #[arg(long)]
     in_process: bool,
+    /// With an exported tagging model: how its quantized matrices multiply.
+    #[arg(long, value_enum, default_value_t)]
+    matmul: crate::Matmul,
     /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
     /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
     #[command(flatten)]
@@ -177,6 +184,9 @@ pub struct BenchReport {
     pub device: String,
     pub threads: usize,
     pub model: String,
+    /// The model the tagging workloads used, when not `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_model: Option<String>,
     pub hidden_size: usize,
     pub layers: usize,
     pub labels: usize,
@@ -308,6 +318,7 @@ fn pad_batch(
 
 pub struct Bench<'a> {
     pub base: &'a ModelDir,
+    pub tag_model: Option<&'a ModelDir>,
     pub input: &'a BenchInput,
     pub labels: &'a LabelMap,
     pub options: &'a TrainOptions,
@@ -318,6 +329,7 @@ pub struct Bench<'a> {
     pub tag_titles: usize,
     pub tag_titles_batch1: usize,
     pub repetitions: usize,
+    pub matmul: crate::Matmul,
 }
 
 impl Bench<'_> {
@@ -353,6 +365,7 @@ impl Bench<'_> {
             device: format!("{:?}", self.device),
             threads: candle_core::utils::get_num_threads(),
             model: self.base.path.display().to_string(),
+            tag_model: self.tag_model.map(|d| d.path.display().to_string()),
             hidden_size: self.base.config.hidden_size,
             layers: self.base.config.num_hidden_layers,
             labels: self.labels.len(),
@@ -533,9 +546,15 @@ impl Bench<'_> {
 
     /// Titles per second from strings to entities over the first `count` input titles.
     fn tag(&self, batch: usize, count: usize) -> Result<Measurement> {
-        // A trained model tags at the same speed as the base encoder with a fresh head.
-        let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
-        let tagger = Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        // A trained or exported (possibly quantized) tagger is timed as it is; a base encoder
+        // gets a fresh head, which tags at the same speed as a trained one.
+        let dir = self.tag_model.unwrap_or(self.base);
+        let tagger = if dir.labels.is_some() {
+            dir.tagger(self.device, self.matmul.into())?
+        } else {
+            let (_, model) = dir.trainable(self.labels, self.device, 0)?;
+            Tagger::new(model, dir.tokenizer()?, self.device.clone())
+        };
         let titles: Vec<&str> = self
             .input
             .titles
@@ -585,9 +604,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(path) => BenchInput::from_titles(path)?,
         None => BenchInput::from_catalog(&args.data)?,
     };
+    let tag_model = args.tag_model.as_deref().map(ModelDir::read).transpose()?;
     let labels = crate::labels();
     let report = Bench {
         base: &base,
+        tag_model: tag_model.as_ref(),
         input: &input,
         labels: &labels,
         options: &args.options,
@@ -598,6 +619,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         tag_titles: args.tag_titles,
         tag_titles_batch1: args.tag_titles_batch1.unwrap_or(args.tag_titles),
         repetitions: args.repetitions.max(1),
+        matmul: args.matmul,
     }
     .run(&args.workloads)?;
     print_bench(&report);
@@ -693,6 +715,9 @@ pub fn print_bench(r: &BenchReport) {
         "{} | device {} ({} threads) | model {} (hidden {}, {} layers, {} labels) | input {} | {:?} shapes",
         r.implementation, r.device, r.threads, r.model, r.hidden_size, r.layers, r.labels, r.input, r.shapes
     );
+    if let Some(tag_model) = &r.tag_model {
+        println!("tagging with {tag_model}");
+    }
     println!("| workload | shape | median | min | q1 | q3 | max | reps | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let keys = [

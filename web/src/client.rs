@@ -1,6 +1,10 @@
-//! The page's side of the worker: spawns it, queues messages until its wasm is running, matches
-//! replies to requests (`tag` and `similarity` are futures), and hands every other message (ready,
-//! progress, loaded, load failed) to one event callback.
+//! The page's side of the workers: spawns them, queues messages until a worker's wasm is running,
+//! matches replies to requests (`tag` and `similarity` are futures), and hands every other message
+//! of the primary worker (ready, progress, loaded, load failed) to one event callback.
+//!
+//! WASM here has no threads (they need a cross-origin-isolated page), so the page runs a pool of
+//! workers, each with its own copy of the model, to use more than one core: tagging requests go to
+//! whichever loaded worker has the fewest open, while the primary also serves the similarity view.
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -17,6 +21,10 @@ type Reply = Result<FromWorker, String>;
 pub struct WorkerClient {
     worker: Worker,
     ready: Cell<bool>,
+    /// The main model is loaded, so the worker can take tagging requests.
+    tags: Cell<bool>,
+    /// Requests sent and not yet answered.
+    open: Cell<usize>,
     queued: RefCell<Vec<String>>,
     next_id: Cell<u64>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
@@ -24,18 +32,108 @@ pub struct WorkerClient {
 }
 
 thread_local! {
-    static CLIENT: RefCell<Option<Rc<WorkerClient>>> = const { RefCell::new(None) };
+    static POOL: RefCell<Option<Rc<WorkerPool>>> = const { RefCell::new(None) };
 }
 
-/// The page's one worker, once `spawn` has run.
-pub fn client() -> Option<Rc<WorkerClient>> {
-    CLIENT.with(|c| c.borrow().clone())
+/// The page's workers, once `WorkerPool::spawn` has run.
+pub fn pool() -> Option<Rc<WorkerPool>> {
+    POOL.with(|c| c.borrow().clone())
+}
+
+pub struct WorkerPool {
+    script_url: String,
+    size: usize,
+    workers: RefCell<Vec<Rc<WorkerClient>>>,
+}
+
+impl WorkerPool {
+    /// Starts the primary worker and installs the pool as the page's; helpers (up to `size`
+    /// workers in all) start with [`WorkerPool::start_helpers`]. `on_event` and `on_crash` are the
+    /// primary's, as in [`WorkerClient::spawn`].
+    pub fn spawn(
+        script_url: &str,
+        size: usize,
+        on_event: impl Fn(FromWorker) + 'static,
+        on_crash: impl Fn(String) + 'static,
+    ) -> Result<Rc<Self>, String> {
+        let primary = WorkerClient::spawn(script_url, on_event, on_crash)?;
+        let pool = Rc::new(Self {
+            script_url: script_url.to_string(),
+            size: size.max(1),
+            workers: RefCell::new(vec![primary]),
+        });
+        POOL.with(|c| *c.borrow_mut() = Some(pool.clone()));
+        Ok(pool)
+    }
+
+    /// Starts the helper workers, each loading the main model. Called once the primary has loaded
+    /// it, so the helpers read the files from the Cache API instead of downloading them again;
+    /// `on_loaded` runs as each has. A helper that fails to start or to load only leaves the pool
+    /// smaller.
+    pub fn start_helpers(&self, on_loaded: impl Fn() + Clone + 'static) {
+        let mut workers = self.workers.borrow_mut();
+        while workers.len() < self.size {
+            let on_loaded = on_loaded.clone();
+            let on_event = move |message: FromWorker| {
+                if let FromWorker::Loaded {
+                    slot: Slot::Main, ..
+                } = message
+                {
+                    on_loaded();
+                }
+            };
+            match WorkerClient::spawn(&self.script_url, on_event, |_| {}) {
+                Ok(helper) => {
+                    helper.send(&ToWorker::Load {
+                        slot: Slot::Main,
+                        base_url: Slot::Main.dir().into(),
+                    });
+                    workers.push(helper);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// The first worker: it reports loading to the page and holds the baseline model.
+    pub fn primary(&self) -> Rc<WorkerClient> {
+        self.workers.borrow()[0].clone()
+    }
+
+    /// How many requests are worth keeping open at once: one per worker.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Workers that have the main model loaded and have not crashed.
+    pub fn taggers(&self) -> usize {
+        self.workers.borrow().iter().filter(|w| w.can_tag()).count()
+    }
+
+    /// Tags `titles` on the loaded worker with the fewest open requests (the primary when no
+    /// worker reports a loaded model yet, which then answers with its own error).
+    pub async fn tag(
+        &self,
+        titles: Vec<String>,
+        batch_size: usize,
+    ) -> Result<(Vec<TaggedTitle>, f64), String> {
+        let worker = {
+            let workers = self.workers.borrow();
+            workers
+                .iter()
+                .filter(|w| w.can_tag())
+                .min_by_key(|w| w.open.get())
+                .unwrap_or(&workers[0])
+                .clone()
+        };
+        worker.tag(titles, batch_size).await
+    }
 }
 
 impl WorkerClient {
-    /// Starts the worker script and installs it as the page's client. `on_event` receives every
-    /// message that is not a reply; `on_crash` an uncaught error in the worker (a panic), after
-    /// which every pending and later request fails.
+    /// Starts the worker script. `on_event` receives every message that is not a reply;
+    /// `on_crash` an uncaught error in the worker (a panic), after which every pending and later
+    /// request fails.
     pub fn spawn(
         script_url: &str,
         on_event: impl Fn(FromWorker) + 'static,
@@ -46,6 +144,8 @@ impl WorkerClient {
         let client = Rc::new(Self {
             worker,
             ready: Cell::new(false),
+            tags: Cell::new(false),
+            open: Cell::new(0),
             queued: RefCell::new(Vec::new()),
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
@@ -77,6 +177,15 @@ impl WorkerClient {
                     let _ = sender.send(Ok(message));
                 }
                 return;
+            }
+            if matches!(
+                message,
+                FromWorker::Loaded {
+                    slot: Slot::Main,
+                    ..
+                }
+            ) {
+                me.tags.set(true);
             }
             if matches!(message, FromWorker::Ready) {
                 me.ready.set(true);
@@ -118,8 +227,11 @@ impl WorkerClient {
             .set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
 
-        CLIENT.with(|c| *c.borrow_mut() = Some(client.clone()));
         Ok(client)
+    }
+
+    fn can_tag(&self) -> bool {
+        self.tags.get() && self.crashed.borrow().is_none()
     }
 
     /// Posts a message now, or when the worker reports `Ready`.
@@ -141,7 +253,10 @@ impl WorkerClient {
         let (sender, receiver) = oneshot::channel();
         self.pending.borrow_mut().insert(id, sender);
         self.send(&make(id));
-        match receiver.await {
+        self.open.set(self.open.get() + 1);
+        let reply = receiver.await;
+        self.open.set(self.open.get() - 1);
+        match reply {
             Ok(Ok(FromWorker::Failed { message, .. })) => Err(message),
             Ok(reply) => reply,
             Err(_) => Err("the model worker went away".into()),

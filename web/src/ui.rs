@@ -1,10 +1,11 @@
 //! The page: a tag view (titles in, coloured entity chips out, JSONL download) and a similarity
 //! view (title x description cosine heat map, side by side with the baseline when one is exported).
-//! All model work happens in the worker (`client`); this module only keeps state and renders.
+//! All model work happens in the workers (`client`); this module only keeps state and renders.
 //!
 //! Elements carry stable ids, classes and data attributes for the end-to-end tests:
 //! `#model-status[data-state=starting|loading|ready|failed]` (with `data-load-ms`, `data-bytes`,
-//! `data-from-cache` when ready), `#model-error`, `#results > li.result`, `mark.ent[data-label]
+//! `data-from-cache` when ready, and `data-workers` / `data-pool-size`: workers with the model
+//! loaded, of how many), `#model-error`, `#results > li.result`, `mark.ent[data-label]
 //! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`.
 use std::sync::Arc;
 
@@ -15,7 +16,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::client::{client, WorkerClient};
+use futures_util::StreamExt;
+
+use crate::client::{pool, WorkerPool};
 use crate::protocol::{
     FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, TaggedTitle, ToWorker,
 };
@@ -105,6 +108,8 @@ struct AppState {
     tab: RwSignal<Tab>,
     model: RwSignal<ModelState>,
     load_ms: RwSignal<Option<f64>>,
+    /// Workers with the main model loaded.
+    taggers: RwSignal<usize>,
     baseline: RwSignal<BaselineState>,
     tag_input: RwSignal<String>,
     rows: RwSignal<Vec<Arc<Row>>>,
@@ -126,6 +131,7 @@ impl AppState {
             tab: RwSignal::new(Tab::Tag),
             model: RwSignal::new(ModelState::Starting),
             load_ms: RwSignal::new(None),
+            taggers: RwSignal::new(0),
             baseline: RwSignal::new(BaselineState::Absent),
             tag_input: RwSignal::new(String::new()),
             rows: RwSignal::new(Vec::new()),
@@ -168,16 +174,27 @@ fn now() -> f64 {
     window().performance().map(|p| p.now()).unwrap_or_default()
 }
 
+/// The value of `key` in the page's query string.
+fn query_param(key: &str) -> Option<String> {
+    let search = window().location().search().ok()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=').map(String::from))
+}
+
 fn bench_mode() -> bool {
-    window()
-        .location()
-        .search()
-        .map(|s| {
-            s.trim_start_matches('?')
-                .split('&')
-                .any(|kv| kv == "bench=1")
-        })
-        .unwrap_or(false)
+    query_param("bench").as_deref() == Some("1")
+}
+
+/// Workers that tag in parallel: `?workers=N` (1-8), else one per core up to two. Each holds its
+/// own copy of the model (about 100 MB dequantized), so more would cost memory on phones for
+/// little gain on the 2-core machines measured.
+fn worker_count() -> usize {
+    query_param("workers")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n.clamp(1, 8))
+        .unwrap_or_else(|| (window().navigator().hardware_concurrency() as usize).clamp(1, 2))
 }
 
 async fn sleep(ms: i32) {
@@ -233,6 +250,10 @@ fn start_worker(state: AppState) {
             info,
         } => {
             state.load_ms.set(Some(now()));
+            state.taggers.set(1);
+            if let Some(pool) = pool() {
+                pool.start_helpers(move || state.taggers.update(|n| *n += 1));
+            }
             state.model.set(ModelState::Ready(info));
             spawn_local(look_for_baseline(state));
         }
@@ -255,8 +276,8 @@ fn start_worker(state: AppState) {
         state.run.update(|r| r.running = false);
         state.sim_running.set(false);
     };
-    match WorkerClient::spawn(WORKER_SCRIPT, on_event, on_crash) {
-        Ok(client) => client.send(&ToWorker::Load {
+    match WorkerPool::spawn(WORKER_SCRIPT, worker_count(), on_event, on_crash) {
+        Ok(pool) => pool.primary().send(&ToWorker::Load {
             slot: Slot::Main,
             base_url: Slot::Main.dir().into(),
         }),
@@ -276,9 +297,9 @@ async fn look_for_baseline(state: AppState) {
 
 fn ensure_baseline_loading(state: AppState) {
     if state.baseline.get_untracked() == BaselineState::Available {
-        if let Some(client) = client() {
+        if let Some(pool) = pool() {
             state.baseline.set(BaselineState::Loading(None));
-            client.send(&ToWorker::Load {
+            pool.primary().send(&ToWorker::Load {
                 slot: Slot::Baseline,
                 base_url: Slot::Baseline.dir().into(),
             });
@@ -328,15 +349,23 @@ fn run_tagging(state: AppState) {
         return;
     }
     spawn_local(async move {
-        let Some(client) = client() else { return };
+        let Some(pool) = pool() else { return };
         let started = now();
         let lengths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
-        for batch in batch_order(&lengths, BATCH_SIZE, SORT_WINDOW) {
+        // One batch open per worker; replies come back in batch order.
+        let requests = batch_order(&lengths, BATCH_SIZE, SORT_WINDOW)
+            .into_iter()
+            .map(|batch| {
+                let texts: Vec<String> = batch.iter().map(|&i| titles[i].clone()).collect();
+                let pool = pool.clone();
+                async move { (batch, pool.tag(texts, BATCH_SIZE).await) }
+            });
+        let mut replies = futures_util::stream::iter(requests).buffered(pool.size());
+        while let Some((batch, reply)) = replies.next().await {
             if state.generation.get_untracked() != generation {
                 return;
             }
-            let texts: Vec<String> = batch.iter().map(|&i| titles[i].clone()).collect();
-            match client.tag(texts, BATCH_SIZE).await {
+            match reply {
                 Ok((results, ms)) => {
                     if state.generation.get_untracked() != generation {
                         return;
@@ -415,7 +444,9 @@ fn run_similarity(state: AppState) {
     )));
     ensure_baseline_loading(state);
     spawn_local(async move {
-        let Some(client) = client() else { return };
+        let Some(client) = pool().map(|p| p.primary()) else {
+            return;
+        };
         let mut result = SimResult {
             titles: titles.clone(),
             descriptions: descriptions.clone(),
@@ -505,23 +536,33 @@ fn install_bench_hook() {
 }
 
 async fn bench(titles: Vec<String>, batch: usize) -> Result<serde_json::Value, String> {
-    let client = client().ok_or("the worker is not running")?;
+    let pool = pool().ok_or("the worker is not running")?;
     let started = now();
     let mut worker_ms = 0.0;
     let mut entities = 0;
-    // The tag view's batching: similar lengths together, windows of SORT_WINDOW.
+    // The tag view's batching (similar lengths together, windows of SORT_WINDOW) and its
+    // concurrency: one request open per worker.
     let lengths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
-    for indices in batch_order(&lengths, batch, SORT_WINDOW) {
-        let chunk: Vec<String> = indices.iter().map(|&i| titles[i].clone()).collect();
-        let (results, ms) = client.tag(chunk, batch).await?;
+    let requests = batch_order(&lengths, batch, SORT_WINDOW)
+        .into_iter()
+        .map(|indices| {
+            let chunk: Vec<String> = indices.iter().map(|&i| titles[i].clone()).collect();
+            let pool = pool.clone();
+            async move { pool.tag(chunk, batch).await }
+        });
+    let mut replies = futures_util::stream::iter(requests).buffered(pool.size());
+    while let Some(reply) = replies.next().await {
+        let (results, ms) = reply?;
         worker_ms += ms;
         entities += results.iter().map(|r| r.entities.len()).sum::<usize>();
     }
+    drop(replies);
     let wall_ms = now() - started;
     let n = titles.len() as f64;
     Ok(serde_json::json!({
         "titles": titles.len(),
         "batch_size": batch,
+        "workers": pool.taggers(),
         "length_sorted_window": SORT_WINDOW,
         "entities": entities,
         "wall_ms": wall_ms,
@@ -692,6 +733,8 @@ fn ModelStatus() -> impl IntoView {
             data-from-cache=move || ready_info().map(|i| i.from_cache().to_string()).unwrap_or_default()
             data-fetch-ms=move || ready_info().map(|i| format!("{:.1}", i.fetch_ms)).unwrap_or_default()
             data-parse-ms=move || ready_info().map(|i| format!("{:.1}", i.parse_ms)).unwrap_or_default()
+            data-workers=move || state.taggers.get().to_string()
+            data-pool-size=move || pool().map(|p| p.size()).unwrap_or(0).to_string()
         >
             {body}
         </div>

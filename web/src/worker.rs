@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use candle_core::Device;
 use multitag_model::tagger::{DEFAULT_TEXT_TOKENS, DEFAULT_TITLE_TOKENS};
-use multitag_model::Tagger;
+use multitag_model::{DenseCompute, Tagger};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -210,7 +210,10 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadErr
             ),
         ))
     } else {
-        Tagger::from_gguf(&gguf.bytes, &tokenizer.bytes, &Device::Cpu).map_err(|e| {
+        // Dequantized to f32 at load: the download stays small, and WASM's f32 GEMM tags faster
+        // than candle's quantized matmul (README, "Browser app").
+        let compute = DenseCompute::F32;
+        Tagger::from_gguf(&gguf.bytes, &tokenizer.bytes, &Device::Cpu, compute).map_err(|e| {
             let message = e.to_string();
             let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {
                 "tokenizer.json"

@@ -131,7 +131,7 @@ impl FeedForward {
         let inner = match self.act.as_str() {
             "relu" => inner.relu()?,
             "gelu_new" | "gelu_pytorch_tanh" => inner.gelu()?,
-            _ => inner.gelu_erf()?,
+            _ => crate::activations::gelu_erf(&inner)?,
         };
         let out = mode.dropout(&self.output.forward(&inner)?, self.dropout)?;
         mode.layer_norm(&self.norm, &(out + xs)?)

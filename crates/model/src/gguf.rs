@@ -33,10 +33,10 @@
 //! returned by [`write_gguf`].
 //!
 //! Reading ([`GgufFile`]) works on bytes (no file system), so the browser loads the same file with
-//! [`crate::Tagger::from_gguf`]. Quantized dense layers multiply with candle's quantized matmul
-//! ([`crate::layers::Dense`]; on CPU it also quantizes each input row to 8 bits); the
-//! word-embedding table stays quantized and rows are dequantized as they are looked up; f32/f16
-//! matrices and the small position/token-type tables are dequantized to f32 at load.
+//! [`crate::Tagger::from_gguf`]. Dense layers are dequantized to f32 at load or, with
+//! [`DenseCompute::Quantized`], multiplied with candle's quantized matmul (on CPU it also quantizes
+//! each input row to 8 bits); the word-embedding table stays quantized and rows are dequantized as
+//! they are looked up; the small position/token-type tables are dequantized to f32 at load.
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
@@ -48,6 +48,7 @@ use candle_core::{DType, Device, Result as CandleResult, Tensor};
 use multitag_core::LabelMap;
 
 use crate::config::BertConfig;
+use crate::layers::DenseCompute;
 use crate::ner::NerModel;
 use crate::ModelError;
 
@@ -267,6 +268,7 @@ pub struct GgufFile<'a> {
     bytes: &'a [u8],
     content: Content,
     device: Device,
+    dense_compute: DenseCompute,
 }
 
 impl<'a> GgufFile<'a> {
@@ -282,7 +284,18 @@ impl<'a> GgufFile<'a> {
             bytes,
             content,
             device: device.clone(),
+            dense_compute: DenseCompute::default(),
         })
+    }
+
+    /// How dense layers built from this file multiply (f32 by default).
+    pub fn with_dense_compute(mut self, compute: DenseCompute) -> Self {
+        self.dense_compute = compute;
+        self
+    }
+
+    pub fn dense_compute(&self) -> DenseCompute {
+        self.dense_compute
     }
 
     pub fn source(&self) -> &str {
@@ -363,8 +376,13 @@ impl<'a> GgufFile<'a> {
 }
 
 /// Rebuilds the tagging model (config and labels from the metadata, weights as stored).
-pub fn load_ner_model(source: &str, bytes: &[u8], device: &Device) -> Result<NerModel, ModelError> {
-    let file = GgufFile::read(source, bytes, device)?;
+pub fn load_ner_model(
+    source: &str,
+    bytes: &[u8],
+    device: &Device,
+    compute: DenseCompute,
+) -> Result<NerModel, ModelError> {
+    let file = GgufFile::read(source, bytes, device)?.with_dense_compute(compute);
     let config = file.config()?;
     let labels = file.labels()?;
     NerModel::load(&config, labels, &file)
@@ -518,8 +536,9 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        // Measured with these seeded weights (max |difference| / max |logit|): f32 0, f16 3e-4,
-        // q8_0 1.5e-2, q4k 5.2e-2; the bounds leave about a factor of two.
+        // Measured with these seeded weights (max |difference| / max |logit|), with the quantized
+        // matmul: f32 0, f16 3e-4, q8_0 1.5e-2, q4k 5.2e-2; the bounds leave about a factor of
+        // two. Dequantized to f32 the input rows are not quantized, so the error is no larger.
         for (quant, tolerance) in [
             (Quant::F32, 1e-6),
             (Quant::F16, 1e-3),
@@ -527,12 +546,17 @@ mod tests {
             (Quant::Q4K, 0.1),
         ] {
             let (bytes, stored) = export(&varmap, quant);
-            let model = load_ner_model("model.gguf", &bytes, &Device::Cpu).unwrap();
-            let diff = max_diff(&expected, &logits(&model));
-            assert!(
-                diff <= tolerance * scale.max(1.0),
-                "{quant}: max |logit difference| {diff} (scale {scale})"
-            );
+            let load = |compute| load_ner_model("model.gguf", &bytes, &Device::Cpu, compute);
+            let model = load(DenseCompute::Quantized).unwrap();
+            let dequantized = load(DenseCompute::F32).unwrap();
+            for (compute, model) in [("quantized", &model), ("f32", &dequantized)] {
+                let diff = max_diff(&expected, &logits(model));
+                assert!(
+                    diff <= tolerance * scale.max(1.0),
+                    "{quant} ({compute} matmul): max |logit difference| {diff} (scale {scale})"
+                );
+            }
+            assert!(!dequantized.classifier.is_quantized(), "{quant}");
             let types: std::collections::BTreeSet<&str> =
                 stored.iter().map(|t| t.dtype.as_str()).collect();
             let want: &[&str] = match quant {
@@ -582,7 +606,13 @@ mod tests {
     fn tagger_from_gguf_tags_like_the_float_tagger() {
         let (varmap, float) = float_model();
         let (bytes, _) = export(&varmap, Quant::F32);
-        let tagger = Tagger::from_gguf(&bytes, TOKENIZER.as_bytes(), &Device::Cpu).unwrap();
+        let tagger = Tagger::from_gguf(
+            &bytes,
+            TOKENIZER.as_bytes(),
+            &Device::Cpu,
+            DenseCompute::default(),
+        )
+        .unwrap();
         assert_eq!(tagger.model.labels, labels());
         let float = Tagger::new(
             float,
@@ -596,11 +626,17 @@ mod tests {
         ];
         let a = float.tag(&titles, 2).unwrap();
         let b = tagger.tag(&titles, 2).unwrap();
+        // Same entities; scores agree up to float summation order (the export's matrices are
+        // stored transposed for the GEMM).
         for (a, b) in a.iter().zip(&b) {
-            assert_eq!(
-                serde_json::to_string(&a.entities).unwrap(),
-                serde_json::to_string(&b.entities).unwrap()
-            );
+            assert_eq!(a.entities.len(), b.entities.len());
+            for (x, y) in a.entities.iter().zip(&b.entities) {
+                assert_eq!(
+                    (&x.label, &x.text, x.start, x.end),
+                    (&y.label, &y.text, y.start, y.end)
+                );
+                assert!((x.score - y.score).abs() < 1e-5, "{x:?} vs {y:?}");
+            }
         }
         let e = tagger.embed(&titles, 16, 2).unwrap();
         assert_eq!(e.dims(), &[3, 32]);
@@ -623,13 +659,18 @@ mod tests {
             ("tail cut", bytes[..bytes.len() - 40].to_vec()),
         ];
         for (what, case) in cases {
-            let err = match Tagger::from_gguf(&case, TOKENIZER.as_bytes(), &Device::Cpu) {
+            let err = match Tagger::from_gguf(
+                &case,
+                TOKENIZER.as_bytes(),
+                &Device::Cpu,
+                DenseCompute::F32,
+            ) {
                 Ok(_) => panic!("{what}: loaded"),
                 Err(e) => e.to_string(),
             };
             assert!(err.contains("model.gguf"), "{what}: {err}");
         }
-        let err = match Tagger::from_gguf(&bytes, b"{not json", &Device::Cpu) {
+        let err = match Tagger::from_gguf(&bytes, b"{not json", &Device::Cpu, DenseCompute::F32) {
             Ok(_) => panic!("bad tokenizer loaded"),
             Err(e) => e.to_string(),
         };
@@ -645,7 +686,8 @@ mod tests {
         .unwrap();
         let mut out = Cursor::new(Vec::new());
         gguf_file::write(&mut out, &[], &[("x", &q)]).unwrap();
-        let err = match load_ner_model("other.gguf", out.get_ref(), &Device::Cpu) {
+        let err = match load_ner_model("other.gguf", out.get_ref(), &Device::Cpu, DenseCompute::F32)
+        {
             Ok(_) => panic!("loaded"),
             Err(e) => e.to_string(),
         };

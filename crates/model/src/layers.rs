@@ -4,8 +4,8 @@
 //! inference path keeps the fused kernels for speed.
 //!
 //! Weight matrices are [`Dense`] layers: a float `candle_nn::Linear` (the only kind training ever
-//! builds) or a quantized `QMatMul` plus an f32 bias (loaded from an exported GGUF model), behind
-//! one `forward`, so the encoder has a single code path for both.
+//! builds), frozen f32 weights, or a quantized `QMatMul` plus an f32 bias (the last two loaded
+//! from an exported GGUF model), behind one `forward`, so the encoder has a single code path.
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -148,11 +148,31 @@ impl LayerNorm {
     }
 }
 
-/// A dense (fully connected) layer `y = x W^T + b`, float or quantized.
+/// How the dense layers of an exported (GGUF) model multiply. Quantization always shrinks the
+/// download; this chooses what the weights look like in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DenseCompute {
+    /// Dequantize each matrix to f32 once at load and multiply with the float GEMM. The default:
+    /// on CPU and in WASM candle's quantized matmul (one dot product per output, each input row
+    /// re-quantized per call) measured 2-4x slower than f32 for BERT-sized matrices.
+    #[default]
+    F32,
+    /// Keep block-quantized matrices and multiply with candle's `QMatMul`: about a quarter of the
+    /// memory, slower.
+    Quantized,
+}
+
+/// A dense (fully connected) layer `y = x W^T + b`.
 #[derive(Clone, Debug)]
 pub enum Dense {
-    /// Float weights: trainable variables, or f32/f16 weights from a checkpoint.
+    /// Float weights: trainable variables (the only kind training builds).
     Float(Linear),
+    /// Inference-only f32 weights stored transposed, `(in, out)` and contiguous, so the GEMM reads
+    /// them in place instead of gathering the strided `W^T` view into a packed copy every call.
+    Frozen {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
     /// Block-quantized weights (`W` is `(out, in)`), multiplied without dequantizing; f32 bias.
     Quantized {
         weight: QMatMul,
@@ -161,14 +181,21 @@ pub enum Dense {
 }
 
 impl Dense {
-    /// Builds the layer from a (possibly quantized) weight of shape `(out, in)`. Float storage
-    /// types (f32, f16, bf16) become an ordinary f32 `Linear`, so only genuinely quantized weights
-    /// take the quantized matmul.
-    pub fn from_qtensor(weight: QTensor, bias: Option<Tensor>) -> Result<Self> {
-        if is_float_storage(weight.dtype()) {
+    /// Builds an inference layer from a (possibly quantized) weight of shape `(out, in)`. Float
+    /// storage types (f32, f16, bf16) always become f32; quantized ones too unless `compute` keeps
+    /// them quantized.
+    pub fn from_qtensor(
+        weight: QTensor,
+        bias: Option<Tensor>,
+        compute: DenseCompute,
+    ) -> Result<Self> {
+        if is_float_storage(weight.dtype()) || compute == DenseCompute::F32 {
             let device = weight.device();
             let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
-            return Ok(Dense::Float(Linear::new(w, bias)));
+            return Ok(Dense::Frozen {
+                weight_t: w.t()?.contiguous()?,
+                bias,
+            });
         }
         Ok(Dense::Quantized {
             weight: QMatMul::from_arc(Arc::new(weight))?,
@@ -204,14 +231,18 @@ impl Dense {
                 let bias = linear.bias().map(|b| b.to_dtype(xs.dtype())).transpose()?;
                 Linear::new(weight, bias).forward(xs)
             }
+            Dense::Frozen { weight_t, bias } => add_bias(xs.matmul(weight_t)?, bias.as_ref()),
             Dense::Quantized { weight, bias } => {
-                let out = weight.forward(&xs.contiguous()?)?;
-                match bias {
-                    Some(b) => out.broadcast_add(&b.to_dtype(out.dtype())?),
-                    None => Ok(out),
-                }
+                add_bias(weight.forward(&xs.contiguous()?)?, bias.as_ref())
             }
         }
+    }
+}
+
+fn add_bias(out: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => out.broadcast_add(&b.to_dtype(out.dtype())?),
+        None => Ok(out),
     }
 }
 

@@ -1,6 +1,7 @@
 //! multitag-model: the BERT encoder (trainable and inference paths), heads, losses and the Tagger.
 //! Pure computation over bytes and tensors, no file system, so the same code runs natively and in
 //! the browser.
+pub mod activations;
 pub mod config;
 pub mod encoder;
 pub mod gguf;
@@ -15,7 +16,7 @@ pub mod weights;
 pub use config::BertConfig;
 pub use encoder::{mean_pool, BertEncoder};
 pub use gguf::{GgufFile, Quant};
-pub use layers::{Dense, DropoutRng, EmbeddingTable, Mode};
+pub use layers::{Dense, DenseCompute, DropoutRng, EmbeddingTable, Mode};
 pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
 pub use ner::NerModel;
 pub use tagger::{TaggedTitle, Tagger, WordPrediction};

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor, D};
 use multitag_core::{decode_entities, split_words, Entity, Word};
 use serde::Serialize;
 
-use crate::layers::Mode;
+use crate::layers::{DenseCompute, Mode};
 use crate::losses::normalize_rows;
 use crate::ner::NerModel;
 use crate::tokenize::{collate, WordTokenizer};
@@ -53,8 +53,16 @@ impl Tagger {
         gguf: &[u8],
         tokenizer_json: &[u8],
         device: &Device,
+        compute: DenseCompute,
     ) -> Result<Tagger, ModelError> {
-        Self::from_gguf_named("model.gguf", gguf, "tokenizer.json", tokenizer_json, device)
+        Self::from_gguf_named(
+            "model.gguf",
+            gguf,
+            "tokenizer.json",
+            tokenizer_json,
+            device,
+            compute,
+        )
     }
 
     /// [`Tagger::from_gguf`] with the names errors should use for the two inputs (file paths).
@@ -64,8 +72,9 @@ impl Tagger {
         tokenizer_source: &str,
         tokenizer_json: &[u8],
         device: &Device,
+        compute: DenseCompute,
     ) -> Result<Tagger, ModelError> {
-        let model = crate::gguf::load_ner_model(gguf_source, gguf, device)?;
+        let model = crate::gguf::load_ner_model(gguf_source, gguf, device, compute)?;
         let tokenizer = WordTokenizer::from_bytes(tokenizer_source, tokenizer_json)?;
         let vocab = tokenizer.tokenizer().get_vocab_size(true);
         if vocab > model.encoder.config.vocab_size {

@@ -81,7 +81,7 @@ impl<'a> Weights<'a> {
             Weights::Gguf { file, .. } => {
                 let weight = file.qtensor(&self.full_name("weight"), &[out_dim, in_dim])?;
                 let bias = file.f32_tensor(&self.full_name("bias"), &[out_dim])?;
-                Dense::from_qtensor(weight, Some(bias))
+                Dense::from_qtensor(weight, Some(bias), file.dense_compute())
             }
         }
     }

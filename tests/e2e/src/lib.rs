@@ -281,6 +281,13 @@ impl Routes {
     }
 }
 
+fn etag_of(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
 fn serve(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Served>>) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -294,6 +301,7 @@ fn serve(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Served>>) -> Re
         let target = parts.next().unwrap_or("/").to_string();
         let mut keep_alive = true;
         let mut content_length = 0usize;
+        let mut if_none_match = None;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header)? == 0 {
@@ -310,24 +318,38 @@ fn serve(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Served>>) -> Re
             if let Some(v) = lower.strip_prefix("content-length:") {
                 content_length = v.trim().parse().unwrap_or(0);
             }
+            if let Some(v) = lower.strip_prefix("if-none-match:") {
+                if_none_match = Some(v.trim().to_string());
+            }
         }
         if content_length > 0 {
             let mut body = vec![0; content_length];
             reader.read_exact(&mut body)?;
         }
         let path = target.split(['?', '#']).next().unwrap_or("/");
-        let (status, body, kind) = match (method.as_str(), routes.resolve(path)) {
-            ("GET" | "HEAD", Some((body, kind))) => (200, body, kind),
-            ("GET" | "HEAD", None) => (404, b"not found\n".to_vec(), "text/plain"),
-            _ => (405, b"method not allowed\n".to_vec(), "text/plain"),
+        // An ETag, as any static file server sends, so a browser revalidates a file it holds (the
+        // wasm a second worker loads, a reload) with a 304 instead of downloading it again.
+        let (status, body, kind, etag) = match (method.as_str(), routes.resolve(path)) {
+            ("GET" | "HEAD", Some((body, kind))) => {
+                let etag = etag_of(&body);
+                if if_none_match.as_deref() == Some(etag.as_str()) {
+                    (304, Vec::new(), kind, Some(etag))
+                } else {
+                    (200, body, kind, Some(etag))
+                }
+            }
+            ("GET" | "HEAD", None) => (404, b"not found\n".to_vec(), "text/plain", None),
+            _ => (405, b"method not allowed\n".to_vec(), "text/plain", None),
         };
         let reason = match status {
             200 => "OK",
+            304 => "Not Modified",
             404 => "Not Found",
             _ => "Method Not Allowed",
         };
+        let etag_header = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
         let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: {}\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n{etag_header}Connection: {}\r\n\r\n",
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
         );
@@ -444,6 +466,20 @@ pub fn wait_for_model(tab: &Tab, timeout: Duration) -> Result<()> {
         bail!("the model did not load: {error}");
     }
     Ok(())
+}
+
+/// Waits until every worker of the page's pool has the model loaded (helpers start after the
+/// primary, reading the model from the Cache API); returns how many did.
+pub fn wait_for_workers(tab: &Tab, timeout: Duration) -> Result<u64> {
+    let all_loaded = "(() => { const d = document.querySelector('#model-status')?.dataset; \
+        return !!d && d.workers !== '' && d.workers === d.poolSize; })()";
+    // A helper that fails to load leaves the pool smaller: then time out and report what loaded.
+    let _ = wait_until(tab, all_loaded, timeout);
+    let workers = eval_json(
+        tab,
+        "document.querySelector('#model-status').dataset.workers",
+    )?;
+    Ok(workers.as_str().and_then(|w| w.parse().ok()).unwrap_or(0))
 }
 
 /// Sets a textarea's value as typing would (the page listens to `input`).

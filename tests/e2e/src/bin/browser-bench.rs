@@ -6,7 +6,11 @@
 //! - tagging throughput over the first N catalog titles, one title per request and in batches of
 //!   32 (`window.multitagBench`, run inside the page's worker).
 //!
-//! Usage: browser-bench [--titles N] [--batches 1,32] [--catalog CSV] [--out FILE]
+//! The page tags with a pool of workers (one per core, up to two; `--workers N` sets it), each with
+//! its own copy of the model; the helpers start after the first has loaded the model and read it
+//! from the Cache API, and the measurements begin once all have loaded.
+//!
+//! Usage: browser-bench [--titles N] [--batches 1,32] [--workers N] [--catalog CSV] [--out FILE]
 //! (dist/, the model and chromium as for the e2e tests: MULTITAG_DIST, MULTITAG_E2E_MODEL,
 //! MULTITAG_CHROMIUM).
 use std::path::PathBuf;
@@ -15,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use multitag_e2e::{
     catalog_titles, chromium_path, dist_dir, dist_sizes, eval_json, launch, model_dir, repo_root,
-    wait_for_model, ModelMode, Server,
+    wait_for_model, wait_for_workers, ModelMode, Server,
 };
 use serde_json::{json, Value};
 
@@ -28,11 +32,13 @@ fn main() -> Result<()> {
         });
     let mut out = None;
     let mut batches = vec![1, 32];
+    let mut workers: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--titles" => n = args.next().context("--titles N")?.parse()?,
             "--catalog" => catalog = args.next().context("--catalog FILE")?.into(),
+            "--workers" => workers = Some(args.next().context("--workers N")?.parse()?),
             "--out" => out = Some(PathBuf::from(args.next().context("--out FILE")?)),
             "--batches" => {
                 batches = args
@@ -44,7 +50,7 @@ fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "browser-bench [--titles N] [--batches 1,32] [--catalog CSV] [--out FILE]"
+                    "browser-bench [--titles N] [--batches 1,32] [--workers N] [--catalog CSV] [--out FILE]"
                 );
                 return Ok(());
             }
@@ -70,12 +76,17 @@ fn main() -> Result<()> {
     let tab = browser.new_tab()?;
     tab.set_default_timeout(Duration::from_secs(600));
     eprintln!("cold load …");
-    tab.navigate_to(&server.url("/?bench=1"))?;
+    let page = match workers {
+        Some(n) => format!("/?bench=1&workers={n}"),
+        None => "/?bench=1".to_string(),
+    };
+    tab.navigate_to(&server.url(&page))?;
     wait_for_model(&tab, Duration::from_secs(300))?;
     let cold = eval_json(
         &tab,
         "({...document.querySelector('#model-status').dataset})",
     )?;
+    let loaded_workers = wait_for_workers(&tab, Duration::from_secs(60))?;
     let mut transfer = serde_json::Map::new();
     let mut total = 0;
     for r in server.served() {
@@ -98,6 +109,7 @@ fn main() -> Result<()> {
         &tab,
         "({...document.querySelector('#model-status').dataset})",
     )?;
+    wait_for_workers(&tab, Duration::from_secs(60))?;
     let warm_bytes: u64 = server.served().iter().map(|r| r.bytes).sum();
 
     let titles_json = serde_json::to_string(&titles)?;
@@ -114,6 +126,7 @@ fn main() -> Result<()> {
     let report = json!({
         "browser": eval_json(&tab, "navigator.userAgent")?,
         "titles": titles.len(),
+        "workers": loaded_workers,
         "cold_load_ms": number(&cold["loadMs"]),
         "cold_fetch_ms": number(&cold["fetchMs"]),
         "cold_parse_ms": number(&cold["parseMs"]),
