@@ -45,6 +45,9 @@ if [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  # Fonts for the scripts the tests paste (emoji, Devanagari), so screenshots show glyphs, not boxes.
+  [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+  [ -d /usr/share/fonts/truetype/lohit-devanagari ] || missing+=(fonts-lohit-deva)
   if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=()
     [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
