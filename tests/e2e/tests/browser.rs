@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use multitag_e2e::{
-    click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_until, ModelMode,
-    Server,
+    click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_for_workers,
+    wait_until, ModelMode, Server,
 };
 use serde_json::Value;
 
@@ -62,8 +62,20 @@ fn tag_view_tags_pasted_titles_with_character_offsets() -> Result<()> {
     let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
     let browser = launch(&s.chromium, DESKTOP)?;
     let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    tab.navigate_to(&server.url("/?workers=2"))?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
+    // The helper worker loads the model from the Cache API: one download of model.gguf.
+    let workers = wait_for_workers(&tab, MODEL_TIMEOUT)?;
+    ensure!(workers == 2, "{workers} of 2 workers loaded the model");
+    let downloads = server
+        .served()
+        .iter()
+        .filter(|r| r.path.ends_with("model.gguf") && r.status == 200)
+        .count();
+    ensure!(
+        downloads == 1,
+        "model.gguf was downloaded {downloads} times"
+    );
 
     // Blank lines are skipped; five titles remain.
     let long = long_title();
