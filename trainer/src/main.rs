@@ -83,6 +83,8 @@ pub enum Matmul {
     F32,
     /// Keep them quantized and use candle's quantized matmul (least memory, slower).
     Quantized,
+    /// Round them to int8 per output row and multiply with integer dot products (the browser's).
+    Int8,
 }
 
 impl From<Matmul> for multitag_model::DenseCompute {
@@ -90,6 +92,7 @@ impl From<Matmul> for multitag_model::DenseCompute {
         match m {
             Matmul::F32 => Self::F32,
             Matmul::Quantized => Self::Quantized,
+            Matmul::Int8 => Self::Int8,
         }
     }
 }

@@ -15,6 +15,7 @@ use candle_core::Device;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear};
 
+use crate::int8::Int8Matrix;
 use crate::weights::Weights;
 
 /// How a forward pass runs: inference (fused ops, no dropout) or training (differentiable ops and
@@ -160,6 +161,10 @@ pub enum DenseCompute {
     /// Keep block-quantized matrices and multiply with candle's `QMatMul`: about a quarter of the
     /// memory, slower.
     Quantized,
+    /// Round each matrix to int8 per output row and multiply with integer dot products
+    /// ([`crate::int8`]): half the memory of f32, and faster where the float GEMM has no fused
+    /// multiply-add (WASM).
+    Int8,
 }
 
 /// A dense (fully connected) layer `y = x W^T + b`.
@@ -171,6 +176,11 @@ pub enum Dense {
     /// them in place instead of gathering the strided `W^T` view into a packed copy every call.
     Frozen {
         weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// Int8 weights with one scale per output row (see [`DenseCompute::Int8`]); f32 bias.
+    Int8 {
+        weight: Arc<Int8Matrix>,
         bias: Option<Tensor>,
     },
     /// Block-quantized weights (`W` is `(out, in)`), multiplied without dequantizing; f32 bias.
@@ -189,22 +199,29 @@ impl Dense {
         bias: Option<Tensor>,
         compute: DenseCompute,
     ) -> Result<Self> {
-        if is_float_storage(weight.dtype()) || compute == DenseCompute::F32 {
-            let device = weight.device();
-            let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
-            return Ok(Dense::Frozen {
-                weight_t: w.t()?.contiguous()?,
+        let float = is_float_storage(weight.dtype());
+        if compute == DenseCompute::Quantized && !float {
+            return Ok(Dense::Quantized {
+                weight: QMatMul::from_arc(Arc::new(weight))?,
                 bias,
             });
         }
-        Ok(Dense::Quantized {
-            weight: QMatMul::from_arc(Arc::new(weight))?,
+        let device = weight.device();
+        let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
+        if compute == DenseCompute::Int8 && device.is_cpu() {
+            return Ok(Dense::Int8 {
+                weight: Arc::new(Int8Matrix::from_tensor(&w)?),
+                bias,
+            });
+        }
+        Ok(Dense::Frozen {
+            weight_t: w.t()?.contiguous()?,
             bias,
         })
     }
 
     pub fn is_quantized(&self) -> bool {
-        matches!(self, Dense::Quantized { .. })
+        matches!(self, Dense::Quantized { .. } | Dense::Int8 { .. })
     }
 
     /// Applies the layer to `(batch, seq, in)` (through one 2-D matmul, which is faster on CPU than
@@ -232,6 +249,7 @@ impl Dense {
                 Linear::new(weight, bias).forward(xs)
             }
             Dense::Frozen { weight_t, bias } => add_bias(xs.matmul(weight_t)?, bias.as_ref()),
+            Dense::Int8 { weight, bias } => add_bias(weight.matmul(xs)?, bias.as_ref()),
             Dense::Quantized { weight, bias } => {
                 add_bias(weight.forward(&xs.contiguous()?)?, bias.as_ref())
             }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod gguf;
 pub mod heads;
+pub mod int8;
 pub mod layers;
 pub mod losses;
 pub mod ner;
