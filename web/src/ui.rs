@@ -188,8 +188,8 @@ fn bench_mode() -> bool {
 }
 
 /// Workers that tag in parallel: `?workers=N` (1-8), else one per core up to two. Each holds its
-/// own copy of the model (about 100 MB dequantized), so more would cost memory on phones for
-/// little gain on the 2-core machines measured.
+/// own copy of the model in memory, so more would cost memory on phones; two were measured (on a
+/// 2-core machine).
 fn worker_count() -> usize {
     query_param("workers")
         .and_then(|n| n.parse::<usize>().ok())
