@@ -15,19 +15,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap};
-use multitag_model::{
-    mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng, Mode, NerModel, Tagger,
-    WordTokenizer,
-};
+use multitag_model::{DropoutRng, Mode, Tagger, WordTokenizer};
 use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
 use crate::optim::AdamW;
-use crate::train::{encode_example, Example, TrainOptions};
+use crate::train::{encode_example, Example, Objective, TrainBatch, TrainOptions};
 
 /// How training batches are padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
@@ -299,23 +296,6 @@ fn build_examples(
         .collect()
 }
 
-/// Pads rows to `fixed` (or to the longest row): `(ids, attention mask)`, both `(rows, width)`.
-fn pad_batch(
-    rows: &[&[u32]],
-    pad_id: u32,
-    fixed: Option<usize>,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let longest = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
-    let width = fixed.unwrap_or(longest).max(longest);
-    let ones: Vec<Vec<u32>> = rows.iter().map(|r| vec![1; r.len()]).collect();
-    let ones: Vec<&[u32]> = ones.iter().map(Vec::as_slice).collect();
-    Ok((
-        pad_rows(rows, width, pad_id, device)?,
-        pad_rows(&ones, width, 0, device)?,
-    ))
-}
-
 pub struct Bench<'a> {
     pub base: &'a ModelDir,
     pub tag_model: Option<&'a ModelDir>,
@@ -380,8 +360,13 @@ impl Bench<'_> {
         })
     }
 
-    fn fixed(&self, tokens: usize) -> Option<usize> {
-        (self.shapes == Shapes::Fixed).then_some(tokens)
+    /// The least widths of title and description rows: the configured lengths for fixed shapes,
+    /// none (pad to the longest) for natural ones.
+    fn fixed_widths(&self) -> (usize, usize) {
+        match self.shapes {
+            Shapes::Fixed => (self.options.title_tokens, self.options.description_tokens),
+            Shapes::Natural => (0, 0),
+        }
     }
 
     /// Seconds per optimizer step (forward, backward, AdamW with clipping, and with `multitask`
@@ -401,6 +386,13 @@ impl Bench<'_> {
                 self.input.items.len()
             );
         }
+        // The objective of the workload (the triplet loss, or none) on the given options.
+        let mut workload_opts = opts.clone();
+        workload_opts.objective = if multitask {
+            Objective::Triplet
+        } else {
+            Objective::None
+        };
         let (varmap, model) = self.base.trainable(self.labels, self.device, opts.seed)?;
         let tokenizer = self.base.tokenizer()?;
         let examples = build_examples(&tokenizer, self.labels, &self.input.items[..needed], opts)?;
@@ -430,15 +422,25 @@ impl Bench<'_> {
         let mut rates = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let start = Instant::now();
-            let rows = &examples[step * b..(step + 1) * b];
-            let loss = self.step_loss(
-                &model,
-                &tokenizer,
+            // The rows' own descriptions, then row i's negative: the next item's description.
+            let rows: Vec<&Example> = examples[step * b..(step + 1) * b].iter().collect();
+            let negatives = &examples[step * b + 1..(step + 1) * b + 1];
+            let descriptions = rows
+                .iter()
+                .copied()
+                .chain(negatives)
+                .map(|e| e.description.as_slice())
+                .collect();
+            let batch = TrainBatch {
                 rows,
-                &examples[step * b + 1..(step + 1) * b + 1],
-                multitask,
-                &dropout,
-            )?;
+                descriptions,
+                min_widths: self.fixed_widths(),
+            };
+            let pad_id = tokenizer.pad_id();
+            let mode = Mode::Train(&dropout);
+            let loss = batch
+                .loss(&model, pad_id, &workload_opts, &mode, self.device)?
+                .total;
             let grads = loss.backward()?;
             optimizer.step(&grads, opts.lr, opts.clip)?;
             let value = loss.to_scalar::<f32>()?;
@@ -489,59 +491,6 @@ impl Bench<'_> {
             seconds.iter().map(|s| opts.batch_size as f64 / s).collect(),
             opts.batch_size,
         ))
-    }
-
-    /// The loss of one batch; `negatives[i]` supplies row i's negative description.
-    fn step_loss(
-        &self,
-        model: &NerModel,
-        tokenizer: &WordTokenizer,
-        rows: &[Example],
-        negatives: &[Example],
-        multitask: bool,
-        dropout: &DropoutRng,
-    ) -> Result<Tensor> {
-        let opts = self.options;
-        let device = self.device;
-        let mode = Mode::Train(dropout);
-        let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
-        let (ids, mask) = pad_batch(
-            &seqs,
-            tokenizer.pad_id(),
-            self.fixed(opts.title_tokens),
-            device,
-        )?;
-        let width = ids.dim(1)?;
-        let targets: Vec<&[u32]> = rows.iter().map(|e| e.targets.as_slice()).collect();
-        let weights: Vec<&[f32]> = rows.iter().map(|e| e.weights.as_slice()).collect();
-        let targets = pad_rows(&targets, width, 0u32, device)?;
-        let weights = pad_rows(&weights, width, 0f32, device)?;
-        let (hidden, logits) = model.forward(&ids, &mask, &mode)?;
-        let ner = token_cross_entropy(&logits, &targets, &weights)?;
-        if !multitask {
-            return Ok(ner);
-        }
-        let titles = mean_pool(&hidden, &mask)?;
-        let descriptions: Vec<&[u32]> = rows
-            .iter()
-            .chain(negatives)
-            .map(|e| e.description.as_slice())
-            .collect();
-        let (d_ids, d_mask) = pad_batch(
-            &descriptions,
-            tokenizer.pad_id(),
-            self.fixed(opts.description_tokens),
-            device,
-        )?;
-        let described = model.embed(&d_ids, &d_mask, &mode)?;
-        let n = rows.len();
-        let aux = triplet_loss(
-            &titles,
-            &described.narrow(0, 0, n)?,
-            &described.narrow(0, n, n)?,
-            opts.triplet_form,
-        )?;
-        Ok((ner + (aux * opts.lambda)?)?)
     }
 
     /// Titles per second from strings to entities over the first `count` input titles.
@@ -775,22 +724,6 @@ mod tests {
         let even = Measurement::of("x", String::new(), vec![1.0, 2.0], 1);
         assert_eq!(even.median, 1.5);
         assert_eq!(even.repetitions, 2);
-    }
-
-    #[test]
-    fn fixed_padding_widens_to_the_requested_width() -> Result<()> {
-        let (ids, mask) = pad_batch(&[&[5, 6], &[7]], 0, Some(4), &Device::Cpu)?;
-        assert_eq!(
-            ids.to_vec2::<u32>()?,
-            vec![vec![5, 6, 0, 0], vec![7, 0, 0, 0]]
-        );
-        assert_eq!(
-            mask.to_vec2::<u32>()?,
-            vec![vec![1, 1, 0, 0], vec![1, 0, 0, 0]]
-        );
-        let (natural, _) = pad_batch(&[&[5, 6], &[7]], 0, None, &Device::Cpu)?;
-        assert_eq!(natural.dims(), &[2, 2]);
-        Ok(())
     }
 
     #[test]

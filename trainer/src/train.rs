@@ -12,8 +12,8 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::{
-    collate, info_nce_loss, mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng,
-    Mode, Tagger, TripletForm, WordTokenizer,
+    collate_to, info_nce_loss, mean_pool, pad_rows, token_cross_entropy, triplet_loss, DropoutRng,
+    Mode, NerModel, Tagger, TripletForm, WordTokenizer,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -413,52 +413,91 @@ impl TrainRun<'_> {
         dropout: &DropoutRng,
     ) -> Result<(f64, f64, Tensor)> {
         let opts = self.options;
-        let device = self.device;
-        let mode = Mode::Train(dropout);
         let rows: Vec<&Example> = batch.iter().map(|&i| &examples[i]).collect();
-        let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
-        let (ids, mask) = collate(&seqs, tagger.tokenizer.pad_id(), device)?;
-        let width = ids.dim(1)?;
-        let targets = pad_rows(
-            &rows
-                .iter()
-                .map(|e| e.targets.as_slice())
-                .collect::<Vec<_>>(),
-            width,
-            0u32,
-            device,
-        )?;
-        let weights = pad_rows(
-            &rows
-                .iter()
-                .map(|e| e.weights.as_slice())
-                .collect::<Vec<_>>(),
-            width,
-            0f32,
-            device,
-        )?;
-        let (hidden, logits) = tagger.model.forward(&ids, &mask, &mode)?;
-        let ner = token_cross_entropy(&logits, &targets, &weights)?;
-        let ner_value = ner.to_scalar::<f32>()? as f64;
-        if !opts.uses_descriptions() {
-            return Ok((ner_value, 0.0, ner));
-        }
-        let titles = mean_pool(&hidden, &mask)?;
-        let mut descriptions: Vec<&[u32]> = rows.iter().map(|e| e.description.as_slice()).collect();
-        if opts.objective == Objective::Triplet {
-            // The negative is the description of a random other training item; positives and
-            // negatives share one encoder pass.
-            for &i in batch {
-                let mut j = rng.gen_range(0..examples.len() - 1);
-                if j >= i {
-                    j += 1;
+        let mut descriptions: Vec<&[u32]> = Vec::new();
+        if opts.uses_descriptions() {
+            descriptions.extend(rows.iter().map(|e| e.description.as_slice()));
+            if opts.objective == Objective::Triplet {
+                // The negative is the description of a random other training item.
+                for &i in batch {
+                    let mut j = rng.gen_range(0..examples.len() - 1);
+                    if j >= i {
+                        j += 1;
+                    }
+                    descriptions.push(examples[j].description.as_slice());
                 }
-                descriptions.push(examples[j].description.as_slice());
             }
         }
-        let (d_ids, d_mask) = collate(&descriptions, tagger.tokenizer.pad_id(), device)?;
-        let described = tagger.model.embed(&d_ids, &d_mask, &mode)?;
-        let n = batch.len();
+        let batch = TrainBatch {
+            rows,
+            descriptions,
+            min_widths: (0, 0),
+        };
+        let loss = batch.loss(
+            &tagger.model,
+            tagger.tokenizer.pad_id(),
+            opts,
+            &Mode::Train(dropout),
+            self.device,
+        )?;
+        let aux_value = match &loss.aux {
+            Some(aux) => aux.to_scalar::<f32>()? as f64,
+            None => 0.0,
+        };
+        Ok((loss.ner.to_scalar::<f32>()? as f64, aux_value, loss.total))
+    }
+}
+
+/// The losses of one training batch.
+pub(crate) struct BatchLoss {
+    pub ner: Tensor,
+    /// The description loss (before `lambda`), when the objective uses descriptions.
+    pub aux: Option<Tensor>,
+    /// `ner + lambda * aux`.
+    pub total: Tensor,
+}
+
+/// One training batch, as `trainer train` and `trainer bench` feed it to the model.
+pub(crate) struct TrainBatch<'a> {
+    pub rows: Vec<&'a Example>,
+    /// The rows' own descriptions followed, for the triplet loss, by one negative per row (one
+    /// encoder pass for both); empty when the objective uses no descriptions.
+    pub descriptions: Vec<&'a [u32]>,
+    /// Least widths of title and description rows (fixed shapes); 0 pads to the longest.
+    pub min_widths: (usize, usize),
+}
+
+impl TrainBatch<'_> {
+    /// NER cross-entropy, plus `lambda` times the description loss when `opts` uses descriptions.
+    pub fn loss(
+        &self,
+        model: &NerModel,
+        pad_id: u32,
+        opts: &TrainOptions,
+        mode: &Mode,
+        device: &Device,
+    ) -> Result<BatchLoss> {
+        let rows = &self.rows;
+        let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
+        let (ids, mask) = collate_to(&seqs, pad_id, self.min_widths.0, device)?;
+        let width = ids.dim(1)?;
+        let targets: Vec<&[u32]> = rows.iter().map(|e| e.targets.as_slice()).collect();
+        let weights: Vec<&[f32]> = rows.iter().map(|e| e.weights.as_slice()).collect();
+        let targets = pad_rows(&targets, width, 0u32, device)?;
+        let weights = pad_rows(&weights, width, 0f32, device)?;
+        let (hidden, logits) = model.forward(&ids, &mask, mode)?;
+        let ner = token_cross_entropy(&logits, &targets, &weights)?;
+        if !opts.uses_descriptions() {
+            return Ok(BatchLoss {
+                total: ner.clone(),
+                ner,
+                aux: None,
+            });
+        }
+        let titles = mean_pool(&hidden, &mask)?;
+        let (d_ids, d_mask) = collate_to(&self.descriptions, pad_id, self.min_widths.1, device)?;
+        let described = model.embed(&d_ids, &d_mask, mode)?;
+        let n = rows.len();
         let aux = match opts.objective {
             Objective::Triplet => triplet_loss(
                 &titles,
@@ -467,10 +506,14 @@ impl TrainRun<'_> {
                 opts.triplet_form,
             )?,
             Objective::Infonce => info_nce_loss(&titles, &described, opts.temperature)?,
-            Objective::None => unreachable!("handled above"),
+            Objective::None => unreachable!("uses_descriptions() is false"),
         };
-        let aux_value = aux.to_scalar::<f32>()? as f64;
-        Ok((ner_value, aux_value, (ner + (aux * opts.lambda)?)?))
+        let total = (&ner + (&aux * opts.lambda)?)?;
+        Ok(BatchLoss {
+            ner,
+            aux: Some(aux),
+            total,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ pub use layers::{Dense, DenseCompute, DropoutRng, EmbeddingTable, Mode};
 pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
 pub use ner::NerModel;
 pub use tagger::{TaggedTitle, Tagger, WordPrediction};
-pub use tokenize::{collate, pad_rows, WordEncoding, WordTokenizer};
+pub use tokenize::{collate, collate_to, pad_rows, WordEncoding, WordTokenizer};
 pub use weights::Weights;
 
 #[derive(Debug, thiserror::Error)]

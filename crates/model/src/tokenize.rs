@@ -104,7 +104,18 @@ pub fn collate(
     pad_id: u32,
     device: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
-    let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    collate_to(seqs, pad_id, 0, device)
+}
+
+/// [`collate`] to at least `min_width` columns (fixed shapes, e.g. for benchmarks).
+pub fn collate_to(
+    seqs: &[&[u32]],
+    pad_id: u32,
+    min_width: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    let width = longest.max(min_width).max(1);
     let ones: Vec<Vec<u32>> = seqs.iter().map(|s| vec![1; s.len()]).collect();
     let ones: Vec<&[u32]> = ones.iter().map(Vec::as_slice).collect();
     Ok((
@@ -143,6 +154,22 @@ mod tests {
         let (ids, mask) = collate(&[&[5, 6, 7], &[8]], 0, &Device::Cpu)?;
         assert_eq!(ids.to_vec2::<u32>()?, vec![vec![5, 6, 7], vec![8, 0, 0]]);
         assert_eq!(mask.to_vec2::<u32>()?, vec![vec![1, 1, 1], vec![1, 0, 0]]);
+        Ok(())
+    }
+
+    #[test]
+    fn fixed_padding_widens_to_the_requested_width() -> candle_core::Result<()> {
+        let (ids, mask) = collate_to(&[&[5, 6], &[7]], 0, 4, &Device::Cpu)?;
+        assert_eq!(
+            ids.to_vec2::<u32>()?,
+            vec![vec![5, 6, 0, 0], vec![7, 0, 0, 0]]
+        );
+        assert_eq!(
+            mask.to_vec2::<u32>()?,
+            vec![vec![1, 1, 0, 0], vec![1, 0, 0, 0]]
+        );
+        let (natural, _) = collate_to(&[&[5, 6], &[7]], 0, 1, &Device::Cpu)?;
+        assert_eq!(natural.dims(), &[2, 2]);
         Ok(())
     }
 }
