@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap};
-use multitag_model::{DropoutRng, Mode, Tagger, WordTokenizer};
+use multitag_model::{DenseCompute, DropoutRng, Mode, Tagger, WordTokenizer};
 use serde::Serialize;
 
 use crate::data::Dataset;
@@ -114,9 +114,9 @@ pub struct BenchArgs {
     /// later workload would report an earlier one's peak) and no workload inherits another's heap.
     #[arg(long)]
     in_process: bool,
-    /// With an exported tagging model: how its quantized matrices multiply.
-    #[arg(long, value_enum, default_value_t)]
-    matmul: crate::Matmul,
+    /// With an exported tagging model: how its matrices multiply (f32, quantized or int8).
+    #[arg(long, default_value = "f32")]
+    matmul: DenseCompute,
     /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
     /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
     #[command(flatten)]
@@ -309,7 +309,7 @@ pub struct Bench<'a> {
     pub tag_titles: usize,
     pub tag_titles_batch1: usize,
     pub repetitions: usize,
-    pub matmul: crate::Matmul,
+    pub matmul: DenseCompute,
 }
 
 impl Bench<'_> {
@@ -499,7 +499,7 @@ impl Bench<'_> {
         // gets a fresh head, which tags at the same speed as a trained one.
         let dir = self.tag_model.unwrap_or(self.base);
         let tagger = if dir.labels.is_some() {
-            dir.tagger(self.device, self.matmul.into())?
+            dir.tagger(self.device, self.matmul)?
         } else {
             let (_, model) = dir.trainable(self.labels, self.device, 0)?;
             Tagger::new(model, dir.tokenizer()?, self.device.clone())

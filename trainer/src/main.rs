@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use multitag_core::{coverage, LabelMap, Split, ENTITY_TYPES};
+use multitag_model::DenseCompute;
 
 use crate::data::{load_dataset, load_gold, Dataset};
 use crate::model_dir::{write_atomic, ModelDir};
@@ -71,28 +72,6 @@ impl DeviceArgs {
             "cuda" => Device::new_cuda(0)
                 .context("no CUDA device (is this binary built with --features cuda?)"),
             other => bail!("unknown device `{other}` (cpu or cuda)"),
-        }
-    }
-}
-
-/// How an exported model's quantized matrices multiply (see `multitag_model::DenseCompute`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
-pub enum Matmul {
-    /// Dequantize to f32 at load (fast; 4x the memory of q8_0 for those matrices).
-    #[default]
-    F32,
-    /// Keep them quantized and use candle's quantized matmul (least memory, slower).
-    Quantized,
-    /// Round them to int8 per output row and multiply with integer dot products (the browser's).
-    Int8,
-}
-
-impl From<Matmul> for multitag_model::DenseCompute {
-    fn from(m: Matmul) -> Self {
-        match m {
-            Matmul::F32 => Self::F32,
-            Matmul::Quantized => Self::Quantized,
-            Matmul::Int8 => Self::Int8,
         }
     }
 }
@@ -151,9 +130,10 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, default_value_t = 128)]
         description_tokens: usize,
-        /// For an exported model: how its quantized matrices multiply.
-        #[arg(long, value_enum, default_value_t)]
-        matmul: Matmul,
+        /// For an exported model, how its matrices multiply: f32 (dequantized at load, the
+        /// fastest natively), quantized (candle's QMatMul, least memory) or int8 (the browser's).
+        #[arg(long, default_value = "f32")]
+        matmul: DenseCompute,
     },
     /// Baseline vs triplet (both forms, a lambda sweep) vs InfoNCE over several seeds: Table 1.
     Compare {
@@ -220,9 +200,10 @@ enum Command {
         batch_size: usize,
         #[command(flatten)]
         device: DeviceArgs,
-        /// For an exported model: how its quantized matrices multiply.
-        #[arg(long, value_enum, default_value_t)]
-        matmul: Matmul,
+        /// For an exported model, how its matrices multiply: f32 (dequantized at load, the
+        /// fastest natively), quantized (candle's QMatMul, least memory) or int8 (the browser's).
+        #[arg(long, default_value = "f32")]
+        matmul: DenseCompute,
     },
     /// Training sequences/s (multitask and NER only), tagging titles/s (batch 1 and 32) and peak
     /// memory on one device; bench/run.sh compares them with PyTorch.
@@ -318,7 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             matmul,
         } => {
             let dir = ModelDir::read(&model)?;
-            let tagger = dir.tagger(&device.device()?, matmul.into())?;
+            let tagger = dir.tagger(&device.device()?, matmul)?;
             let dataset = data.load()?;
             let mut test = dataset.split(Split::Test);
             if let Some(limit) = limit {
@@ -418,7 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
             matmul,
         } => {
-            let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul.into())?;
+            let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul)?;
             tag(&tagger, &input, format, &column, batch_size)
         }
         Command::Bench { args } => bench::run(args),

@@ -190,6 +190,18 @@ pub enum Dense {
     },
 }
 
+impl std::str::FromStr for DenseCompute {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Self::F32),
+            "quantized" => Ok(Self::Quantized),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("unknown matmul `{other}` (f32, quantized or int8)")),
+        }
+    }
+}
+
 impl Dense {
     /// Builds an inference layer from a (possibly quantized) weight of shape `(out, in)`. Float
     /// storage types (f32, f16, bf16) always become f32; quantized ones too unless `compute` keeps
