@@ -97,7 +97,7 @@ pub fn setup(needs_model: bool) -> Option<Setup> {
     }
     if needs_model && !model.join("manifest.json").is_file() {
         missing.push(format!(
-            "{} (run `trainer export --model runs/demo-triplet --quant q8_0 --out public/model`)",
+            "{} (run `trainer export --model runs/demo-triplet --quant q4k --out public/model`)",
             model.join("manifest.json").display()
         ));
     }
@@ -192,6 +192,16 @@ impl Server {
 
     pub fn served(&self) -> Vec<Served> {
         self.log.lock().expect("log").clone()
+    }
+
+    /// How many requests for `path` (e.g. `/model/model.gguf`) the log holds.
+    pub fn requests(&self, path: &str) -> usize {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     pub fn clear_log(&self) {

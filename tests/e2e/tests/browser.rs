@@ -2,13 +2,14 @@
 //! exported by `trainer export` (`public/model`), a real browser. Screenshots go to
 //! `target/e2e-artifacts/`. Skips loudly when dist/, the model or chromium is missing, unless
 //! MULTITAG_E2E is set (scripts/test.sh sets it and builds all three first).
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
+use headless_chrome::{Browser, Tab};
 use multitag_e2e::{
     click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_for_workers,
-    wait_until, ModelMode, Server,
+    wait_until, ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -32,6 +33,16 @@ fn long_title() -> String {
         t.push_str(" Blue Cotton Shirt");
     }
     t
+}
+
+/// A server for `mode`, a desktop-sized headless Chromium, and a tab on `page`. The browser is
+/// returned so it lives as long as the tab.
+fn open(s: &Setup, mode: ModelMode, page: &str) -> Result<(Server, Browser, Arc<Tab>)> {
+    let server = Server::start(&s.dist, mode)?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url(page))?;
+    Ok((server, browser, tab))
 }
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -59,19 +70,12 @@ fn has(chips: &[Value], label: &str, start: u64, end: u64, text: &str) -> bool {
 fn tag_view_tags_pasted_titles_with_character_offsets() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/?workers=2"))?;
+    let (server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/?workers=2")?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     // The helper worker loads the model from the Cache API: one download of model.gguf.
     let workers = wait_for_workers(&tab, MODEL_TIMEOUT)?;
     ensure!(workers == 2, "{workers} of 2 workers loaded the model");
-    let downloads = server
-        .served()
-        .iter()
-        .filter(|r| r.path.ends_with("model.gguf") && r.status == 200)
-        .count();
+    let downloads = server.requests("/model/model.gguf");
     ensure!(
         downloads == 1,
         "model.gguf was downloaded {downloads} times"
@@ -261,10 +265,7 @@ fn similarity_view_renders_the_heat_map_and_the_diagonal_wins() -> Result<()> {
     );
     let n = examples.len().min(12);
 
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/")?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     click(&tab, "#tab-similarity")?;
     click(&tab, "#sim-examples")?;
@@ -373,10 +374,7 @@ fn similarity_view_shows_the_baseline_side_by_side() -> Result<()> {
             }
         }
     }
-    let server = Server::start(&s.dist, ModelMode::Dir(root.join("model")))?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(root.join("model")), "/")?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     wait_until(
         &tab,
@@ -417,28 +415,15 @@ fn similarity_view_shows_the_baseline_side_by_side() -> Result<()> {
 fn reload_takes_the_model_from_the_cache() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    let (server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/")?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     let first = eval_json(
         &tab,
         "({...document.querySelector('#model-status').dataset})",
     )?;
     ensure!(first["fromCache"] == "false", "first visit: {first}");
-    let gguf_fetches = |server: &Server| {
-        server
-            .served()
-            .iter()
-            .filter(|r| r.path == "/model/model.gguf")
-            .count()
-    };
-    ensure!(
-        gguf_fetches(&server) == 1,
-        "model.gguf fetched {} times",
-        gguf_fetches(&server)
-    );
+    let fetches = server.requests("/model/model.gguf");
+    ensure!(fetches == 1, "model.gguf fetched {fetches} times");
     server.clear_log();
     tab.reload(true, None)?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
@@ -448,7 +433,7 @@ fn reload_takes_the_model_from_the_cache() -> Result<()> {
     )?;
     ensure!(second["fromCache"] == "true", "after a reload: {second}");
     ensure!(
-        gguf_fetches(&server) == 0,
+        server.requests("/model/model.gguf") == 0,
         "model.gguf was downloaded again after a reload"
     );
     eprintln!(
@@ -462,10 +447,7 @@ fn reload_takes_the_model_from_the_cache() -> Result<()> {
 fn missing_model_explains_how_to_make_one() -> Result<()> {
     let Some(s) = setup(false) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Missing)?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    let (_server, _browser, tab) = open(&s, ModelMode::Missing, "/")?;
     wait_until(
         &tab,
         "document.querySelector('#model-error')",
@@ -489,7 +471,7 @@ fn missing_model_explains_how_to_make_one() -> Result<()> {
     for needle in [
         "missing",
         "./scripts/demo.sh",
-        "trainer export --model runs/demo-triplet --quant q8_0 --out public/model",
+        "trainer export --model runs/demo-triplet --quant q4k --out public/model",
     ] {
         ensure!(
             text.contains(needle),
@@ -503,10 +485,7 @@ fn missing_model_explains_how_to_make_one() -> Result<()> {
 fn corrupt_model_is_reported_not_blank() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Corrupt(s.model.clone()))?;
-    let browser = launch(&s.chromium, DESKTOP)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/"))?;
+    let (_server, _browser, tab) = open(&s, ModelMode::Corrupt(s.model.clone()), "/")?;
     wait_until(
         &tab,
         "document.querySelector('#model-error')",
