@@ -203,9 +203,9 @@ impl std::str::FromStr for DenseCompute {
 }
 
 impl Dense {
-    /// Builds an inference layer from a (possibly quantized) weight of shape `(out, in)`. Float
-    /// storage types (f32, f16, bf16) always become f32; quantized ones too unless `compute` keeps
-    /// them quantized.
+    /// Builds an inference layer from a (possibly quantized) weight of shape `(out, in)` as
+    /// `compute` asks. Float storage types (f32, f16, bf16) are never multiplied quantized, and the
+    /// int8 kernel is CPU code (native and WASM): elsewhere both become f32.
     pub fn from_qtensor(
         weight: QTensor,
         bias: Option<Tensor>,
