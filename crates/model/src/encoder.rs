@@ -77,6 +77,7 @@ impl SelfAttention {
         })
     }
 
+    /// `(batch, seq, hidden)` -> `(batch, heads, seq, head_dim)`.
     fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, t, _) = xs.dims3()?;
         xs.reshape((b, t, self.heads, self.head_dim))?
@@ -84,16 +85,27 @@ impl SelfAttention {
             .contiguous()
     }
 
-    fn forward(&self, xs: &Tensor, additive_mask: &Tensor, mode: &Mode) -> Result<Tensor> {
-        let (b, t, h) = xs.dims3()?;
-        let q = self.split_heads(&self.query.forward(xs)?)?;
-        let k = self.split_heads(&self.key.forward(xs)?)?;
-        let v = self.split_heads(&self.value.forward(xs)?)?;
+    /// `xs` holds one row per token as `layout` places them; so does the result.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        layout: &TokenLayout,
+        additive_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<Tensor> {
+        let heads = |dense: &Dense| self.split_heads(&layout.to_grid(&dense.forward(xs)?)?);
+        let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(additive_mask)?;
         let probs = mode.softmax_last_dim(&scores)?;
         let probs = mode.dropout(&probs, self.attention_dropout)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+        let (b, _, t, _) = probs.dims4()?;
+        let context =
+            probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, self.heads * self.head_dim))?;
+        let context = layout.to_rows(&context)?;
         let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
         mode.layer_norm(&self.norm, &(out + xs)?)
     }
@@ -185,16 +197,103 @@ impl BertEncoder {
         attention_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        let mut xs = self
+        let grid = self
             .embeddings
             .forward(input_ids, mode)?
             .to_dtype(self.compute_dtype)?;
-        let additive_mask = additive_attention_mask(attention_mask, xs.dtype())?;
+        let layout = TokenLayout::new(attention_mask, mode)?;
+        let additive_mask = additive_attention_mask(attention_mask, grid.dtype())?;
+        let mut xs = layout.to_rows(&grid)?;
         for layer in &self.layers {
-            xs = layer.attention.forward(&xs, &additive_mask, mode)?;
+            xs = layer
+                .attention
+                .forward(&xs, &layout, &additive_mask, mode)?;
             xs = layer.feed_forward.forward(&xs, mode)?;
         }
-        xs.to_dtype(DType::F32)
+        layout.to_grid(&xs)?.to_dtype(DType::F32)
+    }
+}
+
+/// Where the encoder keeps one row per token between attention blocks. Everything but attention
+/// (the dense layers: nearly all the arithmetic) works row by row, so at inference the padding is
+/// dropped and those layers see only real tokens; attention alone needs the `(batch, seq)` grid.
+/// Titles batched 32 at a time carry about 0.7 padding tokens per real one. Training keeps the
+/// padded grid, so a training step does the same arithmetic as the padded PyTorch reference.
+enum TokenLayout {
+    /// Every grid cell is a row, pads included: `(batch * seq, hidden)`.
+    Padded { batch: usize, seq: usize },
+    /// Real tokens only: `(tokens, hidden)`.
+    Packed {
+        batch: usize,
+        seq: usize,
+        /// `(tokens,)`: the grid cell (`b * seq + t`) of each real token.
+        cell_of_row: Tensor,
+        /// `(batch * seq,)`: the row of each grid cell; pads point at row 0, a stand-in that the
+        /// attention mask hides and that no caller reads.
+        row_of_cell: Tensor,
+    },
+}
+
+impl TokenLayout {
+    fn new(attention_mask: &Tensor, mode: &Mode) -> Result<Self> {
+        let (batch, seq) = attention_mask.dims2()?;
+        let padded = TokenLayout::Padded { batch, seq };
+        if mode.is_train() {
+            return Ok(padded);
+        }
+        let keep = attention_mask
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
+        let cell_of_row: Vec<u32> = (0..keep.len() as u32)
+            .filter(|&cell| keep[cell as usize] != 0)
+            .collect();
+        if cell_of_row.is_empty() || cell_of_row.len() == keep.len() {
+            return Ok(padded);
+        }
+        let mut row_of_cell = vec![0u32; keep.len()];
+        for (row, &cell) in cell_of_row.iter().enumerate() {
+            row_of_cell[cell as usize] = row as u32;
+        }
+        let device = attention_mask.device();
+        Ok(TokenLayout::Packed {
+            batch,
+            seq,
+            cell_of_row: Tensor::new(cell_of_row, device)?,
+            row_of_cell: Tensor::new(row_of_cell, device)?,
+        })
+    }
+
+    /// `(batch, seq, hidden)` -> rows.
+    fn to_rows(&self, grid: &Tensor) -> Result<Tensor> {
+        let hidden = grid.dim(D::Minus1)?;
+        match self {
+            TokenLayout::Padded { batch, seq } => grid.reshape((batch * seq, hidden)),
+            TokenLayout::Packed {
+                batch,
+                seq,
+                cell_of_row,
+                ..
+            } => grid
+                .reshape((batch * seq, hidden))?
+                .index_select(cell_of_row, 0),
+        }
+    }
+
+    /// Rows -> `(batch, seq, hidden)`.
+    fn to_grid(&self, rows: &Tensor) -> Result<Tensor> {
+        let hidden = rows.dim(D::Minus1)?;
+        match self {
+            TokenLayout::Padded { batch, seq } => rows.reshape((*batch, *seq, hidden)),
+            TokenLayout::Packed {
+                batch,
+                seq,
+                row_of_cell,
+                ..
+            } => rows
+                .index_select(row_of_cell, 0)?
+                .reshape((*batch, *seq, hidden)),
+        }
     }
 }
 
