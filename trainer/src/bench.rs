@@ -9,8 +9,9 @@
 //! GPU machine has no catalog). Training steps use the first `batch * (warmup + steps)` items; the
 //! negative of item i is item i+1's description. With `--shapes fixed` (the default) titles are
 //! padded to exactly `--title-tokens` and descriptions to `--description-tokens`, so the compute
-//! per step does not depend on the text; `--shapes natural` pads each batch to its longest row, as
-//! `trainer train` does.
+//! per step does not depend on the text, and our encoder computes the pads as the reference does;
+//! `--shapes natural` pads each batch to its longest row, and our encoder drops the pads, as
+//! `trainer train` does. Tagging always drops them (what `trainer tag` and the browser do).
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,9 +31,11 @@ use crate::train::{encode_example, Example, Objective, TrainBatch, TrainOptions}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shapes {
-    /// Every title row padded to --title-tokens, every description row to --description-tokens.
+    /// Every title row padded to --title-tokens, every description row to --description-tokens,
+    /// and every pad computed: the reference's arithmetic.
     Fixed,
-    /// Each batch padded to its longest row (what `trainer train` does).
+    /// Each batch padded to its longest row, our encoder then dropping the pads (what `trainer
+    /// train` does); the reference computes them.
     Natural,
 }
 
@@ -393,7 +396,9 @@ impl Bench<'_> {
         } else {
             Objective::None
         };
-        let (varmap, model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        let (varmap, mut model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        // Fixed shapes compare arithmetic with the reference, which computes every pad.
+        model.encoder.drop_padding = self.shapes == Shapes::Natural;
         let tokenizer = self.base.tokenizer()?;
         let examples = build_examples(&tokenizer, self.labels, &self.input.items[..needed], opts)?;
         let mut optimizer = AdamW::new(&varmap, opts.weight_decay)?;
