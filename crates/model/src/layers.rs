@@ -1,7 +1,8 @@
 //! Building blocks whose training and inference paths differ. candle-nn's fused layer-norm and
 //! softmax kernels have no backward pass, and its dropout draws from an unseedable CPU RNG, so the
-//! training path uses primitive (differentiable) ops and our own seeded dropout masks, while the
-//! inference path keeps the fused kernels for speed.
+//! training path uses differentiable ops (our fused CPU kernels with backward passes in
+//! [`crate::fused`], primitive ops elsewhere) and our own seeded dropout masks, while the inference
+//! path keeps candle's fused kernels.
 //!
 //! Weight matrices are [`Dense`] layers: a float `candle_nn::Linear` (the only kind training ever
 //! builds), frozen f32 weights, or a quantized `QMatMul` plus an f32 bias (the last two loaded
@@ -63,7 +64,13 @@ impl Mode<'_> {
             // In f32 whatever the activations, as autocast does: bf16 exponentials of attention
             // scores lose too much to train on.
             let dtype = xs.dtype();
-            candle_nn::ops::softmax(&xs.to_dtype(DType::F32)?, D::Minus1)?.to_dtype(dtype)
+            let xs = xs.to_dtype(DType::F32)?;
+            let probs = if crate::fused::applies(&xs) {
+                crate::fused::softmax_last_dim(&xs)?
+            } else {
+                candle_nn::ops::softmax(&xs, D::Minus1)?
+            };
+            probs.to_dtype(dtype)
         } else {
             candle_nn::ops::softmax_last_dim(xs)
         }
@@ -138,6 +145,10 @@ impl LayerNorm {
     pub fn forward_differentiable(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
         let xs = xs.to_dtype(DType::F32)?;
+        if crate::fused::applies(&xs) && crate::fused::applies(&self.weight) {
+            return crate::fused::layer_norm(&xs, &self.weight, &self.bias, self.eps)?
+                .to_dtype(dtype);
+        }
         let mean = xs.mean_keepdim(D::Minus1)?;
         let centered = xs.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim(D::Minus1)?;

@@ -4,6 +4,7 @@
 pub mod activations;
 pub mod config;
 pub mod encoder;
+pub mod fused;
 pub mod gguf;
 pub mod heads;
 pub mod int8;

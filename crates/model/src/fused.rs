@@ -1,0 +1,336 @@
+//! Layer norm and softmax for the training path as single CPU kernels with backward passes.
+//!
+//! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward, so training used to
+//! build both from primitive ops: about ten full passes over the activations forward (each
+//! allocating a tensor) and twice that backward, most of them single-threaded. Here each is one
+//! pass forward and one backward, parallel over rows. CPU and f32 only; callers keep the primitive
+//! ops elsewhere (CUDA, half precision), which are also the reference the tests compare with.
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows per parallel task: enough work per task to amortise scheduling.
+const ROWS_PER_TASK: usize = 16;
+
+/// Whether the fused kernels apply: f32 tensors on the CPU.
+pub fn applies(xs: &Tensor) -> bool {
+    xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32
+}
+
+/// Layer norm over the last dimension, `(x - mean) / sqrt(var + eps) * weight + bias`.
+pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    xs.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        LayerNorm { eps: eps as f32 },
+    )
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1(Softmax)
+}
+
+fn f32_slice<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{name}: expected f32 storage")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{name}: expected a contiguous input")
+    };
+    Ok(&data[start..end])
+}
+
+fn last_dim(name: &str, layout: &Layout) -> Result<usize> {
+    match layout.dims().last() {
+        Some(&d) if d > 0 => Ok(d),
+        _ => candle_core::bail!("{name}: empty last dimension"),
+    }
+}
+
+/// Mean and 1/std of one row.
+#[inline]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+struct LayerNorm {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm-trainable"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), xs_layout)?;
+        let x = f32_slice(self.name(), xs, xs_layout)?;
+        let w = f32_slice(self.name(), weight, weight_layout)?;
+        let b = f32_slice(self.name(), bias, bias_layout)?;
+        if w.len() != d || b.len() != d {
+            candle_core::bail!("{}: weight and bias must have {d} elements", self.name())
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(d * ROWS_PER_TASK)
+            .zip(x.par_chunks(d * ROWS_PER_TASK))
+            .for_each(|(out, x)| {
+                for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    for i in 0..d {
+                        out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = weight.elem_count();
+        let rows = xs.elem_count() / d;
+        // One op returns one tensor: rows of grad_x, then grad_weight, then grad_bias.
+        let grads = xs.apply_op3_no_bwd(
+            weight,
+            &grad_res.contiguous()?,
+            &LayerNormGrad { eps: self.eps },
+        )?;
+        let grad_xs = grads.narrow(0, 0, rows)?.reshape(xs.shape())?;
+        let grad_weight = grads.get(rows)?.reshape(weight.shape())?;
+        let grad_bias = grads.get(rows + 1)?.reshape(weight.shape())?;
+        Ok((Some(grad_xs), Some(grad_weight), Some(grad_bias)))
+    }
+}
+
+/// `(x, weight, grad_out)` -> `(rows + 2, d)`: grad_x, then the weight's and the bias's gradients.
+struct LayerNormGrad {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormGrad {
+    fn name(&self) -> &'static str {
+        "layer-norm-trainable-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), xs_layout)?;
+        let x = f32_slice(self.name(), xs, xs_layout)?;
+        let w = f32_slice(self.name(), weight, weight_layout)?;
+        let g = f32_slice(self.name(), grad, grad_layout)?;
+        if g.len() != x.len() || w.len() != d {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let rows = x.len() / d;
+        let mut out = vec![0f32; x.len() + 2 * d];
+        let (grad_x, grad_params) = out.split_at_mut(x.len());
+        // Each task returns its partial weight and bias gradients; they are summed below.
+        let partials: Vec<Vec<f32>> = grad_x
+            .par_chunks_mut(d * ROWS_PER_TASK)
+            .zip(x.par_chunks(d * ROWS_PER_TASK))
+            .zip(g.par_chunks(d * ROWS_PER_TASK))
+            .map(|((grad_x, x), g)| {
+                let mut partial = vec![0f32; 2 * d];
+                let (gw, gb) = partial.split_at_mut(d);
+                for ((grad_x, x), g) in grad_x.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    // With x̂ = (x - mean) rstd and gy = g w:
+                    // dx = rstd (gy - mean(gy) - x̂ mean(gy x̂)).
+                    let (mut sum_gy, mut sum_gy_xhat) = (0f32, 0f32);
+                    for i in 0..d {
+                        let xhat = (x[i] - mean) * rstd;
+                        let gy = g[i] * w[i];
+                        sum_gy += gy;
+                        sum_gy_xhat += gy * xhat;
+                        gw[i] += g[i] * xhat;
+                        gb[i] += g[i];
+                    }
+                    let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
+                    for i in 0..d {
+                        let xhat = (x[i] - mean) * rstd;
+                        grad_x[i] = rstd * (g[i] * w[i] - mean_gy - xhat * mean_gy_xhat);
+                    }
+                }
+                partial
+            })
+            .collect();
+        for partial in partials {
+            for (total, p) in grad_params.iter_mut().zip(partial) {
+                *total += p;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-trainable"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), layout)?;
+        let x = f32_slice(self.name(), storage, layout)?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(d * ROWS_PER_TASK)
+            .zip(x.par_chunks(d * ROWS_PER_TASK))
+            .for_each(|(out, x)| {
+                for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
+                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = (v - max).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    out.iter_mut().for_each(|o| *o *= inv);
+                }
+            });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxGrad)?,
+        ))
+    }
+}
+
+/// `(y, grad_y)` -> `y (grad_y - sum(grad_y y))`, row by row.
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-trainable-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ys: &CpuStorage,
+        ys_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), ys_layout)?;
+        let y = f32_slice(self.name(), ys, ys_layout)?;
+        let g = f32_slice(self.name(), grad, grad_layout)?;
+        if g.len() != y.len() {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(d * ROWS_PER_TASK)
+            .zip(y.par_chunks(d * ROWS_PER_TASK))
+            .zip(g.par_chunks(d * ROWS_PER_TASK))
+            .for_each(|((out, y), g)| {
+                for ((out, y), g) in out.chunks_mut(d).zip(y.chunks(d)).zip(g.chunks(d)) {
+                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                    for i in 0..d {
+                        out[i] = y[i] * (g[i] - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), ys_layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var, D};
+
+    /// Deterministic values spread over about [-3, 3] (candle's CPU generator cannot be seeded).
+    fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let values = (0..n)
+            .map(|i| 3.0 * ((i as f32 + 1.0) * (0.7 + seed as f32 * 0.37)).sin())
+            .collect::<Vec<_>>();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
+    }
+
+    /// The primitive-op layer norm the training path used before (and still uses off the CPU).
+    fn reference_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        centered
+            .broadcast_div(&(var + eps)?.sqrt()?)?
+            .broadcast_mul(w)?
+            .broadcast_add(b)
+    }
+
+    #[test]
+    fn layer_norm_values_and_gradients_match_primitive_ops() -> Result<()> {
+        // 37 rows: more than one task, and a partial last one.
+        let x = Var::from_tensor(&random(&[37, 24], 1)?)?;
+        let w = Var::from_tensor(&(random(&[24], 2)? + 1.0)?)?;
+        let b = Var::from_tensor(&random(&[24], 3)?)?;
+        // A loss that weighs outputs unevenly, so every gradient term matters.
+        let weights = random(&[37, 24], 4)?;
+        let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
+        let theirs = reference_layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
+        assert!(max_diff(&ours, &theirs)? < 1e-5);
+        let ours = (ours * &weights)?.sum_all()?.backward()?;
+        let theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        for (name, var) in [("x", &x), ("weight", &w), ("bias", &b)] {
+            let (a, b) = (ours.get(var).unwrap(), theirs.get(var).unwrap());
+            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+            let diff = max_diff(a, b)?;
+            assert!(diff < 1e-4 * scale, "{name}: {diff} (scale {scale})");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn softmax_values_and_gradients_match_candle() -> Result<()> {
+        let x = Var::from_tensor(&random(&[3, 5, 19], 5)?)?;
+        let weights = random(&[3, 5, 19], 6)?;
+        let ours = softmax_last_dim(x.as_tensor())?;
+        let theirs = candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?;
+        assert!(max_diff(&ours, &theirs)? < 1e-6);
+        let ours = (ours * &weights)?.sum_all()?.backward()?;
+        let theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        let diff = max_diff(ours.get(&x).unwrap(), theirs.get(&x).unwrap())?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn masked_scores_give_zero_probability() -> Result<()> {
+        let x = Tensor::new(&[[1f32, 2., -30_000.], [0., -30_000., 0.]], &Device::Cpu)?;
+        let p = softmax_last_dim(&x)?.to_vec2::<f32>()?;
+        assert_eq!(p[0][2], 0.0);
+        assert_eq!(p[1][1], 0.0);
+        assert!((p[1][0] - 0.5).abs() < 1e-6);
+        assert_eq!(x.dtype(), DType::F32);
+        Ok(())
+    }
+}
