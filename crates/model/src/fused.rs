@@ -1,4 +1,5 @@
-//! Layer norm and softmax for the training path as single CPU kernels with backward passes.
+//! Layer norm, softmax and bias addition for the training path as single CPU kernels with
+//! backward passes.
 //!
 //! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward, so training used to
 //! build both from primitive ops: about ten full passes over the activations forward (each
@@ -28,6 +29,13 @@ pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resu
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op1(Softmax)
+}
+
+/// `xs + bias` for `(rows, out)` by `(out,)`. The bias's gradient sums the output gradient over
+/// rows: candle's reduction over the leading dimension strides through memory, one of the larger
+/// items of a backward pass; this reads the rows in order.
+pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
 }
 
 fn f32_slice<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -258,6 +266,76 @@ impl CustomOp2 for SoftmaxGrad {
     }
 }
 
+struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xs_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), xs_layout)?;
+        let x = f32_slice(self.name(), xs, xs_layout)?;
+        let b = f32_slice(self.name(), bias, bias_layout)?;
+        if b.len() != d {
+            candle_core::bail!("{}: bias must have {d} elements", self.name())
+        }
+        let mut out = x.to_vec();
+        out.par_chunks_mut(d * ROWS_PER_TASK).for_each(|rows| {
+            for row in rows.chunks_mut(d) {
+                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+            }
+        });
+        Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _xs: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let sums = grad_res.contiguous()?.apply_op1_no_bwd(&RowSum)?;
+        Ok((Some(grad_res.clone()), Some(sums.reshape(bias.shape())?)))
+    }
+}
+
+/// `(rows, d)` -> `(d,)`: the sum of the rows.
+struct RowSum;
+
+impl CustomOp1 for RowSum {
+    fn name(&self) -> &'static str {
+        "row-sum"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), layout)?;
+        let x = f32_slice(self.name(), storage, layout)?;
+        let partials: Vec<Vec<f32>> = x
+            .par_chunks(d * ROWS_PER_TASK * 4)
+            .map(|rows| {
+                let mut sum = vec![0f32; d];
+                for row in rows.chunks(d) {
+                    sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+                }
+                sum
+            })
+            .collect();
+        let mut total = vec![0f32; d];
+        for partial in partials {
+            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+        }
+        Ok((CpuStorage::F32(total), Shape::from(d)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +398,24 @@ mod tests {
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;
         let diff = max_diff(ours.get(&x).unwrap(), theirs.get(&x).unwrap())?;
         assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn bias_values_and_gradients_match_broadcast_add() -> Result<()> {
+        // 70 rows: more than one task of RowSum, and a partial last one.
+        let x = Var::from_tensor(&random(&[70, 9], 7)?)?;
+        let b = Var::from_tensor(&random(&[9], 8)?)?;
+        let weights = random(&[70, 9], 9)?;
+        let ours = add_bias(x.as_tensor(), b.as_tensor())?;
+        let theirs = x.as_tensor().broadcast_add(b.as_tensor())?;
+        assert_eq!(max_diff(&ours, &theirs)?, 0.0);
+        let ours = (ours * &weights)?.sum_all()?.backward()?;
+        let theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        for (name, var) in [("x", &x), ("bias", &b)] {
+            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap())?;
+            assert!(diff < 1e-4, "{name}: {diff}");
+        }
         Ok(())
     }
 

@@ -263,6 +263,15 @@ impl Dense {
 
     fn forward_2d(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
+            Dense::Float(linear)
+                if crate::fused::applies(xs) && crate::fused::applies(linear.weight()) =>
+            {
+                let out = xs.matmul(&linear.weight().t()?)?;
+                match linear.bias() {
+                    Some(bias) => crate::fused::add_bias(&out, bias),
+                    None => Ok(out),
+                }
+            }
             Dense::Float(linear) if linear.weight().dtype() == xs.dtype() => linear.forward(xs),
             // Mixed precision: f32 master weights cast (differentiably) to the activations' dtype,
             // so gradients and optimizer state stay in f32.
