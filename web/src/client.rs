@@ -23,8 +23,6 @@ pub struct WorkerClient {
     ready: Cell<bool>,
     /// The main model is loaded, so the worker can take tagging requests.
     tags: Cell<bool>,
-    /// Requests sent and not yet answered.
-    open: Cell<usize>,
     queued: RefCell<Vec<String>>,
     next_id: Cell<u64>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Reply>>>,
@@ -122,7 +120,7 @@ impl WorkerPool {
             workers
                 .iter()
                 .filter(|w| w.can_tag())
-                .min_by_key(|w| w.open.get())
+                .min_by_key(|w| w.open_requests())
                 .unwrap_or(&workers[0])
                 .clone()
         };
@@ -145,7 +143,6 @@ impl WorkerClient {
             worker,
             ready: Cell::new(false),
             tags: Cell::new(false),
-            open: Cell::new(0),
             queued: RefCell::new(Vec::new()),
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
@@ -230,6 +227,11 @@ impl WorkerClient {
         Ok(client)
     }
 
+    /// Requests sent and not yet answered, whether or not their caller still waits.
+    fn open_requests(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
     fn can_tag(&self) -> bool {
         self.tags.get() && self.crashed.borrow().is_none()
     }
@@ -253,10 +255,7 @@ impl WorkerClient {
         let (sender, receiver) = oneshot::channel();
         self.pending.borrow_mut().insert(id, sender);
         self.send(&make(id));
-        self.open.set(self.open.get() + 1);
-        let reply = receiver.await;
-        self.open.set(self.open.get() - 1);
-        match reply {
+        match receiver.await {
             Ok(Ok(FromWorker::Failed { message, .. })) => Err(message),
             Ok(reply) => reply,
             Err(_) => Err("the model worker went away".into()),

@@ -6,6 +6,7 @@
 //! loop for AVX and WASM simd128 alike. The backward pass is a second op of the same kind. Other
 //! devices and dtypes keep candle's implementation.
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// `x * Φ(x)`, Φ the standard normal CDF.
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
@@ -57,20 +58,20 @@ fn gelu_derivative(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
-/// Applies `f` to a contiguous f32 CPU tensor (callers make their input contiguous).
+/// Applies `f` to a contiguous f32 CPU tensor (callers make their input contiguous), in parallel.
 fn map_f32(
     name: &str,
     storage: &CpuStorage,
     layout: &Layout,
-    f: impl Fn(f32) -> f32,
+    f: impl Fn(f32) -> f32 + Sync,
 ) -> Result<(CpuStorage, Shape)> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{name}: expected f32 storage")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{name}: expected a contiguous input")
-    };
-    let out: Vec<f32> = data[start..end].iter().map(|&x| f(x)).collect();
+    /// Elements per parallel task.
+    const CHUNK: usize = 1 << 14;
+    let x = crate::fused::f32_slice(name, storage, layout)?;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(out, x)| out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
     Ok((CpuStorage::F32(out), layout.shape().clone()))
 }
 

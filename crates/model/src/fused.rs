@@ -1,24 +1,31 @@
-//! Layer norm, softmax and bias addition for the training path as single CPU kernels with
-//! backward passes.
+//! Layer norm, softmax and bias addition for the training path, each a single CPU kernel with a
+//! backward pass.
 //!
 //! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward, so training used to
 //! build both from primitive ops: about ten full passes over the activations forward (each
-//! allocating a tensor) and twice that backward, most of them single-threaded. Here each is one
-//! pass forward and one backward, parallel over rows. CPU and f32 only; callers keep the primitive
-//! ops elsewhere (CUDA, half precision), which are also the reference the tests compare with.
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+//! allocating a tensor) and twice that backward, most of them single-threaded; and the gradient of
+//! a broadcast bias reduces over the leading dimension with strided reads. Here each is one pass
+//! forward and one backward, parallel over rows. The kernels are CPU and f32 only; elsewhere (CUDA,
+//! half precision) each function computes the same thing from primitive ops, which are also the
+//! reference the tests compare with.
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
+};
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
-/// Whether the fused kernels apply: f32 tensors on the CPU.
-pub fn applies(xs: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32
+/// Whether the kernels apply: f32 tensors on the CPU.
+fn applies(xs: &Tensor) -> bool {
+    xs.device().is_cpu() && xs.dtype() == DType::F32
 }
 
 /// Layer norm over the last dimension, `(x - mean) / sqrt(var + eps) * weight + bias`.
 pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !(applies(xs) && applies(weight) && applies(bias)) {
+        return primitive_layer_norm(xs, weight, bias, eps);
+    }
     xs.contiguous()?.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
@@ -26,19 +33,38 @@ pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resu
     )
 }
 
+fn primitive_layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = xs.mean_keepdim(D::Minus1)?;
+    let centered = xs.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    centered
+        .broadcast_div(&(var + eps)?.sqrt()?)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
+}
+
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    if !applies(xs) {
+        return candle_nn::ops::softmax(xs, D::Minus1);
+    }
     xs.contiguous()?.apply_op1(Softmax)
 }
 
-/// `xs + bias` for `(rows, out)` by `(out,)`. The bias's gradient sums the output gradient over
-/// rows: candle's reduction over the leading dimension strides through memory, one of the larger
-/// items of a backward pass; this reads the rows in order.
+/// `xs + bias` for `(rows, out)` by `(out,)`.
 pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if !(applies(xs) && applies(bias)) {
+        return xs.broadcast_add(bias);
+    }
     xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
 }
 
-fn f32_slice<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+/// The values of a contiguous f32 CPU tensor (the ops make their inputs contiguous).
+pub(crate) fn f32_slice<'a>(
+    name: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{name}: expected f32 storage")
     };
@@ -53,6 +79,36 @@ fn last_dim(name: &str, layout: &Layout) -> Result<usize> {
         Some(&d) if d > 0 => Ok(d),
         _ => candle_core::bail!("{name}: empty last dimension"),
     }
+}
+
+/// Fills `out` row by row (rows of `d`), in parallel: `fill(row index, output row)`.
+fn for_each_row(out: &mut [f32], d: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+    out.par_chunks_mut(d * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (i, row) in rows.chunks_mut(d).enumerate() {
+                fill(task * ROWS_PER_TASK + i, row);
+            }
+        });
+}
+
+/// Sums per-task partial vectors of length `d`, one task per `ROWS_PER_TASK` rows of `rows`
+/// (row count), each computed by `partial(row range)`.
+fn sum_over_tasks(
+    rows: usize,
+    d: usize,
+    partial: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync,
+) -> Vec<f32> {
+    (0..rows.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|task| partial(task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows)))
+        .reduce(
+            || vec![0f32; d],
+            |mut total, part| {
+                total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+                total
+            },
+        )
 }
 
 /// Mean and 1/std of one row.
@@ -90,16 +146,13 @@ impl CustomOp3 for LayerNorm {
             candle_core::bail!("{}: weight and bias must have {d} elements", self.name())
         }
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(d * ROWS_PER_TASK)
-            .zip(x.par_chunks(d * ROWS_PER_TASK))
-            .for_each(|(out, x)| {
-                for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-                    let (mean, rstd) = row_stats(x, self.eps);
-                    for i in 0..d {
-                        out[i] = (x[i] - mean) * rstd * w[i] + b[i];
-                    }
-                }
-            });
+        for_each_row(&mut out, d, |r, out| {
+            let x = &x[r * d..(r + 1) * d];
+            let (mean, rstd) = row_stats(x, self.eps);
+            for i in 0..d {
+                out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+            }
+        });
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
 
@@ -153,43 +206,42 @@ impl CustomOp3 for LayerNormGrad {
             candle_core::bail!("{}: mismatched shapes", self.name())
         }
         let rows = x.len() / d;
+        let row = |r: usize| (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+        let stats: Vec<(f32, f32)> = (0..rows)
+            .into_par_iter()
+            .map(|r| row_stats(row(r).0, self.eps))
+            .collect();
         let mut out = vec![0f32; x.len() + 2 * d];
         let (grad_x, grad_params) = out.split_at_mut(x.len());
-        // Each task returns its partial weight and bias gradients; they are summed below.
-        let partials: Vec<Vec<f32>> = grad_x
-            .par_chunks_mut(d * ROWS_PER_TASK)
-            .zip(x.par_chunks(d * ROWS_PER_TASK))
-            .zip(g.par_chunks(d * ROWS_PER_TASK))
-            .map(|((grad_x, x), g)| {
-                let mut partial = vec![0f32; 2 * d];
-                let (gw, gb) = partial.split_at_mut(d);
-                for ((grad_x, x), g) in grad_x.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
-                    let (mean, rstd) = row_stats(x, self.eps);
-                    // With x̂ = (x - mean) rstd and gy = g w:
-                    // dx = rstd (gy - mean(gy) - x̂ mean(gy x̂)).
-                    let (mut sum_gy, mut sum_gy_xhat) = (0f32, 0f32);
-                    for i in 0..d {
-                        let xhat = (x[i] - mean) * rstd;
-                        let gy = g[i] * w[i];
-                        sum_gy += gy;
-                        sum_gy_xhat += gy * xhat;
-                        gw[i] += g[i] * xhat;
-                        gb[i] += g[i];
-                    }
-                    let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
-                    for i in 0..d {
-                        let xhat = (x[i] - mean) * rstd;
-                        grad_x[i] = rstd * (g[i] * w[i] - mean_gy - xhat * mean_gy_xhat);
-                    }
-                }
-                partial
-            })
-            .collect();
-        for partial in partials {
-            for (total, p) in grad_params.iter_mut().zip(partial) {
-                *total += p;
+        // With x̂ = (x - mean) rstd and gy = g w: dx = rstd (gy - mean(gy) - x̂ mean(gy x̂)).
+        for_each_row(grad_x, d, |r, grad_x| {
+            let ((x, g), (mean, rstd)) = (row(r), stats[r]);
+            let (mut sum_gy, mut sum_gy_xhat) = (0f32, 0f32);
+            for i in 0..d {
+                let gy = g[i] * w[i];
+                sum_gy += gy;
+                sum_gy_xhat += gy * (x[i] - mean) * rstd;
             }
-        }
+            let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
+            for i in 0..d {
+                let xhat = (x[i] - mean) * rstd;
+                grad_x[i] = rstd * (g[i] * w[i] - mean_gy - xhat * mean_gy_xhat);
+            }
+        });
+        // The weight's gradient sums g x̂ over rows, the bias's sums g.
+        let sums = sum_over_tasks(rows, 2 * d, |rows| {
+            let mut partial = vec![0f32; 2 * d];
+            let (gw, gb) = partial.split_at_mut(d);
+            for r in rows {
+                let ((x, g), (mean, rstd)) = (row(r), stats[r]);
+                for i in 0..d {
+                    gw[i] += g[i] * (x[i] - mean) * rstd;
+                    gb[i] += g[i];
+                }
+            }
+            partial
+        });
+        grad_params.copy_from_slice(&sums);
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
     }
 }
@@ -205,20 +257,17 @@ impl CustomOp1 for Softmax {
         let d = last_dim(self.name(), layout)?;
         let x = f32_slice(self.name(), storage, layout)?;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(d * ROWS_PER_TASK)
-            .zip(x.par_chunks(d * ROWS_PER_TASK))
-            .for_each(|(out, x)| {
-                for (out, x) in out.chunks_mut(d).zip(x.chunks(d)) {
-                    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        *o = (v - max).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    out.iter_mut().for_each(|o| *o *= inv);
-                }
-            });
+        for_each_row(&mut out, d, |r, out| {
+            let x = &x[r * d..(r + 1) * d];
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = (v - max).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            out.iter_mut().for_each(|o| *o *= inv);
+        });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -251,21 +300,18 @@ impl CustomOp2 for SoftmaxGrad {
             candle_core::bail!("{}: mismatched shapes", self.name())
         }
         let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(d * ROWS_PER_TASK)
-            .zip(y.par_chunks(d * ROWS_PER_TASK))
-            .zip(g.par_chunks(d * ROWS_PER_TASK))
-            .for_each(|((out, y), g)| {
-                for ((out, y), g) in out.chunks_mut(d).zip(y.chunks(d)).zip(g.chunks(d)) {
-                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                    for i in 0..d {
-                        out[i] = y[i] * (g[i] - dot);
-                    }
-                }
-            });
+        for_each_row(&mut out, d, |r, out| {
+            let (y, g) = (&y[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+            let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+            for i in 0..d {
+                out[i] = y[i] * (g[i] - dot);
+            }
+        });
         Ok((CpuStorage::F32(out), ys_layout.shape().clone()))
     }
 }
 
+/// `xs + bias`; backward, the output's gradient goes to `xs` and its sum over rows to the bias.
 struct AddBias;
 
 impl CustomOp2 for AddBias {
@@ -286,10 +332,11 @@ impl CustomOp2 for AddBias {
         if b.len() != d {
             candle_core::bail!("{}: bias must have {d} elements", self.name())
         }
-        let mut out = x.to_vec();
-        out.par_chunks_mut(d * ROWS_PER_TASK).for_each(|rows| {
-            for row in rows.chunks_mut(d) {
-                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+        let mut out = vec![0f32; x.len()];
+        for_each_row(&mut out, d, |r, out| {
+            let x = &x[r * d..(r + 1) * d];
+            for i in 0..d {
+                out[i] = x[i] + b[i];
             }
         });
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
@@ -318,20 +365,15 @@ impl CustomOp1 for RowSum {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = last_dim(self.name(), layout)?;
         let x = f32_slice(self.name(), storage, layout)?;
-        let partials: Vec<Vec<f32>> = x
-            .par_chunks(d * ROWS_PER_TASK * 4)
-            .map(|rows| {
-                let mut sum = vec![0f32; d];
-                for row in rows.chunks(d) {
-                    sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                }
-                sum
-            })
-            .collect();
-        let mut total = vec![0f32; d];
-        for partial in partials {
-            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
-        }
+        let total = sum_over_tasks(x.len() / d, d, |rows| {
+            let mut sum = vec![0f32; d];
+            for r in rows {
+                sum.iter_mut()
+                    .zip(&x[r * d..(r + 1) * d])
+                    .for_each(|(s, &v)| *s += v);
+            }
+            sum
+        });
         Ok((CpuStorage::F32(total), Shape::from(d)))
     }
 }
@@ -354,17 +396,6 @@ mod tests {
         (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
     }
 
-    /// The primitive-op layer norm the training path used before (and still uses off the CPU).
-    fn reference_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        centered
-            .broadcast_div(&(var + eps)?.sqrt()?)?
-            .broadcast_mul(w)?
-            .broadcast_add(b)
-    }
-
     #[test]
     fn layer_norm_values_and_gradients_match_primitive_ops() -> Result<()> {
         // 37 rows: more than one task, and a partial last one.
@@ -374,7 +405,7 @@ mod tests {
         // A loss that weighs outputs unevenly, so every gradient term matters.
         let weights = random(&[37, 24], 4)?;
         let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
-        let theirs = reference_layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
+        let theirs = primitive_layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
         assert!(max_diff(&ours, &theirs)? < 1e-5);
         let ours = (ours * &weights)?.sum_all()?.backward()?;
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;

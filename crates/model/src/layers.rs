@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 #[cfg(test)]
 use candle_core::Device;
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear};
 
 use crate::int8::Int8Matrix;
@@ -64,13 +64,7 @@ impl Mode<'_> {
             // In f32 whatever the activations, as autocast does: bf16 exponentials of attention
             // scores lose too much to train on.
             let dtype = xs.dtype();
-            let xs = xs.to_dtype(DType::F32)?;
-            let probs = if crate::fused::applies(&xs) {
-                crate::fused::softmax_last_dim(&xs)?
-            } else {
-                candle_nn::ops::softmax(&xs, D::Minus1)?
-            };
-            probs.to_dtype(dtype)
+            crate::fused::softmax_last_dim(&xs.to_dtype(DType::F32)?)?.to_dtype(dtype)
         } else {
             candle_nn::ops::softmax_last_dim(xs)
         }
@@ -145,18 +139,7 @@ impl LayerNorm {
     pub fn forward_differentiable(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
         let xs = xs.to_dtype(DType::F32)?;
-        if crate::fused::applies(&xs) && crate::fused::applies(&self.weight) {
-            return crate::fused::layer_norm(&xs, &self.weight, &self.bias, self.eps)?
-                .to_dtype(dtype);
-        }
-        let mean = xs.mean_keepdim(D::Minus1)?;
-        let centered = xs.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)?
-            .to_dtype(dtype)
+        crate::fused::layer_norm(&xs, &self.weight, &self.bias, self.eps)?.to_dtype(dtype)
     }
 }
 
@@ -263,23 +246,12 @@ impl Dense {
 
     fn forward_2d(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Dense::Float(linear)
-                if crate::fused::applies(xs) && crate::fused::applies(linear.weight()) =>
-            {
-                let out = xs.matmul(&linear.weight().t()?)?;
-                match linear.bias() {
-                    Some(bias) => crate::fused::add_bias(&out, bias),
-                    None => Ok(out),
-                }
-            }
-            Dense::Float(linear) if linear.weight().dtype() == xs.dtype() => linear.forward(xs),
-            // Mixed precision: f32 master weights cast (differentiably) to the activations' dtype,
-            // so gradients and optimizer state stay in f32.
-            Dense::Float(linear) => {
-                let weight = linear.weight().to_dtype(xs.dtype())?;
-                let bias = linear.bias().map(|b| b.to_dtype(xs.dtype())).transpose()?;
-                Linear::new(weight, bias).forward(xs)
-            }
+            // Mixed precision casts the f32 master weights (differentiably) to the activations'
+            // dtype, so gradients and optimizer state stay in f32.
+            Dense::Float(linear) => add_bias(
+                xs.matmul(&linear.weight().to_dtype(xs.dtype())?.t()?)?,
+                linear.bias(),
+            ),
             Dense::Frozen { weight_t, bias } => add_bias(xs.matmul(weight_t)?, bias.as_ref()),
             Dense::Int8 { weight, bias } => add_bias(weight.matmul(xs)?, bias.as_ref()),
             Dense::Quantized { weight, bias } => {
@@ -291,7 +263,7 @@ impl Dense {
 
 fn add_bias(out: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => out.broadcast_add(&b.to_dtype(out.dtype())?),
+        Some(b) => crate::fused::add_bias(&out, &b.to_dtype(out.dtype())?),
         None => Ok(out),
     }
 }
