@@ -93,22 +93,22 @@ fn for_each_row(out: &mut [f32], d: usize, fill: impl Fn(usize, &mut [f32]) + Sy
 }
 
 /// Sums per-task partial vectors of length `d`, one task per `ROWS_PER_TASK` rows of `rows`
-/// (row count), each computed by `partial(row range)`.
+/// (row count), each computed by `partial(row range)`. The partials are added in task order, so
+/// the result does not depend on scheduling and training stays deterministic.
 fn sum_over_tasks(
     rows: usize,
     d: usize,
     partial: impl Fn(std::ops::Range<usize>) -> Vec<f32> + Sync,
 ) -> Vec<f32> {
-    (0..rows.div_ceil(ROWS_PER_TASK))
+    let partials: Vec<Vec<f32>> = (0..rows.div_ceil(ROWS_PER_TASK))
         .into_par_iter()
         .map(|task| partial(task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows)))
-        .reduce(
-            || vec![0f32; d],
-            |mut total, part| {
-                total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-                total
-            },
-        )
+        .collect();
+    let mut total = vec![0f32; d];
+    for part in partials {
+        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 /// Mean and 1/std of one row.
