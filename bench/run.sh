@@ -7,10 +7,12 @@
 #                [--batch-size N] [--title-tokens N] [--description-tokens N] [--shapes fixed|natural]
 #                [--steps N] [--warmup-steps N] [--tag-titles N] [--tag-titles-batch1 N]
 #                [--repetitions N] [--workloads LIST] [--threads N] [--out DIR]
-#                [--skip-ours] [--skip-reference]
+#                [--precision f32|bf16] [--skip-ours] [--skip-reference]
 #
 # --tag-model: the model our tagging workloads use (e.g. the q8_0 export in public/model, which is
 # what onnxruntime int8 compares with); default --model with a fresh head.
+# --precision: our training's compute precision (bf16: mixed precision, f32 master weights); the
+# reference always runs f32 eager and, on CUDA, a tuned variant with bf16 autocast.
 # Defaults: training batch 16 x 48 title tokens (descriptions 128) on CPU, 32 x 64 on CUDA; tagging
 # the first 1,000 titles at batch 1 and 32; 5 timed training steps after 2 warm-up steps, 3 tagging
 # repetitions. Input: the catalog ($MULTITAG_DATA/myntra_products/myntra_products_catalog.csv,
@@ -28,7 +30,7 @@ cd "$root"
 
 device=cpu model="" tag_model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
 shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
-workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0
+workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0 precision=f32
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
@@ -48,9 +50,10 @@ while [ $# -gt 0 ]; do
     --workloads) workloads="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
     --skip-ours) skip_ours=1; shift ;;
     --skip-reference) skip_reference=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -130,8 +133,8 @@ if [ "$skip_ours" = 0 ]; then
   echo "== ours: $bin bench ${common[*]} ${input[*]}" >&2
   threads_env=()
   [ -n "$threads" ] && threads_env=(RAYON_NUM_THREADS="$threads")
-  ours_extra=()
-  [ -n "$tag_model" ] && ours_extra=(--tag-model "$tag_model")
+  ours_extra=(--precision "$precision")
+  [ -n "$tag_model" ] && ours_extra+=(--tag-model "$tag_model")
   env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" "${ours_extra[@]}" --json "$out/ours.json" &
   ours_pid=$!
   wait "$ours_pid"

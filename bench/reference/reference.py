@@ -7,7 +7,7 @@ schema (`multitag-bench/1`), one report per implementation:
 - pytorch-eager: transformers' BertModel loaded from the same model directory (no pooler) plus a
   dropout + linear head with the same number of labels (9); training = token cross-entropy over
   first sub-words (+ lambda * the triplet loss -ln sigmoid(cos(t, d+) - cos(t, d-)) on mean-pooled
-  embeddings, positives and negatives in one encoder pass), global-norm clipping at 1, AdamW
+  embeddings; row i's negative is row i+1's description, in-batch, as in `trainer`), global-norm clipping at 1, AdamW
   (lr 5e-5, weight decay 0.01); tagging = tokenize, encoder + head, softmax/argmax, first sub-word
   per word, BIO spans to entities with character offsets, under inference_mode.
 - pytorch-tuned (CUDA only): the same with TF32 allowed, bf16 autocast and fused AdamW.
@@ -277,7 +277,7 @@ class Reference:
         torch, args = self.torch, self.args
         F = torch.nn.functional
         b = args.batch_size
-        needed = b * (args.warmup_steps + args.steps) + 1
+        needed = b * (args.warmup_steps + args.steps)
         if len(self.titles) < needed:
             sys.exit(f"need {needed} items, have {len(self.titles)}")
         # Tokenized once before timing, as the Rust side does.
@@ -312,7 +312,7 @@ class Reference:
             opt_kwargs["fused"] = True
         optimizer = torch.optim.AdamW(params, **opt_kwargs)
         shape = (
-            f"{b}x{args.title_tokens} titles + {2 * b}x{args.description_tokens} descriptions"
+            f"{b}x{args.title_tokens} titles + {b}x{args.description_tokens} descriptions"
             if multitask
             else f"{b}x{args.title_tokens} titles"
         )
@@ -340,11 +340,12 @@ class Reference:
                 loss = (per_token * wts.reshape(-1)).sum() / wts.sum().clamp(min=1.0)
                 if multitask:
                     t = self.mean_pool(hidden, mask).float()
-                    d_ids, d_mask = self.pad(desc_ids[lo:hi] + desc_ids[lo + 1 : hi + 1], fixed_d)
+                    d_ids, d_mask = self.pad(desc_ids[lo:hi], fixed_d)
                     d = self.mean_pool(
                         model["bert"](input_ids=d_ids, attention_mask=d_mask).last_hidden_state, d_mask
                     ).float()
-                    margin = F.cosine_similarity(t, d[:b], dim=-1) - F.cosine_similarity(t, d[b:], dim=-1)
+                    negatives = torch.roll(d, shifts=-1, dims=0)  # row i: row i+1's description
+                    margin = F.cosine_similarity(t, d, dim=-1) - F.cosine_similarity(t, negatives, dim=-1)
                     loss = loss + args.lam * F.softplus(-margin).mean()  # -ln sigmoid(margin)
             loss.backward()
             if args.clip > 0:

@@ -7,7 +7,7 @@
 //! Inputs, identical on both sides: the first catalog items in file order (or, with `--titles`, a
 //! plain file of titles, descriptions then being each title's next eight titles joined, since the
 //! GPU machine has no catalog). Training steps use the first `batch * (warmup + steps)` items; the
-//! negative of item i is item i+1's description. With `--shapes fixed` (the default) titles are
+//! negative of row i is row i+1's description, within the batch (cyclically). With `--shapes fixed` (the default) titles are
 //! padded to exactly `--title-tokens` and descriptions to `--description-tokens`, so the compute
 //! per step does not depend on the text, and our encoder computes the pads as the reference does;
 //! `--shapes natural` pads each batch to its longest row, and our encoder drops the pads, as
@@ -344,7 +344,10 @@ impl Bench<'_> {
         multitask.objective = crate::train::Objective::Triplet;
         Ok(BenchReport {
             schema: "multitag-bench/1".into(),
-            implementation: "multitag (candle)".into(),
+            implementation: match self.options.precision {
+                crate::train::Precision::F32 => "multitag (candle)".into(),
+                crate::train::Precision::Bf16 => "multitag (candle, bf16 training)".into(),
+            },
             device: format!("{:?}", self.device),
             threads: candle_core::utils::get_num_threads(),
             model: self.base.path.display().to_string(),
@@ -380,7 +383,10 @@ impl Bench<'_> {
         if b == 0 {
             bail!("--batch-size must be positive");
         }
-        let needed = b * (self.warmup + self.steps) + 1;
+        if multitask && b < 2 {
+            bail!("--batch-size must be at least 2 for the multitask workload (its negatives come from the batch)");
+        }
+        let needed = b * (self.warmup + self.steps);
         if self.input.items.len() < needed {
             bail!(
                 "{}: need {needed} items for {} steps of batch {b}, have {}",
@@ -397,6 +403,7 @@ impl Bench<'_> {
             Objective::None
         };
         let (varmap, mut model) = self.base.trainable(self.labels, self.device, opts.seed)?;
+        model.encoder.compute_dtype = opts.precision.dtype();
         // Fixed shapes compare arithmetic with the reference, which computes every pad.
         model.encoder.drop_padding = self.shapes == Shapes::Natural;
         let tokenizer = self.base.tokenizer()?;
@@ -405,10 +412,8 @@ impl Bench<'_> {
         let dropout = DropoutRng::new(opts.seed);
         let shape = if multitask {
             format!(
-                "{b}x{} titles + {}x{} descriptions",
-                opts.title_tokens,
-                2 * b,
-                opts.description_tokens
+                "{b}x{} titles + {b}x{} descriptions",
+                opts.title_tokens, opts.description_tokens
             )
         } else {
             format!("{b}x{} titles", opts.title_tokens)
@@ -424,25 +429,21 @@ impl Bench<'_> {
             self.shapes,
             self.warmup
         );
+        let pad_id = tokenizer.pad_id();
+        let mode = Mode::Train(&dropout);
+        let negatives: Vec<usize> = (0..b).map(|i| (i + 1) % b).collect();
         let mut rates = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let start = Instant::now();
-            // The rows' own descriptions, then row i's negative: the next item's description.
+            // Row i's negative: the next row's description (in-batch, as `trainer train`).
             let rows: Vec<&Example> = examples[step * b..(step + 1) * b].iter().collect();
-            let negatives = &examples[step * b + 1..(step + 1) * b + 1];
-            let descriptions = rows
-                .iter()
-                .copied()
-                .chain(negatives)
-                .map(|e| e.description.as_slice())
-                .collect();
+            let descriptions = rows.iter().map(|e| e.description.as_slice()).collect();
             let batch = TrainBatch {
                 rows,
                 descriptions,
+                negatives: &negatives,
                 min_widths: self.fixed_widths(),
             };
-            let pad_id = tokenizer.pad_id();
-            let mode = Mode::Train(&dropout);
             let loss = batch
                 .loss(&model, pad_id, &workload_opts, &mode, self.device)?
                 .total;

@@ -415,22 +415,19 @@ impl TrainRun<'_> {
         let opts = self.options;
         let rows: Vec<&Example> = batch.iter().map(|&i| &examples[i]).collect();
         let mut descriptions: Vec<&[u32]> = Vec::new();
+        let mut negatives = Vec::new();
         if opts.uses_descriptions() {
             descriptions.extend(rows.iter().map(|e| e.description.as_slice()));
             if opts.objective == Objective::Triplet {
-                // The negative is the description of a random other training item.
-                for &i in batch {
-                    let mut j = rng.gen_range(0..examples.len() - 1);
-                    if j >= i {
-                        j += 1;
-                    }
-                    descriptions.push(examples[j].description.as_slice());
-                }
+                let (in_batch, outside) = in_batch_negatives(batch, examples.len(), rng);
+                negatives = in_batch;
+                descriptions.extend(outside.map(|j| examples[j].description.as_slice()));
             }
         }
         let batch = TrainBatch {
             rows,
             descriptions,
+            negatives: &negatives,
             min_widths: (0, 0),
         };
         let loss = batch.loss(
@@ -448,6 +445,28 @@ impl TrainRun<'_> {
     }
 }
 
+/// Each row's triplet negative, as an index into the batch's descriptions: another row of the
+/// same batch, `k` rows on (cyclically) for a random `k` in 1..len. Batches are shuffled samples of
+/// the training items, so this is a random other item, and its description is encoded once for
+/// both roles, which halves the description work of a step. A batch of one has no other row: the
+/// second value is then a random other item of all `items`, whose description goes at index 1.
+pub(crate) fn in_batch_negatives(
+    batch: &[usize],
+    items: usize,
+    rng: &mut StdRng,
+) -> (Vec<usize>, Option<usize>) {
+    let n = batch.len();
+    if n == 1 {
+        let mut j = rng.gen_range(0..items - 1);
+        if j >= batch[0] {
+            j += 1;
+        }
+        return (vec![1], Some(j));
+    }
+    let k = rng.gen_range(1..n);
+    ((0..n).map(|i| (i + k) % n).collect(), None)
+}
+
 /// The losses of one training batch.
 pub(crate) struct BatchLoss {
     pub ner: Tensor,
@@ -460,9 +479,11 @@ pub(crate) struct BatchLoss {
 /// One training batch, as `trainer train` and `trainer bench` feed it to the model.
 pub(crate) struct TrainBatch<'a> {
     pub rows: Vec<&'a Example>,
-    /// The rows' own descriptions followed, for the triplet loss, by one negative per row (one
-    /// encoder pass for both); empty when the objective uses no descriptions.
+    /// The rows' own descriptions (in row order), encoded in one pass; empty when the objective
+    /// uses no descriptions.
     pub descriptions: Vec<&'a [u32]>,
+    /// For the triplet loss, row i's negative: an index into `descriptions` other than i.
+    pub negatives: &'a [usize],
     /// Least widths of title and description rows (fixed shapes); 0 pads to the longest.
     pub min_widths: (usize, usize),
 }
@@ -499,12 +520,16 @@ impl TrainBatch<'_> {
         let described = model.embed(&d_ids, &d_mask, mode)?;
         let n = rows.len();
         let aux = match opts.objective {
-            Objective::Triplet => triplet_loss(
-                &titles,
-                &described.narrow(0, 0, n)?,
-                &described.narrow(0, n, n)?,
-                opts.triplet_form,
-            )?,
+            Objective::Triplet => {
+                let negatives: Vec<u32> = self.negatives.iter().map(|&j| j as u32).collect();
+                let negatives = Tensor::new(negatives.as_slice(), device)?;
+                triplet_loss(
+                    &titles,
+                    &described.narrow(0, 0, n)?,
+                    &described.index_select(&negatives, 0)?,
+                    opts.triplet_form,
+                )?
+            }
             Objective::Infonce => info_nce_loss(&titles, &described, opts.temperature)?,
             Objective::None => unreachable!("uses_descriptions() is false"),
         };
@@ -602,4 +627,37 @@ fn append_jsonl<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Writes `contents` as the JSON file `path` atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_batch_negatives_are_other_rows_and_vary() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let batch: Vec<usize> = (10..42).collect();
+        let mut shifts = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let (negatives, extra) = in_batch_negatives(&batch, 100, &mut rng);
+            assert_eq!(extra, None);
+            assert_eq!(negatives.len(), batch.len());
+            for (i, &j) in negatives.iter().enumerate() {
+                assert!(j < batch.len() && j != i, "row {i} got negative {j}");
+            }
+            shifts.insert(negatives[0]);
+        }
+        assert!(shifts.len() > 10, "the shift should be random: {shifts:?}");
+    }
+
+    #[test]
+    fn a_batch_of_one_gets_another_item() {
+        let mut rng = StdRng::seed_from_u64(2);
+        for _ in 0..50 {
+            let (negatives, extra) = in_batch_negatives(&[3], 5, &mut rng);
+            assert_eq!(negatives, vec![1]);
+            let item = extra.expect("an item from outside the batch");
+            assert!(item < 5 && item != 3, "item {item}");
+        }
+    }
 }
