@@ -4,10 +4,10 @@
 //! scripts/test.sh); set MULTITAG_BASE_MODEL to use another BERT directory.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{base_model, fixture, scratch, stderr, trainer, Scratch};
 
 /// `trainer train` on the fixture catalog with the base model, writing to `model`.
 fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
@@ -28,13 +28,23 @@ fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
     trainer(&args, None)
 }
 
-/// A copy of the base model directory with some files changed, for the bad-model tests.
-fn damaged_model(name: &str, damage: impl FnOnce(&Path)) -> PathBuf {
+/// The base model directory with one file replaced by `contents`, or left out when `None`. The
+/// other files are hard links to the base model's (copies where linking fails), so the damaged file
+/// is always written anew, never written through a link.
+fn damaged_model(name: &str, file: &str, contents: Option<&[u8]>) -> Scratch {
     let dir = scratch(name);
     for f in ["config.json", "tokenizer.json", "model.safetensors"] {
-        std::fs::copy(base_model().join(f), dir.join(f)).unwrap();
+        if f == file {
+            continue;
+        }
+        let (from, to) = (base_model().join(f), dir.join(f));
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
     }
-    damage(&dir);
+    if let Some(contents) = contents {
+        std::fs::write(dir.join(file), contents).unwrap();
+    }
     dir
 }
 
@@ -51,9 +61,7 @@ fn missing_model_directory_is_a_clear_error() {
 
 #[test]
 fn model_directory_without_tokenizer_names_the_file() {
-    let dir = damaged_model("no-tokenizer", |d| {
-        std::fs::remove_file(d.join("tokenizer.json")).unwrap()
-    });
+    let dir = damaged_model("no-tokenizer", "tokenizer.json", None);
     let out = trainer(
         &[
             "train",
@@ -74,10 +82,12 @@ fn model_directory_without_tokenizer_names_the_file() {
 
 #[test]
 fn truncated_weights_are_reported_not_panicked() {
-    let dir = damaged_model("truncated", |d| {
-        let bytes = std::fs::read(d.join("model.safetensors")).unwrap();
-        std::fs::write(d.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    });
+    let weights = std::fs::read(base_model().join("model.safetensors")).unwrap();
+    let dir = damaged_model(
+        "truncated",
+        "model.safetensors",
+        Some(&weights[..weights.len() / 2]),
+    );
     let catalog = fixture("catalog_small.csv");
     let out = trainer(
         &[
@@ -257,7 +267,8 @@ fn tiny_training_run_then_tagging_any_script() {
 #[test]
 fn training_is_deterministic_on_cpu_for_a_seed() {
     let train = |name: &str| {
-        let model = scratch(name).join("model");
+        let dir = scratch(name);
+        let model = dir.join("model");
         let out = train_on_fixture(
             &model,
             &[

@@ -3,7 +3,9 @@
 to what a training step spends its time on: forward / backward / optimizer / setup, and within
 them the tensor operation (matmul, elementwise, reductions, copies ...) and model function.
 
-usage: perf script -i perf.data -F ip,sym | python3 bench/profile/stacks.py
+build:  cargo build --profile profiling -p multitag-trainer   (release with debug info)
+record: perf record --call-graph dwarf target/profiling/trainer bench ...
+usage:  perf script -i perf.data -F ip,sym | python3 bench/profile/stacks.py
 """
 import collections
 import re

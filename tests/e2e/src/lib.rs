@@ -386,8 +386,30 @@ fn serve(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Served>>) -> Re
 
 static PROFILE: AtomicUsize = AtomicUsize::new(0);
 
+/// A headless Chromium whose profile directory is removed once the browser has closed (each
+/// holds the downloaded model in its cache).
+pub struct Chromium {
+    browser: Option<Browser>,
+    profile: PathBuf,
+}
+
+impl std::ops::Deref for Chromium {
+    type Target = Browser;
+
+    fn deref(&self) -> &Browser {
+        self.browser.as_ref().expect("the browser lives until drop")
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        drop(self.browser.take());
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
 /// Headless Chromium with a fresh profile and no background networking.
-pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Browser> {
+pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Chromium> {
     let profile = std::env::temp_dir().join(format!(
         "multitag-e2e-{}-{}",
         std::process::id(),
@@ -413,12 +435,16 @@ pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Browser> {
         .sandbox(false)
         .enable_gpu(false)
         .window_size(Some(window))
-        .user_data_dir(Some(profile))
+        .user_data_dir(Some(profile.clone()))
         .idle_browser_timeout(Duration::from_secs(600))
         .args(args)
         .build()
         .map_err(|e| anyhow!("chromium launch options: {e}"))?;
-    Browser::new(options).context("start headless chromium")
+    let browser = Browser::new(options).context("start headless chromium")?;
+    Ok(Chromium {
+        browser: Some(browser),
+        profile,
+    })
 }
 
 /// Evaluates a JS expression (awaited when it is a promise) and parses its JSON serialisation.

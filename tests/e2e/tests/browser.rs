@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use headless_chrome::{Browser, Tab};
+use headless_chrome::Tab;
 use multitag_e2e::{
     click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_for_workers,
-    wait_until, ModelMode, Server, Setup,
+    wait_until, Chromium, ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ fn long_title() -> String {
 
 /// A server for `mode`, a desktop-sized headless Chromium, and a tab on `page`. The browser is
 /// returned so it lives as long as the tab.
-fn open(s: &Setup, mode: ModelMode, page: &str) -> Result<(Server, Browser, Arc<Tab>)> {
+fn open(s: &Setup, mode: ModelMode, page: &str) -> Result<(Server, Chromium, Arc<Tab>)> {
     let server = Server::start(&s.dist, mode)?;
     let browser = launch(&s.chromium, DESKTOP)?;
     let tab = browser.new_tab()?;
