@@ -229,8 +229,21 @@ fn keep_freed_tensors_in_heap() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_tensors_in_heap() {}
 
+/// candle asks for its thread count on every CPU matmul, and without `RAYON_NUM_THREADS` it
+/// recounts the physical cores by parsing /proc/cpuinfo each time (`num_cpus::get_physical`).
+/// Tagging one title at a time ran 40% faster with the variable set. Setting it to candle's own
+/// default, counted once, keeps the thread count and drops the recount.
+fn count_threads_once() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        // Called first thing in main, before any thread exists that could read the environment.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
 fn main() {
     keep_freed_tensors_in_heap();
+    count_threads_once();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
