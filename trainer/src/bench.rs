@@ -431,7 +431,7 @@ impl Bench<'_> {
         );
         let pad_id = tokenizer.pad_id();
         let mode = Mode::Train(&dropout);
-        let negatives: Vec<usize> = (0..b).map(|i| (i + 1) % b).collect();
+        let negatives = crate::train::rows_on(b, 1);
         let mut rates = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let start = Instant::now();

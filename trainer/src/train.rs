@@ -463,8 +463,12 @@ pub(crate) fn in_batch_negatives(
         }
         return (vec![1], Some(j));
     }
-    let k = rng.gen_range(1..n);
-    ((0..n).map(|i| (i + k) % n).collect(), None)
+    (rows_on(n, rng.gen_range(1..n)), None)
+}
+
+/// Row i's negative is row `(i + k) % n`: for 0 < k < n, another row of the batch.
+pub(crate) fn rows_on(n: usize, k: usize) -> Vec<usize> {
+    (0..n).map(|i| (i + k) % n).collect()
 }
 
 /// The losses of one training batch.
