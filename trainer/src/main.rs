@@ -130,8 +130,9 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, default_value_t = 128)]
         description_tokens: usize,
-        /// For an exported model, how its matrices multiply: f32 (dequantized at load, the
-        /// fastest natively), quantized (candle's QMatMul, least memory) or int8 (the browser's).
+        /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized
+        /// (candle's QMatMul, least memory) or int8 (the browser's kernel; on CPUs with AVX-512
+        /// VNNI an 8-bit kernel, the fastest).
         #[arg(long, default_value = "f32")]
         matmul: DenseCompute,
     },
@@ -200,8 +201,9 @@ enum Command {
         batch_size: usize,
         #[command(flatten)]
         device: DeviceArgs,
-        /// For an exported model, how its matrices multiply: f32 (dequantized at load, the
-        /// fastest natively), quantized (candle's QMatMul, least memory) or int8 (the browser's).
+        /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized
+        /// (candle's QMatMul, least memory) or int8 (the browser's kernel; on CPUs with AVX-512
+        /// VNNI an 8-bit kernel, the fastest).
         #[arg(long, default_value = "f32")]
         matmul: DenseCompute,
     },

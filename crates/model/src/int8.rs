@@ -1,8 +1,10 @@
-//! Weight-only int8 matmul for the browser: `y = x W^T` with `W` rounded to int8 per output row
-//! (one f32 scale a row, as onnxruntime's per-channel quantization) and each input row rounded to
-//! 14-bit integers (one scale a row), so the products are exact integer dot products.
+//! Weight-only int8 matmul for the browser and the CPU: `y = x W^T` with `W` rounded to int8 per
+//! output row (one f32 scale a row, as onnxruntime's per-channel quantization).
 //!
-//! Why: WASM SIMD128 has no fused multiply-add, so candle's f32 GEMM does 4 multiply-adds in two
+//! Two kernels. On x86-64 CPUs with AVX-512 VNNI, [`crate::int8_vnni`] rounds inputs to 8 bits and
+//! multiplies 64 byte pairs per instruction. Elsewhere (WASM included) each input row is rounded
+//! to 14-bit integers (one scale a row), so the products are exact integer dot products: WASM
+//! SIMD128 has no fused multiply-add, so candle's f32 GEMM does 4 multiply-adds in two
 //! instructions, while `i32x4.dot_i16x8_s` does 8 in one. The weights are kept widened to i16 so
 //! the inner loop is nothing but loads, dot products and adds. 14-bit inputs keep the rounding of
 //! activations negligible next to that of the weights; the bound below keeps every i32 lane from
@@ -20,18 +22,41 @@ const ROW_BLOCK: usize = 16;
 /// 8191 * 127, which must stay below 2^31.
 pub const MAX_INNER: usize = 4096;
 
-/// `(out, in)` weights as int8 values (stored as i16) with one scale per output row.
+/// `(out, in)` weights as int8 values with one scale per output row.
 #[derive(Clone, Debug)]
 pub struct Int8Matrix {
     out_dim: usize,
     in_dim: usize,
-    weights: Vec<i16>,
+    weights: Kernel,
     scales: Vec<f32>,
 }
 
+/// The weights as the kernel that multiplies them wants them.
+#[derive(Clone, Debug)]
+enum Kernel {
+    /// Row-major, widened to i16, for the portable (and WASM SIMD) kernel.
+    Portable(Vec<i16>),
+    #[cfg(target_arch = "x86_64")]
+    Vnni(crate::int8_vnni::PackedWeights),
+}
+
 impl Int8Matrix {
-    /// Quantizes a row-major `(out, in)` f32 matrix.
+    /// Quantizes a row-major `(out, in)` f32 matrix for the fastest kernel this CPU runs.
     pub fn quantize(w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
+        let mut matrix = Self::quantize_portable(w, out_dim, in_dim)?;
+        #[cfg(target_arch = "x86_64")]
+        if crate::int8_vnni::available() {
+            if let Kernel::Portable(weights) = &matrix.weights {
+                let packed = crate::int8_vnni::PackedWeights::new(weights, out_dim, in_dim);
+                matrix.weights = Kernel::Vnni(packed);
+            }
+        }
+        Ok(matrix)
+    }
+
+    /// Quantizes for the portable kernel whatever the CPU (the reference the VNNI kernel is tested
+    /// against).
+    pub fn quantize_portable(w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
         if w.len() != out_dim * in_dim {
             candle_core::bail!("int8: {} values for a {out_dim}x{in_dim} matrix", w.len())
         }
@@ -48,7 +73,7 @@ impl Int8Matrix {
         Ok(Self {
             out_dim,
             in_dim,
-            weights,
+            weights: Kernel::Portable(weights),
             scales,
         })
     }
@@ -69,6 +94,14 @@ impl Int8Matrix {
             )
         }
         let input = x.flatten_all()?.to_vec1::<f32>()?;
+        let weights = match &self.weights {
+            Kernel::Portable(weights) => weights,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Vnni(packed) => {
+                let out = packed.matmul(&input, rows, &self.scales);
+                return Tensor::from_vec(out, (rows, self.out_dim), x.device());
+            }
+        };
         let mut quantized = vec![0i16; input.len()];
         let mut x_scales = Vec::with_capacity(rows);
         for (x_row, q_row) in input
@@ -84,7 +117,7 @@ impl Int8Matrix {
         let mut out = vec![0f32; rows * self.out_dim];
         for first in (0..rows).step_by(ROW_BLOCK) {
             let last = (first + ROW_BLOCK).min(rows);
-            self.rows_times_weights(&quantized, &x_scales, first..last, &mut out);
+            self.rows_times_weights(weights, &quantized, &x_scales, first..last, &mut out);
         }
         Tensor::from_vec(out, (rows, self.out_dim), x.device())
     }
@@ -93,6 +126,7 @@ impl Int8Matrix {
     /// at a time, so each load feeds several dot products.
     fn rows_times_weights(
         &self,
+        weights: &[i16],
         x: &[i16],
         x_scales: &[f32],
         rows: std::ops::Range<usize>,
@@ -105,7 +139,7 @@ impl Int8Matrix {
         };
         let mut j = 0;
         while j + 4 <= n {
-            let w = &self.weights[j * k..(j + 4) * k];
+            let w = &weights[j * k..(j + 4) * k];
             let w = [&w[..k], &w[k..2 * k], &w[2 * k..3 * k], &w[3 * k..]];
             let mut r = rows.start;
             while r + 2 <= rows.end {
@@ -125,7 +159,7 @@ impl Int8Matrix {
         }
         for j in j..n {
             for r in rows.clone() {
-                store(r, j, dot(x_row(r), &self.weights[j * k..(j + 1) * k]));
+                store(r, j, dot(x_row(r), &weights[j * k..(j + 1) * k]));
             }
         }
     }
@@ -235,21 +269,41 @@ mod tests {
     }
 
     #[test]
-    fn matches_the_float_matmul() -> Result<()> {
-        // 7 output rows (one past a group of four), rows of 21 (a tail past the 8-lane steps),
-        // odd input row counts (one past a pair) and more input rows than one block.
-        for (rows, out_dim, in_dim) in [(3, 7, 21), (5, 12, 384), (2, 9, 1536), (37, 10, 40)] {
-            let w = Tensor::from_vec(seeded(out_dim * in_dim, 1), (out_dim, in_dim), &Device::Cpu)?;
+    fn both_kernels_match_the_float_matmul() -> Result<()> {
+        // 7 output rows (one past a group of four, and part of a 16-column block), rows of 21 (a
+        // tail past the 8-lane and 4-byte steps), odd input row counts (one past a pair or a tile
+        // of four), more input rows than one block, and one product large enough to run in
+        // parallel.
+        let shapes = [
+            (3, 7, 21),
+            (5, 12, 384),
+            (2, 9, 1536),
+            (37, 10, 40),
+            (41, 300, 400),
+        ];
+        for (rows, out_dim, in_dim) in shapes {
+            let w = seeded(out_dim * in_dim, 1);
             let x = Tensor::from_vec(seeded(rows * in_dim, 2), (rows, in_dim), &Device::Cpu)?;
-            let expected = x.matmul(&w.t()?)?;
-            let got = Int8Matrix::from_tensor(&w)?.matmul(&x)?;
+            let expected =
+                x.matmul(&Tensor::from_slice(&w, (out_dim, in_dim), &Device::Cpu)?.t()?)?;
             let scale = expected.abs()?.max_all()?.to_scalar::<f32>()?;
-            let diff = (&got - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            // Weights to 1/254 of their row maximum: the error is a fraction of a percent.
-            assert!(
-                diff < 0.01 * scale,
-                "{rows}x{in_dim}x{out_dim}: {diff} vs {scale}"
-            );
+            let kernels = [
+                (
+                    "portable",
+                    Int8Matrix::quantize_portable(&w, out_dim, in_dim)?,
+                ),
+                ("fastest", Int8Matrix::quantize(&w, out_dim, in_dim)?),
+            ];
+            for (name, matrix) in kernels {
+                let got = matrix.matmul(&x)?;
+                let diff = (&got - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                // Weights to 1/254 of their row maximum (and, in the VNNI kernel, inputs to 1/255
+                // of their row's range): the error is a fraction of a percent.
+                assert!(
+                    diff < 0.01 * scale,
+                    "{name} {rows}x{in_dim}x{out_dim}: {diff} vs {scale}"
+                );
+            }
         }
         Ok(())
     }

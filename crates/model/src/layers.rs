@@ -156,8 +156,9 @@ pub enum DenseCompute {
     /// memory, slower.
     Quantized,
     /// Round each matrix to int8 per output row and multiply with integer dot products
-    /// ([`crate::int8`]): half the memory of f32, and faster where the float GEMM has no fused
-    /// multiply-add (WASM).
+    /// ([`crate::int8`]): at most half the memory of f32, and faster where the float GEMM has no
+    /// fused multiply-add (WASM) or the CPU multiplies bytes (AVX-512 VNNI, inputs rounded to 8
+    /// bits).
     Int8,
 }
 

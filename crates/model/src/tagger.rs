@@ -101,7 +101,7 @@ impl Tagger {
                 .collect::<Result<Vec<_>, _>>()?;
             let seqs: Vec<&[u32]> = encodings.iter().map(|e| e.ids.as_slice()).collect();
             let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), &self.device)?;
-            let (_, logits) = self.model.forward(&ids, &mask, &Mode::Infer)?;
+            let (_, logits) = on_worker_threads(|| self.model.forward(&ids, &mask, &Mode::Infer))?;
             let probs = candle_nn::ops::softmax_last_dim(&logits)?;
             let best = probs.argmax(D::Minus1)?.to_vec2::<u32>()?;
             let best_prob = probs.max(D::Minus1)?.to_vec2::<f32>()?;
@@ -182,4 +182,17 @@ impl Tagger {
         }
         Ok(Tensor::cat(&parts, 0)?)
     }
+}
+
+/// Runs `f` on one of rayon's worker threads rather than the caller's. The kernels fan out to
+/// those workers; between kernels they spin before sleeping, and on a machine with as many workers
+/// as cores the spinning competes with a caller thread for the cores.
+#[cfg(not(target_arch = "wasm32"))]
+fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    f()
 }
