@@ -93,6 +93,18 @@ impl SelfAttention {
         additive_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
+        if let (false, Some(sequences)) = (mode.is_train(), layout.sequences()) {
+            if crate::attention::applies(xs) {
+                let (q, k, v) = (
+                    self.query.forward(xs)?,
+                    self.key.forward(xs)?,
+                    self.value.forward(xs)?,
+                );
+                let context =
+                    crate::attention::packed_attention(&q, &k, &v, sequences, self.heads)?;
+                return mode.layer_norm(&self.norm, &(self.output.forward(&context)? + xs)?);
+            }
+        }
         let heads = |dense: &Dense| self.split_heads(&layout.to_grid(&dense.forward(xs)?)?);
         let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -226,12 +238,19 @@ impl BertEncoder {
 /// per real one. Pads never reach a loss (masked out of pooling and token losses), so dropping
 /// them changes no result, only the float rounding of the real tokens.
 enum TokenLayout {
-    /// Every grid cell is a row, pads included: `(batch * seq, hidden)`.
-    Padded { batch: usize, seq: usize },
+    /// Every grid cell is a row, pads included: `(batch * seq, hidden)`. `sequences` (first row
+    /// and length of each sequence) where there are no pads.
+    Padded {
+        batch: usize,
+        seq: usize,
+        sequences: Option<Vec<(usize, usize)>>,
+    },
     /// Real tokens only: `(tokens, hidden)`.
     Packed {
         batch: usize,
         seq: usize,
+        /// First row and length of each sequence.
+        sequences: Vec<(usize, usize)>,
         /// `(tokens,)`: the grid cell (`b * seq + t`) of each real token.
         cell_of_row: Tensor,
         /// `(batch * seq,)`: the row of each grid cell; pads point at row 0, a stand-in that the
@@ -243,10 +262,6 @@ enum TokenLayout {
 impl TokenLayout {
     fn new(attention_mask: &Tensor, drop_padding: bool) -> Result<Self> {
         let (batch, seq) = attention_mask.dims2()?;
-        let padded = TokenLayout::Padded { batch, seq };
-        if !drop_padding {
-            return Ok(padded);
-        }
         let keep = attention_mask
             .to_dtype(DType::U32)?
             .flatten_all()?
@@ -254,8 +269,27 @@ impl TokenLayout {
         let cell_of_row: Vec<u32> = (0..keep.len() as u32)
             .filter(|&cell| keep[cell as usize] != 0)
             .collect();
-        if cell_of_row.is_empty() || cell_of_row.len() == keep.len() {
-            return Ok(padded);
+        if cell_of_row.len() == keep.len() {
+            let sequences = (0..batch).map(|b| (b * seq, seq)).collect();
+            return Ok(TokenLayout::Padded {
+                batch,
+                seq,
+                sequences: Some(sequences),
+            });
+        }
+        if !drop_padding || cell_of_row.is_empty() {
+            return Ok(TokenLayout::Padded {
+                batch,
+                seq,
+                sequences: None,
+            });
+        }
+        let mut sequences = Vec::with_capacity(batch);
+        let mut first = 0;
+        for lane in keep.chunks_exact(seq) {
+            let len = lane.iter().filter(|&&k| k != 0).count();
+            sequences.push((first, len));
+            first += len;
         }
         let mut row_of_cell = vec![0u32; keep.len()];
         for (row, &cell) in cell_of_row.iter().enumerate() {
@@ -265,16 +299,25 @@ impl TokenLayout {
         Ok(TokenLayout::Packed {
             batch,
             seq,
+            sequences,
             cell_of_row: Tensor::new(cell_of_row, device)?,
             row_of_cell: Tensor::new(row_of_cell, device)?,
         })
+    }
+
+    /// The first row and length of each sequence, where no row is a pad.
+    fn sequences(&self) -> Option<&[(usize, usize)]> {
+        match self {
+            TokenLayout::Padded { sequences, .. } => sequences.as_deref(),
+            TokenLayout::Packed { sequences, .. } => Some(sequences),
+        }
     }
 
     /// `(batch, seq, hidden)` -> rows.
     fn to_rows(&self, grid: &Tensor) -> Result<Tensor> {
         let hidden = grid.dim(D::Minus1)?;
         match self {
-            TokenLayout::Padded { batch, seq } => grid.reshape((batch * seq, hidden)),
+            TokenLayout::Padded { batch, seq, .. } => grid.reshape((batch * seq, hidden)),
             TokenLayout::Packed {
                 batch,
                 seq,
@@ -290,7 +333,7 @@ impl TokenLayout {
     fn to_grid(&self, rows: &Tensor) -> Result<Tensor> {
         let hidden = rows.dim(D::Minus1)?;
         match self {
-            TokenLayout::Padded { batch, seq } => rows.reshape((*batch, *seq, hidden)),
+            TokenLayout::Padded { batch, seq, .. } => rows.reshape((*batch, *seq, hidden)),
             TokenLayout::Packed {
                 batch,
                 seq,
@@ -320,4 +363,63 @@ pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-6, f64::MAX)?;
     summed.broadcast_div(&counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::DropoutRng;
+    use candle_core::Device;
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// A tiny encoder without dropout, so training mode computes what inference does, through the
+    /// general attention path (grid, heads, mask).
+    fn tiny_encoder() -> (VarMap, BertEncoder) {
+        let config = BertConfig::from_json(
+            "tiny",
+            r#"{"vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "intermediate_size": 64, "hidden_act": "gelu",
+                "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                "max_position_embeddings": 16, "type_vocab_size": 2}"#,
+        )
+        .unwrap();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let encoder = BertEncoder::load(&config, vb).unwrap();
+        (varmap, encoder)
+    }
+
+    fn batch(lengths: &[usize], seq: usize) -> (Tensor, Tensor) {
+        let ids: Vec<u32> = (0..lengths.len() * seq)
+            .map(|i| (i * 7 % 49) as u32 + 1)
+            .collect();
+        let mask: Vec<u32> = lengths
+            .iter()
+            .flat_map(|&len| (0..seq).map(move |t| (t < len) as u32))
+            .collect();
+        let shape = (lengths.len(), seq);
+        (
+            Tensor::from_vec(ids, shape, &Device::Cpu).unwrap(),
+            Tensor::from_vec(mask, shape, &Device::Cpu).unwrap(),
+        )
+    }
+
+    #[test]
+    fn packed_attention_matches_the_masked_grid() -> Result<()> {
+        let (_varmap, encoder) = tiny_encoder();
+        let rng = DropoutRng::new(1);
+        // Padded sequences (packed rows), and a batch without pads (rows as they are).
+        for lengths in [&[7usize, 3, 5, 1][..], &[6, 6]] {
+            let (ids, mask) = batch(lengths, lengths[0]);
+            let packed = encoder.forward(&ids, &mask, &Mode::Infer)?;
+            let general = encoder.forward(&ids, &mask, &Mode::Train(&rng))?;
+            let keep = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let diff = ((packed - general)?.broadcast_mul(&keep))?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "{lengths:?}: {diff}");
+        }
+        Ok(())
+    }
 }

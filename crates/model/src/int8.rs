@@ -22,13 +22,15 @@ const ROW_BLOCK: usize = 16;
 /// 8191 * 127, which must stay below 2^31.
 pub const MAX_INNER: usize = 4096;
 
-/// `(out, in)` weights as int8 values with one scale per output row.
+/// `(out, in)` weights as int8 values with one scale per output row, and an f32 bias added to
+/// the products as they are stored (zero unless [`Int8Matrix::with_bias`]).
 #[derive(Clone, Debug)]
 pub struct Int8Matrix {
     out_dim: usize,
     in_dim: usize,
     weights: Kernel,
     scales: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 /// The weights as the kernel that multiplies them wants them.
@@ -75,7 +77,22 @@ impl Int8Matrix {
             in_dim,
             weights: Kernel::Portable(weights),
             scales,
+            bias: vec![0.0; out_dim],
         })
+    }
+
+    /// Adds `bias` (one value per output) to every product row.
+    pub fn with_bias(mut self, bias: &Tensor) -> Result<Self> {
+        let bias = bias.flatten_all()?.to_vec1::<f32>()?;
+        if bias.len() != self.out_dim {
+            candle_core::bail!(
+                "int8: a bias of {} for {} outputs",
+                bias.len(),
+                self.out_dim
+            )
+        }
+        self.bias = bias;
+        Ok(self)
     }
 
     pub fn from_tensor(w: &Tensor) -> Result<Self> {
@@ -84,7 +101,7 @@ impl Int8Matrix {
         Self::quantize(&values, out_dim, in_dim)
     }
 
-    /// `x` is `(rows, in)` f32; returns `(rows, out)`.
+    /// `x` is `(rows, in)` f32; returns `x W^T + bias`, `(rows, out)`.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
         let (rows, in_dim) = x.dims2()?;
         if in_dim != self.in_dim {
@@ -98,7 +115,7 @@ impl Int8Matrix {
             Kernel::Portable(weights) => weights,
             #[cfg(target_arch = "x86_64")]
             Kernel::Vnni(packed) => {
-                let out = packed.matmul(&input, rows, &self.scales);
+                let out = packed.matmul(&input, rows, &self.scales, &self.bias);
                 return Tensor::from_vec(out, (rows, self.out_dim), x.device());
             }
         };
@@ -135,7 +152,7 @@ impl Int8Matrix {
         let (k, n) = (self.in_dim, self.out_dim);
         let x_row = |r: usize| &x[r * k..(r + 1) * k];
         let mut store = |r: usize, j: usize, sum: i64| {
-            out[r * n + j] = sum as f32 * x_scales[r] * self.scales[j];
+            out[r * n + j] = sum as f32 * x_scales[r] * self.scales[j] + self.bias[j];
         };
         let mut j = 0;
         while j + 4 <= n {

@@ -74,11 +74,18 @@ impl PackedWeights {
     }
 
     /// `x`: `(rows, in)` f32, row-major. Returns `(rows, out)`: the products scaled by the inputs'
-    /// scales and `weight_scales` (one per output column).
-    pub fn matmul(&self, x: &[f32], rows: usize, weight_scales: &[f32]) -> Vec<f32> {
+    /// scales and `weight_scales`, plus `bias` (both one per output column).
+    pub fn matmul(&self, x: &[f32], rows: usize, weight_scales: &[f32], bias: &[f32]) -> Vec<f32> {
         let inputs = QuantizedRows::new(x, rows, self.in_dim, self.groups * GROUP);
-        let mut scales = weight_scales.to_vec();
-        scales.resize(self.blocks * BLOCK, 0.0);
+        let padded = |values: &[f32]| {
+            let mut v = values.to_vec();
+            v.resize(self.blocks * BLOCK, 0.0);
+            v
+        };
+        let columns = Columns {
+            scales: padded(weight_scales),
+            bias: padded(bias),
+        };
         let mut out = vec![0f32; rows * self.out_dim];
         let target = OutputRows {
             ptr: out.as_mut_ptr(),
@@ -87,7 +94,7 @@ impl PackedWeights {
         let blocks = |first: usize, last: usize| {
             // SAFETY: `available()` was checked before these weights were packed (see
             // `Int8Matrix::quantize`), and each task writes only its own columns.
-            unsafe { self.blocks(&inputs, first..last, &scales, target) }
+            unsafe { self.blocks(&inputs, first..last, &columns, target) }
         };
         if rows * self.out_dim * self.in_dim < PARALLEL_FROM {
             blocks(0, self.blocks);
@@ -109,7 +116,7 @@ impl PackedWeights {
         &self,
         x: &QuantizedRows,
         blocks: std::ops::Range<usize>,
-        scales: &[f32],
+        columns: &Columns,
         out: OutputRows,
     ) {
         let mut b = blocks.start;
@@ -121,11 +128,11 @@ impl PackedWeights {
                 // SAFETY: the tile lies inside the inputs and the weights.
                 unsafe {
                     match (height, width) {
-                        (4, 4) => self.tile::<4, 4>(x, r, b, scales, out),
-                        (4, w) => (0..w).for_each(|c| self.tile::<4, 1>(x, r, b + c, scales, out)),
-                        (h, 4) => (0..h).for_each(|i| self.tile::<1, 4>(x, r + i, b, scales, out)),
+                        (4, 4) => self.tile::<4, 4>(x, r, b, columns, out),
+                        (4, w) => (0..w).for_each(|c| self.tile::<4, 1>(x, r, b + c, columns, out)),
+                        (h, 4) => (0..h).for_each(|i| self.tile::<1, 4>(x, r + i, b, columns, out)),
                         (h, w) => (0..h).for_each(|i| {
-                            (0..w).for_each(|c| self.tile::<1, 1>(x, r + i, b + c, scales, out))
+                            (0..w).for_each(|c| self.tile::<1, 1>(x, r + i, b + c, columns, out))
                         }),
                     }
                 }
@@ -143,7 +150,7 @@ impl PackedWeights {
         x: &QuantizedRows,
         r: usize,
         b: usize,
-        scales: &[f32],
+        columns: &Columns,
         out: OutputRows,
     ) {
         let block_bytes = self.groups * BLOCK * GROUP;
@@ -166,16 +173,17 @@ impl PackedWeights {
                 }
             }
         }
-        // Per column block: which lanes are real columns, their weight sums and their scales.
-        let columns: [(__mmask16, __m512i, __m512, usize); C] = std::array::from_fn(|c| {
+        // Per column block: which lanes are real columns, their weight sums, scales and biases.
+        let blocks: [(__mmask16, __m512i, __m512, __m512, usize); C] = std::array::from_fn(|c| {
             let first = (b + c) * BLOCK;
             let real = (self.out_dim - first).min(BLOCK);
-            // SAFETY: the sums and scales are padded to whole blocks.
+            // SAFETY: the sums, scales and biases are padded to whole blocks.
             unsafe {
                 (
                     ((1u32 << real) - 1) as __mmask16,
                     _mm512_loadu_si512(self.column_sums[first..].as_ptr().cast()),
-                    _mm512_loadu_ps(scales[first..].as_ptr()),
+                    _mm512_loadu_ps(columns.scales[first..].as_ptr()),
+                    _mm512_loadu_ps(columns.bias[first..].as_ptr()),
                     first,
                 )
             }
@@ -183,12 +191,12 @@ impl PackedWeights {
         for (i, row_sums) in acc.iter().enumerate() {
             let zero = _mm512_set1_epi32(x.zero_points[r + i]);
             let row_scale = _mm512_set1_ps(x.scales[r + i]);
-            for (&sum, &(mask, column_sums, column_scales, first)) in row_sums.iter().zip(&columns)
-            {
-                let centred = _mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, column_sums));
-                let value = _mm512_mul_ps(
+            for (&sum, &(mask, sums, scales, bias, first)) in row_sums.iter().zip(&blocks) {
+                let centred = _mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, sums));
+                let value = _mm512_fmadd_ps(
                     _mm512_cvtepi32_ps(centred),
-                    _mm512_mul_ps(row_scale, column_scales),
+                    _mm512_mul_ps(row_scale, scales),
+                    bias,
                 );
                 // SAFETY: the mask keeps the store inside row r + i of the output, in columns
                 // that no other task writes.
@@ -198,6 +206,12 @@ impl PackedWeights {
             }
         }
     }
+}
+
+/// Per-output-column factors of the result, padded to whole blocks.
+struct Columns {
+    scales: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 /// The output matrix, shared by tasks that write disjoint columns of it.
@@ -316,17 +330,20 @@ mod tests {
             let (_, x) = seeded(rows * in_dim, 4);
             let scales: Vec<f32> = (0..out_dim).map(|j| 0.5 + j as f32 / 64.0).collect();
             let packed = PackedWeights::new(&w, out_dim, in_dim);
-            let got = packed.matmul(&x, rows, &scales);
+            let bias: Vec<f32> = (0..out_dim).map(|j| j as f32 - 3.0).collect();
+            let got = packed.matmul(&x, rows, &scales, &bias);
             let q = QuantizedRows::new(&x, rows, in_dim, packed.groups * GROUP);
             for r in 0..rows {
                 for j in 0..out_dim {
                     let dot: i32 = (0..in_dim)
                         .map(|k| (q.row(r)[k] as i32 - q.zero_points[r]) * w[j * in_dim + k] as i32)
                         .sum();
-                    let expected = dot as f32 * q.scales[r] * scales[j];
+                    let product = dot as f32 * q.scales[r] * scales[j];
+                    let expected = product + bias[j];
                     let value = got[r * out_dim + j];
+                    // Float rounding only: relative to the terms added.
                     assert!(
-                        (value - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+                        (value - expected).abs() <= 1e-5 * (product.abs() + bias[j].abs() + 1.0),
                         "{rows}x{in_dim}x{out_dim} at ({r}, {j}): {value} vs {expected}"
                     );
                 }

@@ -173,11 +173,9 @@ pub enum Dense {
         weight_t: Tensor,
         bias: Option<Tensor>,
     },
-    /// Int8 weights with one scale per output row (see [`DenseCompute::Int8`]); f32 bias.
-    Int8 {
-        weight: Arc<Int8Matrix>,
-        bias: Option<Tensor>,
-    },
+    /// Int8 weights with one scale per output row and the bias inside (see
+    /// [`DenseCompute::Int8`]).
+    Int8(Arc<Int8Matrix>),
     /// Block-quantized weights (`W` is `(out, in)`), multiplied without dequantizing; f32 bias.
     Quantized {
         weight: QMatMul,
@@ -216,10 +214,11 @@ impl Dense {
         let device = weight.device();
         let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
         if compute == DenseCompute::Int8 && device.is_cpu() {
-            return Ok(Dense::Int8 {
-                weight: Arc::new(Int8Matrix::from_tensor(&w)?),
-                bias,
-            });
+            let mut matrix = Int8Matrix::from_tensor(&w)?;
+            if let Some(bias) = &bias {
+                matrix = matrix.with_bias(bias)?;
+            }
+            return Ok(Dense::Int8(Arc::new(matrix)));
         }
         Ok(Dense::Frozen {
             weight_t: w.t()?.contiguous()?,
@@ -228,7 +227,7 @@ impl Dense {
     }
 
     pub fn is_quantized(&self) -> bool {
-        matches!(self, Dense::Quantized { .. } | Dense::Int8 { .. })
+        matches!(self, Dense::Quantized { .. } | Dense::Int8(_))
     }
 
     /// Applies the layer to `(batch, seq, in)` (through one 2-D matmul, which is faster on CPU than
@@ -254,7 +253,7 @@ impl Dense {
                 linear.bias(),
             ),
             Dense::Frozen { weight_t, bias } => add_bias(xs.matmul(weight_t)?, bias.as_ref()),
-            Dense::Int8 { weight, bias } => add_bias(weight.matmul(xs)?, bias.as_ref()),
+            Dense::Int8(weight) => weight.matmul(xs),
             Dense::Quantized { weight, bias } => {
                 add_bias(weight.forward(&xs.contiguous()?)?, bias.as_ref())
             }

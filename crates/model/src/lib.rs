@@ -2,6 +2,7 @@
 //! Pure computation over bytes and tensors, no file system, so the same code runs natively and in
 //! the browser.
 pub mod activations;
+pub mod attention;
 pub mod config;
 pub mod encoder;
 pub mod fused;
