@@ -7,10 +7,12 @@
 #                [--batch-size N] [--title-tokens N] [--description-tokens N] [--shapes fixed|natural]
 #                [--steps N] [--warmup-steps N] [--tag-titles N] [--tag-titles-batch1 N]
 #                [--repetitions N] [--workloads LIST] [--threads N] [--out DIR]
-#                [--precision f32|bf16] [--skip-ours] [--skip-reference]
+#                [--precision f32|bf16] [--matmul f32|int8|quantized] [--skip-ours] [--skip-reference]
 #
 # --tag-model: the model our tagging workloads use (e.g. the q8_0 export in public/model, which is
 # what onnxruntime int8 compares with); default --model with a fresh head.
+# --matmul: how that exported model multiplies (default f32, dequantized at load; int8 is the
+# like-for-like match for onnxruntime int8, and on CPUs with AVX-512 VNNI an 8-bit kernel).
 # --precision: our training's compute precision (bf16: mixed precision, f32 master weights); the
 # reference always runs f32 eager and, on CUDA, a tuned variant with bf16 autocast.
 # Defaults: training batch 16 x 48 title tokens (descriptions 128) on CPU, 32 x 64 on CUDA; tagging
@@ -30,7 +32,7 @@ cd "$root"
 
 device=cpu model="" tag_model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
 shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
-workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0 precision=f32
+workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0 precision=f32 matmul=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
@@ -51,9 +53,10 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --precision) precision="$2"; shift 2 ;;
+    --matmul) matmul="$2"; shift 2 ;;
     --skip-ours) skip_ours=1; shift ;;
     --skip-reference) skip_reference=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -135,6 +138,7 @@ if [ "$skip_ours" = 0 ]; then
   [ -n "$threads" ] && threads_env=(RAYON_NUM_THREADS="$threads")
   ours_extra=(--precision "$precision")
   [ -n "$tag_model" ] && ours_extra+=(--tag-model "$tag_model")
+  [ -n "$matmul" ] && ours_extra+=(--matmul "$matmul")
   env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" "${ours_extra[@]}" --json "$out/ours.json" &
   ours_pid=$!
   wait "$ours_pid"

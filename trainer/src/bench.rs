@@ -316,6 +316,19 @@ pub struct Bench<'a> {
 }
 
 impl Bench<'_> {
+    /// What the report's figures are of: the training precision, and how an exported tagging
+    /// model multiplies where that is not the default.
+    fn implementation(&self) -> String {
+        let mut name = match self.options.precision {
+            crate::train::Precision::F32 => "multitag (candle)".to_string(),
+            crate::train::Precision::Bf16 => "multitag (candle, bf16 training)".to_string(),
+        };
+        if self.tag_model.is_some() && self.matmul != DenseCompute::default() {
+            name += &format!(", tagging with {:?} matmul", self.matmul).to_lowercase();
+        }
+        name
+    }
+
     pub fn run(&self, workloads: &[Workload]) -> Result<BenchReport> {
         let mut results = serde_json::Map::new();
         for &w in workloads {
@@ -344,10 +357,7 @@ impl Bench<'_> {
         multitask.objective = crate::train::Objective::Triplet;
         Ok(BenchReport {
             schema: "multitag-bench/1".into(),
-            implementation: match self.options.precision {
-                crate::train::Precision::F32 => "multitag (candle)".into(),
-                crate::train::Precision::Bf16 => "multitag (candle, bf16 training)".into(),
-            },
+            implementation: self.implementation(),
             device: format!("{:?}", self.device),
             threads: candle_core::utils::get_num_threads(),
             model: self.base.path.display().to_string(),
