@@ -45,12 +45,15 @@ enum Kernel {
 impl Int8Matrix {
     /// Quantizes a row-major `(out, in)` f32 matrix for the fastest kernel this CPU runs.
     pub fn quantize(w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
-        let mut matrix = Self::quantize_portable(w, out_dim, in_dim)?;
+        let matrix = Self::quantize_portable(w, out_dim, in_dim)?;
         #[cfg(target_arch = "x86_64")]
         if crate::int8_vnni::available() {
             if let Kernel::Portable(weights) = &matrix.weights {
                 let packed = crate::int8_vnni::PackedWeights::new(weights, out_dim, in_dim);
-                matrix.weights = Kernel::Vnni(packed);
+                return Ok(Self {
+                    weights: Kernel::Vnni(packed),
+                    ..matrix
+                });
             }
         }
         Ok(matrix)
@@ -111,6 +114,11 @@ impl Int8Matrix {
             )
         }
         let input = x.flatten_all()?.to_vec1::<f32>()?;
+        // Outside x86-64 the portable kernel is the only one.
+        #[cfg_attr(
+            not(target_arch = "x86_64"),
+            allow(clippy::infallible_destructuring_match)
+        )]
         let weights = match &self.weights {
             Kernel::Portable(weights) => weights,
             #[cfg(target_arch = "x86_64")]
@@ -269,11 +277,12 @@ fn dot_rows<const R: usize>(x: [&[i16]; R], w: [&[i16]; 4]) -> [[i64; 4]; R] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::Device;
 
-    fn seeded(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` values in [-1, 1) from a seed.
+    pub(crate) fn seeded(n: usize, seed: u64) -> Vec<f32> {
         let mut state = seed;
         (0..n)
             .map(|_| {

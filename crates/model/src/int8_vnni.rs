@@ -299,23 +299,7 @@ unsafe fn quantize_row(row: &[f32], dst: &mut [u8]) -> (f32, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Small integers in -127..=127 and floats in -2..2, from a seed.
-    fn seeded(n: usize, seed: u64) -> (Vec<i16>, Vec<f32>) {
-        let mut state = seed;
-        (0..n)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let bits = (state >> 33) as u32;
-                (
-                    (bits % 255) as i16 - 127,
-                    (bits as f32 / (1u64 << 31) as f32) * 2.0 - 1.0,
-                )
-            })
-            .unzip()
-    }
+    use crate::int8::tests::seeded;
 
     /// The kernel against the same quantization summed one product at a time: packing, tiles,
     /// tails and the parallel split must give exactly those sums.
@@ -326,8 +310,11 @@ mod tests {
             return;
         }
         for (rows, out_dim, in_dim) in [(1, 1, 1), (3, 17, 21), (6, 40, 64), (41, 300, 400)] {
-            let (w, _) = seeded(out_dim * in_dim, 3);
-            let (_, x) = seeded(rows * in_dim, 4);
+            let w: Vec<i16> = seeded(out_dim * in_dim, 3)
+                .iter()
+                .map(|v| (v * 127.0).round() as i16)
+                .collect();
+            let x = seeded(rows * in_dim, 4);
             let scales: Vec<f32> = (0..out_dim).map(|j| 0.5 + j as f32 / 64.0).collect();
             let packed = PackedWeights::new(&w, out_dim, in_dim);
             let bias: Vec<f32> = (0..out_dim).map(|j| j as f32 - 3.0).collect();
