@@ -127,10 +127,14 @@ impl PackedWeights {
                 let height = (x.rows - r).min(4);
                 // SAFETY: the tile lies inside the inputs and the weights.
                 unsafe {
+                    // Every row count gets its own tile, so the last rows of a title (14 rows
+                    // are 4 + 4 + 4 + 2) still share each weight load.
                     match (height, width) {
                         (4, 4) => self.tile::<4, 4>(x, r, b, columns, out),
+                        (3, 4) => self.tile::<3, 4>(x, r, b, columns, out),
+                        (2, 4) => self.tile::<2, 4>(x, r, b, columns, out),
+                        (1, 4) => self.tile::<1, 4>(x, r, b, columns, out),
                         (4, w) => (0..w).for_each(|c| self.tile::<4, 1>(x, r, b + c, columns, out)),
-                        (h, 4) => (0..h).for_each(|i| self.tile::<1, 4>(x, r + i, b, columns, out)),
                         (h, w) => (0..h).for_each(|i| {
                             (0..w).for_each(|c| self.tile::<1, 1>(x, r + i, b + c, columns, out))
                         }),
@@ -309,7 +313,17 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512 VNNI");
             return;
         }
-        for (rows, out_dim, in_dim) in [(1, 1, 1), (3, 17, 21), (6, 40, 64), (41, 300, 400)] {
+        // Row tiles of every height (7 = 4 + 3, 6 = 4 + 2, 41 = 10 * 4 + 1) against four blocks,
+        // partial blocks and block groups, and a product large enough to run in parallel.
+        let shapes = [
+            (1, 1, 1),
+            (3, 17, 21),
+            (6, 40, 64),
+            (7, 64, 40),
+            (6, 64, 24),
+            (41, 300, 400),
+        ];
+        for (rows, out_dim, in_dim) in shapes {
             let w: Vec<i16> = seeded(out_dim * in_dim, 3)
                 .iter()
                 .map(|v| (v * 127.0).round() as i16)
