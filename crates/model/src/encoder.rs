@@ -93,8 +93,9 @@ impl SelfAttention {
         additive_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        if let (false, Some(sequences)) = (mode.is_train(), layout.sequences()) {
-            if crate::attention::applies(xs) {
+        // Inference on the CPU: attention per sequence over the rows as they are.
+        if !mode.is_train() && crate::attention::applies(xs) {
+            if let Some(sequences) = layout.sequences() {
                 let (q, k, v) = (
                     self.query.forward(xs)?,
                     self.key.forward(xs)?,
@@ -239,7 +240,7 @@ impl BertEncoder {
 /// them changes no result, only the float rounding of the real tokens.
 enum TokenLayout {
     /// Every grid cell is a row, pads included: `(batch * seq, hidden)`. `sequences` (first row
-    /// and length of each sequence) where there are no pads.
+    /// and length of each sequence) where padding is dropped and there is none.
     Padded {
         batch: usize,
         seq: usize,
@@ -262,6 +263,13 @@ enum TokenLayout {
 impl TokenLayout {
     fn new(attention_mask: &Tensor, drop_padding: bool) -> Result<Self> {
         let (batch, seq) = attention_mask.dims2()?;
+        if !drop_padding {
+            return Ok(TokenLayout::Padded {
+                batch,
+                seq,
+                sequences: None,
+            });
+        }
         let keep = attention_mask
             .to_dtype(DType::U32)?
             .flatten_all()?
@@ -277,7 +285,7 @@ impl TokenLayout {
                 sequences: Some(sequences),
             });
         }
-        if !drop_padding || cell_of_row.is_empty() {
+        if cell_of_row.is_empty() {
             return Ok(TokenLayout::Padded {
                 batch,
                 seq,

@@ -167,11 +167,8 @@ impl Tagger {
                 .collect::<Result<Vec<_>, _>>()?;
             let seqs: Vec<&[u32]> = encoded.iter().map(|e| e.as_slice()).collect();
             let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), &self.device)?;
-            parts.push(normalize_rows(&self.model.embed(
-                &ids,
-                &mask,
-                &Mode::Infer,
-            )?)?);
+            let embedded = on_worker_threads(|| self.model.embed(&ids, &mask, &Mode::Infer))?;
+            parts.push(normalize_rows(&embedded)?);
         }
         if parts.is_empty() {
             return Ok(Tensor::zeros(
