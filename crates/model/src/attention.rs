@@ -146,7 +146,7 @@ impl CustomOp3 for PackedAttention {
         if k_layout.shape() != q_layout.shape() || v_layout.shape() != q_layout.shape() {
             candle_core::bail!("packed-attention: q, k and v differ in shape")
         }
-        if hidden % self.heads != 0 {
+        if self.heads == 0 || hidden % self.heads != 0 {
             candle_core::bail!(
                 "packed-attention: {hidden} columns for {} heads",
                 self.heads

@@ -65,6 +65,9 @@ impl Int8Matrix {
         if w.len() != out_dim * in_dim {
             candle_core::bail!("int8: {} values for a {out_dim}x{in_dim} matrix", w.len())
         }
+        if in_dim == 0 {
+            candle_core::bail!("int8: a {out_dim}x0 matrix")
+        }
         if in_dim > MAX_INNER {
             candle_core::bail!("int8: rows of {in_dim} exceed {MAX_INNER}")
         }
@@ -343,6 +346,7 @@ pub(crate) mod tests {
         let bad = Tensor::ones((2, 7), candle_core::DType::F32, &Device::Cpu)?;
         assert!(q.matmul(&bad).is_err());
         assert!(Int8Matrix::quantize(&[0.0; 5], 2, 3).is_err());
+        assert!(Int8Matrix::quantize(&[], 2, 0).is_err());
         Ok(())
     }
 

@@ -10,7 +10,8 @@
 //! Weights are packed in blocks of 16 output columns: for each group of 4 consecutive inputs, one
 //! 64-byte vector holds those 4 weights of each of the 16 columns. One input row's group, broadcast
 //! to all 16 lanes, then feeds 16 columns' sums in one instruction, so the sums never need adding
-//! across lanes. No sum can overflow: each i32 lane adds `k / 4` products of at most 255 * 127 * 4.
+//! across lanes. No sum can overflow for the rows `Int8Matrix` allows (up to 4,096): each i32 lane
+//! adds `k / 4` sums of four products of at most 255 * 127.
 use std::arch::x86_64::*;
 
 use rayon::prelude::*;
