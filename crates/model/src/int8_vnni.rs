@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 /// Output columns in one vector of i32 sums.
-const BLOCK: usize = 16;
+const BLOCK: usize = crate::int8::OUTPUT_BLOCK;
 /// Inputs per byte group of `vpdpbusd`.
 const GROUP: usize = 4;
 /// Column blocks per parallel task: 64 columns, whose weights (up to 96 KB for rows of 1,536)
@@ -76,17 +76,17 @@ impl PackedWeights {
     }
 
     /// `x`: `(rows, in)` f32, row-major. Returns `(rows, out)`: the products scaled by the inputs'
-    /// scales and `weight_scales`, plus `bias` (both one per output column).
+    /// scales and `weight_scales`, plus `bias`: one per output column, padded to whole blocks.
     pub fn matmul(&self, x: &[f32], rows: usize, weight_scales: &[f32], bias: &[f32]) -> Vec<f32> {
+        let padded = self.blocks * BLOCK;
+        assert!(
+            weight_scales.len() >= padded && bias.len() >= padded,
+            "int8: scales and bias must be padded to {padded} columns"
+        );
         let inputs = QuantizedRows::new(x, rows, self.in_dim, self.groups * GROUP);
-        let padded = |values: &[f32]| {
-            let mut v = values.to_vec();
-            v.resize(self.blocks * BLOCK, 0.0);
-            v
-        };
         let columns = Columns {
-            scales: padded(weight_scales),
-            bias: padded(bias),
+            scales: weight_scales,
+            bias,
         };
         let mut out = vec![0f32; rows * self.out_dim];
         let target = OutputRows {
@@ -215,9 +215,9 @@ impl PackedWeights {
 }
 
 /// Per-output-column factors of the result, padded to whole blocks.
-struct Columns {
-    scales: Vec<f32>,
-    bias: Vec<f32>,
+struct Columns<'a> {
+    scales: &'a [f32],
+    bias: &'a [f32],
 }
 
 /// The output matrix, shared by tasks that write disjoint columns of it.
@@ -331,9 +331,10 @@ mod tests {
                 .map(|v| (v * 127.0).round() as i16)
                 .collect();
             let x = seeded(rows * in_dim, 4);
-            let scales: Vec<f32> = (0..out_dim).map(|j| 0.5 + j as f32 / 64.0).collect();
+            let padded = out_dim.next_multiple_of(BLOCK);
+            let scales: Vec<f32> = (0..padded).map(|j| 0.5 + j as f32 / 64.0).collect();
             let packed = PackedWeights::new(&w, out_dim, in_dim);
-            let bias: Vec<f32> = (0..out_dim).map(|j| j as f32 - 3.0).collect();
+            let bias: Vec<f32> = (0..padded).map(|j| j as f32 - 3.0).collect();
             let got = packed.matmul(&x, rows, &scales, &bias);
             let q = QuantizedRows::new(&x, rows, in_dim, packed.groups * GROUP);
             for r in 0..rows {

@@ -10,7 +10,7 @@ pub mod gguf;
 pub mod heads;
 pub mod int8;
 #[cfg(target_arch = "x86_64")]
-pub mod int8_vnni;
+mod int8_vnni;
 pub mod layers;
 pub mod losses;
 pub mod ner;
