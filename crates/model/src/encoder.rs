@@ -6,6 +6,7 @@
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::Embedding;
 
+use crate::attention::{AttentionDropout, Segment};
 use crate::config::BertConfig;
 use crate::layers::{Dense, EmbeddingTable, LayerNorm, Mode};
 use crate::weights::Weights;
@@ -93,24 +94,44 @@ impl SelfAttention {
         additive_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        let context = match layout.sequences() {
-            // Inference on the CPU: attention per sequence over the rows as they are.
-            Some(sequences) if !mode.is_train() && crate::attention::applies(xs) => {
+        let context = self.context(xs, layout, additive_mask, mode)?;
+        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
+        mode.layer_norm(&self.norm, &(out + xs)?)
+    }
+
+    /// The attention context rows: per sequence on the CPU, over the masked grid elsewhere.
+    fn context(
+        &self,
+        xs: &Tensor,
+        layout: &TokenLayout,
+        additive_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<Tensor> {
+        Ok(match (layout.segments(), mode) {
+            // On the CPU, attention per sequence over the rows as they are.
+            (Some(segments), Mode::Train(rng)) if crate::attention::applies(xs) => {
+                let qkv = Dense::forward_stacked(&[&self.query, &self.key, &self.value], xs)?;
+                let dropout = (self.attention_dropout > 0.0).then(|| AttentionDropout {
+                    p: self.attention_dropout,
+                    seed: rng.next_u64(),
+                });
+                crate::attention::trainable_attention(&qkv, segments, self.heads, dropout)?
+            }
+            (Some(segments), Mode::Infer) if crate::attention::applies(xs) => {
                 let (q, k, v) = (
                     self.query.forward(xs)?,
                     self.key.forward(xs)?,
                     self.value.forward(xs)?,
                 );
-                crate::attention::packed_attention(&q, &k, &v, sequences, self.heads)?
+                crate::attention::packed_attention(&q, &k, &v, segments, self.heads)?
             }
             _ => self.grid_context(xs, layout, additive_mask, mode)?,
-        };
-        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
-        mode.layer_norm(&self.norm, &(out + xs)?)
+        })
     }
 
-    /// Attention over the `(batch, heads, seq)` grid with the padding mask: training, and devices
-    /// other than the CPU. Returns the context rows in `layout`.
+    /// Attention over the `(batch, heads, seq)` grid with the padding mask: devices other than the
+    /// CPU, half precision, and masks that are not right padding. Returns the context rows in
+    /// `layout`.
     fn grid_context(
         &self,
         xs: &Tensor,
@@ -244,24 +265,24 @@ impl BertEncoder {
 
 /// Where the encoder keeps one row per token between attention blocks. Everything but attention
 /// (the dense layers: nearly all the arithmetic, and their gradients) works row by row, so the
-/// padding can be dropped and those layers see only real tokens; attention alone needs the
-/// `(batch, seq)` grid. Titles batched 32 at a time in catalog order carry about 0.7 pad tokens
-/// per real one. Pads never reach a loss (masked out of pooling and token losses), so dropping
-/// them changes no result, only the float rounding of the real tokens.
+/// padding can be dropped and those layers see only real tokens; attention alone needs to know
+/// which rows form a sequence. Titles batched 32 at a time in catalog order carry about 0.7 pad
+/// tokens per real one. Pads never reach a loss (masked out of pooling and token losses), so
+/// dropping them changes no result, only the float rounding of the real tokens.
 enum TokenLayout {
-    /// Every grid cell is a row, pads included: `(batch * seq, hidden)`. `sequences` (first row
-    /// and length of each sequence) where padding is dropped and there is none.
+    /// Every grid cell is a row, pads included: `(batch * seq, hidden)`. `segments` where each
+    /// sequence is right-padded and has a real token (else attention takes the masked grid).
     Padded {
         batch: usize,
         seq: usize,
-        sequences: Option<Vec<(usize, usize)>>,
+        segments: Option<Vec<Segment>>,
     },
     /// Real tokens only: `(tokens, hidden)`.
     Packed {
         batch: usize,
         seq: usize,
-        /// First row and length of each sequence.
-        sequences: Vec<(usize, usize)>,
+        /// Each non-empty sequence's rows, all real.
+        segments: Vec<Segment>,
         /// `(tokens,)`: the grid cell (`b * seq + t`) of each real token.
         cell_of_row: Tensor,
         /// `(batch * seq,)`: the row of each grid cell; pads point at row 0, a stand-in that the
@@ -273,40 +294,47 @@ enum TokenLayout {
 impl TokenLayout {
     fn new(attention_mask: &Tensor, drop_padding: bool) -> Result<Self> {
         let (batch, seq) = attention_mask.dims2()?;
-        if !drop_padding {
-            return Ok(TokenLayout::Padded {
-                batch,
-                seq,
-                sequences: None,
-            });
-        }
         let keep = attention_mask
             .to_dtype(DType::U32)?
             .flatten_all()?
             .to_vec1::<u32>()?;
+        let real: Vec<usize> = keep
+            .chunks_exact(seq.max(1))
+            .map(|lane| lane.iter().filter(|&&k| k != 0).count())
+            .collect();
+        let tokens: usize = real.iter().sum();
+        if !drop_padding || tokens == keep.len() || tokens == 0 {
+            let right_padded = seq > 0
+                && keep
+                    .chunks_exact(seq)
+                    .zip(&real)
+                    .all(|(lane, &n)| n > 0 && lane[..n].iter().all(|&k| k != 0));
+            let segments = right_padded.then(|| {
+                (0..batch)
+                    .map(|b| Segment {
+                        first: b * seq,
+                        len: seq,
+                        keys: real[b],
+                    })
+                    .collect()
+            });
+            return Ok(TokenLayout::Padded {
+                batch,
+                seq,
+                segments,
+            });
+        }
         let cell_of_row: Vec<u32> = (0..keep.len() as u32)
             .filter(|&cell| keep[cell as usize] != 0)
             .collect();
-        if cell_of_row.len() == keep.len() {
-            let sequences = (0..batch).map(|b| (b * seq, seq)).collect();
-            return Ok(TokenLayout::Padded {
-                batch,
-                seq,
-                sequences: Some(sequences),
-            });
-        }
-        if cell_of_row.is_empty() {
-            return Ok(TokenLayout::Padded {
-                batch,
-                seq,
-                sequences: None,
-            });
-        }
-        let mut sequences = Vec::with_capacity(batch);
+        let mut segments = Vec::with_capacity(batch);
         let mut first = 0;
-        for lane in keep.chunks_exact(seq) {
-            let len = lane.iter().filter(|&&k| k != 0).count();
-            sequences.push((first, len));
+        for &len in real.iter().filter(|&&len| len > 0) {
+            segments.push(Segment {
+                first,
+                len,
+                keys: len,
+            });
             first += len;
         }
         let mut row_of_cell = vec![0u32; keep.len()];
@@ -317,17 +345,17 @@ impl TokenLayout {
         Ok(TokenLayout::Packed {
             batch,
             seq,
-            sequences,
+            segments,
             cell_of_row: Tensor::new(cell_of_row, device)?,
             row_of_cell: Tensor::new(row_of_cell, device)?,
         })
     }
 
-    /// The first row and length of each sequence, where no row is a pad.
-    fn sequences(&self) -> Option<&[(usize, usize)]> {
+    /// Each sequence's rows, where attention can take them one sequence at a time.
+    fn segments(&self) -> Option<&[Segment]> {
         match self {
-            TokenLayout::Padded { sequences, .. } => sequences.as_deref(),
-            TokenLayout::Packed { sequences, .. } => Some(sequences),
+            TokenLayout::Padded { segments, .. } => segments.as_deref(),
+            TokenLayout::Packed { segments, .. } => Some(segments),
         }
     }
 
@@ -422,21 +450,60 @@ mod tests {
         )
     }
 
+    /// Per-sequence attention (inference and training) against the masked grid, on packed rows
+    /// and on padded ones, forward and (training) gradients of every weight.
     #[test]
-    fn packed_attention_matches_the_masked_grid() -> Result<()> {
-        let (_varmap, encoder) = tiny_encoder();
+    fn per_sequence_attention_matches_the_masked_grid() -> Result<()> {
+        let (varmap, encoder) = tiny_encoder();
+        let attention = &encoder.layers[0].attention;
         let rng = DropoutRng::new(1);
-        // Padded sequences (packed rows), and a batch without pads (rows as they are).
-        for lengths in [&[7usize, 3, 5, 1][..], &[6, 6]] {
-            let (ids, mask) = batch(lengths, lengths[0]);
-            let packed = encoder.forward(&ids, &mask, &Mode::Infer)?;
-            let general = encoder.forward(&ids, &mask, &Mode::Train(&rng))?;
-            let keep = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let diff = ((packed - general)?.broadcast_mul(&keep))?
-                .abs()?
-                .max_all()?
-                .to_scalar::<f32>()?;
-            assert!(diff < 1e-4, "{lengths:?}: {diff}");
+        let cases = [
+            (&[7usize, 3, 5, 1][..], true),
+            (&[7, 3, 5, 1][..], false),
+            (&[6, 6][..], true),
+        ];
+        for (lengths, drop_padding) in cases {
+            let (_, mask) = batch(lengths, lengths[0]);
+            let layout = TokenLayout::new(&mask, drop_padding)?;
+            assert!(layout.segments().is_some());
+            let additive = additive_attention_mask(&mask, DType::F32)?;
+            let rows = match &layout {
+                TokenLayout::Packed { cell_of_row, .. } => cell_of_row.dim(0)?,
+                TokenLayout::Padded { batch, seq, .. } => batch * seq,
+            };
+            let xs = Tensor::randn(0f32, 1.0, (rows, 32), &Device::Cpu)?;
+            // Rows the grid path computes for pads are compared only where real.
+            let real = layout
+                .to_rows(&mask.to_dtype(DType::F32)?.unsqueeze(2)?)?
+                .broadcast_as((rows, 32))?
+                .contiguous()?;
+            let weights = (Tensor::randn(0f32, 1.0, (rows, 32), &Device::Cpu)? * &real)?;
+            for mode in [Mode::Infer, Mode::Train(&rng)] {
+                let ours = attention.context(&xs, &layout, &additive, &mode)?;
+                let grid = attention.grid_context(&xs, &layout, &additive, &mode)?;
+                let diff = ((&ours - &grid)? * &real)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f32>()?;
+                assert!(diff < 1e-5, "{lengths:?} {drop_padding}: {diff}");
+                if !mode.is_train() {
+                    continue;
+                }
+                let ours = (ours * &weights)?.sum_all()?.backward()?;
+                let grid = (grid * &weights)?.sum_all()?.backward()?;
+                let vars = varmap.all_vars();
+                let mut compared = 0;
+                for var in vars.iter().filter(|v| ours.get(v.as_tensor()).is_some()) {
+                    let (a, b) = (
+                        ours.get(var.as_tensor()).unwrap(),
+                        grid.get(var.as_tensor()),
+                    );
+                    let diff = (a - b.expect("the grid has it too"))?.abs()?.max_all()?;
+                    assert!(diff.to_scalar::<f32>()? < 1e-4, "{lengths:?} gradient");
+                    compared += 1;
+                }
+                assert_eq!(compared, 6, "query, key and value weights and biases");
+            }
         }
         Ok(())
     }

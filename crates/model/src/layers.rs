@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 #[cfg(test)]
 use candle_core::Device;
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear};
 
 use crate::int8::Int8Matrix;
@@ -83,18 +83,22 @@ impl DropoutRng {
         }
     }
 
-    fn next_u64(&self) -> u64 {
+    /// Stream `index` of a family seeded by `seed`: kernels that draw masks in parallel give each
+    /// task its own stream, so the masks do not depend on which thread ran what. Both are mixed
+    /// first, as consecutive raw seeds would give overlapping splitmix streams.
+    pub(crate) fn stream(seed: u64, index: u64) -> Self {
+        Self::new(mix64(seed ^ mix64(index)))
+    }
+
+    pub(crate) fn next_u64(&self) -> u64 {
         let s = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
         self.state.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix64(s)
     }
 
     /// A keep-mask already scaled by 1/(1-p). Each u64 yields four 16-bit draws, which is ample
     /// resolution for a dropout probability and four times cheaper than one draw per element.
-    fn mask(&self, n: usize, p: f32) -> Vec<f32> {
+    pub(crate) fn mask(&self, n: usize, p: f32) -> Vec<f32> {
         let threshold = (p as f64 * 65536.0) as u32;
         let keep = 1.0 / (1.0 - p);
         let mut out = Vec::with_capacity(n);
@@ -110,6 +114,13 @@ impl DropoutRng {
         }
         out
     }
+}
+
+/// splitmix64's output function.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Layer normalization over the last dimension with learned scale and shift.
@@ -242,6 +253,30 @@ impl Dense {
             }
             _ => self.forward_2d(xs),
         }
+    }
+
+    /// Several layers over the same input, their outputs side by side (`(rows, sum of outs)`). Float
+    /// layers run as one matmul with their weights stacked: one pass over the input instead of
+    /// several, and backward one gradient for the input instead of several to sum.
+    pub fn forward_stacked(layers: &[&Dense], xs: &Tensor) -> Result<Tensor> {
+        let linears: Option<Vec<&Linear>> = layers
+            .iter()
+            .map(|layer| match layer {
+                Dense::Float(linear) => Some(linear),
+                _ => None,
+            })
+            .collect();
+        let Some(linears) = linears else {
+            let outs = layers
+                .iter()
+                .map(|layer| layer.forward(xs))
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::cat(&outs, D::Minus1);
+        };
+        let weight = Tensor::cat(&linears.iter().map(|l| l.weight()).collect::<Vec<_>>(), 0)?;
+        let biases: Option<Vec<&Tensor>> = linears.iter().map(|l| l.bias()).collect();
+        let bias = biases.map(|b| Tensor::cat(&b, 0)).transpose()?;
+        Dense::Float(Linear::new(weight, bias)).forward(xs)
     }
 
     fn forward_2d(&self, xs: &Tensor) -> Result<Tensor> {

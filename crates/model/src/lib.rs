@@ -14,6 +14,7 @@ mod int8_vnni;
 pub mod layers;
 pub mod losses;
 pub mod ner;
+mod strided;
 pub mod tagger;
 pub mod tokenize;
 pub mod weights;

@@ -1,44 +1,17 @@
-//! Inference attention on the CPU, one sequence and head at a time over the encoder's packed rows.
-//!
-//! The general path ([`crate::encoder`]) scatters rows into a `(batch, seq)` grid, splits heads
-//! with transposing copies, multiplies with two batched GEMMs, adds the padding mask, takes a
-//! softmax and copies back: about a dozen tensor operations a layer, each a pass over memory and a
-//! dispatch, for matrices of a few dozen rows. Here the rows of each sequence are its real tokens
-//! only, so no mask is needed (the mask's `-30000` makes a pad's weight exactly 0 in f32 anyway),
-//! and each (sequence, head) is one small task reading its slices of `q`, `k` and `v` in place.
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+//! Inference attention: each (sequence, head) one small task in plain loops, which the compiler
+//! vectorizes; a title's few rows are too few for a GEMM's packing to pay.
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
+
+use super::Segment;
 
 /// Below this many multiply-adds attention runs on the calling thread: waking a worker costs more
 /// than it saves. (One title of 14 tokens is about 150 thousand a layer.)
 const PARALLEL_FROM: usize = 1 << 16;
 
-/// `softmax(q k^T / sqrt(head_dim)) v` per sequence and head. `q`, `k` and `v` are `(rows, hidden)`
-/// f32 CPU tensors; `sequences` lists each sequence's first row and length, covering the rows in
-/// order. Returns `(rows, hidden)`.
-pub fn packed_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    sequences: &[(usize, usize)],
-    heads: usize,
-) -> Result<Tensor> {
-    let op = PackedAttention {
-        sequences: sequences.to_vec(),
-        heads,
-    };
-    q.contiguous()?
-        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
-}
-
-/// Whether [`packed_attention`] can run on `xs`: f32 on the CPU.
-pub fn applies(xs: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == DType::F32
-}
-
-struct PackedAttention {
-    sequences: Vec<(usize, usize)>,
-    heads: usize,
+pub(super) struct PackedAttention {
+    pub segments: Vec<Segment>,
+    pub heads: usize,
 }
 
 impl PackedAttention {
@@ -74,12 +47,12 @@ impl PackedAttention {
         sequence: usize,
         head: usize,
     ) -> Vec<f32> {
-        let (first, len) = self.sequences[sequence];
+        let Segment { first, len, keys } = self.segments[sequence];
         let head_dim = hidden / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let column = head * head_dim;
         let slice = |m, row| head_slice(m, (first + row) * hidden + column, head_dim);
-        let mut weights = vec![0f32; len];
+        let mut weights = vec![0f32; keys];
         let mut context = vec![0f32; len * head_dim];
         for (i, out) in context.chunks_exact_mut(head_dim).enumerate() {
             let query = slice(q, i);
@@ -146,42 +119,22 @@ impl CustomOp3 for PackedAttention {
         if k_layout.shape() != q_layout.shape() || v_layout.shape() != q_layout.shape() {
             candle_core::bail!("packed-attention: q, k and v differ in shape")
         }
-        if self.heads == 0 || hidden % self.heads != 0 {
-            candle_core::bail!(
-                "packed-attention: {hidden} columns for {} heads",
-                self.heads
-            )
-        }
-        let covered: usize = self.sequences.iter().map(|&(_, len)| len).sum();
-        if covered != rows
-            || self
-                .sequences
-                .iter()
-                .any(|&(first, len)| first + len > rows)
-        {
-            candle_core::bail!("packed-attention: sequences do not cover the {rows} rows")
-        }
+        let head_dim =
+            super::validate("packed-attention", &self.segments, rows, hidden, self.heads)?;
         let q = crate::fused::f32_slice("packed-attention", q, q_layout)?;
         let k = crate::fused::f32_slice("packed-attention", k, k_layout)?;
         let v = crate::fused::f32_slice("packed-attention", v, v_layout)?;
-        let tasks = self.sequences.len() * self.heads;
+        let tasks = self.segments.len() * self.heads;
         let run = |task: usize| self.head([q, k, v], hidden, task / self.heads, task % self.heads);
-        let work: usize = self
-            .sequences
-            .iter()
-            .map(|&(_, len)| len * len)
-            .sum::<usize>()
-            * hidden
-            * 2;
+        let work: usize = self.segments.iter().map(|s| s.len * s.keys).sum::<usize>() * hidden * 2;
         let blocks: Vec<Vec<f32>> = if work < PARALLEL_FROM {
             (0..tasks).map(run).collect()
         } else {
             (0..tasks).into_par_iter().map(run).collect()
         };
-        let head_dim = hidden / self.heads;
         let mut out = vec![0f32; rows * hidden];
         for (task, block) in blocks.iter().enumerate() {
-            let (first, _) = self.sequences[task / self.heads];
+            let first = self.segments[task / self.heads].first;
             let column = (task % self.heads) * head_dim;
             for (i, row) in block.chunks_exact(head_dim).enumerate() {
                 let at = (first + i) * hidden + column;
