@@ -8,6 +8,7 @@ mod fetch;
 mod init;
 mod model_dir;
 mod optim;
+mod runtime;
 mod settings;
 mod tag_input;
 mod train;
@@ -218,38 +219,8 @@ enum Command {
     },
 }
 
-/// glibc hands every tensor above 128 KiB back to the kernel on free and maps it afresh on the next
-/// allocation, so each training step page-faults all of its activations in again (a third of the
-/// CPU time went to the kernel, measured with `perf`). Keeping large blocks in the heap removes
-/// that; both settings are needed, either alone is slower.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_tensors_in_heap() {
-    // SAFETY: mallopt only adjusts allocator thresholds; called once, before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_tensors_in_heap() {}
-
-/// candle asks for its thread count on every CPU matmul, and without `RAYON_NUM_THREADS` it
-/// recounts the physical cores by parsing /proc/cpuinfo each time (`num_cpus::get_physical`).
-/// Tagging one title at a time ran 40% faster with the variable set. We set it to candle's own
-/// default, counted once; rayon's global pool (our fused CPU kernels) then takes the same count,
-/// physical cores, where on its own it would take logical ones.
-fn count_threads_once() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = candle_core::utils::get_num_threads();
-        // Called first thing in main, before any thread exists that could read the environment.
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
-}
-
 fn main() {
-    keep_freed_tensors_in_heap();
-    count_threads_once();
+    runtime::configure();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
