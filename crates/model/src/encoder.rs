@@ -6,9 +6,9 @@
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::Embedding;
 
-use crate::attention::{AttentionDropout, Segment};
+use crate::attention::Segment;
 use crate::config::BertConfig;
-use crate::layers::{Dense, EmbeddingTable, LayerNorm, Mode};
+use crate::layers::{Dense, DropoutDraw, EmbeddingTable, LayerNorm, Mode};
 use crate::weights::Weights;
 
 struct Embeddings {
@@ -95,8 +95,8 @@ impl SelfAttention {
         mode: &Mode,
     ) -> Result<Tensor> {
         let context = self.context(xs, layout, additive_mask, mode)?;
-        let out = mode.dropout(&self.output.forward(&context)?, self.hidden_dropout)?;
-        mode.layer_norm(&self.norm, &(out + xs)?)
+        let out = self.output.forward(&context)?;
+        mode.residual_layer_norm(&self.norm, &out, xs, self.hidden_dropout)
     }
 
     /// The attention context rows: per sequence on the CPU, over the masked grid elsewhere.
@@ -109,12 +109,9 @@ impl SelfAttention {
     ) -> Result<Tensor> {
         Ok(match (layout.segments(), mode) {
             // On the CPU, attention per sequence over the rows as they are.
-            (Some(segments), Mode::Train(rng)) if crate::attention::applies(xs) => {
+            (Some(segments), Mode::Train(_)) if crate::attention::applies(xs) => {
                 let qkv = Dense::forward_stacked(&[&self.query, &self.key, &self.value], xs)?;
-                let dropout = (self.attention_dropout > 0.0).then(|| AttentionDropout {
-                    p: self.attention_dropout,
-                    seed: rng.next_u64(),
-                });
+                let dropout = DropoutDraw::from_mode(mode, self.attention_dropout);
                 crate::attention::trainable_attention(&qkv, segments, self.heads, dropout)?
             }
             (Some(segments), Mode::Infer) if crate::attention::applies(xs) => {
@@ -189,8 +186,8 @@ impl FeedForward {
             "gelu_new" | "gelu_pytorch_tanh" => inner.gelu()?,
             _ => crate::activations::gelu_erf(&inner)?,
         };
-        let out = mode.dropout(&self.output.forward(&inner)?, self.dropout)?;
-        mode.layer_norm(&self.norm, &(out + xs)?)
+        let out = self.output.forward(&inner)?;
+        mode.residual_layer_norm(&self.norm, &out, xs, self.dropout)
     }
 }
 

@@ -9,9 +9,11 @@
 //! half precision) each function computes the same thing from primitive ops, which are also the
 //! reference the tests compare with.
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, D,
 };
 use rayon::prelude::*;
+
+use crate::layers::DropoutDraw;
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -41,6 +43,44 @@ fn primitive_layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -
         .broadcast_div(&(var + eps)?.sqrt()?)?
         .broadcast_mul(weight)?
         .broadcast_add(bias)
+}
+
+/// `layer_norm(dropout(y) + residual)`: how every BERT sub-layer ends. One pass each way instead of
+/// a mask tensor, a multiply, an add and a layer norm, each with its own intermediate gradient to
+/// allocate and sum; the dropout mask is drawn per row inside the kernel and redrawn backward.
+/// CPU and f32 only ([`residual_layer_norm_applies`]); elsewhere callers compose the primitives.
+pub fn residual_layer_norm(
+    y: &Tensor,
+    residual: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    dropout: Option<DropoutDraw>,
+) -> Result<Tensor> {
+    if !residual_layer_norm_applies(&[y, residual, weight, bias]) {
+        candle_core::bail!("residual-layer-norm: f32 CPU tensors only")
+    }
+    if y.shape() != residual.shape() {
+        candle_core::bail!(
+            "residual-layer-norm: {:?} and residual {:?}",
+            y.shape(),
+            residual.shape()
+        )
+    }
+    let params = Tensor::cat(&[weight, bias], 0)?;
+    y.contiguous()?.apply_op3(
+        &residual.contiguous()?,
+        &params,
+        ResidualLayerNorm {
+            eps: eps as f32,
+            dropout,
+        },
+    )
+}
+
+/// Whether [`residual_layer_norm`] runs on these tensors.
+pub fn residual_layer_norm_applies(tensors: &[&Tensor]) -> bool {
+    tensors.iter().all(|t| applies(t))
 }
 
 /// Softmax over the last dimension.
@@ -206,44 +246,183 @@ impl CustomOp3 for LayerNormGrad {
             candle_core::bail!("{}: mismatched shapes", self.name())
         }
         let rows = x.len() / d;
-        let row = |r: usize| (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
-        let stats: Vec<(f32, f32)> = (0..rows)
-            .into_par_iter()
-            .map(|r| row_stats(row(r).0, self.eps))
-            .collect();
-        let mut out = vec![0f32; x.len() + 2 * d];
-        let (grad_x, grad_params) = out.split_at_mut(x.len());
-        // With x̂ = (x - mean) rstd and gy = g w: dx = rstd (gy - mean(gy) - x̂ mean(gy x̂)).
-        for_each_row(grad_x, d, |r, grad_x| {
-            let ((x, g), (mean, rstd)) = (row(r), stats[r]);
-            let (mut sum_gy, mut sum_gy_xhat) = (0f32, 0f32);
-            for i in 0..d {
-                let gy = g[i] * w[i];
-                sum_gy += gy;
-                sum_gy_xhat += gy * (x[i] - mean) * rstd;
-            }
-            let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
-            for i in 0..d {
-                let xhat = (x[i] - mean) * rstd;
-                grad_x[i] = rstd * (g[i] * w[i] - mean_gy - xhat * mean_gy_xhat);
-            }
-        });
-        // The weight's gradient sums g x̂ over rows, the bias's sums g.
-        let sums = sum_over_tasks(rows, 2 * d, |rows| {
-            let mut partial = vec![0f32; 2 * d];
-            let (gw, gb) = partial.split_at_mut(d);
-            for r in rows {
-                let ((x, g), (mean, rstd)) = (row(r), stats[r]);
-                for i in 0..d {
-                    gw[i] += g[i] * (x[i] - mean) * rstd;
-                    gb[i] += g[i];
-                }
-            }
-            partial
-        });
-        grad_params.copy_from_slice(&sums);
+        let (mut out, params) = layer_norm_grads(x, w, g, self.eps);
+        out.extend_from_slice(&params);
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
     }
+}
+
+/// Layer norm's gradients over rows of `x` (`w.len()` wide) given the output's gradient `g`:
+/// the input's, and the weight's followed by the bias's (`2 * d`).
+fn layer_norm_grads(x: &[f32], w: &[f32], g: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    let rows = x.len() / d;
+    let row = |r: usize| (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+    let stats: Vec<(f32, f32)> = (0..rows)
+        .into_par_iter()
+        .map(|r| row_stats(row(r).0, eps))
+        .collect();
+    let mut grad_x = vec![0f32; x.len()];
+    // With x̂ = (x - mean) rstd and gy = g w: dx = rstd (gy - mean(gy) - x̂ mean(gy x̂)).
+    for_each_row(&mut grad_x, d, |r, grad_x| {
+        let ((x, g), (mean, rstd)) = (row(r), stats[r]);
+        let (mut sum_gy, mut sum_gy_xhat) = (0f32, 0f32);
+        for i in 0..d {
+            let gy = g[i] * w[i];
+            sum_gy += gy;
+            sum_gy_xhat += gy * (x[i] - mean) * rstd;
+        }
+        let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
+        for i in 0..d {
+            let xhat = (x[i] - mean) * rstd;
+            grad_x[i] = rstd * (g[i] * w[i] - mean_gy - xhat * mean_gy_xhat);
+        }
+    });
+    // The weight's gradient sums g x̂ over rows, the bias's sums g.
+    let params = sum_over_tasks(rows, 2 * d, |rows| {
+        let mut partial = vec![0f32; 2 * d];
+        let (gw, gb) = partial.split_at_mut(d);
+        for r in rows {
+            let ((x, g), (mean, rstd)) = (row(r), stats[r]);
+            for i in 0..d {
+                gw[i] += g[i] * (x[i] - mean) * rstd;
+                gb[i] += g[i];
+            }
+        }
+        partial
+    });
+    (grad_x, params)
+}
+
+struct ResidualLayerNorm {
+    eps: f32,
+    dropout: Option<DropoutDraw>,
+}
+
+impl ResidualLayerNorm {
+    /// Row `r` of `dropout(y) + residual` into `out`.
+    fn sum_row(&self, y: &[f32], residual: &[f32], r: usize, out: &mut [f32]) {
+        let d = out.len();
+        let (y, residual) = (&y[r * d..(r + 1) * d], &residual[r * d..(r + 1) * d]);
+        match self.dropout {
+            Some(draw) => {
+                let mask = draw.keep_mask(r as u64, d);
+                for i in 0..d {
+                    out[i] = y[i] * mask[i] + residual[i];
+                }
+            }
+            None => {
+                for i in 0..d {
+                    out[i] = y[i] + residual[i];
+                }
+            }
+        }
+    }
+
+    /// The gradients of `y`, the residual and the stacked weight and bias.
+    fn grads(
+        &self,
+        y: &[f32],
+        residual: &[f32],
+        params: &[f32],
+        g: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let d = params.len() / 2;
+        let mut sums = vec![0f32; y.len()];
+        for_each_row(&mut sums, d, |r, out| self.sum_row(y, residual, r, out));
+        let (grad_sum, grad_params) = layer_norm_grads(&sums, &params[..d], g, self.eps);
+        let grad_y = match self.dropout {
+            Some(draw) => {
+                let mut grad_y = vec![0f32; y.len()];
+                for_each_row(&mut grad_y, d, |r, out| {
+                    let mask = draw.keep_mask(r as u64, d);
+                    let grad = &grad_sum[r * d..(r + 1) * d];
+                    for i in 0..d {
+                        out[i] = grad[i] * mask[i];
+                    }
+                });
+                grad_y
+            }
+            None => Vec::new(),
+        };
+        (grad_y, grad_sum, grad_params)
+    }
+}
+
+impl CustomOp3 for ResidualLayerNorm {
+    fn name(&self) -> &'static str {
+        "residual-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        y_layout: &Layout,
+        residual: &CpuStorage,
+        residual_layout: &Layout,
+        params: &CpuStorage,
+        params_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(self.name(), y_layout)?;
+        let y = f32_slice(self.name(), y, y_layout)?;
+        let residual = f32_slice(self.name(), residual, residual_layout)?;
+        let params = f32_slice(self.name(), params, params_layout)?;
+        if params.len() != 2 * d || residual.len() != y.len() {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let (w, b) = params.split_at(d);
+        let mut out = vec![0f32; y.len()];
+        for_each_row(&mut out, d, |r, out| {
+            self.sum_row(y, residual, r, out);
+            let (mean, rstd) = row_stats(out, self.eps);
+            for i in 0..d {
+                out[i] = (out[i] - mean) * rstd * w[i] + b[i];
+            }
+        });
+        Ok((CpuStorage::F32(out), y_layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        residual: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad_res = grad_res.contiguous()?;
+        let (grad_y, grad_residual, grad_params) =
+            with_values(self.name(), &[y, residual, params, &grad_res], |v| {
+                Ok(self.grads(v[0], v[1], v[2], v[3]))
+            })?;
+        let device = y.device();
+        let grad_residual = Tensor::from_vec(grad_residual, y.shape(), device)?;
+        // Without dropout both inputs were added as they are: one gradient serves both.
+        let grad_y = match grad_y.is_empty() {
+            true => grad_residual.clone(),
+            false => Tensor::from_vec(grad_y, y.shape(), device)?,
+        };
+        let grad_params = Tensor::from_vec(grad_params, params.shape(), device)?;
+        Ok((Some(grad_y), Some(grad_residual), Some(grad_params)))
+    }
+}
+
+/// Runs `f` on the values of contiguous f32 CPU tensors: for backward passes that need more inputs
+/// than a custom op takes.
+fn with_values<R>(
+    name: &str,
+    tensors: &[&Tensor],
+    f: impl FnOnce(&[&[f32]]) -> Result<R>,
+) -> Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut values = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let Storage::Cpu(cpu) = &**storage else {
+            candle_core::bail!("{name}: expected CPU tensors")
+        };
+        values.push(f32_slice(name, cpu, layout)?);
+    }
+    f(&values)
 }
 
 struct Softmax;
@@ -414,6 +593,49 @@ mod tests {
             let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
             let diff = max_diff(a, b)?;
             assert!(diff < 1e-4 * scale, "{name}: {diff} (scale {scale})");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn residual_layer_norm_matches_its_steps() -> Result<()> {
+        let (rows, d) = (37, 24);
+        for dropout in [None, Some(DropoutDraw { p: 0.25, seed: 3 })] {
+            let y = Var::from_tensor(&random(&[rows, d], 1)?)?;
+            let residual = Var::from_tensor(&random(&[rows, d], 2)?)?;
+            let w = Var::from_tensor(&(random(&[d], 3)? + 1.0)?)?;
+            let b = Var::from_tensor(&random(&[d], 4)?)?;
+            let weights = random(&[rows, d], 5)?;
+            let ours = residual_layer_norm(&y, &residual, &w, &b, 1e-12, dropout)?;
+            // The same from primitive ops, with the kernel's masks.
+            let dropped = match dropout {
+                Some(draw) => {
+                    let mask: Vec<f32> = (0..rows)
+                        .flat_map(|r| draw.keep_mask(r as u64, d))
+                        .collect();
+                    assert!(mask.contains(&0.0));
+                    (y.as_tensor() * Tensor::from_vec(mask, (rows, d), &Device::Cpu)?)?
+                }
+                None => y.as_tensor().clone(),
+            };
+            let theirs = primitive_layer_norm(&(dropped + residual.as_tensor())?, &w, &b, 1e-12)?;
+            assert!(max_diff(&ours, &theirs)? < 1e-5);
+            let ours = (ours * &weights)?.sum_all()?.backward()?;
+            let theirs = (theirs * &weights)?.sum_all()?.backward()?;
+            for (name, var) in [
+                ("y", &y),
+                ("residual", &residual),
+                ("weight", &w),
+                ("bias", &b),
+            ] {
+                let (a, b) = (ours.get(var).unwrap(), theirs.get(var).unwrap());
+                let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+                let diff = max_diff(a, b)?;
+                assert!(
+                    diff < 1e-4 * scale,
+                    "{name} {dropout:?}: {diff} (scale {scale})"
+                );
+            }
         }
         Ok(())
     }

@@ -59,6 +59,25 @@ impl Mode<'_> {
         }
     }
 
+    /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer: one fused kernel
+    /// in training on the CPU, composed from the steps elsewhere.
+    pub fn residual_layer_norm(
+        &self,
+        ln: &LayerNorm,
+        y: &Tensor,
+        residual: &Tensor,
+        p: f32,
+    ) -> Result<Tensor> {
+        let fused = crate::fused::residual_layer_norm_applies(&[y, residual, &ln.weight, &ln.bias]);
+        if self.is_train() && fused {
+            let dropout = DropoutDraw::from_mode(self, p);
+            return crate::fused::residual_layer_norm(
+                y, residual, &ln.weight, &ln.bias, ln.eps, dropout,
+            );
+        }
+        self.layer_norm(ln, &(self.dropout(y, p)? + residual)?)
+    }
+
     pub fn softmax_last_dim(&self, xs: &Tensor) -> Result<Tensor> {
         if self.is_train() {
             // In f32 whatever the activations, as autocast does: bf16 exponentials of attention
@@ -90,7 +109,7 @@ impl DropoutRng {
         Self::new(mix64(seed ^ mix64(index)))
     }
 
-    pub(crate) fn next_u64(&self) -> u64 {
+    fn next_u64(&self) -> u64 {
         let s = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
         self.state.set(s);
         mix64(s)
@@ -98,7 +117,7 @@ impl DropoutRng {
 
     /// A keep-mask already scaled by 1/(1-p). Each u64 yields four 16-bit draws, which is ample
     /// resolution for a dropout probability and four times cheaper than one draw per element.
-    pub(crate) fn mask(&self, n: usize, p: f32) -> Vec<f32> {
+    fn mask(&self, n: usize, p: f32) -> Vec<f32> {
         let threshold = (p as f64 * 65536.0) as u32;
         let keep = 1.0 / (1.0 - p);
         let mut out = Vec::with_capacity(n);
@@ -113,6 +132,33 @@ impl DropoutRng {
             }
         }
         out
+    }
+}
+
+/// One dropout draw for a fused kernel: probability `p`, masks drawn from `seed`, one stream per
+/// index (a row, or a sequence and head), so a kernel can draw in parallel and redraw the same mask
+/// in its backward pass instead of keeping it.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutDraw {
+    pub p: f32,
+    pub seed: u64,
+}
+
+impl DropoutDraw {
+    /// Draws from `rng` where training with `p > 0`; none otherwise.
+    pub fn from_mode(mode: &Mode, p: f32) -> Option<Self> {
+        match mode {
+            Mode::Train(rng) if p > 0.0 => Some(Self {
+                p,
+                seed: rng.next_u64(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The scaled keep-mask of `n` elements for `index`.
+    pub(crate) fn keep_mask(&self, index: u64, n: usize) -> Vec<f32> {
+        DropoutRng::stream(self.seed, index).mask(n, self.p)
     }
 }
 

@@ -22,7 +22,7 @@ pub mod weights;
 pub use config::BertConfig;
 pub use encoder::{mean_pool, BertEncoder};
 pub use gguf::{GgufFile, Quant};
-pub use layers::{Dense, DenseCompute, DropoutRng, EmbeddingTable, Mode};
+pub use layers::{Dense, DenseCompute, DropoutDraw, DropoutRng, EmbeddingTable, Mode};
 pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
 pub use ner::NerModel;
 pub use tagger::{TaggedTitle, Tagger, WordPrediction};

@@ -17,7 +17,7 @@ use candle_core::{DType, Result, Tensor};
 mod infer;
 mod train;
 
-pub use train::AttentionDropout;
+use crate::layers::DropoutDraw;
 
 /// One sequence's rows: `len` rows from row `first`, of which the first `keys` are real tokens and
 /// the rest right padding, which no query attends to.
@@ -58,7 +58,7 @@ pub fn trainable_attention(
     qkv: &Tensor,
     segments: &[Segment],
     heads: usize,
-    dropout: Option<AttentionDropout>,
+    dropout: Option<DropoutDraw>,
 ) -> Result<Tensor> {
     qkv.contiguous()?.apply_op1(train::TrainableAttention {
         segments: segments.to_vec(),

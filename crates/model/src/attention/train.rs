@@ -9,21 +9,13 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::Segment;
-use crate::layers::DropoutRng;
+use crate::layers::DropoutDraw;
 use crate::strided::{matmul, MatMut, MatRef};
-
-/// Attention dropout: each weight zeroed with probability `p` (the rest scaled by `1 / (1 - p)`),
-/// the masks drawn from `seed`.
-#[derive(Clone, Copy, Debug)]
-pub struct AttentionDropout {
-    pub p: f32,
-    pub seed: u64,
-}
 
 pub(super) struct TrainableAttention {
     pub segments: Vec<Segment>,
     pub heads: usize,
-    pub dropout: Option<AttentionDropout>,
+    pub dropout: Option<DropoutDraw>,
 }
 
 /// The shapes one call works with.
@@ -90,9 +82,8 @@ impl TrainableAttention {
 
     /// The scaled keep-mask of one (segment, head), the same in both passes.
     fn keep_mask(&self, segment: usize, head: usize, n: usize) -> Option<Vec<f32>> {
-        let dropout = self.dropout.filter(|d| d.p > 0.0)?;
         let index = (segment * self.heads + head) as u64;
-        Some(DropoutRng::stream(dropout.seed, index).mask(n, dropout.p))
+        Some(self.dropout?.keep_mask(index, n))
     }
 
     /// A segment's context rows, `(len, hidden)`, into `out`.
@@ -296,7 +287,7 @@ mod tests {
             vec![seg(0, 4, 2), seg(4, 4, 4), seg(8, 4, 1)],
         ];
         for segments in layouts {
-            for dropout in [None, Some(AttentionDropout { p: 0.3, seed: 9 })] {
+            for dropout in [None, Some(DropoutDraw { p: 0.3, seed: 9 })] {
                 let rows: usize = segments.iter().map(|s| s.len).sum();
                 let qkv = Var::randn(0f32, 1.0, (rows, 3 * HIDDEN), &dev)?;
                 let weights = Tensor::randn(0f32, 1.0, (rows, HIDDEN), &dev)?;
@@ -336,7 +327,7 @@ mod tests {
         let segments = vec![seg(0, 6, 6)];
         let qkv = Tensor::randn(0f32, 1.0, (6, 3 * HIDDEN), &dev)?;
         let run = |seed| {
-            let dropout = Some(AttentionDropout { p: 0.5, seed });
+            let dropout = Some(DropoutDraw { p: 0.5, seed });
             let op = TrainableAttention {
                 segments: segments.clone(),
                 heads: HEADS,
