@@ -14,6 +14,7 @@ use candle_core::{
 use rayon::prelude::*;
 
 use crate::layers::DropoutDraw;
+use crate::strided::{matmul_parallel, MatMut, MatRef};
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -91,6 +92,20 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op1(Softmax)
 }
 
+/// `x w^T + b` for `x` `(rows, in)`, `w` `(out, in)` and `b` `(out,)`: a dense layer as one op.
+/// Through candle the same layer is a matmul against the transposed view `w^T` and a bias add;
+/// backward, the weight's gradient then comes back transposed and is summed into place with
+/// strided reads, and the output's gradient passes through the bias add to be summed once more.
+/// Here the bias initialises the product, and the backward pass writes each gradient in its
+/// tensor's own layout.
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !(applies(x) && applies(w) && applies(b)) {
+        return x.matmul(&w.t()?)?.broadcast_add(b);
+    }
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
+}
+
 /// `xs + bias` for `(rows, out)` by `(out,)`.
 pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if !(applies(xs) && applies(bias)) {
@@ -149,6 +164,19 @@ fn sum_over_tasks(
         total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
     }
     total
+}
+
+/// The sum of the rows (`d` wide) of `x`.
+fn column_sums(x: &[f32], d: usize) -> Vec<f32> {
+    sum_over_tasks(x.len() / d.max(1), d, |rows| {
+        let mut sum = vec![0f32; d];
+        for r in rows {
+            sum.iter_mut()
+                .zip(&x[r * d..(r + 1) * d])
+                .for_each(|(s, &v)| *s += v);
+        }
+        sum
+    })
 }
 
 /// Mean and 1/std of one row.
@@ -292,6 +320,97 @@ fn layer_norm_grads(x: &[f32], w: &[f32], g: &[f32], eps: f32) -> (Vec<f32>, Vec
         partial
     });
     (grad_x, params)
+}
+
+struct Linear;
+
+impl Linear {
+    /// `(rows, in, out)`, checked against the weight's and bias's sizes.
+    fn dims(x: &Layout, w: &Layout, b_len: usize) -> Result<(usize, usize, usize)> {
+        let (rows, inputs) = x.shape().dims2()?;
+        let (outputs, w_inputs) = w.shape().dims2()?;
+        if w_inputs != inputs || b_len != outputs {
+            candle_core::bail!(
+                "linear: input {:?}, weight {:?}, bias of {b_len}",
+                x.shape(),
+                w.shape()
+            )
+        }
+        Ok((rows, inputs, outputs))
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let b = f32_slice(self.name(), b, b_layout)?;
+        let (rows, inputs, outputs) = Linear::dims(x_layout, w_layout, b.len())?;
+        let x = f32_slice(self.name(), x, x_layout)?;
+        let w = f32_slice(self.name(), w, w_layout)?;
+        let mut out = vec![0f32; rows * outputs];
+        if outputs > 0 {
+            out.chunks_exact_mut(outputs)
+                .for_each(|row| row.copy_from_slice(b));
+        }
+        matmul_parallel(
+            &mut MatMut::rows(&mut out, rows, outputs, outputs),
+            MatRef::rows(x, rows, inputs, inputs),
+            MatRef::rows(w, outputs, inputs, inputs).t(),
+            1.0,
+            true,
+        );
+        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad_res = grad_res.contiguous()?;
+        let (rows, inputs, outputs) = Linear::dims(x.layout(), w.layout(), b.elem_count())?;
+        let (grad_x, grad_w, grad_b) = with_values(self.name(), &[x, w, &grad_res], |v| {
+            let (x, w, g) = (v[0], v[1], v[2]);
+            let g_rows = MatRef::rows(g, rows, outputs, outputs);
+            let mut grad_x = vec![0f32; rows * inputs];
+            matmul_parallel(
+                &mut MatMut::rows(&mut grad_x, rows, inputs, inputs),
+                g_rows,
+                MatRef::rows(w, outputs, inputs, inputs),
+                1.0,
+                false,
+            );
+            let mut grad_w = vec![0f32; outputs * inputs];
+            matmul_parallel(
+                &mut MatMut::rows(&mut grad_w, outputs, inputs, inputs),
+                g_rows.t(),
+                MatRef::rows(x, rows, inputs, inputs),
+                1.0,
+                false,
+            );
+            Ok((grad_x, grad_w, column_sums(g, outputs)))
+        })?;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(grad_x, x.shape(), device)?),
+            Some(Tensor::from_vec(grad_w, w.shape(), device)?),
+            Some(Tensor::from_vec(grad_b, b.shape(), device)?),
+        ))
+    }
 }
 
 struct ResidualLayerNorm {
@@ -544,16 +663,7 @@ impl CustomOp1 for RowSum {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = last_dim(self.name(), layout)?;
         let x = f32_slice(self.name(), storage, layout)?;
-        let total = sum_over_tasks(x.len() / d, d, |rows| {
-            let mut sum = vec![0f32; d];
-            for r in rows {
-                sum.iter_mut()
-                    .zip(&x[r * d..(r + 1) * d])
-                    .for_each(|(s, &v)| *s += v);
-            }
-            sum
-        });
-        Ok((CpuStorage::F32(total), Shape::from(d)))
+        Ok((CpuStorage::F32(column_sums(x, d)), Shape::from(d)))
     }
 }
 
@@ -594,6 +704,27 @@ mod tests {
             let diff = max_diff(a, b)?;
             assert!(diff < 1e-4 * scale, "{name}: {diff} (scale {scale})");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn linear_values_and_gradients_match_candle_ops() -> Result<()> {
+        // 37 rows: more than one task of the bias's column sums, and a partial last one.
+        let x = Var::from_tensor(&random(&[37, 12], 1)?)?;
+        let w = Var::from_tensor(&random(&[7, 12], 2)?)?;
+        let b = Var::from_tensor(&random(&[7], 3)?)?;
+        let weights = random(&[37, 7], 4)?;
+        let ours = linear(&x, &w, &b)?;
+        let theirs = x.matmul(&w.t()?)?.broadcast_add(&b)?;
+        assert!(max_diff(&ours, &theirs)? < 1e-4);
+        let ours = (ours * &weights)?.sum_all()?.backward()?;
+        let theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        for (name, var) in [("x", &x), ("weight", &w), ("bias", &b)] {
+            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap())?;
+            assert!(diff < 1e-3, "{name}: {diff}");
+        }
+        let wrong = Tensor::zeros((7, 11), DType::F32, &Device::Cpu)?;
+        assert!(linear(&x, &wrong, &b).is_err());
         Ok(())
     }
 

@@ -329,10 +329,15 @@ impl Dense {
         match self {
             // Mixed precision casts the f32 master weights (differentiably) to the activations'
             // dtype, so gradients and optimizer state stay in f32.
-            Dense::Float(linear) => add_bias(
-                xs.matmul(&linear.weight().to_dtype(xs.dtype())?.t()?)?,
-                linear.bias(),
-            ),
+            Dense::Float(linear) => match linear.bias() {
+                Some(bias) if xs.dtype() == DType::F32 => {
+                    crate::fused::linear(xs, linear.weight(), bias)
+                }
+                bias => add_bias(
+                    xs.matmul(&linear.weight().to_dtype(xs.dtype())?.t()?)?,
+                    bias,
+                ),
+            },
             Dense::Frozen { weight_t, bias } => add_bias(xs.matmul(weight_t)?, bias.as_ref()),
             Dense::Int8(weight) => weight.matmul(xs),
             Dense::Quantized { weight, bias } => {

@@ -71,8 +71,35 @@ fn fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usi
     rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < len
 }
 
-/// `dst = scale * lhs rhs`, or `dst += scale * lhs rhs` when `accumulate`.
+/// `dst = scale * lhs rhs`, or `dst += scale * lhs rhs` when `accumulate`, on the calling thread.
 pub(crate) fn matmul(dst: &mut MatMut, lhs: MatRef, rhs: MatRef, scale: f32, accumulate: bool) {
+    matmul_with(dst, lhs, rhs, scale, accumulate, gemm::Parallelism::None)
+}
+
+/// [`matmul`] on all of rayon's threads, for one large product.
+pub(crate) fn matmul_parallel(
+    dst: &mut MatMut,
+    lhs: MatRef,
+    rhs: MatRef,
+    scale: f32,
+    accumulate: bool,
+) {
+    let threads = rayon::current_num_threads();
+    let parallelism = match threads {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    };
+    matmul_with(dst, lhs, rhs, scale, accumulate, parallelism)
+}
+
+fn matmul_with(
+    dst: &mut MatMut,
+    lhs: MatRef,
+    rhs: MatRef,
+    scale: f32,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     assert!(
         lhs.rows == dst.rows && rhs.cols == dst.cols && lhs.cols == rhs.rows,
         "matmul: ({}x{}) ({}x{}) into ({}x{})",
@@ -117,7 +144,7 @@ pub(crate) fn matmul(dst: &mut MatMut, lhs: MatRef, rhs: MatRef, scale: f32, acc
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }
