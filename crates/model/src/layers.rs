@@ -118,17 +118,14 @@ impl DropoutRng {
     /// A keep-mask already scaled by 1/(1-p). Each u64 yields four 16-bit draws, which is ample
     /// resolution for a dropout probability and four times cheaper than one draw per element.
     fn mask(&self, n: usize, p: f32) -> Vec<f32> {
-        let threshold = (p as f64 * 65536.0) as u32;
+        let threshold = (p as f64 * 65536.0) as u64;
         let keep = 1.0 / (1.0 - p);
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
+        let mut out = vec![0f32; n];
+        for group in out.chunks_mut(4) {
             let r = self.next_u64();
-            for k in 0..4 {
-                if out.len() == n {
-                    break;
-                }
-                let draw = ((r >> (16 * k)) & 0xFFFF) as u32;
-                out.push(if draw < threshold { 0.0 } else { keep });
+            for (k, value) in group.iter_mut().enumerate() {
+                let draw = (r >> (16 * k)) & 0xFFFF;
+                *value = if draw < threshold { 0.0 } else { keep };
             }
         }
         out
