@@ -291,6 +291,15 @@ enum TokenLayout {
 impl TokenLayout {
     fn new(attention_mask: &Tensor, drop_padding: bool) -> Result<Self> {
         let (batch, seq) = attention_mask.dims2()?;
+        // Segments serve the CPU kernels only; elsewhere reading the mask back would cost a copy
+        // from the device every forward pass.
+        if !drop_padding && !attention_mask.device().is_cpu() {
+            return Ok(TokenLayout::Padded {
+                batch,
+                seq,
+                segments: None,
+            });
+        }
         let keep = attention_mask
             .to_dtype(DType::U32)?
             .flatten_all()?
