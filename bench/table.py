@@ -5,7 +5,8 @@ usage: table.py OURS.json REFERENCE.json [GPU_MEMORY.json]
 
 Rows: one per workload and reference implementation, with medians, [min-max] over repetitions
 and the ratio ours / reference (above 1: ours is faster). Then peak memory per workload (ratio
-above 1: ours uses more).
+above 1: ours uses more), and each training step split into forward, backward and optimizer
+(median ms; reference / ours, so above 1 again means ours is faster).
 """
 import json
 import sys
@@ -81,11 +82,32 @@ def main():
             )
             if theirs.get("gpu_peak_mib") is not None:
                 print(f"| {name} (torch max_memory_allocated) | n/a | {r['implementation']} | {theirs['gpu_peak_mib']:.0f} | |")
+    print_phases(ours, refs)
     if gpu.get("ours") is not None and gpu.get("reference") is not None:
         print(
             f"| whole run, GPU memory per process (nvidia-smi) | {gpu['ours']:.0f} | reference process | {gpu['reference']:.0f} | "
             f"{gpu['ours'] / gpu['reference']:.2f}x |"
         )
+
+
+def print_phases(ours, refs):
+    """Training step by phase, where both sides report it (ratio above 1: ours is faster)."""
+    rows = []
+    for key, name in WORKLOADS:
+        mine = ours["results"].get(key, {}).get("phases_ms")
+        for r in refs:
+            theirs = r["results"].get(key, {}).get("phases_ms")
+            if mine and theirs:
+                for phase in ("forward", "backward", "optimizer"):
+                    ratio = theirs[phase] / mine[phase] if mine[phase] else float("nan")
+                    rows.append(
+                        f"| {name} | {phase} | {mine[phase]:.1f} | {r['implementation']} | {theirs[phase]:.1f} | {ratio:.2f}x |"
+                    )
+    if rows:
+        print()
+        print("| training step by phase (ms, medians) | phase | ours ms | reference | reference ms | reference / ours |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ class Reference:
         )
         print(f"[{self.name()}] timing {args.steps} training steps ({shape}) after {args.warmup_steps} warm-up ...", file=sys.stderr)
         self.gpu_reset()
-        rates = []
+        rates, phases = [], []
         for step in range(args.warmup_steps + args.steps):
             lo, hi = step * b, (step + 1) * b
             start = time.perf_counter()
@@ -347,18 +347,29 @@ class Reference:
                     negatives = torch.roll(d, shifts=-1, dims=0)  # row i: row i+1's description
                     margin = F.cosine_similarity(t, d, dim=-1) - F.cosine_similarity(t, negatives, dim=-1)
                     loss = loss + args.lam * F.softplus(-margin).mean()  # -ln sigmoid(margin)
+            self.sync()
+            forward = time.perf_counter()
             loss.backward()
+            self.sync()
+            backward = time.perf_counter()
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, args.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             value = loss.item()
             self.sync()
+            end = time.perf_counter()
             if value != value:
                 sys.exit(f"loss is NaN at step {step}")
             if step >= args.warmup_steps:
-                rates.append(b / (time.perf_counter() - start))
-        return measurement("seq/s", shape, rates, b, self.gpu_peak())
+                rates.append(b / (end - start))
+                phases.append((forward - start, backward - forward, end - backward))
+        out = measurement("seq/s", shape, rates, b, self.gpu_peak())
+        out["phases_ms"] = {
+            name: quantile(sorted(p[i] * 1e3 for p in phases), 0.5)
+            for i, name in enumerate(("forward", "backward", "optimizer"))
+        }
+        return out
 
     def name(self):
         return "pytorch-tuned" if self.tuned else "pytorch-eager"

@@ -140,6 +140,35 @@ pub struct Measurement {
     /// Peak resident set size while this workload ran (model, optimizer state and activations
     /// included; the peak is reset before each workload).
     pub peak_rss_mib: Option<f64>,
+    /// Training only: the median milliseconds of each phase of a step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases_ms: Option<StepPhases>,
+}
+
+/// Where a training step's time goes: forward (through the loss), backward, and the optimizer
+/// (clipping and AdamW), each a median over the timed steps, in milliseconds. The device is
+/// synchronized at each boundary, so on a GPU each phase is its own kernels' time.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct StepPhases {
+    pub forward: f64,
+    pub backward: f64,
+    pub optimizer: f64,
+}
+
+impl StepPhases {
+    /// Medians of per-step `[forward, backward, optimizer]` seconds.
+    fn median_of(steps: &[[f64; 3]]) -> Self {
+        let median_ms = |phase: usize| {
+            let mut xs: Vec<f64> = steps.iter().map(|s| s[phase] * 1e3).collect();
+            xs.sort_by(|a, b| a.total_cmp(b));
+            quantile(&xs, 0.5)
+        };
+        Self {
+            forward: median_ms(0),
+            backward: median_ms(1),
+            optimizer: median_ms(2),
+        }
+    }
 }
 
 /// Linear-interpolated quantile of sorted values (numpy's default).
@@ -172,6 +201,7 @@ impl Measurement {
             repetitions: xs.len(),
             items_per_repetition,
             peak_rss_mib: peak_rss_mib(),
+            phases_ms: None,
         }
     }
 }
@@ -350,6 +380,12 @@ impl Bench<'_> {
                 m.peak_rss_mib
                     .map_or("n/a".to_string(), |x| format!("{x:.0} MiB"))
             );
+            if let Some(p) = &m.phases_ms {
+                eprintln!(
+                    "    per step: forward {:.1} ms, backward {:.1} ms, optimizer {:.1} ms (medians)",
+                    p.forward, p.backward, p.optimizer
+                );
+            }
             results.insert(w.key().to_string(), serde_json::to_value(m)?);
         }
         let mut multitask = self.options.clone();
@@ -442,6 +478,7 @@ impl Bench<'_> {
         let mode = Mode::Train(&dropout);
         let negatives = crate::train::rows_on(b, 1);
         let mut rates = Vec::with_capacity(self.steps);
+        let mut phases = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let start = Instant::now();
             // Row i's negative: the next row's description (in-batch, as `trainer train`).
@@ -456,18 +493,26 @@ impl Bench<'_> {
             let loss = batch
                 .loss(&model, pad_id, &workload_opts, &mode, self.device)?
                 .total;
+            self.device.synchronize()?;
+            let forward = start.elapsed().as_secs_f64();
             let grads = loss.backward()?;
+            self.device.synchronize()?;
+            let backward = start.elapsed().as_secs_f64();
             optimizer.step(&grads, opts.lr, opts.clip)?;
             let value = loss.to_scalar::<f32>()?;
             self.device.synchronize()?;
+            let total = start.elapsed().as_secs_f64();
             if !value.is_finite() {
                 bail!("loss is {value} at step {step}");
             }
             if step >= self.warmup {
-                rates.push(b as f64 / start.elapsed().as_secs_f64());
+                rates.push(b as f64 / total);
+                phases.push([forward, backward - forward, total - backward]);
             }
         }
-        Ok(Measurement::of("seq/s", shape, rates, b))
+        let mut measurement = Measurement::of("seq/s", shape, rates, b);
+        measurement.phases_ms = Some(StepPhases::median_of(&phases));
+        Ok(measurement)
     }
 
     /// Seconds per step of the training loop itself, as a check that the steps above match it.
@@ -712,6 +757,24 @@ pub fn print_bench(r: &BenchReport) {
             m.peak_rss_mib.map_or("n/a".into(), |x| format!("{x:.0}"))
         );
     }
+    let phases: Vec<(&str, StepPhases)> = keys
+        .iter()
+        .filter_map(|&key| {
+            let m = serde_json::from_value::<MeasurementView>(r.results.get(key)?.clone()).ok()?;
+            Some((key, m.phases_ms?))
+        })
+        .collect();
+    if !phases.is_empty() {
+        println!();
+        println!("| training step (ms, medians) | forward | backward | optimizer |");
+        println!("|---|---|---|---|");
+        for (key, p) in phases {
+            println!(
+                "| {key} | {:.1} | {:.1} | {:.1} |",
+                p.forward, p.backward, p.optimizer
+            );
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -725,11 +788,21 @@ struct MeasurementView {
     q3: f64,
     pub repetitions: usize,
     peak_rss_mib: Option<f64>,
+    phases_ms: Option<StepPhases>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_phases_are_medians_in_milliseconds() {
+        let steps = [[0.1, 0.3, 0.05], [0.3, 0.2, 0.01], [0.2, 0.1, 0.03]];
+        let p = StepPhases::median_of(&steps);
+        assert!((p.forward - 200.0).abs() < 1e-9);
+        assert!((p.backward - 200.0).abs() < 1e-9);
+        assert!((p.optimizer - 30.0).abs() < 1e-9);
+    }
 
     #[test]
     fn spread_is_median_quartiles_and_range() {
