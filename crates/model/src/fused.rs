@@ -670,6 +670,7 @@ impl CustomOp1 for RowSum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::{DType, Device, Var, D};
 
     /// Deterministic values spread over about [-3, 3] (candle's CPU generator cannot be seeded).
@@ -679,10 +680,6 @@ mod tests {
             .map(|i| 3.0 * ((i as f32 + 1.0) * (0.7 + seed as f32 * 0.37)).sin())
             .collect::<Vec<_>>();
         Tensor::from_vec(values, shape, &Device::Cpu)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
     }
 
     #[test]
@@ -695,13 +692,13 @@ mod tests {
         let weights = random(&[37, 24], 4)?;
         let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
         let theirs = primitive_layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12)?;
-        assert!(max_diff(&ours, &theirs)? < 1e-5);
+        assert!(max_diff(&ours, &theirs) < 1e-5);
         let ours = (ours * &weights)?.sum_all()?.backward()?;
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;
         for (name, var) in [("x", &x), ("weight", &w), ("bias", &b)] {
             let (a, b) = (ours.get(var).unwrap(), theirs.get(var).unwrap());
             let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
-            let diff = max_diff(a, b)?;
+            let diff = max_diff(a, b);
             assert!(diff < 1e-4 * scale, "{name}: {diff} (scale {scale})");
         }
         Ok(())
@@ -716,11 +713,11 @@ mod tests {
         let weights = random(&[37, 7], 4)?;
         let ours = linear(&x, &w, &b)?;
         let theirs = x.matmul(&w.t()?)?.broadcast_add(&b)?;
-        assert!(max_diff(&ours, &theirs)? < 1e-4);
+        assert!(max_diff(&ours, &theirs) < 1e-4);
         let ours = (ours * &weights)?.sum_all()?.backward()?;
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;
         for (name, var) in [("x", &x), ("weight", &w), ("bias", &b)] {
-            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap())?;
+            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap());
             assert!(diff < 1e-3, "{name}: {diff}");
         }
         let wrong = Tensor::zeros((7, 11), DType::F32, &Device::Cpu)?;
@@ -750,7 +747,7 @@ mod tests {
                 None => y.as_tensor().clone(),
             };
             let theirs = primitive_layer_norm(&(dropped + residual.as_tensor())?, &w, &b, 1e-12)?;
-            assert!(max_diff(&ours, &theirs)? < 1e-5);
+            assert!(max_diff(&ours, &theirs) < 1e-5);
             let ours = (ours * &weights)?.sum_all()?.backward()?;
             let theirs = (theirs * &weights)?.sum_all()?.backward()?;
             for (name, var) in [
@@ -761,7 +758,7 @@ mod tests {
             ] {
                 let (a, b) = (ours.get(var).unwrap(), theirs.get(var).unwrap());
                 let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
-                let diff = max_diff(a, b)?;
+                let diff = max_diff(a, b);
                 assert!(
                     diff < 1e-4 * scale,
                     "{name} {dropout:?}: {diff} (scale {scale})"
@@ -777,10 +774,10 @@ mod tests {
         let weights = random(&[3, 5, 19], 6)?;
         let ours = softmax_last_dim(x.as_tensor())?;
         let theirs = candle_nn::ops::softmax(x.as_tensor(), D::Minus1)?;
-        assert!(max_diff(&ours, &theirs)? < 1e-6);
+        assert!(max_diff(&ours, &theirs) < 1e-6);
         let ours = (ours * &weights)?.sum_all()?.backward()?;
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;
-        let diff = max_diff(ours.get(&x).unwrap(), theirs.get(&x).unwrap())?;
+        let diff = max_diff(ours.get(&x).unwrap(), theirs.get(&x).unwrap());
         assert!(diff < 1e-5, "{diff}");
         Ok(())
     }
@@ -793,11 +790,11 @@ mod tests {
         let weights = random(&[70, 9], 9)?;
         let ours = add_bias(x.as_tensor(), b.as_tensor())?;
         let theirs = x.as_tensor().broadcast_add(b.as_tensor())?;
-        assert_eq!(max_diff(&ours, &theirs)?, 0.0);
+        assert_eq!(max_diff(&ours, &theirs), 0.0);
         let ours = (ours * &weights)?.sum_all()?.backward()?;
         let theirs = (theirs * &weights)?.sum_all()?.backward()?;
         for (name, var) in [("x", &x), ("bias", &b)] {
-            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap())?;
+            let diff = max_diff(ours.get(var).unwrap(), theirs.get(var).unwrap());
             assert!(diff < 1e-4, "{name}: {diff}");
         }
         Ok(())

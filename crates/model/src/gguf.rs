@@ -393,6 +393,7 @@ pub fn load_ner_model(
 mod tests {
     use super::*;
     use crate::layers::Mode;
+    use crate::testing::max_diff;
     use crate::Tagger;
     use candle_nn::{VarBuilder, VarMap};
 
@@ -479,17 +480,6 @@ mod tests {
         let ids = Tensor::new(&[[1u32, 5, 6, 7, 2], [1, 8, 39, 2, 0]], &dev).unwrap();
         let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &dev).unwrap();
         model.forward(&ids, &mask, &Mode::Infer).unwrap().1
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod losses;
 pub mod ner;
 mod strided;
 pub mod tagger;
+#[cfg(test)]
+mod testing;
 pub mod tokenize;
 pub mod weights;
 

@@ -231,6 +231,7 @@ impl CustomOp2 for TrainableAttentionGrad<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::{DType, Device, Var, D};
 
     const HEADS: usize = 2;
@@ -265,17 +266,6 @@ mod tests {
             blocks.push(Tensor::cat(&heads, 1)?);
         }
         Tensor::cat(&blocks, 0)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]
