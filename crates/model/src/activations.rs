@@ -5,7 +5,7 @@
 //! on [-4, 4] (erf is ±1 to f32 precision beyond), branch-free, so the compiler vectorizes the
 //! loop for AVX and WASM simd128 alike. The backward pass is a second op of the same kind. Other
 //! devices and dtypes keep candle's implementation.
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// `x * Φ(x)`, Φ the standard normal CDF.
@@ -58,6 +58,9 @@ fn gelu_derivative(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
 /// Applies `f` to a contiguous f32 CPU tensor (callers make their input contiguous), in parallel.
 fn map_f32(
     name: &str,
@@ -65,8 +68,6 @@ fn map_f32(
     layout: &Layout,
     f: impl Fn(f32) -> f32 + Sync,
 ) -> Result<(CpuStorage, Shape)> {
-    /// Elements per parallel task.
-    const CHUNK: usize = 1 << 14;
     let x = crate::fused::f32_slice(name, storage, layout)?;
     let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(CHUNK)
@@ -110,20 +111,42 @@ impl CustomOp1 for GeluErf {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let derivative = arg.contiguous()?.apply_op1_no_bwd(&GeluErfDerivative)?;
-        Ok(Some(grad_res.mul(&derivative)?))
+        let grad = arg
+            .contiguous()?
+            .apply_op2_no_bwd(&grad_res.contiguous()?, &GeluErfGrad)?;
+        Ok(Some(grad))
     }
 }
 
-struct GeluErfDerivative;
+/// `(x, grad_y)` -> `grad_y * gelu'(x)` in one pass (a separate derivative tensor and multiply
+/// would be two passes and an allocation the size of the FFN's widest activations).
+struct GeluErfGrad;
 
-impl CustomOp1 for GeluErfDerivative {
+impl CustomOp2 for GeluErfGrad {
     fn name(&self) -> &'static str {
-        "gelu-erf-derivative"
+        "gelu-erf-grad"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_f32(self.name(), storage, layout, gelu_derivative)
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = crate::fused::f32_slice(self.name(), x, x_layout)?;
+        let grad = crate::fused::f32_slice(self.name(), grad, grad_layout)?;
+        if grad.len() != x.len() {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
+            .for_each(|(out, (x, grad))| {
+                apply(out, x, &gelu_derivative);
+                out.iter_mut().zip(grad).for_each(|(o, &g)| *o *= g);
+            });
+        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 }
 
@@ -164,8 +187,11 @@ mod tests {
         let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "forward {diff}");
 
-        let ours_grad = ours.sum_all()?.backward()?;
-        let theirs_grad = theirs.sum_all()?.backward()?;
+        // Uneven weights, so the output's gradient is not all ones.
+        let weights: Vec<f32> = (0..values.len()).map(|i| (i as f32 * 0.7).sin()).collect();
+        let weights = Tensor::new(weights.as_slice(), &Device::Cpu)?;
+        let ours_grad = (ours * &weights)?.sum_all()?.backward()?;
+        let theirs_grad = (theirs * &weights)?.sum_all()?.backward()?;
         let a = ours_grad.get(&x).expect("gradient");
         let b = theirs_grad.get(&x).expect("gradient");
         let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
