@@ -109,12 +109,12 @@ impl SelfAttention {
     ) -> Result<Tensor> {
         Ok(match (layout.segments(), mode) {
             // On the CPU, attention per sequence over the rows as they are.
-            (Some(segments), Mode::Train(_)) if crate::attention::applies(xs) => {
+            (Some(segments), Mode::Train(_)) if crate::fused::applies(&[xs]) => {
                 let qkv = Dense::forward_stacked(&[&self.query, &self.key, &self.value], xs)?;
                 let dropout = DropoutDraw::from_mode(mode, self.attention_dropout);
                 crate::attention::trainable_attention(&qkv, segments, self.heads, dropout)?
             }
-            (Some(segments), Mode::Infer) if crate::attention::applies(xs) => {
+            (Some(segments), Mode::Infer) if crate::fused::applies(&[xs]) => {
                 let (q, k, v) = (
                     self.query.forward(xs)?,
                     self.key.forward(xs)?,

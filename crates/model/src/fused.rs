@@ -19,14 +19,16 @@ use crate::strided::{matmul_parallel, MatMut, MatRef};
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
-/// Whether the kernels apply: f32 tensors on the CPU.
-fn applies(xs: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == DType::F32
+/// Whether the CPU kernels (here and in [`crate::attention`]) apply: every tensor f32 on the CPU.
+pub(crate) fn applies(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// Layer norm over the last dimension, `(x - mean) / sqrt(var + eps) * weight + bias`.
 pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if !(applies(xs) && applies(weight) && applies(bias)) {
+    if !applies(&[xs, weight, bias]) {
         return primitive_layer_norm(xs, weight, bias, eps);
     }
     xs.contiguous()?.apply_op3(
@@ -49,7 +51,7 @@ fn primitive_layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -
 /// `layer_norm(dropout(y) + residual)`: how every BERT sub-layer ends. One pass each way instead of
 /// a mask tensor, a multiply, an add and a layer norm, each with its own intermediate gradient to
 /// allocate and sum; the dropout mask is drawn per row inside the kernel and redrawn backward.
-/// CPU and f32 only ([`residual_layer_norm_applies`]); elsewhere callers compose the primitives.
+/// CPU and f32 only ([`applies`]); elsewhere callers compose the primitives.
 pub fn residual_layer_norm(
     y: &Tensor,
     residual: &Tensor,
@@ -58,7 +60,7 @@ pub fn residual_layer_norm(
     eps: f64,
     dropout: Option<DropoutDraw>,
 ) -> Result<Tensor> {
-    if !residual_layer_norm_applies(&[y, residual, weight, bias]) {
+    if !applies(&[y, residual, weight, bias]) {
         candle_core::bail!("residual-layer-norm: f32 CPU tensors only")
     }
     if y.shape() != residual.shape() {
@@ -79,14 +81,9 @@ pub fn residual_layer_norm(
     )
 }
 
-/// Whether [`residual_layer_norm`] runs on these tensors.
-pub fn residual_layer_norm_applies(tensors: &[&Tensor]) -> bool {
-    tensors.iter().all(|t| applies(t))
-}
-
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    if !applies(xs) {
+    if !applies(&[xs]) {
         return candle_nn::ops::softmax(xs, D::Minus1);
     }
     xs.contiguous()?.apply_op1(Softmax)
@@ -99,7 +96,7 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
 /// Here the bias initialises the product, and the backward pass writes each gradient in its
 /// tensor's own layout.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if !(applies(x) && applies(w) && applies(b)) {
+    if !applies(&[x, w, b]) {
         return x.matmul(&w.t()?)?.broadcast_add(b);
     }
     x.contiguous()?
@@ -108,7 +105,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `xs + bias` for `(rows, out)` by `(out,)`.
 pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if !(applies(xs) && applies(bias)) {
+    if !applies(&[xs, bias]) {
         return xs.broadcast_add(bias);
     }
     xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
@@ -232,51 +229,17 @@ impl CustomOp3 for LayerNorm {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad_res = grad_res.contiguous()?;
+        let (grad_xs, grad_params) = with_values(self.name(), &[xs, weight, &grad_res], |v| {
+            Ok(layer_norm_grads(v[0], v[1], v[2], self.eps))
+        })?;
         let d = weight.elem_count();
-        let rows = xs.elem_count() / d;
-        // One op returns one tensor: rows of grad_x, then grad_weight, then grad_bias.
-        let grads = xs.apply_op3_no_bwd(
-            weight,
-            &grad_res.contiguous()?,
-            &LayerNormGrad { eps: self.eps },
-        )?;
-        let grad_xs = grads.narrow(0, 0, rows)?.reshape(xs.shape())?;
-        let grad_weight = grads.get(rows)?.reshape(weight.shape())?;
-        let grad_bias = grads.get(rows + 1)?.reshape(weight.shape())?;
+        let device = xs.device();
+        let grad_xs = Tensor::from_vec(grad_xs, xs.shape(), device)?;
+        let grad_params = Tensor::from_vec(grad_params, 2 * d, device)?;
+        let grad_weight = grad_params.narrow(0, 0, d)?.reshape(weight.shape())?;
+        let grad_bias = grad_params.narrow(0, d, d)?.reshape(weight.shape())?;
         Ok((Some(grad_xs), Some(grad_weight), Some(grad_bias)))
-    }
-}
-
-/// `(x, weight, grad_out)` -> `(rows + 2, d)`: grad_x, then the weight's and the bias's gradients.
-struct LayerNormGrad {
-    eps: f32,
-}
-
-impl CustomOp3 for LayerNormGrad {
-    fn name(&self) -> &'static str {
-        "layer-norm-trainable-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xs_layout: &Layout,
-        weight: &CpuStorage,
-        weight_layout: &Layout,
-        grad: &CpuStorage,
-        grad_layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(self.name(), xs_layout)?;
-        let x = f32_slice(self.name(), xs, xs_layout)?;
-        let w = f32_slice(self.name(), weight, weight_layout)?;
-        let g = f32_slice(self.name(), grad, grad_layout)?;
-        if g.len() != x.len() || w.len() != d {
-            candle_core::bail!("{}: mismatched shapes", self.name())
-        }
-        let rows = x.len() / d;
-        let (mut out, params) = layer_norm_grads(x, w, g, self.eps);
-        out.extend_from_slice(&params);
-        Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
     }
 }
 
@@ -419,26 +382,20 @@ struct ResidualLayerNorm {
 }
 
 impl ResidualLayerNorm {
-    /// Row `r` of `dropout(y) + residual` into `out`.
-    fn sum_row(&self, y: &[f32], residual: &[f32], r: usize, out: &mut [f32]) {
+    /// Row `r` of `y * mask + residual` into `out`, which holds that row's keep-mask on entry
+    /// when `masked` (else the sum is `y + residual`).
+    fn sum_row(y: &[f32], residual: &[f32], masked: bool, r: usize, out: &mut [f32]) {
         let d = out.len();
         let (y, residual) = (&y[r * d..(r + 1) * d], &residual[r * d..(r + 1) * d]);
-        match self.dropout {
-            Some(draw) => {
-                let mask = draw.keep_mask(r as u64, d);
-                for i in 0..d {
-                    out[i] = y[i] * mask[i] + residual[i];
-                }
-            }
-            None => {
-                for i in 0..d {
-                    out[i] = y[i] + residual[i];
-                }
-            }
+        for i in 0..d {
+            let kept = if masked { y[i] * out[i] } else { y[i] };
+            out[i] = kept + residual[i];
         }
     }
 
-    /// The gradients of `y`, the residual and the stacked weight and bias.
+    /// The gradients of `y` (empty without dropout: it equals the residual's), the residual and
+    /// the stacked weight and bias. Each row's mask is drawn once, into what becomes `y`'s
+    /// gradient.
     fn grads(
         &self,
         y: &[f32],
@@ -447,23 +404,23 @@ impl ResidualLayerNorm {
         g: &[f32],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let d = params.len() / 2;
-        let mut sums = vec![0f32; y.len()];
-        for_each_row(&mut sums, d, |r, out| self.sum_row(y, residual, r, out));
-        let (grad_sum, grad_params) = layer_norm_grads(&sums, &params[..d], g, self.eps);
-        let grad_y = match self.dropout {
-            Some(draw) => {
-                let mut grad_y = vec![0f32; y.len()];
-                for_each_row(&mut grad_y, d, |r, out| {
-                    let mask = draw.keep_mask(r as u64, d);
-                    let grad = &grad_sum[r * d..(r + 1) * d];
-                    for i in 0..d {
-                        out[i] = grad[i] * mask[i];
-                    }
-                });
-                grad_y
-            }
-            None => Vec::new(),
+        let mut masks = Vec::new();
+        if let Some(draw) = self.dropout {
+            masks = vec![0f32; y.len()];
+            for_each_row(&mut masks, d, |r, mask| draw.fill_keep_mask(r as u64, mask));
+        }
+        let masked = !masks.is_empty();
+        let mut sums = if masked {
+            masks.clone()
+        } else {
+            vec![0f32; y.len()]
         };
+        for_each_row(&mut sums, d, |r, out| {
+            Self::sum_row(y, residual, masked, r, out)
+        });
+        let (grad_sum, grad_params) = layer_norm_grads(&sums, &params[..d], g, self.eps);
+        let mut grad_y = masks;
+        grad_y.iter_mut().zip(&grad_sum).for_each(|(m, g)| *m *= g);
         (grad_y, grad_sum, grad_params)
     }
 }
@@ -492,7 +449,11 @@ impl CustomOp3 for ResidualLayerNorm {
         let (w, b) = params.split_at(d);
         let mut out = vec![0f32; y.len()];
         for_each_row(&mut out, d, |r, out| {
-            self.sum_row(y, residual, r, out);
+            // The output row holds the mask, then the sum, then the result.
+            if let Some(draw) = self.dropout {
+                draw.fill_keep_mask(r as u64, out);
+            }
+            Self::sum_row(y, residual, self.dropout.is_some(), r, out);
             let (mean, rstd) = row_stats(out, self.eps);
             for i in 0..d {
                 out[i] = (out[i] - mean) * rstd * w[i] + b[i];

@@ -68,8 +68,7 @@ impl Mode<'_> {
         residual: &Tensor,
         p: f32,
     ) -> Result<Tensor> {
-        let fused = crate::fused::residual_layer_norm_applies(&[y, residual, &ln.weight, &ln.bias]);
-        if self.is_train() && fused {
+        if self.is_train() && crate::fused::applies(&[y, residual, &ln.weight, &ln.bias]) {
             let dropout = DropoutDraw::from_mode(self, p);
             return crate::fused::residual_layer_norm(
                 y, residual, &ln.weight, &ln.bias, ln.eps, dropout,
@@ -115,12 +114,18 @@ impl DropoutRng {
         mix64(s)
     }
 
-    /// A keep-mask already scaled by 1/(1-p). Each u64 yields four 16-bit draws, which is ample
-    /// resolution for a dropout probability and four times cheaper than one draw per element.
+    /// A keep-mask already scaled by 1/(1-p).
     fn mask(&self, n: usize, p: f32) -> Vec<f32> {
+        let mut out = vec![0f32; n];
+        self.fill_mask(&mut out, p);
+        out
+    }
+
+    /// [`Self::mask`] into `out`. Each u64 yields four 16-bit draws, which is ample resolution for
+    /// a dropout probability and four times cheaper than one draw per element.
+    fn fill_mask(&self, out: &mut [f32], p: f32) {
         let threshold = (p as f64 * 65536.0) as u64;
         let keep = 1.0 / (1.0 - p);
-        let mut out = vec![0f32; n];
         for group in out.chunks_mut(4) {
             let r = self.next_u64();
             for (k, value) in group.iter_mut().enumerate() {
@@ -128,7 +133,6 @@ impl DropoutRng {
                 *value = if draw < threshold { 0.0 } else { keep };
             }
         }
-        out
     }
 }
 
@@ -156,6 +160,11 @@ impl DropoutDraw {
     /// The scaled keep-mask of `n` elements for `index`.
     pub(crate) fn keep_mask(&self, index: u64, n: usize) -> Vec<f32> {
         DropoutRng::stream(self.seed, index).mask(n, self.p)
+    }
+
+    /// [`Self::keep_mask`] into `out`.
+    pub(crate) fn fill_keep_mask(&self, index: u64, out: &mut [f32]) {
+        DropoutRng::stream(self.seed, index).fill_mask(out, self.p)
     }
 }
 

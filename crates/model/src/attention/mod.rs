@@ -12,7 +12,7 @@
 //! - [`packed_attention`]: inference, each (sequence, head) one small task in plain loops.
 //! - [`trainable_attention`]: training, from the fused query/key/value projection, with attention
 //!   dropout and a backward pass; its small matrix products go through gemm.
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 mod infer;
 mod train;
@@ -26,11 +26,6 @@ pub struct Segment {
     pub first: usize,
     pub len: usize,
     pub keys: usize,
-}
-
-/// Whether the kernels here can run on `xs`: f32 on the CPU.
-pub fn applies(xs: &Tensor) -> bool {
-    xs.device().is_cpu() && xs.dtype() == DType::F32
 }
 
 /// `softmax(q k^T / sqrt(head_dim)) v` per sequence and head, for inference. `q`, `k` and `v` are
