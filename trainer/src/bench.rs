@@ -352,6 +352,10 @@ impl Bench<'_> {
             crate::train::Precision::F32 => "multitag (candle)".to_string(),
             crate::train::Precision::Bf16 => "multitag (candle, bf16 training)".to_string(),
         };
+        #[cfg(feature = "cuda")]
+        if self.device.is_cuda() && multitag_model::cuda::enabled() {
+            name += ", our CUDA training kernels";
+        }
         if self.tag_model.is_some() && self.matmul != DenseCompute::default() {
             name += &format!(", tagging with {:?} matmul", self.matmul).to_lowercase();
         }

@@ -6,7 +6,8 @@
 //! gradient for the norm, one in-place pass each for the two moments and the parameter, and no
 //! allocation. The tensor-op formulation (about 17 temporaries the size of each parameter, half of
 //! MiniLM's parameters being the 30k x 384 word embeddings) cost a large share of a CPU training
-//! step in memory traffic and page faults. Other devices keep the tensor-op path.
+//! step in memory traffic and page faults. On CUDA the same in-place ops have kernels
+//! (`multitag_model::cuda`, where switched on); other devices keep the tensor-op path.
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -71,7 +72,8 @@ impl AdamW {
         allow_fused: bool,
     ) -> Result<f64> {
         let fused = allow_fused && self.params.iter().all(|p| fusable(p.var.as_tensor()));
-        let norm = if fused {
+        let on_cpu = self.params.iter().all(|p| p.var.device().is_cpu());
+        let norm = if fused && on_cpu {
             self.grad_norm_cpu(grads)?
         } else {
             self.grad_norm_tensors(grads)?
@@ -196,8 +198,15 @@ impl AdamW {
     }
 }
 
+/// f32, and on the CPU or on CUDA with the training kernels switched on (`multitag_model::cuda`).
 fn fusable(t: &Tensor) -> bool {
-    matches!(t.device(), Device::Cpu) && t.dtype() == candle_core::DType::F32
+    let device_has_kernels = match t.device() {
+        Device::Cpu => true,
+        #[cfg(feature = "cuda")]
+        Device::Cuda(_) => multitag_model::cuda::enabled(),
+        _ => false,
+    };
+    device_has_kernels && t.dtype() == candle_core::DType::F32
 }
 
 /// The contiguous f32 slice of a CPU storage under `layout`.
@@ -256,6 +265,18 @@ impl InplaceOp2 for Moment {
         }
         Ok(())
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        g: &candle_core::CudaStorage,
+        g_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let args = (self.beta, self.scale, self.square);
+        multitag_model::cuda::adamw_moment(dst, dst_l, g, g_l, args)
+    }
 }
 
 /// In place: `p = p * decay - lr * (m / bias1) / (sqrt(v / bias2) + eps)`.
@@ -293,6 +314,20 @@ impl InplaceOp3 for Update {
         }
         Ok(())
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        m: &candle_core::CudaStorage,
+        m_l: &Layout,
+        v: &candle_core::CudaStorage,
+        v_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let args = [self.decay, self.lr, self.bias1, self.bias2, self.eps];
+        multitag_model::cuda::adamw_update(dst, dst_l, (m, m_l), (v, v_l), args)
+    }
 }
 
 /// Linear warm-up over the first `warmup` fraction of steps, then linear decay to zero.
@@ -317,51 +352,67 @@ mod tests {
         assert_eq!(learning_rate(1.0, 100, 100, 0.1), 0.0);
     }
 
-    #[test]
-    fn fused_cpu_update_matches_the_tensor_formulation() -> Result<()> {
-        let run = |fused: bool| -> Result<Vec<Vec<f32>>> {
-            let varmap = VarMap::new();
-            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-            let w = vb.get_with_hints(
-                (3, 4),
-                "w",
-                Init::Randn {
-                    mean: 0.0,
-                    stdev: 1.0,
-                },
-            )?;
-            let b = vb.get_with_hints(4, "b", Init::Const(0.5))?;
-            // Deterministic start (the random init differs between the two calls).
-            let start: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
-            varmap.data().lock().unwrap()["w"].set(&Tensor::from_vec(
-                start,
-                (3, 4),
-                &Device::Cpu,
-            )?)?;
-            let x = Tensor::new(&[[1f32, -2., 0.5], [0.3, 0.1, -1.0]], &Device::Cpu)?;
-            let mut opt = AdamW::new(&varmap, 0.01)?;
-            let mut norms = Vec::new();
-            for step in 0..5 {
-                let y = x.matmul(&w)?.broadcast_add(&b)?;
-                let loss = (y.sqr()?.sum_all()? * 3.0)?;
-                // Clipping kicks in on the first steps (large gradients), not later.
-                let max_norm = if step < 2 { 1.0 } else { 100.0 };
-                norms.push(opt.step_with(&loss.backward()?, 0.01, max_norm, fused)? as f32);
-            }
-            Ok(vec![
-                w.flatten_all()?.to_vec1::<f32>()?,
-                b.to_vec1::<f32>()?,
-                opt.params[1].m.flatten_all()?.to_vec1::<f32>()?,
-                opt.params[1].v.flatten_all()?.to_vec1::<f32>()?,
-                norms,
-            ])
-        };
-        let (fused, reference) = (run(true)?, run(false)?);
-        for (a, b) in fused.iter().zip(&reference) {
+    /// Five steps on a small least-squares problem: the parameters, the moments of the bias and
+    /// the gradient norms afterwards.
+    fn five_steps(fused: bool, device: &Device) -> Result<Vec<Vec<f32>>> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let w = vb.get_with_hints(
+            (3, 4),
+            "w",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        let b = vb.get_with_hints(4, "b", Init::Const(0.5))?;
+        // Deterministic start (the random init differs between the two calls).
+        let start: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        varmap.data().lock().unwrap()["w"].set(&Tensor::from_vec(start, (3, 4), device)?)?;
+        let x = Tensor::new(&[[1f32, -2., 0.5], [0.3, 0.1, -1.0]], device)?;
+        let mut opt = AdamW::new(&varmap, 0.01)?;
+        let mut norms = Vec::new();
+        for step in 0..5 {
+            let y = x.matmul(&w)?.broadcast_add(&b)?;
+            let loss = (y.sqr()?.sum_all()? * 3.0)?;
+            // Clipping kicks in on the first steps (large gradients), not later.
+            let max_norm = if step < 2 { 1.0 } else { 100.0 };
+            norms.push(opt.step_with(&loss.backward()?, 0.01, max_norm, fused)? as f32);
+        }
+        Ok(vec![
+            w.flatten_all()?.to_vec1::<f32>()?,
+            b.to_vec1::<f32>()?,
+            opt.params[1].m.flatten_all()?.to_vec1::<f32>()?,
+            opt.params[1].v.flatten_all()?.to_vec1::<f32>()?,
+            norms,
+        ])
+    }
+
+    fn assert_close(ours: &[Vec<f32>], reference: &[Vec<f32>]) {
+        for (a, b) in ours.iter().zip(reference) {
             for (x, y) in a.iter().zip(b) {
                 assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{a:?} vs {b:?}");
             }
         }
+    }
+
+    #[test]
+    fn fused_cpu_update_matches_the_tensor_formulation() -> Result<()> {
+        let device = Device::Cpu;
+        assert_close(&five_steps(true, &device)?, &five_steps(false, &device)?);
+        Ok(())
+    }
+
+    /// The CUDA kernels against the tensor formulation on the CPU.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn fused_cuda_update_matches_the_tensor_formulation() -> Result<()> {
+        assert!(
+            multitag_model::cuda::set_enabled(true),
+            "kernels switched off"
+        );
+        let ours = five_steps(true, &Device::new_cuda(0)?)?;
+        assert_close(&ours, &five_steps(false, &Device::Cpu)?);
         Ok(())
     }
 

@@ -3,14 +3,15 @@
 //! candle's CPU `gelu_erf` calls libm's scalar `erf` per element, which took about a tenth of a
 //! tagging run's time natively (and more of a training step's). Here erf is a rational polynomial
 //! on [-4, 4] (erf is ±1 to f32 precision beyond), branch-free, so the compiler vectorizes the
-//! loop for AVX and WASM simd128 alike. The backward pass is a second op of the same kind. Other
-//! devices and dtypes keep candle's implementation.
+//! loop for AVX and WASM simd128 alike. The backward pass is a second op of the same kind. On CUDA
+//! both have kernels ([`crate::cuda`], where switched on); other devices and dtypes keep candle's
+//! implementation.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// `x * Φ(x)`, Φ the standard normal CDF.
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() && xs.dtype() == DType::F32 {
+    if (xs.device().is_cpu() && xs.dtype() == DType::F32) || crate::fused::cuda_applies(&[xs]) {
         xs.contiguous()?.apply_op1(GeluErf)
     } else {
         xs.gelu_erf()
@@ -110,6 +111,18 @@ impl CustomOp1 for GeluErf {
         map_f32(self.name(), storage, layout, gelu)
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let x = crate::cuda::view(self.name(), storage, layout)?;
+        let out = crate::cuda::elementwise(&storage.device, "gelu_erf_fwd", &[&x])?;
+        let out = candle_core::CudaStorage::wrap_cuda_slice(out, storage.device.clone());
+        Ok((out, layout.shape().clone()))
+    }
+
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let grad = arg
             .contiguous()?
@@ -147,6 +160,24 @@ impl CustomOp2 for GeluErfGrad {
                 out.iter_mut().zip(grad).for_each(|(o, &g)| *o *= g);
             });
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let xv = crate::cuda::view(self.name(), x, x_layout)?;
+        let grad = crate::cuda::view(self.name(), grad, grad_layout)?;
+        if grad.len() != xv.len() {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let out = crate::cuda::elementwise(&x.device, "gelu_erf_bwd", &[&xv, &grad])?;
+        let out = candle_core::CudaStorage::wrap_cuda_slice(out, x.device.clone());
+        Ok((out, x_layout.shape().clone()))
     }
 }
 

@@ -139,9 +139,8 @@ impl SelfAttention {
         let heads = |dense: &Dense| self.split_heads(&layout.to_grid(&dense.forward(xs)?)?);
         let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(additive_mask)?;
-        let probs = mode.softmax_last_dim(&scores)?;
-        let probs = mode.dropout(&probs, self.attention_dropout)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let probs = self.attention_probs(&scores, additive_mask, scale, mode)?;
         let (b, _, t, _) = probs.dims4()?;
         let context =
             probs
@@ -149,6 +148,25 @@ impl SelfAttention {
                 .transpose(1, 2)?
                 .reshape((b, t, self.heads * self.head_dim))?;
         layout.to_rows(&context)
+    }
+
+    /// `dropout(softmax(scores * scale + mask))`: one CUDA kernel each way in training where
+    /// [`crate::cuda`] is on, composed elsewhere.
+    fn attention_probs(
+        &self,
+        scores: &Tensor,
+        additive_mask: &Tensor,
+        scale: f64,
+        mode: &Mode,
+    ) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if mode.is_train() && crate::fused::cuda_applies(&[scores, additive_mask]) {
+            let dropout = DropoutDraw::from_mode(mode, self.attention_dropout);
+            return crate::cuda::attention_probs(scores, additive_mask, scale as f32, dropout);
+        }
+        let scores = (scores * scale)?.broadcast_add(additive_mask)?;
+        let probs = mode.softmax_last_dim(&scores)?;
+        mode.dropout(&probs, self.attention_dropout)
     }
 }
 
@@ -510,6 +528,51 @@ mod tests {
                 }
                 assert_eq!(compared, 6, "query, key and value weights and biases");
             }
+        }
+        Ok(())
+    }
+
+    /// A training step's loss and every weight's gradient with the CUDA kernels (grid attention)
+    /// against the CPU kernels (per-sequence attention), the same weights on both.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_training_step_matches_the_cpu() -> Result<()> {
+        use candle_core::backprop::GradStore;
+        assert!(crate::cuda::set_enabled(true), "CUDA kernels switched off");
+        let gpu = Device::new_cuda(0)?;
+        let (cpu_vars, cpu_encoder) = tiny_encoder();
+        let gpu_vars = VarMap::new();
+        let config = cpu_encoder.config.clone();
+        let gpu_encoder = BertEncoder::load(
+            &config,
+            VarBuilder::from_varmap(&gpu_vars, DType::F32, &gpu),
+        )?;
+        for (name, var) in cpu_vars.data().lock().unwrap().iter() {
+            gpu_vars.data().lock().unwrap()[name].set(&var.as_tensor().to_device(&gpu)?)?;
+        }
+        let (ids, mask) = batch(&[7, 3, 5, 1], 7);
+        let rng = DropoutRng::new(1);
+        let step = |encoder: &BertEncoder, device: &Device| -> Result<(f32, GradStore)> {
+            let (ids, mask) = (ids.to_device(device)?, mask.to_device(device)?);
+            let hidden = encoder.forward(&ids, &mask, &Mode::Train(&rng))?;
+            let pooled = mean_pool(&hidden, &mask)?;
+            let loss = pooled.sqr()?.sum_all()?;
+            Ok((loss.to_scalar::<f32>()?, loss.backward()?))
+        };
+        let (cpu_loss, cpu_grads) = step(&cpu_encoder, &Device::Cpu)?;
+        let (gpu_loss, gpu_grads) = step(&gpu_encoder, &gpu)?;
+        assert!(
+            (cpu_loss - gpu_loss).abs() < 1e-4 * cpu_loss.abs().max(1.0),
+            "loss"
+        );
+        let gpu_data = gpu_vars.data().lock().unwrap();
+        for (name, var) in cpu_vars.data().lock().unwrap().iter() {
+            let a = cpu_grads.get(var.as_tensor()).expect("a CPU gradient");
+            let b = gpu_grads
+                .get(gpu_data[name].as_tensor())
+                .expect("a GPU gradient");
+            let diff = crate::testing::max_diff(a, &b.to_device(&Device::Cpu)?);
+            assert!(diff < 1e-3, "{name}: gradients differ by {diff}");
         }
         Ok(())
     }

@@ -1,18 +1,20 @@
 //! Layer norm, softmax and bias addition for the training path, each a single CPU kernel with a
-//! backward pass.
+//! backward pass; layer norm and bias addition also have CUDA kernels ([`crate::cuda`]).
 //!
 //! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward, so training used to
 //! build both from primitive ops: about ten full passes over the activations forward (each
 //! allocating a tensor) and twice that backward, most of them single-threaded; and the gradient of
 //! a broadcast bias reduces over the leading dimension with strided reads. Here each is one pass
-//! forward and one backward, parallel over rows. The kernels are CPU and f32 only; elsewhere (CUDA,
-//! half precision) each function computes the same thing from primitive ops, which are also the
-//! reference the tests compare with.
+//! forward and one backward, parallel over rows. The kernels are f32 only, and on CUDA only where
+//! [`crate::cuda`] is switched on; elsewhere each function computes the same thing from primitive
+//! ops, which are also the reference the tests compare with.
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, D,
 };
 use rayon::prelude::*;
 
+#[cfg(feature = "cuda")]
+use crate::cuda;
 use crate::layers::DropoutDraw;
 use crate::strided::{matmul_parallel, MatMut, MatRef};
 
@@ -26,9 +28,25 @@ pub(crate) fn applies(tensors: &[&Tensor]) -> bool {
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
+/// Whether the CUDA kernels of the ops that have them apply ([`crate::cuda::applies`]).
+pub(crate) fn cuda_applies(tensors: &[&Tensor]) -> bool {
+    #[cfg(feature = "cuda")]
+    return crate::cuda::applies(tensors);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = tensors;
+        false
+    }
+}
+
+/// Whether an op with both CPU and CUDA kernels runs as one op rather than composed.
+pub(crate) fn kernel_applies(tensors: &[&Tensor]) -> bool {
+    applies(tensors) || cuda_applies(tensors)
+}
+
 /// Layer norm over the last dimension, `(x - mean) / sqrt(var + eps) * weight + bias`.
 pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if !applies(&[xs, weight, bias]) {
+    if !kernel_applies(&[xs, weight, bias]) {
         return primitive_layer_norm(xs, weight, bias, eps);
     }
     xs.contiguous()?.apply_op3(
@@ -51,7 +69,8 @@ fn primitive_layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -
 /// `layer_norm(dropout(y) + residual)`: how every BERT sub-layer ends. One pass each way instead of
 /// a mask tensor, a multiply, an add and a layer norm, each with its own intermediate gradient to
 /// allocate and sum; the dropout mask is drawn per row inside the kernel and redrawn backward.
-/// CPU and f32 only ([`applies`]); elsewhere callers compose the primitives.
+/// f32 only, on the CPU or with the CUDA kernels on ([`kernel_applies`]); elsewhere callers compose
+/// the primitives.
 pub fn residual_layer_norm(
     y: &Tensor,
     residual: &Tensor,
@@ -60,8 +79,10 @@ pub fn residual_layer_norm(
     eps: f64,
     dropout: Option<DropoutDraw>,
 ) -> Result<Tensor> {
-    if !applies(&[y, residual, weight, bias]) {
-        candle_core::bail!("residual-layer-norm: f32 CPU tensors only")
+    if !kernel_applies(&[y, residual, weight, bias]) {
+        candle_core::bail!(
+            "residual-layer-norm: f32 tensors on the CPU, or CUDA with its kernels on"
+        )
     }
     if y.shape() != residual.shape() {
         candle_core::bail!(
@@ -97,7 +118,7 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
 /// tensor's own layout.
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !applies(&[x, w, b]) {
-        return x.matmul(&w.t()?)?.broadcast_add(b);
+        return add_bias(&x.matmul(&w.t()?)?, b);
     }
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, Linear)
@@ -105,7 +126,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `xs + bias` for `(rows, out)` by `(out,)`.
 pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if !applies(&[xs, bias]) {
+    if !kernel_applies(&[xs, bias]) {
         return xs.broadcast_add(bias);
     }
     xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
@@ -189,6 +210,20 @@ struct LayerNorm {
     eps: f32,
 }
 
+impl LayerNorm {
+    /// The input's gradient and the weight's and bias's stacked (`2 * d`).
+    fn cpu_grads(&self, xs: &Tensor, weight: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (grad_xs, grad_params) = with_values("layer-norm-grad", &[xs, weight, grad], |v| {
+            Ok(layer_norm_grads(v[0], v[1], v[2], self.eps))
+        })?;
+        let device = xs.device();
+        Ok((
+            Tensor::from_vec(grad_xs, xs.shape(), device)?,
+            Tensor::from_vec(grad_params, 2 * weight.elem_count(), device)?,
+        ))
+    }
+}
+
 impl CustomOp3 for LayerNorm {
     fn name(&self) -> &'static str {
         "layer-norm-trainable"
@@ -221,6 +256,30 @@ impl CustomOp3 for LayerNorm {
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xs_layout: &Layout,
+        weight: &candle_core::CudaStorage,
+        weight_layout: &Layout,
+        bias: &candle_core::CudaStorage,
+        bias_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let d = last_dim(self.name(), xs_layout)?;
+        let x = cuda::view(self.name(), xs, xs_layout)?;
+        let w = cuda::view(self.name(), weight, weight_layout)?;
+        let b = cuda::view(self.name(), bias, bias_layout)?;
+        if w.len() != d || b.len() != d {
+            candle_core::bail!("{}: weight and bias must have {d} elements", self.name())
+        }
+        let out = cuda::residual_layer_norm(&xs.device, &x, None, &w, &b, self.eps, None)?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, xs.device.clone()),
+            xs_layout.shape().clone(),
+        ))
+    }
+
     fn bwd(
         &self,
         xs: &Tensor,
@@ -230,13 +289,17 @@ impl CustomOp3 for LayerNorm {
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad_res = grad_res.contiguous()?;
-        let (grad_xs, grad_params) = with_values(self.name(), &[xs, weight, &grad_res], |v| {
-            Ok(layer_norm_grads(v[0], v[1], v[2], self.eps))
-        })?;
+        #[cfg(feature = "cuda")]
+        let (grad_xs, grad_params) = if xs.device().is_cuda() {
+            let (grad_xs, _, grad_params) =
+                cuda::residual_layer_norm_grads(xs, None, weight, &grad_res, self.eps, None)?;
+            (grad_xs, grad_params)
+        } else {
+            self.cpu_grads(xs, weight, &grad_res)?
+        };
+        #[cfg(not(feature = "cuda"))]
+        let (grad_xs, grad_params) = self.cpu_grads(xs, weight, &grad_res)?;
         let d = weight.elem_count();
-        let device = xs.device();
-        let grad_xs = Tensor::from_vec(grad_xs, xs.shape(), device)?;
-        let grad_params = Tensor::from_vec(grad_params, 2 * d, device)?;
         let grad_weight = grad_params.narrow(0, 0, d)?.reshape(weight.shape())?;
         let grad_bias = grad_params.narrow(0, d, d)?.reshape(weight.shape())?;
         Ok((Some(grad_xs), Some(grad_weight), Some(grad_bias)))
@@ -462,6 +525,39 @@ impl CustomOp3 for ResidualLayerNorm {
         Ok((CpuStorage::F32(out), y_layout.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        y: &candle_core::CudaStorage,
+        y_layout: &Layout,
+        residual: &candle_core::CudaStorage,
+        residual_layout: &Layout,
+        params: &candle_core::CudaStorage,
+        params_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let d = last_dim(self.name(), y_layout)?;
+        let yv = cuda::view(self.name(), y, y_layout)?;
+        let residual = cuda::view(self.name(), residual, residual_layout)?;
+        let params = cuda::view(self.name(), params, params_layout)?;
+        if params.len() != 2 * d || residual.len() != yv.len() {
+            candle_core::bail!("{}: mismatched shapes", self.name())
+        }
+        let (w, b) = (params.slice(..d), params.slice(d..));
+        let out = cuda::residual_layer_norm(
+            &y.device,
+            &yv,
+            Some(&residual),
+            &w,
+            &b,
+            self.eps,
+            self.dropout,
+        )?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, y.device.clone()),
+            y_layout.shape().clone(),
+        ))
+    }
+
     fn bwd(
         &self,
         y: &Tensor,
@@ -471,6 +567,19 @@ impl CustomOp3 for ResidualLayerNorm {
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad_res = grad_res.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if y.device().is_cuda() {
+            let d = params.elem_count() / 2;
+            let (grad_sum, grad_y, grad_params) = cuda::residual_layer_norm_grads(
+                y,
+                Some(residual),
+                &params.narrow(0, 0, d)?,
+                &grad_res,
+                self.eps,
+                self.dropout,
+            )?;
+            return Ok((Some(grad_y), Some(grad_sum), Some(grad_params)));
+        }
         let (grad_y, grad_residual, grad_params) =
             with_values(self.name(), &[y, residual, params, &grad_res], |v| {
                 Ok(self.grads(v[0], v[1], v[2], v[3]))
@@ -601,6 +710,27 @@ impl CustomOp2 for AddBias {
         Ok((CpuStorage::F32(out), xs_layout.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xs_layout: &Layout,
+        bias: &candle_core::CudaStorage,
+        bias_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let d = last_dim(self.name(), xs_layout)?;
+        let x = cuda::view(self.name(), xs, xs_layout)?;
+        let b = cuda::view(self.name(), bias, bias_layout)?;
+        if b.len() != d {
+            candle_core::bail!("{}: bias must have {d} elements", self.name())
+        }
+        let out = cuda::add_bias(&xs.device, &x, &b)?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, xs.device.clone()),
+            xs_layout.shape().clone(),
+        ))
+    }
+
     fn bwd(
         &self,
         _xs: &Tensor,
@@ -625,6 +755,21 @@ impl CustomOp1 for RowSum {
         let d = last_dim(self.name(), layout)?;
         let x = f32_slice(self.name(), storage, layout)?;
         Ok((CpuStorage::F32(column_sums(x, d)), Shape::from(d)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let d = last_dim(self.name(), layout)?;
+        let x = cuda::view(self.name(), storage, layout)?;
+        let sums = cuda::column_sums(&storage.device, &x, d)?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(sums, storage.device.clone()),
+            Shape::from(d),
+        ))
     }
 }
 

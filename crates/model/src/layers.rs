@@ -60,7 +60,7 @@ impl Mode<'_> {
     }
 
     /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer: one fused kernel
-    /// in training on the CPU, composed from the steps elsewhere.
+    /// in training on the CPU (and on CUDA with its kernels on), composed from the steps elsewhere.
     pub fn residual_layer_norm(
         &self,
         ln: &LayerNorm,
@@ -68,7 +68,7 @@ impl Mode<'_> {
         residual: &Tensor,
         p: f32,
     ) -> Result<Tensor> {
-        if self.is_train() && crate::fused::applies(&[y, residual, &ln.weight, &ln.bias]) {
+        if self.is_train() && crate::fused::kernel_applies(&[y, residual, &ln.weight, &ln.bias]) {
             let dropout = DropoutDraw::from_mode(self, p);
             return crate::fused::residual_layer_norm(
                 y, residual, &ln.weight, &ln.bias, ln.eps, dropout,
@@ -389,6 +389,10 @@ impl EmbeddingTable {
     /// `ids` of any shape -> `ids.shape + (hidden,)`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
+            #[cfg(feature = "cuda")]
+            EmbeddingTable::Float(e) if crate::fused::cuda_applies(&[e.embeddings()]) => {
+                crate::cuda::embedding(e.embeddings(), ids)
+            }
             EmbeddingTable::Float(e) => e.forward(ids),
             EmbeddingTable::Quantized(q) => q.embedding(ids),
         }

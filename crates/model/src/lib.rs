@@ -4,6 +4,8 @@
 pub mod activations;
 pub mod attention;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod encoder;
 pub mod fused;
 pub mod gguf;
