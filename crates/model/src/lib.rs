@@ -6,6 +6,9 @@ pub mod attention;
 pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(test)]
+#[path = "cuda/host/check.rs"]
+mod cuda_kernels_on_host;
 pub mod encoder;
 pub mod fused;
 pub mod gguf;

@@ -32,7 +32,8 @@ __device__ __forceinline__ float keep_value(uint64_t state, uint32_t j, uint32_t
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = WARP / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  for (int offset = WARP / 2; offset > 0; offset >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
 
@@ -215,7 +216,8 @@ extern "C" __global__ void attention_probs_bwd(const float* scores, const float*
 }
 
 // out = x + b, b broadcast over rows of d.
-extern "C" __global__ void add_bias(const float* x, const float* b, float* out, long long n, int d) {
+extern "C" __global__ void add_bias(const float* x, const float* b, float* out, long long n,
+                                    int d) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x)
     out[i] = x[i] + b[i % d];
