@@ -6,8 +6,11 @@
 #include <cstdio>
 #include <random>
 
-#include "../kernels.cu"
+// clang-format off: the shim defines what the kernels use.
 #include "shim.h"
+#include "../kernels.cu"
+// clang-format on
+
 using V = std::vector<float>;
 using D = std::vector<double>;
 V rnd(size_t n, int seed) {
