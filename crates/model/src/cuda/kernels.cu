@@ -49,6 +49,28 @@ __device__ __forceinline__ long long warp_row(long long rows) {
   return row < rows ? row : -1;
 }
 
+struct RowStats {
+  float mean, rstd;
+};
+
+// Row `row` of y * keep + residual (residual may be null) into `into` (the warp's lanes each write
+// their own columns and read back only those), and its mean and 1/sqrt(variance + eps).
+__device__ RowStats sum_row(const float* y, const float* residual, float* into, long long row,
+                            int d, float eps, uint64_t state, uint32_t threshold, float keep) {
+  int lane = threadIdx.x % WARP;
+  float sum = 0.0f;
+  for (int j = lane; j < d; j += WARP) {
+    float s = y[row * d + j] * keep_value(state, j, threshold, keep);
+    if (residual) s += residual[row * d + j];
+    into[j] = s;
+    sum += s;
+  }
+  float mean = warp_sum(sum) / d;
+  float var = 0.0f;
+  for (int j = lane; j < d; j += WARP) var += (into[j] - mean) * (into[j] - mean);
+  return {mean, rsqrtf(warp_sum(var) / d + eps)};
+}
+
 // out = layer_norm(y * keep + residual) with weight w and bias b, rows of d. `residual` may be
 // null (a plain layer norm of y). The output row holds the sum until it is normalised.
 extern "C" __global__ void residual_layer_norm_fwd(const float* y, const float* residual,
@@ -58,21 +80,10 @@ extern "C" __global__ void residual_layer_norm_fwd(const float* y, const float* 
   long long row = warp_row(rows);
   if (row < 0) return;
   int lane = threadIdx.x % WARP;
-  const float* yr = y + row * d;
   float* o = out + row * d;
-  uint64_t state = stream_state(seed, (uint64_t)row);
-  float sum = 0.0f;
-  for (int j = lane; j < d; j += WARP) {
-    float s = yr[j] * keep_value(state, j, threshold, keep);
-    if (residual) s += residual[row * d + j];
-    o[j] = s;
-    sum += s;
-  }
-  float mean = warp_sum(sum) / d;
-  float var = 0.0f;
-  for (int j = lane; j < d; j += WARP) var += (o[j] - mean) * (o[j] - mean);
-  float rstd = rsqrtf(warp_sum(var) / d + eps);
-  for (int j = lane; j < d; j += WARP) o[j] = (o[j] - mean) * rstd * w[j] + b[j];
+  RowStats stats =
+      sum_row(y, residual, o, row, d, eps, stream_state(seed, (uint64_t)row), threshold, keep);
+  for (int j = lane; j < d; j += WARP) o[j] = (o[j] - stats.mean) * stats.rstd * w[j] + b[j];
 }
 
 // The backward pass of residual_layer_norm_fwd over rows: the gradient of the normalised sum
@@ -87,24 +98,14 @@ extern "C" __global__ void residual_layer_norm_bwd(const float* y, const float* 
   long long row = warp_row(rows);
   if (row < 0) return;
   int lane = threadIdx.x % WARP;
-  const float* yr = y + row * d;
   const float* gr = g + row * d;
   float* xh = xhat + row * d;
   uint64_t state = stream_state(seed, (uint64_t)row);
-  float sum = 0.0f;
-  for (int j = lane; j < d; j += WARP) {
-    float s = yr[j] * keep_value(state, j, threshold, keep);
-    if (residual) s += residual[row * d + j];
-    xh[j] = s;
-    sum += s;
-  }
-  float mean = warp_sum(sum) / d;
-  float var = 0.0f;
-  for (int j = lane; j < d; j += WARP) var += (xh[j] - mean) * (xh[j] - mean);
-  float rstd = rsqrtf(warp_sum(var) / d + eps);
+  RowStats stats = sum_row(y, residual, xh, row, d, eps, state, threshold, keep);
+  float rstd = stats.rstd;
   float sum_gy = 0.0f, sum_gy_xhat = 0.0f;
   for (int j = lane; j < d; j += WARP) {
-    float x = (xh[j] - mean) * rstd;
+    float x = (xh[j] - stats.mean) * rstd;
     xh[j] = x;
     float gy = gr[j] * w[j];
     sum_gy += gy;
@@ -156,6 +157,19 @@ extern "C" __global__ void column_sums(const float* g, const float* xhat, float*
   }
 }
 
+// The largest of a row's masked, scaled scores, and the sum of their exponentials less it.
+__device__ float row_max(const float* x, const float* m, int keys, float scale) {
+  float max = -INFINITY;
+  for (int j = threadIdx.x % WARP; j < keys; j += WARP) max = fmaxf(max, x[j] * scale + m[j]);
+  return warp_max(max);
+}
+
+__device__ float row_exp_sum(const float* x, const float* m, int keys, float scale, float max) {
+  float sum = 0.0f;
+  for (int j = threadIdx.x % WARP; j < keys; j += WARP) sum += __expf(x[j] * scale + m[j] - max);
+  return warp_sum(sum);
+}
+
 // Attention weights from raw scores, rows of `keys`: softmax(scores * scale + mask) times the
 // dropout keep-mask of the row. `mask` is additive, one row of `keys` per batch item, shared by
 // the `rows_per_item` score rows (heads x queries) of that item.
@@ -168,12 +182,8 @@ extern "C" __global__ void attention_probs_fwd(const float* scores, const float*
   int lane = threadIdx.x % WARP;
   const float* x = scores + row * keys;
   const float* m = mask + (row / rows_per_item) * keys;
-  float max = -INFINITY;
-  for (int j = lane; j < keys; j += WARP) max = fmaxf(max, x[j] * scale + m[j]);
-  max = warp_max(max);
-  float sum = 0.0f;
-  for (int j = lane; j < keys; j += WARP) sum += __expf(x[j] * scale + m[j] - max);
-  float inv = 1.0f / warp_sum(sum);
+  float max = row_max(x, m, keys, scale);
+  float inv = 1.0f / row_exp_sum(x, m, keys, scale, max);
   uint64_t state = stream_state(seed, (uint64_t)row);
   for (int j = lane; j < keys; j += WARP) {
     float p = __expf(x[j] * scale + m[j] - max) * inv;
@@ -195,12 +205,8 @@ extern "C" __global__ void attention_probs_bwd(const float* scores, const float*
   const float* x = scores + row * keys;
   const float* m = mask + (row / rows_per_item) * keys;
   const float* gr = grad + row * keys;
-  float max = -INFINITY;
-  for (int j = lane; j < keys; j += WARP) max = fmaxf(max, x[j] * scale + m[j]);
-  max = warp_max(max);
-  float sum = 0.0f;
-  for (int j = lane; j < keys; j += WARP) sum += __expf(x[j] * scale + m[j] - max);
-  float inv = 1.0f / warp_sum(sum);
+  float max = row_max(x, m, keys, scale);
+  float inv = 1.0f / row_exp_sum(x, m, keys, scale, max);
   uint64_t state = stream_state(seed, (uint64_t)row);
   float dot = 0.0f;
   for (int j = lane; j < keys; j += WARP) {
