@@ -15,6 +15,11 @@ use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Device, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 use candle_nn::VarMap;
+use rayon::prelude::*;
+
+/// Elements per parallel task of the in-place updates: large parameters (the word embeddings) are
+/// split over the cores, small ones stay one task.
+const CHUNK: usize = 1 << 16;
 
 pub struct AdamW {
     params: Vec<Param>,
@@ -158,10 +163,12 @@ impl AdamW {
                 anyhow::bail!("gradient of {} is not f32 on the CPU", p.name);
             };
             let (start, end) = layout.contiguous_offsets().context("contiguous gradient")?;
-            total += data[start..end]
-                .chunks(4096)
+            // Chunk sums in parallel, added in chunk order: the same total whatever the threads.
+            let partials: Vec<f64> = data[start..end]
+                .par_chunks(4096)
                 .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-                .sum::<f64>();
+                .collect();
+            total += partials.iter().sum::<f64>();
         }
         Ok(total.sqrt())
     }
@@ -253,16 +260,20 @@ impl InplaceOp2 for Moment {
             candle_core::bail!("AdamW: moment and gradient sizes differ");
         }
         let (beta, rest) = (self.beta, 1.0 - self.beta);
-        if self.square {
-            for (m, &g) in m.iter_mut().zip(g) {
-                let g = g * self.scale;
-                *m = *m * beta + g * g * rest;
-            }
-        } else {
-            for (m, &g) in m.iter_mut().zip(g) {
-                *m = *m * beta + g * self.scale * rest;
-            }
-        }
+        m.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(m, g)| {
+                if self.square {
+                    for (m, &g) in m.iter_mut().zip(g) {
+                        let g = g * self.scale;
+                        *m = *m * beta + g * g * rest;
+                    }
+                } else {
+                    for (m, &g) in m.iter_mut().zip(g) {
+                        *m = *m * beta + g * self.scale * rest;
+                    }
+                }
+            });
         Ok(())
     }
 
@@ -308,10 +319,14 @@ impl InplaceOp3 for Update {
         if p.len() != m.len() || p.len() != v.len() {
             candle_core::bail!("AdamW: parameter and moment sizes differ");
         }
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            let update = (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
-            *p = *p * self.decay - update * self.lr;
-        }
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(p, (m, v))| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    let update = (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
+                    *p = *p * self.decay - update * self.lr;
+                }
+            });
         Ok(())
     }
 
