@@ -393,9 +393,7 @@ impl TokenLayout {
                 seq,
                 cell_of_row,
                 ..
-            } => grid
-                .reshape((batch * seq, hidden))?
-                .index_select(cell_of_row, 0),
+            } => select_rows(&grid.reshape((batch * seq, hidden))?, cell_of_row),
         }
     }
 
@@ -409,11 +407,19 @@ impl TokenLayout {
                 seq,
                 row_of_cell,
                 ..
-            } => rows
-                .index_select(row_of_cell, 0)?
-                .reshape((*batch, *seq, hidden)),
+            } => select_rows(rows, row_of_cell)?.reshape((*batch, *seq, hidden)),
         }
     }
+}
+
+/// `table.index_select(ids, 0)`, through the CUDA kernel where it applies: candle's CUDA backward
+/// pass for it is one block of threads, run twice a layer when padding is dropped.
+fn select_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::fused::cuda_applies(&[table]) {
+        return crate::cuda::gather_rows(table, ids);
+    }
+    table.index_select(ids, 0)
 }
 
 /// `(batch, 1, 1, seq)`: 0 where attended, a large negative where padded. The negative is chosen to

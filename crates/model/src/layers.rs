@@ -391,7 +391,7 @@ impl EmbeddingTable {
         match self {
             #[cfg(feature = "cuda")]
             EmbeddingTable::Float(e) if crate::fused::cuda_applies(&[e.embeddings()]) => {
-                crate::cuda::embedding(e.embeddings(), ids)
+                crate::cuda::gather_rows(e.embeddings(), ids)
             }
             EmbeddingTable::Float(e) => e.forward(ids),
             EmbeddingTable::Quantized(q) => q.embedding(ids),

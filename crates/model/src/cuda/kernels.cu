@@ -229,11 +229,12 @@ extern "C" __global__ void add_bias(const float* x, const float* b, float* out, 
     out[i] = x[i] + b[i % d];
 }
 
-// An embedding lookup, out[t] = table[ids[t]] for rows of h, and its backward pass, which adds
-// each token's gradient row into its id's row of the (zeroed) table gradient. Ids past the table
-// (`vocab` rows) read zeros and add nothing; the tokenizer's vocabulary is checked against the
-// table when a model loads.
-extern "C" __global__ void embedding_fwd(const float* table, const uint32_t* ids, float* out,
+// Rows gathered by index, out[t] = table[ids[t]] for rows of h (embedding lookups, token
+// packing), and the backward pass, which adds each output row's gradient into its id's row of the
+// (zeroed) table gradient. Ids past the table (`vocab` rows) read zeros and add nothing: token ids
+// are checked against the embedding table when a model loads, and packing indices are built
+// within the grid.
+extern "C" __global__ void gather_rows_fwd(const float* table, const uint32_t* ids, float* out,
                                          long long n, int h, uint32_t vocab) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {
@@ -242,7 +243,7 @@ extern "C" __global__ void embedding_fwd(const float* table, const uint32_t* ids
   }
 }
 
-extern "C" __global__ void embedding_bwd(const float* grad, const uint32_t* ids, float* table_grad,
+extern "C" __global__ void gather_rows_bwd(const float* grad, const uint32_t* ids, float* table_grad,
                                          long long n, int h, uint32_t vocab) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {

@@ -511,24 +511,25 @@ impl CustomOp2 for AttentionProbs {
     }
 }
 
-/// `table[ids]` for u32 `ids` of any shape: `ids.shape + (hidden,)`. candle's backward pass for
-/// the same lookup (`index_add`) runs one thread per hidden unit, each looping over every token;
-/// here every element of every token's gradient row has its own thread.
-pub(crate) fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+/// Rows of a 2-D `table` by u32 `ids` of any shape (`ids.shape + (width,)`): `index_select` along
+/// the first dimension, as embedding lookups and the packing of token rows use it. candle's
+/// backward pass for that (`index_add`) runs one thread per column, each looping over every id
+/// (a single block for 384 columns); here every element of the gradient has its own thread.
+pub(crate) fn gather_rows(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let (_, hidden) = table.dims2()?;
     let mut shape = ids.dims().to_vec();
     shape.push(hidden);
     let flat = ids.flatten_all()?.to_dtype(DType::U32)?.contiguous()?;
     table
         .contiguous()?
-        .apply_op2(&flat, EmbeddingLookup)?
+        .apply_op2(&flat, GatherRows)?
         .reshape(shape)
 }
 
-struct EmbeddingLookup;
+struct GatherRows;
 
-impl EmbeddingLookup {
-    /// Launches `kernel` over the ids' rows: the lookup (`values` the table) or its backward pass
+impl GatherRows {
+    /// Launches `kernel` over the ids' rows: the gather (`values` the table) or its backward pass
     /// (`values` the output's gradient, `out` the zeroed table gradient).
     fn launch(
         device: &CudaDevice,
@@ -567,9 +568,9 @@ fn ids_view<'a>(
     Ok(storage.as_cuda_slice::<u32>()?.slice(start..end))
 }
 
-impl CustomOp2 for EmbeddingLookup {
+impl CustomOp2 for GatherRows {
     fn name(&self) -> &'static str {
-        "embedding-lookup"
+        "gather-rows"
     }
 
     fn cpu_fwd(
@@ -579,7 +580,7 @@ impl CustomOp2 for EmbeddingLookup {
         _: &candle_core::CpuStorage,
         _: &Layout,
     ) -> Result<(candle_core::CpuStorage, Shape)> {
-        candle_core::bail!("embedding-lookup: CUDA only")
+        candle_core::bail!("gather-rows: CUDA only")
     }
 
     fn cuda_fwd(
@@ -595,7 +596,7 @@ impl CustomOp2 for EmbeddingLookup {
         let out = empty(&table.device, ids.len() * hidden)?;
         Self::launch(
             &table.device,
-            "embedding_fwd",
+            "gather_rows_fwd",
             &t,
             &ids,
             &out,
@@ -627,7 +628,7 @@ impl CustomOp2 for EmbeddingLookup {
         let out = grad.device.alloc_zeros::<f32>(vocab * hidden)?;
         Self::launch(
             &grad.device,
-            "embedding_bwd",
+            "gather_rows_bwd",
             &g,
             &ids,
             &out,

@@ -143,10 +143,10 @@ fn attention_probs_match_the_composed_ops() -> Result<()> {
     Ok(())
 }
 
-/// The lookup and its table gradient against candle's (index_select, index_add) on the CPU, with
-/// ids repeated so that rows of the gradient sum several tokens.
+/// The gather and its table gradient against candle's (an embedding lookup: index_select,
+/// index_add) on the CPU, with ids repeated so that rows of the gradient sum several outputs.
 #[test]
-fn embedding_lookup_matches_candle() -> Result<()> {
+fn gathered_rows_match_candle() -> Result<()> {
     let gpu = gpu();
     let ids = Tensor::from_vec(
         (0..27u32).map(|i| i * 7 % 11).collect::<Vec<_>>(),
@@ -159,7 +159,7 @@ fn embedding_lookup_matches_candle() -> Result<()> {
         let table = Var::from_tensor(&table.to_device(device)?)?;
         let ids = ids.to_device(device)?;
         let out = match device.is_cuda() {
-            true => super::embedding(table.as_tensor(), &ids)?,
+            true => super::gather_rows(table.as_tensor(), &ids)?,
             false => candle_nn::Embedding::new(table.as_tensor().clone(), 70).forward(&ids)?,
         };
         let grads = (&out * weights.to_device(device)?)?.sum_all()?.backward()?;

@@ -208,19 +208,19 @@ void test_misc() {
   for (int t = 0; t < ntok; t++) ids[t] = t * 7 % 11;
   ids[3] = 99;  // out of range
   emulated::launch(ew_grid(ntok * hidden), {256, 1, 1}, [&] {
-    embedding_fwd(table.data(), ids.data(), emb.data(), (long long)ntok * hidden, hidden, vocab);
+    gather_rows_fwd(table.data(), ids.data(), emb.data(), (long long)ntok * hidden, hidden, vocab);
   });
   emulated::launch(ew_grid(ntok * hidden), {256, 1, 1}, [&] {
-    embedding_bwd(ge.data(), ids.data(), gt.data(), (long long)ntok * hidden, hidden, vocab);
+    gather_rows_bwd(ge.data(), ids.data(), gt.data(), (long long)ntok * hidden, hidden, vocab);
   });
   D gref(vocab * hidden, 0.0);
   for (int t = 0; t < ntok; t++)
     for (int h2 = 0; h2 < hidden; h2++) {
       double want = ids[t] < (uint32_t)vocab ? table[ids[t] * hidden + h2] : 0.0;
-      check("embedding fwd", emb[t * hidden + h2], want, 0);
+      check("gather rows fwd", emb[t * hidden + h2], want, 0);
       if (ids[t] < (uint32_t)vocab) gref[ids[t] * hidden + h2] += ge[t * hidden + h2];
     }
-  for (int i = 0; i < vocab * hidden; i++) check("embedding bwd", gt[i], gref[i], 1e-6);
+  for (int i = 0; i < vocab * hidden; i++) check("gather rows bwd", gt[i], gref[i], 1e-6);
   // adamw
   V m = rnd(n, 27), v = rnd(n, 28), p = rnd(n, 29);
   for (auto& e : v) e = fabs(e);

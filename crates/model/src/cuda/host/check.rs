@@ -32,7 +32,9 @@ fn cuda_kernels_compute_on_the_host_what_the_cpu_kernels_do() {
     let draw = DropoutDraw { p: 0.1, seed: 7 };
     let mut rows = 0;
     for line in stdout.lines().filter(|l| l.starts_with("mask ")) {
-        let (row, values) = line["mask ".len()..].split_once(':').expect("mask R: values");
+        let (row, values) = line["mask ".len()..]
+            .split_once(':')
+            .expect("mask R: values");
         let row: u64 = row.parse().expect("a row number");
         let kernel: Vec<f32> = values
             .split_whitespace()
@@ -41,7 +43,10 @@ fn cuda_kernels_compute_on_the_host_what_the_cpu_kernels_do() {
         let cpu = draw.keep_mask(row, kernel.len());
         assert_eq!(kernel.len(), 12);
         for (k, c) in kernel.iter().zip(&cpu) {
-            assert!((k - c).abs() < 1e-6, "row {row}: kernel {kernel:?}, CPU {cpu:?}");
+            assert!(
+                (k - c).abs() < 1e-6,
+                "row {row}: kernel {kernel:?}, CPU {cpu:?}"
+            );
         }
         rows += 1;
     }
