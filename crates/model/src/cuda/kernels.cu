@@ -235,7 +235,7 @@ extern "C" __global__ void add_bias(const float* x, const float* b, float* out, 
 // are checked against the embedding table when a model loads, and packing indices are built
 // within the grid.
 extern "C" __global__ void gather_rows_fwd(const float* table, const uint32_t* ids, float* out,
-                                         long long n, int h, uint32_t vocab) {
+                                           long long n, int h, uint32_t vocab) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {
     uint32_t id = ids[i / h];
@@ -243,8 +243,8 @@ extern "C" __global__ void gather_rows_fwd(const float* table, const uint32_t* i
   }
 }
 
-extern "C" __global__ void gather_rows_bwd(const float* grad, const uint32_t* ids, float* table_grad,
-                                         long long n, int h, uint32_t vocab) {
+extern "C" __global__ void gather_rows_bwd(const float* grad, const uint32_t* ids,
+                                           float* table_grad, long long n, int h, uint32_t vocab) {
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (long long)gridDim.x * blockDim.x) {
     uint32_t id = ids[i / h];
