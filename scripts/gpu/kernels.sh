@@ -17,7 +17,7 @@ for part in $parts; do
     tests)
       for t in /tmp/mt/tests/*; do
         log="$out/tests-$(basename "$t").log"
-        "$t" cuda --test-threads 1 > "$log" 2>&1
+        MULTITAG_CUDA_KERNELS=on "$t" cuda --test-threads 1 > "$log" 2>&1
         echo "$(basename "$t"): exit $?"; grep -E "^test |test result" "$log"
       done ;;
     bench)

@@ -36,12 +36,13 @@ pub fn set_enabled(on: bool) -> bool {
     *SWITCH.get_or_init(|| on)
 }
 
-/// Whether the kernels apply: switched on, and every tensor f32 on a CUDA device.
+/// Whether the kernels apply: every tensor f32 on a CUDA device, and the kernels switched on. The
+/// switch is read last, so that work on the CPU never fixes it.
 pub(crate) fn applies(tensors: &[&Tensor]) -> bool {
-    enabled()
-        && tensors
-            .iter()
-            .all(|t| t.device().is_cuda() && t.dtype() == DType::F32)
+    tensors
+        .iter()
+        .all(|t| t.device().is_cuda() && t.dtype() == DType::F32)
+        && enabled()
 }
 
 /// A dropout draw as the kernels take it: seed, the 16-bit threshold below which an element is
