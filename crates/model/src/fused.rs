@@ -49,6 +49,7 @@ pub fn layer_norm(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resu
     if !kernel_applies(&[xs, weight, bias]) {
         return primitive_layer_norm(xs, weight, bias, eps);
     }
+    check_row_vectors("layer-norm", xs, &[weight, bias])?;
     xs.contiguous()?.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
@@ -84,6 +85,7 @@ pub fn residual_layer_norm(
             "residual-layer-norm: f32 tensors on the CPU, or CUDA with its kernels on"
         )
     }
+    check_row_vectors("residual-layer-norm", y, &[weight, bias])?;
     if y.shape() != residual.shape() {
         candle_core::bail!(
             "residual-layer-norm: {:?} and residual {:?}",
@@ -129,6 +131,7 @@ pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if !kernel_applies(&[xs, bias]) {
         return xs.broadcast_add(bias);
     }
+    check_row_vectors("add-bias", xs, &[bias])?;
     xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
 }
 
@@ -152,6 +155,16 @@ fn last_dim(name: &str, layout: &Layout) -> Result<usize> {
         Some(&d) if d > 0 => Ok(d),
         _ => candle_core::bail!("{name}: empty last dimension"),
     }
+}
+
+/// Checks that each of `vectors` (a weight, a bias) has one element per column of `xs`'s rows,
+/// once for both the CPU and the CUDA kernels, which index them by column.
+fn check_row_vectors(name: &str, xs: &Tensor, vectors: &[&Tensor]) -> Result<()> {
+    let d = xs.dims().last().copied().unwrap_or(0);
+    if d == 0 || vectors.iter().any(|v| v.elem_count() != d) {
+        candle_core::bail!("{name}: per-column vectors must have {d} elements, one a column")
+    }
+    Ok(())
 }
 
 /// Fills `out` row by row (rows of `d`), in parallel: `fill(row index, output row)`.
@@ -242,9 +255,6 @@ impl CustomOp3 for LayerNorm {
         let x = f32_slice(self.name(), xs, xs_layout)?;
         let w = f32_slice(self.name(), weight, weight_layout)?;
         let b = f32_slice(self.name(), bias, bias_layout)?;
-        if w.len() != d || b.len() != d {
-            candle_core::bail!("{}: weight and bias must have {d} elements", self.name())
-        }
         let mut out = vec![0f32; x.len()];
         for_each_row(&mut out, d, |r, out| {
             let x = &x[r * d..(r + 1) * d];
@@ -266,13 +276,9 @@ impl CustomOp3 for LayerNorm {
         bias: &candle_core::CudaStorage,
         bias_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let d = last_dim(self.name(), xs_layout)?;
         let x = cuda::view(self.name(), xs, xs_layout)?;
         let w = cuda::view(self.name(), weight, weight_layout)?;
         let b = cuda::view(self.name(), bias, bias_layout)?;
-        if w.len() != d || b.len() != d {
-            candle_core::bail!("{}: weight and bias must have {d} elements", self.name())
-        }
         let out = cuda::residual_layer_norm(&xs.device, &x, None, &w, &b, self.eps, None)?;
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, xs.device.clone()),
@@ -506,9 +512,6 @@ impl CustomOp3 for ResidualLayerNorm {
         let y = f32_slice(self.name(), y, y_layout)?;
         let residual = f32_slice(self.name(), residual, residual_layout)?;
         let params = f32_slice(self.name(), params, params_layout)?;
-        if params.len() != 2 * d || residual.len() != y.len() {
-            candle_core::bail!("{}: mismatched shapes", self.name())
-        }
         let (w, b) = params.split_at(d);
         let mut out = vec![0f32; y.len()];
         for_each_row(&mut out, d, |r, out| {
@@ -539,9 +542,6 @@ impl CustomOp3 for ResidualLayerNorm {
         let yv = cuda::view(self.name(), y, y_layout)?;
         let residual = cuda::view(self.name(), residual, residual_layout)?;
         let params = cuda::view(self.name(), params, params_layout)?;
-        if params.len() != 2 * d || residual.len() != yv.len() {
-            candle_core::bail!("{}: mismatched shapes", self.name())
-        }
         let (w, b) = (params.slice(..d), params.slice(d..));
         let out = cuda::residual_layer_norm(
             &y.device,
@@ -697,9 +697,6 @@ impl CustomOp2 for AddBias {
         let d = last_dim(self.name(), xs_layout)?;
         let x = f32_slice(self.name(), xs, xs_layout)?;
         let b = f32_slice(self.name(), bias, bias_layout)?;
-        if b.len() != d {
-            candle_core::bail!("{}: bias must have {d} elements", self.name())
-        }
         let mut out = vec![0f32; x.len()];
         for_each_row(&mut out, d, |r, out| {
             let x = &x[r * d..(r + 1) * d];
@@ -718,12 +715,8 @@ impl CustomOp2 for AddBias {
         bias: &candle_core::CudaStorage,
         bias_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let d = last_dim(self.name(), xs_layout)?;
         let x = cuda::view(self.name(), xs, xs_layout)?;
         let b = cuda::view(self.name(), bias, bias_layout)?;
-        if b.len() != d {
-            candle_core::bail!("{}: bias must have {d} elements", self.name())
-        }
         let out = cuda::add_bias(&xs.device, &x, &b)?;
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, xs.device.clone()),

@@ -103,20 +103,18 @@ fn with_views<R>(
     tensors: &[&Tensor],
     f: impl FnOnce(&CudaDevice, &[CudaView<'_, f32>]) -> Result<R>,
 ) -> Result<R> {
+    let Some(candle_core::Device::Cuda(device)) = tensors.first().map(|t| t.device()) else {
+        candle_core::bail!("{name}: expected CUDA tensors")
+    };
     let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
     let mut views = Vec::with_capacity(guards.len());
-    let mut device = None;
     for (storage, layout) in &guards {
         let Storage::Cuda(cuda) = &**storage else {
             candle_core::bail!("{name}: expected CUDA tensors")
         };
-        device.get_or_insert_with(|| cuda.device.clone());
         views.push(view(name, cuda, layout)?);
     }
-    let Some(device) = device else {
-        candle_core::bail!("{name}: no tensors")
-    };
-    f(&device, &views)
+    f(device, &views)
 }
 
 /// A tensor over a kernel's output, outside the autograd graph (a gradient, or a custom op's
@@ -185,11 +183,10 @@ pub(crate) fn residual_layer_norm_grads(
     eps: f32,
     dropout: Option<DropoutDraw>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let name = "residual-layer-norm-grad";
     let g = g.contiguous()?;
     let mut inputs = vec![y, w, &g];
     inputs.extend(residual);
-    let (grad_sum, grad_y, grad_params) = with_views(name, &inputs, |device, v| {
+    with_views("residual-layer-norm-grad", &inputs, |device, v| {
         let (y, w, g) = (&v[0], &v[1], &v[2]);
         let d = w.len();
         let rows = y.len() / d;
@@ -226,19 +223,14 @@ pub(crate) fn residual_layer_norm_grads(
         // SAFETY: as in residual_layer_norm; grad_y is written only when dropout applies.
         unsafe { launch.launch(rows_config(rows)) }.w()?;
         let grad_params = column_sums_into(device, g, Some(&xhat.slice(..)), rows, d)?;
-        Ok((grad_sum, grad_y, grad_params))
-    })?;
-    let device = match y.device() {
-        candle_core::Device::Cuda(device) => device.clone(),
-        _ => candle_core::bail!("{name}: expected CUDA tensors"),
-    };
-    let grad_sum = tensor(grad_sum, &device, y.shape());
-    let grad_y = match grad_y {
-        Some(grad_y) => tensor(grad_y, &device, y.shape()),
-        None => grad_sum.clone(),
-    };
-    let grad_params = tensor(grad_params, &device, 2 * w.elem_count());
-    Ok((grad_sum, grad_y, grad_params))
+        let shape = inputs[0].shape();
+        let grad_sum = tensor(grad_sum, device, shape);
+        let grad_y = match grad_y {
+            Some(grad_y) => tensor(grad_y, device, shape),
+            None => grad_sum.clone(),
+        };
+        Ok((grad_sum, grad_y, tensor(grad_params, device, 2 * d)))
+    })
 }
 
 /// Sums over rows of `d`: with `xhat`, Σ g x̂ then Σ g (`2 * d`); without, Σ g (`d`).
