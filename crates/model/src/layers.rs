@@ -220,8 +220,8 @@ pub enum DenseCompute {
     Quantized,
     /// Round each matrix to int8 per output row and multiply with integer dot products
     /// ([`crate::int8`]): at most half the memory of f32, and faster where the float GEMM has no
-    /// fused multiply-add (WASM) or the CPU multiplies bytes (AVX-512 VNNI, inputs rounded to 8
-    /// bits).
+    /// fused multiply-add (WASM) or the CPU multiplies bytes (x86-64 with AVX-512 VNNI or AVX2,
+    /// inputs rounded to 8 or 7 bits).
     Int8,
 }
 

@@ -14,8 +14,6 @@ pub mod fused;
 pub mod gguf;
 pub mod heads;
 pub mod int8;
-#[cfg(target_arch = "x86_64")]
-mod int8_vnni;
 pub mod layers;
 pub mod losses;
 pub mod ner;

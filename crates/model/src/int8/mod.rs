@@ -1,14 +1,16 @@
 //! Weight-only int8 matmul for the browser and the CPU: `y = x W^T` with `W` rounded to int8 per
 //! output row (one f32 scale a row, as onnxruntime's per-channel quantization).
 //!
-//! Two kernels. On x86-64 CPUs with AVX-512 VNNI, [`crate::int8_vnni`] rounds inputs to 8 bits and
-//! multiplies 64 byte pairs per instruction. Elsewhere (WASM included) each input row is rounded
-//! to 14-bit integers (one scale a row), so the products are exact integer dot products: WASM
-//! SIMD128 has no fused multiply-add, so candle's f32 GEMM does 4 multiply-adds in two
-//! instructions, while `i32x4.dot_i16x8_s` does 8 in one. The weights are kept widened to i16 so
-//! the inner loop is nothing but loads, dot products and adds. 14-bit inputs keep the rounding of
-//! activations negligible next to that of the weights; the bound below keeps every i32 lane from
-//! overflowing for rows up to 4,096 long.
+//! On x86-64 CPUs with AVX-512 VNNI or AVX2, [`x86`] rounds inputs to 8 bits and multiplies byte
+//! pairs. Elsewhere (WASM included) each input row is rounded to 14-bit integers (one scale a
+//! row), so the products are exact integer dot products: WASM SIMD128 has no fused multiply-add,
+//! so candle's f32 GEMM does 4 multiply-adds in two instructions, while `i32x4.dot_i16x8_s` does 8
+//! in one. The weights are kept widened to i16 so the inner loop is nothing but loads, dot products
+//! and adds. 14-bit inputs keep the rounding of activations negligible next to that of the
+//! weights; the bound below keeps every i32 lane from overflowing for rows up to 4,096 long.
+//!
+//! `MULTITAG_INT8_KERNEL` (`vnni`, `avx2` or `portable`) picks a kernel other than the fastest the
+//! CPU runs, to compare them on one machine.
 use candle_core::{Result, Tensor};
 
 /// Largest magnitude an input row is scaled to: 2^13 - 1.
@@ -21,8 +23,8 @@ const ROW_BLOCK: usize = 16;
 /// Longest row the i32 accumulators allow: each of the 4 lanes sums `k / 4` products of at most
 /// 8191 * 127, which must stay below 2^31.
 pub const MAX_INNER: usize = 4096;
-/// Scales and biases are padded with zeros to a multiple of this many outputs: the VNNI kernel's
-/// column block, so that it loads them as whole vectors.
+/// Scales and biases are padded with zeros to a multiple of this many outputs: the x86 kernels'
+/// column block, so that they load them as whole vectors.
 pub(crate) const OUTPUT_BLOCK: usize = 16;
 
 /// `(out, in)` weights as int8 values with one scale per output row, and an f32 bias added to
@@ -44,28 +46,92 @@ enum Kernel {
     /// Row-major, widened to i16, for the portable (and WASM SIMD) kernel.
     Portable(Vec<i16>),
     #[cfg(target_arch = "x86_64")]
-    Vnni(crate::int8_vnni::PackedWeights),
+    Packed(x86::PackedWeights),
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// The kernels [`Int8Matrix::quantize`] can choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Packed(x86::Isa),
+}
+
+impl Choice {
+    /// `MULTITAG_INT8_KERNEL` if set, else the fastest this CPU runs.
+    fn from_env() -> Result<Self> {
+        let fastest = || {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(isa) = x86::Isa::fastest() {
+                return Choice::Packed(isa);
+            }
+            Choice::Portable
+        };
+        let Ok(name) = std::env::var("MULTITAG_INT8_KERNEL") else {
+            return Ok(fastest());
+        };
+        let choice = match name.as_str() {
+            "portable" => Choice::Portable,
+            #[cfg(target_arch = "x86_64")]
+            "vnni" => Choice::Packed(x86::Isa::Vnni),
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => Choice::Packed(x86::Isa::Avx2),
+            other => candle_core::bail!(
+                "MULTITAG_INT8_KERNEL={other}: expected vnni, avx2 or portable (x86-64 only for \
+                 the first two)"
+            ),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if let Choice::Packed(isa) = choice {
+            if !isa.available() {
+                candle_core::bail!("MULTITAG_INT8_KERNEL={name}: this CPU lacks {isa:?}")
+            }
+        }
+        Ok(choice)
+    }
+
+    /// Every kernel this CPU runs, with the error its rounding of inputs allows in the tests:
+    /// relative to the product's largest magnitude.
+    #[cfg(test)]
+    fn available() -> Vec<(Self, f32)> {
+        let mut choices = vec![(Choice::Portable, 0.01)];
+        #[cfg(target_arch = "x86_64")]
+        for (isa, tolerance) in [(x86::Isa::Vnni, 0.01), (x86::Isa::Avx2, 0.02)] {
+            if isa.available() {
+                choices.push((Choice::Packed(isa), tolerance));
+            }
+        }
+        choices
+    }
 }
 
 impl Int8Matrix {
-    /// Quantizes a row-major `(out, in)` f32 matrix for the fastest kernel this CPU runs.
+    /// Quantizes a row-major `(out, in)` f32 matrix for the fastest kernel this CPU runs (or the
+    /// one `MULTITAG_INT8_KERNEL` names).
     pub fn quantize(w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
-        let matrix = Self::quantize_portable(w, out_dim, in_dim)?;
-        #[cfg(target_arch = "x86_64")]
-        if crate::int8_vnni::available() {
-            if let Kernel::Portable(weights) = &matrix.weights {
-                let packed = crate::int8_vnni::PackedWeights::new(weights, out_dim, in_dim);
-                return Ok(Self {
-                    weights: Kernel::Vnni(packed),
-                    ..matrix
-                });
-            }
-        }
-        Ok(matrix)
+        Self::quantize_with(Choice::from_env()?, w, out_dim, in_dim)
     }
 
-    /// Quantizes for the portable kernel whatever the CPU (the reference the VNNI kernel is tested
-    /// against).
+    fn quantize_with(choice: Choice, w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
+        let matrix = Self::quantize_portable(w, out_dim, in_dim)?;
+        match (choice, &matrix.weights) {
+            #[cfg(target_arch = "x86_64")]
+            (Choice::Packed(isa), Kernel::Portable(weights)) => {
+                let packed = x86::PackedWeights::new(isa, weights, out_dim, in_dim);
+                Ok(Self {
+                    weights: Kernel::Packed(packed),
+                    ..matrix
+                })
+            }
+            _ => Ok(matrix),
+        }
+    }
+
+    /// Quantizes for the portable kernel whatever the CPU (the reference the x86 kernels are
+    /// tested against).
     pub fn quantize_portable(w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
         if w.len() != out_dim * in_dim {
             candle_core::bail!("int8: {} values for a {out_dim}x{in_dim} matrix", w.len())
@@ -139,7 +205,7 @@ impl Int8Matrix {
         let weights = match &self.weights {
             Kernel::Portable(weights) => weights,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Vnni(packed) => {
+            Kernel::Packed(packed) => {
                 let out = packed.matmul(input, rows, &self.scales, &self.bias);
                 return Tensor::from_vec(out, (rows, self.out_dim), x.device());
             }
@@ -312,7 +378,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn both_kernels_match_the_float_matmul() -> Result<()> {
+    fn every_kernel_matches_the_float_matmul() -> Result<()> {
         // 7 output rows (one past a group of four, and part of a 16-column block), rows of 21 (a
         // tail past the 8-lane and 4-byte steps), odd input row counts (one past a pair or a tile
         // of four), more input rows than one block, and one product large enough to run in
@@ -330,21 +396,16 @@ pub(crate) mod tests {
             let expected =
                 x.matmul(&Tensor::from_slice(&w, (out_dim, in_dim), &Device::Cpu)?.t()?)?;
             let scale = expected.abs()?.max_all()?.to_scalar::<f32>()?;
-            let kernels = [
-                (
-                    "portable",
-                    Int8Matrix::quantize_portable(&w, out_dim, in_dim)?,
-                ),
-                ("fastest", Int8Matrix::quantize(&w, out_dim, in_dim)?),
-            ];
-            for (name, matrix) in kernels {
+            for (choice, tolerance) in Choice::available() {
+                let matrix = Int8Matrix::quantize_with(choice, &w, out_dim, in_dim)?;
                 let got = matrix.matmul(&x)?;
                 let diff = (&got - &expected)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                // Weights to 1/254 of their row maximum (and, in the VNNI kernel, inputs to 1/255
-                // of their row's range): the error is a fraction of a percent.
+                // Weights to 1/254 of their row maximum and inputs to 1/16,382 of theirs (or, in
+                // the x86 kernels, to 1/255 or 1/127 of their row's range): about a percent at
+                // most.
                 assert!(
-                    diff < 0.01 * scale,
-                    "{name} {rows}x{in_dim}x{out_dim}: {diff} vs {scale}"
+                    diff < tolerance * scale,
+                    "{choice:?} {rows}x{in_dim}x{out_dim}: {diff} vs {scale}"
                 );
             }
         }
