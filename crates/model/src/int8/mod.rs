@@ -13,6 +13,9 @@
 //! CPU runs, to compare them on one machine.
 use candle_core::{Result, Tensor};
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Largest magnitude an input row is scaled to: 2^13 - 1.
 const INPUT_MAX: f32 = 8191.0;
 /// Largest magnitude of a weight.
@@ -48,9 +51,6 @@ enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Packed(x86::PackedWeights),
 }
-
-#[cfg(target_arch = "x86_64")]
-mod x86;
 
 /// The kernels [`Int8Matrix::quantize`] can choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
