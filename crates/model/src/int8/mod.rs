@@ -61,17 +61,24 @@ enum Choice {
 }
 
 impl Choice {
-    /// `MULTITAG_INT8_KERNEL` if set, else the fastest this CPU runs.
+    /// `MULTITAG_INT8_KERNEL` if set, else the fastest this CPU runs: decided once per process,
+    /// not once per matrix.
     fn from_env() -> Result<Self> {
-        let fastest = || {
-            #[cfg(target_arch = "x86_64")]
-            if let Some(isa) = x86::Isa::fastest() {
-                return Choice::Packed(isa);
-            }
-            Choice::Portable
-        };
+        static CHOICE: std::sync::OnceLock<std::result::Result<Choice, String>> =
+            std::sync::OnceLock::new();
+        CHOICE
+            .get_or_init(|| Self::decide().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(candle_core::Error::msg)
+    }
+
+    fn decide() -> Result<Self> {
         let Ok(name) = std::env::var("MULTITAG_INT8_KERNEL") else {
-            return Ok(fastest());
+            #[cfg(target_arch = "x86_64")]
+            if let Some(isa) = x86::Isa::supported().next() {
+                return Ok(Choice::Packed(isa));
+            }
+            return Ok(Choice::Portable);
         };
         let choice = match name.as_str() {
             "portable" => Choice::Portable,
@@ -99,11 +106,13 @@ impl Choice {
     fn available() -> Vec<(Self, f32)> {
         let mut choices = vec![(Choice::Portable, 0.01)];
         #[cfg(target_arch = "x86_64")]
-        for (isa, tolerance) in [(x86::Isa::Vnni, 0.01), (x86::Isa::Avx2, 0.02)] {
-            if isa.available() {
-                choices.push((Choice::Packed(isa), tolerance));
-            }
-        }
+        choices.extend(x86::Isa::supported().map(|isa| {
+            let tolerance = match isa {
+                x86::Isa::Vnni => 0.01,
+                x86::Isa::Avx2 => 0.02,
+            };
+            (Choice::Packed(isa), tolerance)
+        }));
         choices
     }
 }

@@ -44,11 +44,12 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The fastest this CPU runs, if any.
-    pub fn fastest() -> Option<Self> {
-        [Isa::Vnni, Isa::Avx2]
-            .into_iter()
-            .find(|isa| isa.available())
+    /// Every instruction set, fastest first.
+    pub const ALL: [Isa; 2] = [Isa::Vnni, Isa::Avx2];
+
+    /// Those this CPU runs, fastest first.
+    pub fn supported() -> impl Iterator<Item = Self> {
+        Self::ALL.into_iter().filter(|isa| isa.available())
     }
 
     pub fn available(self) -> bool {
@@ -246,10 +247,7 @@ mod tests {
     use crate::int8::tests::seeded;
 
     fn available() -> Vec<Isa> {
-        let isas: Vec<Isa> = [Isa::Vnni, Isa::Avx2]
-            .into_iter()
-            .filter(|isa| isa.available())
-            .collect();
+        let isas: Vec<Isa> = Isa::supported().collect();
         if isas.is_empty() {
             eprintln!("skipped: this CPU has neither AVX-512 VNNI nor AVX2");
         }
