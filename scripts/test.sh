@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
 cargo run --release -q -p multitag-trainer -- fetch-model
-# A C++20 compiler for the host check of the CUDA kernels (crates/model/src/cuda/host).
+# A C++20 compiler for the host check of the CUDA kernels (crates/model/src/kernels/cuda/host).
 if ! command -v c++ >/dev/null 2>&1 && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
   sudo_cmd=()
   [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)

@@ -1,11 +1,11 @@
-//! With the `cuda` feature, compiles the training kernels (src/cuda/kernels.cu) to PTX with nvcc,
+//! With the `cuda` feature, compiles the training kernels (src/kernels/cuda/kernels.cu) to PTX with nvcc,
 //! for the compute capability in CUDA_COMPUTE_CAP (as candle's kernels read it; 80 if unset). The
 //! driver compiles the PTX for the GPU it runs on.
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo::rerun-if-changed=src/cuda/kernels.cu");
+    println!("cargo::rerun-if-changed=src/kernels/cuda/kernels.cu");
     println!("cargo::rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
@@ -16,10 +16,10 @@ fn main() {
     let status = Command::new("nvcc")
         .args(["--ptx", "-O3", &format!("-arch=compute_{cap}"), "-o"])
         .arg(&out)
-        .arg("src/cuda/kernels.cu")
+        .arg("src/kernels/cuda/kernels.cu")
         .status()
         .unwrap_or_else(|e| {
             panic!("nvcc: {e} (the cuda feature needs nvcc on PATH: see ../shared/tools/cuda-toolchain.sh)")
         });
-    assert!(status.success(), "nvcc failed on src/cuda/kernels.cu");
+    assert!(status.success(), "nvcc failed on src/kernels/cuda/kernels.cu");
 }

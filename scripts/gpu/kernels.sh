@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA training kernels (crates/model/src/cuda, off unless MULTITAG_CUDA_KERNELS=on) on a GPU.
+# The CUDA training kernels (crates/model/src/kernels/cuda, off unless MULTITAG_CUDA_KERNELS=on) on a GPU.
 # Device machine, after `. scripts/gpu/setup.sh`:
 #   tests  their tests against the CPU kernels (the test binaries from scripts/gpu/pack.sh);
 #   bench  `trainer bench` training speed with the kernels off, then on, back to back;

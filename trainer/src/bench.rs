@@ -12,20 +12,18 @@
 //! per step does not depend on the text, and our encoder computes the pads as the reference does;
 //! `--shapes natural` pads each batch to its longest row, and our encoder drops the pads, as
 //! `trainer train` does. Tagging always drops them (what `trainer tag` and the browser do).
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap};
-use multitag_model::{DenseCompute, DropoutRng, Mode, Tagger, WordTokenizer};
+use multitag_model::{DenseCompute, DropoutRng, Mode, Tagger};
 use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
-use crate::optim::AdamW;
-use crate::train::{encode_example, Example, Objective, TrainBatch, TrainOptions};
+use crate::train::{encode_examples, Objective, Stepper, TrainItem, TrainOptions, TrainingModel};
 
 /// How training batches are padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
@@ -66,63 +64,6 @@ impl Workload {
             Self::TrainLoop => "train_loop",
         }
     }
-}
-
-#[derive(clap::Args)]
-pub struct BenchArgs {
-    /// Base model directory [default: .cache/models/all-MiniLM-L6-v2].
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// The model the tagging workloads time [default: --model]: a trained directory or an export
-    /// (e.g. `public/model`, q8_0), whose head and quantization are then used as they are.
-    #[arg(long)]
-    tag_model: Option<PathBuf>,
-    #[command(flatten)]
-    data: crate::DataArgs,
-    #[command(flatten)]
-    device: crate::DeviceArgs,
-    /// A plain text file of titles (one a line) instead of the catalog, e.g. on a machine without
-    /// ../shared; descriptions are then each title's next eight titles joined.
-    #[arg(long)]
-    titles: Option<PathBuf>,
-    /// Timed training steps per training workload (each step is one repetition).
-    #[arg(long, default_value_t = 5)]
-    steps: usize,
-    /// Untimed training steps before the timed ones.
-    #[arg(long, default_value_t = 2)]
-    warmup_steps: usize,
-    /// Titles tagged per repetition (the first N of the input).
-    #[arg(long, default_value_t = 1000)]
-    tag_titles: usize,
-    /// Titles tagged per repetition at batch 1 [default: --tag-titles].
-    #[arg(long)]
-    tag_titles_batch1: Option<usize>,
-    /// Timed repetitions of each tagging workload (after one untimed warm-up batch).
-    #[arg(long, default_value_t = 3)]
-    repetitions: usize,
-    #[arg(long, value_enum, default_value_t = Shapes::Fixed)]
-    shapes: Shapes,
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "train-multitask,train-ner,tag1,tag32"
-    )]
-    workloads: Vec<Workload>,
-    /// Write the report as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Run every workload in this process. By default each workload runs in a child process of
-    /// its own, so that its peak RSS is its own (freed memory is not returned to the system, so a
-    /// later workload would report an earlier one's peak) and no workload inherits another's heap.
-    #[arg(long)]
-    in_process: bool,
-    #[command(flatten)]
-    matmul: crate::MatmulArgs,
-    /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
-    /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
-    #[command(flatten)]
-    options: TrainOptions,
 }
 
 /// Median and spread of one workload's repetitions, plus its peak resident memory.
@@ -247,7 +188,7 @@ pub struct BenchInput {
 
 impl BenchInput {
     /// The first catalog items in file order with their derived tags and descriptions.
-    fn from_catalog(data: &crate::DataArgs) -> Result<Self> {
+    pub fn from_catalog(data: &crate::args::DataArgs) -> Result<Self> {
         let dataset = data.load()?;
         Ok(Self {
             source: data.catalog().display().to_string(),
@@ -267,7 +208,7 @@ impl BenchInput {
 
     /// Titles from a plain file; every word is tagged O (speed does not depend on the tags), and
     /// item i's description is titles i+1..=i+8 joined with ". " (wrapping around).
-    fn from_titles(path: &std::path::Path) -> Result<Self> {
+    pub fn from_titles(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read titles from {}", path.display()))?;
         let titles: Vec<String> = text
@@ -306,28 +247,6 @@ impl BenchInput {
     }
 }
 
-fn build_examples(
-    tokenizer: &WordTokenizer,
-    labels: &LabelMap,
-    items: &[BenchItem],
-    opts: &TrainOptions,
-) -> Result<Vec<Example>> {
-    items
-        .iter()
-        .map(|item| {
-            let description = Some(item.description.as_str());
-            encode_example(
-                tokenizer,
-                labels,
-                &item.words,
-                &item.tags,
-                description,
-                opts,
-            )
-        })
-        .collect()
-}
-
 pub struct Bench<'a> {
     pub base: &'a ModelDir,
     pub tag_model: Option<&'a ModelDir>,
@@ -353,7 +272,7 @@ impl Bench<'_> {
             crate::train::Precision::Bf16 => "multitag (candle, bf16 training)".to_string(),
         };
         #[cfg(feature = "cuda")]
-        if self.device.is_cuda() && multitag_model::cuda::enabled() {
+        if self.device.is_cuda() && multitag_model::kernels::cuda::enabled() {
             name += ", our CUDA training kernels";
         }
         if self.tag_model.is_some() && self.matmul != DenseCompute::default() {
@@ -451,13 +370,21 @@ impl Bench<'_> {
         } else {
             Objective::None
         };
-        let (varmap, mut model) = self.base.trainable(self.labels, self.device, opts.seed)?;
-        model.encoder.compute_dtype = opts.precision.dtype();
+        let mut trained = TrainingModel::from_base(self.base, self.labels, self.device, opts)?;
         // Fixed shapes compare arithmetic with the reference, which computes every pad.
-        model.encoder.drop_padding = self.shapes == Shapes::Natural;
-        let tokenizer = self.base.tokenizer()?;
-        let examples = build_examples(&tokenizer, self.labels, &self.input.items[..needed], opts)?;
-        let mut optimizer = AdamW::new(&varmap, opts.weight_decay)?;
+        trained.model.encoder.drop_padding = self.shapes == Shapes::Natural;
+        // Every item with its description, whatever the workload (as the reference encodes them).
+        let items = self.input.items[..needed]
+            .iter()
+            .enumerate()
+            .map(|(i, item)| TrainItem {
+                name: &self.input.titles[i],
+                words: &item.words,
+                tags: &item.tags,
+                description: Some(&item.description),
+            });
+        let examples = encode_examples(&trained.tokenizer, self.labels, items, opts)?;
+        let mut stepper = Stepper::new(&trained.varmap, opts.weight_decay, self.device)?.timed();
         let dropout = DropoutRng::new(opts.seed);
         let shape = if multitask {
             format!(
@@ -478,40 +405,29 @@ impl Bench<'_> {
             self.shapes,
             self.warmup
         );
-        let pad_id = tokenizer.pad_id();
+        let task = trained.task(&workload_opts, self.fixed_widths());
         let mode = Mode::Train(&dropout);
-        let negatives = crate::train::rows_on(b, 1);
         let mut rates = Vec::with_capacity(self.steps);
         let mut phases = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
-            let start = Instant::now();
-            // Row i's negative: the next row's description (in-batch, as `trainer train`).
-            let rows: Vec<&Example> = examples[step * b..(step + 1) * b].iter().collect();
-            let descriptions = rows.iter().map(|e| e.description.as_slice()).collect();
-            let batch = TrainBatch {
-                rows,
-                descriptions,
-                negatives: &negatives,
-                min_widths: self.fixed_widths(),
-            };
-            let loss = batch
-                .loss(&model, pad_id, &workload_opts, &mode, self.device)?
-                .total;
-            self.device.synchronize()?;
-            let forward = start.elapsed().as_secs_f64();
-            let grads = loss.backward()?;
-            self.device.synchronize()?;
-            let backward = start.elapsed().as_secs_f64();
-            optimizer.step(&grads, opts.lr, opts.clip)?;
-            let value = loss.to_scalar::<f32>()?;
-            self.device.synchronize()?;
-            let total = start.elapsed().as_secs_f64();
-            if !value.is_finite() {
-                bail!("loss is {value} at step {step}");
+            let batch: Vec<usize> = (step * b..(step + 1) * b).collect();
+            // Row i's negative: the next row's description (in-batch, as `trainer train`, with
+            // the shift fixed at one row: the draw is always 0).
+            let report = stepper.step(
+                &task,
+                &examples,
+                &batch,
+                &mut |_| 0,
+                &mode,
+                opts.lr,
+                opts.clip,
+            )?;
+            if !report.loss.is_finite() {
+                bail!("loss is {} at step {step}", report.loss);
             }
             if step >= self.warmup {
-                rates.push(b as f64 / total);
-                phases.push([forward, backward - forward, total - backward]);
+                rates.push(b as f64 / report.phases.iter().sum::<f64>());
+                phases.push(report.phases);
             }
         }
         let mut measurement = Measurement::of("seq/s", shape, rates, b);
@@ -604,123 +520,6 @@ impl Bench<'_> {
             titles.len(),
         ))
     }
-}
-
-/// `trainer bench`: reads the input, runs the chosen workloads, prints and optionally writes JSON.
-pub fn run(args: BenchArgs) -> Result<()> {
-    if args.workloads.len() > 1 && !args.in_process {
-        return run_children(&args);
-    }
-    let device = args.device.device()?;
-    let input = match &args.titles {
-        Some(path) => BenchInput::from_titles(path)?,
-        None => BenchInput::from_catalog(&args.data)?,
-    };
-    let tag_model = args.tag_model.as_deref().map(ModelDir::read).transpose()?;
-    // Tagging a given model needs nothing of the base one, whose weights (90 MB for MiniLM), read
-    // all the same, would count in the tagging workloads' peak memory.
-    let tagging_only = args
-        .workloads
-        .iter()
-        .all(|w| matches!(w, Workload::Tag1 | Workload::Tag32));
-    let base_dir;
-    let base = match (&tag_model, tagging_only) {
-        (Some(dir), true) => dir,
-        _ => {
-            base_dir = crate::base_model(args.model.clone())?;
-            &base_dir
-        }
-    };
-    let labels = crate::labels();
-    let report = Bench {
-        base,
-        tag_model: tag_model.as_ref(),
-        input: &input,
-        labels: &labels,
-        options: &args.options,
-        device: &device,
-        shapes: args.shapes,
-        warmup: args.warmup_steps,
-        steps: args.steps,
-        tag_titles: args.tag_titles,
-        tag_titles_batch1: args.tag_titles_batch1.unwrap_or(args.tag_titles),
-        repetitions: args.repetitions.max(1),
-        matmul: args.matmul.matmul,
-    }
-    .run(&args.workloads)?;
-    print_bench(&report);
-    if let Some(path) = &args.json {
-        crate::train::write_json(path, &report)?;
-    }
-    Ok(())
-}
-
-/// Runs each workload as `trainer bench ... --workloads W --in-process` and merges the reports.
-fn run_children(args: &BenchArgs) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the trainer binary")?;
-    let dir = std::env::temp_dir().join(format!("multitag-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let mut merged: Option<BenchReport> = None;
-    for &workload in &args.workloads {
-        let name = workload
-            .to_possible_value()
-            .expect("no skipped variants")
-            .get_name()
-            .to_string();
-        let json = dir.join(format!("{name}.json"));
-        let status = std::process::Command::new(&exe)
-            .args(child_args(std::env::args_os().skip(1), &name, &json))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .with_context(|| format!("running {}", exe.display()))?;
-        if !status.success() {
-            let _ = std::fs::remove_dir_all(&dir);
-            bail!("the {name} workload failed ({status})");
-        }
-        let text = std::fs::read_to_string(&json)?;
-        let report: BenchReport = serde_json::from_str(&text)
-            .with_context(|| format!("{}: unreadable report", json.display()))?;
-        match &mut merged {
-            None => merged = Some(report),
-            Some(m) => m.results.extend(report.results),
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let report = merged.context("no workloads")?;
-    print_bench(&report);
-    if let Some(path) = &args.json {
-        crate::train::write_json(path, &report)?;
-    }
-    Ok(())
-}
-
-/// This process's arguments with `--workloads` and `--json` replaced, and `--in-process` added.
-fn child_args(
-    args: impl Iterator<Item = std::ffi::OsString>,
-    workload: &str,
-    json: &std::path::Path,
-) -> Vec<std::ffi::OsString> {
-    let mut out = Vec::new();
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy();
-        if text == "--workloads" || text == "--json" {
-            args.next();
-        } else if !(text.starts_with("--workloads=")
-            || text.starts_with("--json=")
-            || text == "--in-process")
-        {
-            out.push(arg);
-        }
-    }
-    out.extend::<[std::ffi::OsString; 5]>([
-        "--workloads".into(),
-        workload.into(),
-        "--json".into(),
-        json.as_os_str().to_owned(),
-        "--in-process".into(),
-    ]);
-    out
 }
 
 /// Peak resident set size since the last reset, from /proc (Linux); `None` elsewhere.
@@ -829,38 +628,6 @@ mod tests {
         let even = Measurement::of("x", String::new(), vec![1.0, 2.0], 1);
         assert_eq!(even.median, 1.5);
         assert_eq!(even.repetitions, 2);
-    }
-
-    #[test]
-    fn child_arguments_replace_workloads_and_json() {
-        let args = [
-            "bench",
-            "--workloads",
-            "tag1,tag32",
-            "--json=x.json",
-            "--batch-size",
-            "16",
-        ]
-        .map(std::ffi::OsString::from);
-        let child = child_args(
-            args.into_iter(),
-            "tag1",
-            std::path::Path::new("/t/tag1.json"),
-        );
-        assert_eq!(
-            child,
-            [
-                "bench",
-                "--batch-size",
-                "16",
-                "--workloads",
-                "tag1",
-                "--json",
-                "/t/tag1.json",
-                "--in-process"
-            ]
-            .map(std::ffi::OsString::from)
-        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl Comparison<'_> {
                     resume: false,
                 }
                 .run()?;
-                let tagger = &outcome.tagger;
+                let tagger = outcome.model.view();
                 let predicted = predict_tags(tagger, &test, 64)?;
                 let by_id: HashMap<&str, &Vec<String>> = test
                     .iter()
@@ -222,7 +222,7 @@ impl Comparison<'_> {
         let tagger =
             multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
         let report = evaluate_retrieval(
-            &tagger,
+            tagger.view(),
             test,
             opts.title_tokens,
             opts.description_tokens,

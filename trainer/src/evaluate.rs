@@ -3,11 +3,11 @@
 //! a useful sentence embedding.
 use anyhow::Result;
 use multitag_core::{retrieval, LabeledRecord, NerReport, RetrievalReport};
-use multitag_model::Tagger;
+use multitag_model::tasks::tagging::TaggingView;
 use serde::Serialize;
 
 pub fn predict_tags(
-    tagger: &Tagger,
+    tagger: TaggingView,
     records: &[&LabeledRecord],
     batch: usize,
 ) -> Result<Vec<Vec<String>>> {
@@ -29,7 +29,7 @@ pub fn predict_tags(
 }
 
 pub fn evaluate_ner(
-    tagger: &Tagger,
+    tagger: TaggingView,
     records: &[&LabeledRecord],
     batch: usize,
 ) -> Result<NerReport> {
@@ -40,7 +40,7 @@ pub fn evaluate_ner(
 
 /// Each title's own description ranked among all the descriptions of `records`.
 pub fn evaluate_retrieval(
-    tagger: &Tagger,
+    tagger: TaggingView,
     records: &[&LabeledRecord],
     title_tokens: usize,
     description_tokens: usize,

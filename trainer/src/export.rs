@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use multitag_core::Split;
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
-use multitag_model::{weights, DenseCompute, Quant, Tagger};
+use multitag_model::{nn::weights, DenseCompute, Quant, Tagger};
 use serde::Serialize;
 
 use crate::data::load_dataset;
@@ -37,7 +37,7 @@ pub struct Export<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Example {
+pub struct BundledExample {
     pub id: String,
     pub title: String,
     pub description: String,
@@ -61,7 +61,7 @@ pub struct Manifest {
 impl Export<'_> {
     pub fn run(&self) -> Result<Manifest> {
         let dir = ModelDir::read(self.model)?;
-        dir.require_safetensors("export from")?;
+        let weights_bytes = dir.require_safetensors("export from")?;
         let labels = dir.labels.clone().with_context(|| {
             format!(
                 "{}: no labels.json; only a trained tagger can be exported",
@@ -72,7 +72,7 @@ impl Export<'_> {
         // Loading the float tagger first checks that every tensor the model needs is present.
         let float = dir.tagger(&device, DenseCompute::default())?;
         let source = self.model.join("model.safetensors").display().to_string();
-        let tensors = weights::load_safetensors(&source, &dir.weights_bytes, &device)?;
+        let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
         let (gguf, stored) = write_gguf(
             &tensors,
             &ExportMetadata {
@@ -115,7 +115,7 @@ impl Export<'_> {
 
     /// Up to `self.examples` TEST-split items spread evenly over the split (the first, then every
     /// n/k-th), or none with a warning when the catalog cannot be read.
-    fn examples(&self) -> Vec<Example> {
+    fn examples(&self) -> Vec<BundledExample> {
         if self.examples == 0 {
             return Vec::new();
         }
@@ -130,7 +130,7 @@ impl Export<'_> {
         let k = self.examples.min(test.len());
         (0..k)
             .map(|i| test[i * test.len() / k])
-            .map(|r| Example {
+            .map(|r| BundledExample {
                 id: r.id.clone(),
                 title: r.title.clone(),
                 description: r.description.clone(),
@@ -143,7 +143,7 @@ impl Export<'_> {
         staged: &Path,
         gguf: &[u8],
         tokenizer: &[u8],
-        examples: &[Example],
+        examples: &[BundledExample],
         stored: &[StoredTensor],
     ) -> Result<Vec<FileEntry>> {
         if staged.exists() {
@@ -191,7 +191,7 @@ impl Export<'_> {
         gguf: &[u8],
         tokenizer: &[u8],
         float: &Tagger,
-        examples: &[Example],
+        examples: &[BundledExample],
     ) -> Result<()> {
         let exported = Tagger::from_gguf_named(
             &staged.join("model.gguf").display().to_string(),

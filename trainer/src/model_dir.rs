@@ -13,16 +13,16 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
 use multitag_model::{
-    weights, BertConfig, DenseCompute, GgufFile, NerModel, Tagger, WordTokenizer,
+    nn::weights, BertConfig, DenseCompute, GgufFile, NerModel, Tagger, WordTokenizer,
 };
 
 /// How a directory stores its weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightsFormat {
-    /// `model.safetensors` (float; a base model or a trained one).
-    Safetensors,
-    /// `model.gguf` written by `trainer export` (f32, f16 or block-quantized).
-    Gguf,
+    /// `model.safetensors` (float; a base model or a trained one): its bytes.
+    Safetensors(Vec<u8>),
+    /// `model.gguf` written by `trainer export` (f32, f16 or block-quantized), parsed once when
+    /// the directory is read.
+    Gguf(GgufFile<'static>),
 }
 
 pub struct ModelDir {
@@ -30,9 +30,7 @@ pub struct ModelDir {
     pub config: BertConfig,
     pub config_text: String,
     pub tokenizer_bytes: Vec<u8>,
-    /// The bytes of `model.safetensors`, or of `model.gguf` for an exported model.
-    pub weights_bytes: Vec<u8>,
-    pub format: WeightsFormat,
+    pub weights: WeightsFormat,
     /// Present for a trained tagger, absent for a base encoder.
     pub labels: Option<LabelMap>,
 }
@@ -87,8 +85,7 @@ impl ModelDir {
             config,
             config_text,
             tokenizer_bytes,
-            weights_bytes,
-            format: WeightsFormat::Safetensors,
+            weights: WeightsFormat::Safetensors(weights_bytes),
             labels,
         })
     }
@@ -98,34 +95,33 @@ impl ModelDir {
         let tokenizer_bytes = read_required(dir, "tokenizer.json")?;
         let weights_bytes = read_required(dir, "model.gguf")?;
         let source = dir.join("model.gguf").display().to_string();
-        let file = GgufFile::read(&source, &weights_bytes, &Device::Cpu)?;
+        let file = GgufFile::read(&source, weights_bytes)?;
         let config = file.config()?;
         let config_text = file
             .metadata_str(multitag_model::gguf::KEY_CONFIG)?
             .to_string();
         let labels = file.labels()?;
-        drop(file);
         Ok(Self {
             path: dir.to_path_buf(),
             config,
             config_text,
             tokenizer_bytes,
-            weights_bytes,
-            format: WeightsFormat::Gguf,
+            weights: WeightsFormat::Gguf(file),
             labels: Some(labels),
         })
     }
 
-    /// Fails for an exported (GGUF) directory, which can only be used for inference.
-    pub fn require_safetensors(&self, what: &str) -> Result<()> {
-        if self.format == WeightsFormat::Gguf {
-            bail!(
+    /// The bytes of `model.safetensors`; fails for an exported (GGUF) directory, which can only
+    /// be used for inference.
+    pub fn require_safetensors(&self, what: &str) -> Result<&[u8]> {
+        match &self.weights {
+            WeightsFormat::Safetensors(bytes) => Ok(bytes),
+            WeightsFormat::Gguf(_) => bail!(
                 "{}: an exported model (model.gguf) cannot be used to {what}; use the trained model \
                  directory with model.safetensors",
                 self.path.display()
-            );
+            ),
         }
-        Ok(())
     }
 
     fn source(&self, file: &str) -> String {
@@ -147,12 +143,12 @@ impl ModelDir {
         device: &Device,
         seed: u64,
     ) -> Result<(VarMap, NerModel)> {
-        self.require_safetensors("train from")?;
+        let bytes = self.require_safetensors("train from")?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let model = NerModel::load(&self.config, labels.clone(), vb)?;
         let source = self.source("model.safetensors");
-        let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
+        let tensors = weights::load_safetensors(&source, bytes, device)?;
         let missing = weights::assign_to_varmap(&source, &tensors, &varmap)?;
         if let Some(name) = missing.iter().find(|n| n.starts_with("bert.")) {
             bail!("{source}: missing encoder tensor `{name}`");
@@ -169,19 +165,17 @@ impl ModelDir {
                 self.path.display()
             )
         })?;
-        if self.format == WeightsFormat::Gguf {
-            let tagger = Tagger::from_gguf_named(
-                &self.source("model.gguf"),
-                &self.weights_bytes,
-                &self.source("tokenizer.json"),
-                &self.tokenizer_bytes,
-                device,
-                compute,
-            )?;
-            return Ok(tagger);
-        }
+        let bytes = match &self.weights {
+            WeightsFormat::Gguf(file) => {
+                let tokenizer = self.source("tokenizer.json");
+                let tagger =
+                    Tagger::from_gguf_file(file, &tokenizer, &self.tokenizer_bytes, device, compute)?;
+                return Ok(tagger);
+            }
+            WeightsFormat::Safetensors(bytes) => bytes,
+        };
         let source = self.source("model.safetensors");
-        let tensors = weights::load_safetensors(&source, &self.weights_bytes, device)?;
+        let tensors = weights::load_safetensors(&source, bytes, device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         let model = NerModel::load(&self.config, labels, vb)
             .with_context(|| format!("loading {source}"))?;

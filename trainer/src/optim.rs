@@ -210,7 +210,7 @@ fn fusable(t: &Tensor) -> bool {
     let device_has_kernels = match t.device() {
         Device::Cpu => true,
         #[cfg(feature = "cuda")]
-        Device::Cuda(_) => multitag_model::cuda::enabled(),
+        Device::Cuda(_) => multitag_model::kernels::cuda::enabled(),
         _ => false,
     };
     device_has_kernels && t.dtype() == candle_core::DType::F32
@@ -286,7 +286,7 @@ impl InplaceOp2 for Moment {
         g_l: &Layout,
     ) -> candle_core::Result<()> {
         let args = (self.beta, self.scale, self.square);
-        multitag_model::cuda::adamw_moment(dst, dst_l, g, g_l, args)
+        multitag_model::kernels::cuda::adamw_moment(dst, dst_l, g, g_l, args)
     }
 }
 
@@ -341,7 +341,7 @@ impl InplaceOp3 for Update {
         v_l: &Layout,
     ) -> candle_core::Result<()> {
         let args = [self.decay, self.lr, self.bias1, self.bias2, self.eps];
-        multitag_model::cuda::adamw_update(dst, dst_l, (m, m_l), (v, v_l), args)
+        multitag_model::kernels::cuda::adamw_update(dst, dst_l, (m, m_l), (v, v_l), args)
     }
 }
 
@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn fused_cuda_update_matches_the_tensor_formulation() -> Result<()> {
         assert!(
-            multitag_model::cuda::set_enabled(true),
+            multitag_model::kernels::cuda::set_enabled(true),
             "kernels switched off"
         );
         let ours = five_steps(true, &Device::new_cuda(0)?)?;

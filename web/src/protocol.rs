@@ -1,7 +1,6 @@
 //! Messages between the page and the Web Worker that owns the model. Both sides post JSON strings
 //! (one `serde_json` encoding of these enums), so the protocol is plain data that the native unit
 //! tests can check, and a message from an older or newer build fails loudly instead of silently.
-use multitag_core::Entity;
 use serde::{Deserialize, Serialize};
 
 /// Which exported model a message is about: the triplet-trained tagger under `model/`, or the
@@ -94,14 +93,9 @@ pub enum FromWorker {
     },
 }
 
-/// The shape `multitag_model::TaggedTitle` serialises to (the same fields, in the same order), so
-/// the page's JSONL download matches `trainer tag` output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaggedTitle {
-    pub title: String,
-    pub entities: Vec<Entity>,
-    pub truncated: bool,
-}
+/// The tagger's own result type (from `multitag-core`), so the page's JSONL download is exactly
+/// `trainer tag`'s output and the worker sends results without copying them field by field.
+pub use multitag_core::TaggedTitle;
 
 /// One fetched model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +168,7 @@ pub fn decode<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use multitag_core::Entity;
 
     #[test]
     fn messages_round_trip_as_tagged_json() {

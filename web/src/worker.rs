@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use candle_core::Device;
-use multitag_model::tagger::{DEFAULT_TEXT_TOKENS, DEFAULT_TITLE_TOKENS};
+use multitag_model::tasks::tagging::{DEFAULT_TEXT_TOKENS, DEFAULT_TITLE_TOKENS};
 use multitag_model::{DenseCompute, Tagger};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -12,8 +12,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::fetch::{fetch_cached, fetch_fresh, forget};
 use crate::protocol::{
-    decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, TaggedTitle,
-    ToWorker,
+    decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, ToWorker,
 };
 use crate::view::fnv1a;
 
@@ -83,16 +82,8 @@ fn handle(message: ToWorker) {
         } => post(&with_model(Slot::Main, id, |tagger| {
             let start = now();
             let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-            let tagged = tagger.tag(&refs, batch_size).map_err(|e| e.to_string())?;
+            let results = tagger.tag(&refs, batch_size).map_err(|e| e.to_string())?;
             let ms = now() - start;
-            let results = tagged
-                .into_iter()
-                .map(|t| TaggedTitle {
-                    title: t.title,
-                    entities: t.entities,
-                    truncated: t.truncated,
-                })
-                .collect();
             Ok(FromWorker::Tagged { id, results, ms })
         })),
         ToWorker::Similarity {

@@ -10,6 +10,16 @@
 use crate::tags::spans_from_iob2;
 use crate::words::{char_slice, Word};
 
+/// A tagged text as every consumer sees it (`trainer tag`'s JSON lines, the browser's results and
+/// its JSONL download): the text, its entities, and whether the model read all of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaggedTitle {
+    pub title: String,
+    pub entities: Vec<Entity>,
+    /// True when the title had more sub-words than the model reads; words past the cut are tagged O.
+    pub truncated: bool,
+}
+
 /// One entity found in a text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entity {

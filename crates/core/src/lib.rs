@@ -16,7 +16,7 @@ pub mod tags;
 pub mod words;
 
 pub use catalog::{read_catalog, CatalogItem, CatalogRead, MAX_TITLE_CHARS};
-pub use decode::{decode_entities, Entity};
+pub use decode::{decode_entities, Entity, TaggedTitle};
 pub use error::DataError;
 pub use gold::{
     gold_line_from_tags, gold_tags, join_gold, read_gold, read_gold_lines, GoldEntity, GoldExample,

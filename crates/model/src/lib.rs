@@ -1,49 +1,40 @@
-//! multitag-model: the BERT encoder (trainable and inference paths), heads, losses and the Tagger.
-//! Pure computation over bytes and tensors, no file system, so the same code runs natively and in
-//! the browser.
-pub mod activations;
-pub mod attention;
-pub mod config;
-#[cfg(feature = "cuda")]
-pub mod cuda;
-#[cfg(test)]
-#[path = "cuda/host/check.rs"]
-mod cuda_kernels_on_host;
-pub mod encoder;
-pub mod fused;
+//! multitag-model: the BERT encoder shared by every method, the methods' heads, losses and
+//! decoding, and the exported model format. Pure computation over bytes and tensors, no file
+//! system, so the same code runs natively and in the browser.
+//!
+//! Layers, each importing only from those above it in this list (candle's split of core ops, nn
+//! and models):
+//!
+//! | module | what | where a new one goes |
+//! |---|---|---|
+//! | [`kernels`] | ops: CPU fused kernels with backward passes, attention, GELU, int8, CUDA; the kernel choice | a new kernel |
+//! | [`gguf`], [`tokenize`] | the exported file format; sub-word tokenization and batching | a new format |
+//! | [`nn`] | layers (dense, layer norm, embeddings), the train/infer [`Mode`], parameter sources, losses | a new layer or loss |
+//! | [`models`] | the BERT encoder and its config | a new encoder |
+//! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] | a new method |
+pub mod error;
 pub mod gguf;
-pub mod heads;
-pub mod int8;
-pub mod layers;
-pub mod losses;
-pub mod ner;
-mod strided;
-pub mod tagger;
+pub mod kernels;
+pub mod models;
+pub mod nn;
+pub mod tasks;
 #[cfg(test)]
 mod testing;
 pub mod tokenize;
-pub mod weights;
 
-pub use config::BertConfig;
-pub use encoder::{mean_pool, BertEncoder};
+#[cfg(test)]
+#[path = "kernels/cuda/host/check.rs"]
+mod cuda_kernels_on_host;
+
+pub use error::ModelError;
 pub use gguf::{GgufFile, Quant};
-pub use layers::{Dense, DenseCompute, DropoutDraw, DropoutRng, EmbeddingTable, Mode};
-pub use losses::{info_nce_loss, token_cross_entropy, triplet_loss, TripletForm};
-pub use ner::NerModel;
-pub use tagger::{TaggedTitle, Tagger, WordPrediction};
+pub use kernels::{DropoutDraw, DropoutRng};
+pub use models::{mean_pool, BertConfig, BertEncoder};
+pub use multitag_core::TaggedTitle;
+pub use nn::{
+    info_nce_loss, token_cross_entropy, triplet_loss, Dense, DenseCompute, EmbeddingTable, Mode,
+    TripletForm, Weights,
+};
+pub use tasks::tagging::{NerModel, Tagger, WordPrediction};
+pub use tasks::{Losses, Task};
 pub use tokenize::{collate, collate_to, pad_rows, WordEncoding, WordTokenizer};
-pub use weights::Weights;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("model config: {0}")]
-    Config(String),
-    #[error("model weights: {0}")]
-    Weights(String),
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    #[error("labels: {0}")]
-    Labels(String),
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-}

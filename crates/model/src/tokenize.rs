@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::ModelError;
+use crate::error::ModelError;
 
 pub struct WordTokenizer {
     tokenizer: Tokenizer,

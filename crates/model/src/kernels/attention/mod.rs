@@ -1,0 +1,131 @@
+//! Attention on the CPU, one sequence at a time over the encoder's rows, for inference and for
+//! training.
+//!
+//! The general path ([`crate::encoder`]) scatters rows into a `(batch, seq)` grid, splits heads
+//! with transposing copies, multiplies with two batched GEMMs, adds the padding mask, takes a
+//! softmax and copies back: about a dozen tensor operations a layer, each a pass over memory and a
+//! dispatch, and in training as many again backward, each gradient allocated and summed on its
+//! own. Here each sequence's rows are read in place, one head's columns at a time, and a sequence's
+//! padding is simply not attended to (the general path's `-30000` makes a pad's weight exactly 0
+//! in f32 too), so the two compute the same thing.
+//!
+//! - [`packed_attention`]: inference, each (sequence, head) one small task in plain loops.
+//! - [`trainable_attention`]: training, from the fused query/key/value projection, with attention
+//!   dropout and a backward pass; its small matrix products go through gemm.
+use candle_core::{Result, Tensor};
+
+mod infer;
+mod train;
+
+use crate::kernels::dropout::DropoutDraw;
+
+/// One sequence's rows: `len` rows from row `first`, of which the first `keys` are real tokens and
+/// the rest right padding, which no query attends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub first: usize,
+    pub len: usize,
+    pub keys: usize,
+}
+
+/// `softmax(q k^T / sqrt(head_dim)) v` per sequence and head, for inference. `q`, `k` and `v` are
+/// `(rows, hidden)` f32 CPU tensors; `segments` cover the rows in order. Returns `(rows, hidden)`.
+pub fn packed_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    segments: &[Segment],
+    heads: usize,
+) -> Result<Tensor> {
+    let op = infer::PackedAttention {
+        segments: segments.to_vec(),
+        heads,
+    };
+    q.contiguous()?
+        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
+}
+
+/// The same attention for training, differentiable. `qkv` is `(rows, 3 * hidden)`: the query, key
+/// and value projections side by side, as one matmul with the three weights stacked produces them
+/// (which also gives the backward pass one gradient to return instead of three to sum).
+/// `dropout` zeroes attention weights as BERT's attention dropout does. Returns `(rows, hidden)`.
+pub fn trainable_attention(
+    qkv: &Tensor,
+    segments: &[Segment],
+    heads: usize,
+    dropout: Option<DropoutDraw>,
+) -> Result<Tensor> {
+    qkv.contiguous()?.apply_op1(train::TrainableAttention {
+        segments: segments.to_vec(),
+        heads,
+        dropout,
+    })
+}
+
+/// Checks that `segments` cover `rows` rows in order, each with at least one real token, and that
+/// `heads` divides `hidden`; returns the head dimension.
+fn validate(
+    name: &str,
+    segments: &[Segment],
+    rows: usize,
+    hidden: usize,
+    heads: usize,
+) -> Result<usize> {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
+        candle_core::bail!("{name}: {hidden} columns for {heads} heads")
+    }
+    let mut next = 0;
+    for s in segments {
+        if s.first != next || s.keys == 0 || s.keys > s.len {
+            candle_core::bail!("{name}: bad segment {s:?} (expected first row {next})")
+        }
+        next += s.len;
+    }
+    if next != rows {
+        candle_core::bail!("{name}: segments cover {next} of {rows} rows")
+    }
+    Ok(hidden / heads)
+}
+
+/// `data`, `width` values a row, split into one block of rows per segment (validated segments
+/// cover it in order).
+fn segment_blocks<'a>(
+    mut data: &'a mut [f32],
+    segments: &[Segment],
+    width: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut blocks = Vec::with_capacity(segments.len());
+    for s in segments {
+        let (block, rest) = data.split_at_mut(s.len * width);
+        blocks.push(block);
+        data = rest;
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_must_cover_the_rows_in_order() {
+        let seg = |first, len, keys| Segment { first, len, keys };
+        assert_eq!(
+            validate("t", &[seg(0, 3, 3), seg(3, 2, 1)], 5, 8, 2).unwrap(),
+            4
+        );
+        for (segments, rows) in [
+            (vec![seg(0, 3, 3)], 5),               // rows left over
+            (vec![seg(0, 3, 3), seg(4, 1, 1)], 5), // a gap
+            (vec![seg(0, 3, 0), seg(3, 2, 2)], 5), // no real token
+            (vec![seg(0, 3, 4), seg(3, 2, 2)], 5), // more keys than rows
+        ] {
+            assert!(
+                validate("t", &segments, rows, 8, 2).is_err(),
+                "{segments:?}"
+            );
+        }
+        assert!(validate("t", &[seg(0, 1, 1)], 1, 8, 3).is_err());
+        assert!(validate("t", &[seg(0, 1, 1)], 1, 8, 0).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! How a forward pass runs: inference (candle's fused ops, no dropout) or training
+//! (differentiable ops and dropout drawn from a seeded generator, so a CPU run is reproducible for
+//! a given seed). candle-nn's fused layer-norm and softmax kernels have no backward pass and its
+//! dropout draws from an unseedable CPU RNG; every layer asks its [`Mode`] instead of choosing.
+use candle_core::{DType, Result, Tensor};
+
+use super::norm::LayerNorm;
+use crate::kernels::{self, DropoutDraw, DropoutRng};
+
+/// How a forward pass runs: inference (fused ops, no dropout) or training (differentiable ops and
+/// dropout drawn from a seeded generator, so a CPU run is reproducible for a given seed).
+pub enum Mode<'a> {
+    Infer,
+    Train(&'a DropoutRng),
+}
+
+impl Mode<'_> {
+    pub fn is_train(&self) -> bool {
+        matches!(self, Mode::Train(_))
+    }
+
+    /// One dropout draw of probability `p` for a fused kernel, where training with `p > 0`.
+    pub fn dropout_draw(&self, p: f32) -> Option<DropoutDraw> {
+        match self {
+            Mode::Train(rng) => DropoutDraw::from_rng(rng, p),
+            Mode::Infer => None,
+        }
+    }
+
+    /// Inverted dropout: zero with probability `p`, scale the rest by 1/(1-p).
+    pub fn dropout(&self, xs: &Tensor, p: f32) -> Result<Tensor> {
+        match self {
+            Mode::Train(rng) if p > 0.0 && xs.device().is_cpu() => {
+                let mask = rng.mask(xs.elem_count(), p);
+                let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
+                xs * mask
+            }
+            // On an accelerator the mask is drawn there (seeded through `Device::set_seed`):
+            // building millions of draws on the host and copying them over each step would
+            // cost more than the step itself.
+            Mode::Train(_) if p > 0.0 => {
+                let draws = Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?;
+                let keep = draws.ge(p as f64)?.to_dtype(xs.dtype())?;
+                xs * (keep * (1.0 / (1.0 - p as f64)))?
+            }
+            _ => Ok(xs.clone()),
+        }
+    }
+
+    pub fn layer_norm(&self, ln: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
+        if self.is_train() {
+            ln.forward_differentiable(xs)
+        } else {
+            ln.forward_fused(xs)
+        }
+    }
+
+    /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer. In training it is
+    /// one op ([`crate::kernels::residual_layer_norm`], which chooses its kernel or composes it);
+    /// in inference, candle's fused layer norm over the sum.
+    pub fn residual_layer_norm(
+        &self,
+        ln: &LayerNorm,
+        y: &Tensor,
+        residual: &Tensor,
+        p: f32,
+    ) -> Result<Tensor> {
+        if self.is_train() {
+            return ln.forward_residual(y, residual, self.dropout_draw(p));
+        }
+        ln.forward_fused(&(y + residual)?)
+    }
+
+    pub fn softmax_last_dim(&self, xs: &Tensor) -> Result<Tensor> {
+        if self.is_train() {
+            // In f32 whatever the activations, as autocast does: bf16 exponentials of attention
+            // scores lose too much to train on.
+            let dtype = xs.dtype();
+            kernels::softmax_last_dim(&xs.to_dtype(DType::F32)?)?.to_dtype(dtype)
+        } else {
+            candle_nn::ops::softmax_last_dim(xs)
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The tagging task's training loss: token cross-entropy on each word's first sub-word, plus
+//! `lambda` times a title/description objective on mean-pooled sentence embeddings (Siskind &
+//! Shah's triplet loss in either form, or in-batch InfoNCE).
+use candle_core::{Device, Result, Tensor};
+
+use super::model::NerModel;
+use crate::models::mean_pool;
+use crate::nn::{info_nce_loss, token_cross_entropy, triplet_loss, Mode, TripletForm};
+use crate::tasks::{Losses, Task};
+use crate::tokenize::{collate_to, pad_rows};
+
+/// A training title, tokenized: its sub-word ids, each word's tag id on its first sub-word
+/// (`weights` 1 there, 0 on the other sub-words), and its description's ids (empty when the
+/// objective uses none).
+pub struct TitleExample {
+    pub ids: Vec<u32>,
+    pub targets: Vec<u32>,
+    pub weights: Vec<f32>,
+    pub description: Vec<u32>,
+}
+
+/// The objective trained beside the tags.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DescriptionLoss {
+    /// Tags only: plain fine-tuning, the paper's baseline.
+    None,
+    /// `lambda * L(cos(t, d+) - cos(t, d-))`, the negative being another item's description.
+    Triplet { form: TripletForm, lambda: f64 },
+    /// `lambda *` in-batch InfoNCE from titles to their descriptions at `temperature`.
+    InfoNce { temperature: f64, lambda: f64 },
+}
+
+impl DescriptionLoss {
+    pub fn uses_descriptions(&self) -> bool {
+        !matches!(self, DescriptionLoss::None)
+    }
+}
+
+/// The tagging task's [`Task`]: the model being trained and how its loss is made.
+pub struct TaggingLoss<'a> {
+    pub model: &'a NerModel,
+    pub pad_id: u32,
+    pub objective: DescriptionLoss,
+    /// Least widths of title and description rows (fixed shapes, for benchmarks that compute
+    /// every pad as the reference does); 0 pads to the longest row of the batch.
+    pub min_widths: (usize, usize),
+    pub device: &'a Device,
+}
+
+impl Task for TaggingLoss<'_> {
+    type Example = TitleExample;
+
+    fn loss_parts(&self) -> &'static [&'static str] {
+        &["ner", "aux"]
+    }
+
+    /// With the triplet objective, row i's negative is another row's description: `k` rows on,
+    /// cyclically, for a random `k` in 1..len. Batches are shuffled samples of the training
+    /// items, so this is a random other item, and its description is encoded once for both
+    /// roles, which halves the description work of a step. A batch of one has no other row: its
+    /// negative is then a random other item of all `examples`.
+    fn loss(
+        &self,
+        examples: &[TitleExample],
+        batch: &[usize],
+        draw: &mut dyn FnMut(usize) -> usize,
+        mode: &Mode,
+    ) -> Result<Losses> {
+        let device = self.device;
+        let rows: Vec<&TitleExample> = batch.iter().map(|&i| &examples[i]).collect();
+        let seqs: Vec<&[u32]> = rows.iter().map(|e| e.ids.as_slice()).collect();
+        let (ids, mask) = collate_to(&seqs, self.pad_id, self.min_widths.0, device)?;
+        let width = ids.dim(1)?;
+        let targets: Vec<&[u32]> = rows.iter().map(|e| e.targets.as_slice()).collect();
+        let weights: Vec<&[f32]> = rows.iter().map(|e| e.weights.as_slice()).collect();
+        let targets = pad_rows(&targets, width, 0u32, device)?;
+        let weights = pad_rows(&weights, width, 0f32, device)?;
+        // The negatives are drawn before the forward pass, in the order the loop has always
+        // drawn them, so a seed gives the same run.
+        let mut descriptions: Vec<&[u32]> = Vec::new();
+        let mut negatives = Vec::new();
+        if self.objective.uses_descriptions() {
+            descriptions.extend(rows.iter().map(|e| e.description.as_slice()));
+            if let DescriptionLoss::Triplet { .. } = self.objective {
+                let (in_batch, outside) = in_batch_negatives(batch, examples.len(), draw);
+                negatives = in_batch;
+                descriptions.extend(outside.map(|j| examples[j].description.as_slice()));
+            }
+        }
+        let (hidden, logits) = self.model.forward(&ids, &mask, mode)?;
+        let ner = token_cross_entropy(&logits, &targets, &weights)?;
+        let (aux, lambda) = match self.objective {
+            DescriptionLoss::None => {
+                let zero = Tensor::zeros((), ner.dtype(), device)?;
+                return Ok(Losses {
+                    total: ner.clone(),
+                    parts: vec![("ner", ner), ("aux", zero)],
+                });
+            }
+            DescriptionLoss::Triplet { form, lambda } => {
+                let (titles, described) = self.embeddings(&hidden, &mask, &descriptions, mode)?;
+                let n = rows.len();
+                let negatives: Vec<u32> = negatives.iter().map(|&j| j as u32).collect();
+                let negatives = Tensor::new(negatives.as_slice(), device)?;
+                let aux = triplet_loss(
+                    &titles,
+                    &described.narrow(0, 0, n)?,
+                    &described.index_select(&negatives, 0)?,
+                    form,
+                )?;
+                (aux, lambda)
+            }
+            DescriptionLoss::InfoNce {
+                temperature,
+                lambda,
+            } => {
+                let (titles, described) = self.embeddings(&hidden, &mask, &descriptions, mode)?;
+                (info_nce_loss(&titles, &described, temperature)?, lambda)
+            }
+        };
+        let total = (&ner + (&aux * lambda)?)?;
+        Ok(Losses {
+            total,
+            parts: vec![("ner", ner), ("aux", aux)],
+        })
+    }
+}
+
+impl TaggingLoss<'_> {
+    /// The titles' mean-pooled embeddings and the descriptions', encoded in one pass.
+    fn embeddings(
+        &self,
+        hidden: &Tensor,
+        mask: &Tensor,
+        descriptions: &[&[u32]],
+        mode: &Mode,
+    ) -> Result<(Tensor, Tensor)> {
+        let titles = mean_pool(hidden, mask)?;
+        let (d_ids, d_mask) = collate_to(descriptions, self.pad_id, self.min_widths.1, self.device)?;
+        Ok((titles, self.model.embed(&d_ids, &d_mask, mode)?))
+    }
+}
+
+/// Each row's triplet negative, as an index into the batch's descriptions (see
+/// [`TaggingLoss`]'s `loss`): for a batch of one, index 1 and the item (of `items`) whose
+/// description goes there.
+pub fn in_batch_negatives(
+    batch: &[usize],
+    items: usize,
+    draw: &mut dyn FnMut(usize) -> usize,
+) -> (Vec<usize>, Option<usize>) {
+    let n = batch.len();
+    if n == 1 {
+        let mut j = draw(items - 1);
+        if j >= batch[0] {
+            j += 1;
+        }
+        return (vec![1], Some(j));
+    }
+    (rows_on(n, 1 + draw(n - 1)), None)
+}
+
+/// Row i's negative is row `(i + k) % n`: for 0 < k < n, another row of the batch.
+pub fn rows_on(n: usize, k: usize) -> Vec<usize> {
+    (0..n).map(|i| (i + k) % n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A splitmix64 stream for the tests' draws.
+    fn draws(seed: u64) -> impl FnMut(usize) -> usize {
+        let mut rng = multitag_core::SplitMix64::new(seed);
+        move |n| (rng.next_u64() % n as u64) as usize
+    }
+
+    #[test]
+    fn in_batch_negatives_are_other_rows_and_vary() {
+        let mut draw = draws(1);
+        let batch: Vec<usize> = (10..42).collect();
+        let mut shifts = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let (negatives, extra) = in_batch_negatives(&batch, 100, &mut draw);
+            assert_eq!(extra, None);
+            assert_eq!(negatives.len(), batch.len());
+            for (i, &j) in negatives.iter().enumerate() {
+                assert!(j < batch.len() && j != i, "row {i} got negative {j}");
+            }
+            shifts.insert(negatives[0]);
+        }
+        assert!(shifts.len() > 10, "the shift should be random: {shifts:?}");
+    }
+
+    #[test]
+    fn a_batch_of_one_gets_another_item() {
+        let mut draw = draws(2);
+        for _ in 0..50 {
+            let (negatives, extra) = in_batch_negatives(&[3], 5, &mut draw);
+            assert_eq!(negatives, vec![1]);
+            let item = extra.expect("an item from outside the batch");
+            assert!(item < 5 && item != 3, "item {item}");
+        }
+    }
+}

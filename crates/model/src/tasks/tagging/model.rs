@@ -1,0 +1,231 @@
+//! The multi-task NER model of Siskind & Shah: one BERT encoder shared by a token classifier (the
+//! tagging task) and mean-pooled sentence embeddings (the title/description task).
+use candle_core::{Device, Result, Tensor};
+use multitag_core::LabelMap;
+
+use super::head::TokenClassifier;
+use crate::error::ModelError;
+use crate::gguf::GgufFile;
+use crate::models::{mean_pool, BertConfig, BertEncoder};
+use crate::nn::{DenseCompute, Mode, Weights};
+
+pub struct NerModel {
+    pub encoder: BertEncoder,
+    pub classifier: TokenClassifier,
+    pub labels: LabelMap,
+}
+
+impl NerModel {
+    /// `weights` is the checkpoint root (a `VarBuilder` for float/trainable weights, or a
+    /// [`crate::gguf::GgufFile`] for an exported model): the encoder lives under `bert.`, the head
+    /// under `classifier.`.
+    pub fn load<'a>(
+        config: &BertConfig,
+        labels: LabelMap,
+        weights: impl Into<Weights<'a>>,
+    ) -> Result<Self> {
+        let vb = weights.into();
+        Ok(Self {
+            encoder: BertEncoder::load(config, vb.pp("bert"))?,
+            classifier: TokenClassifier::load(
+                config.hidden_size,
+                labels.len(),
+                config.hidden_dropout_prob,
+                vb.pp("classifier"),
+            )?,
+            labels,
+        })
+    }
+
+    /// Rebuilds an exported model (`trainer export`): config and labels from the GGUF metadata,
+    /// weights as stored, dense layers multiplying as `compute` says.
+    pub fn from_gguf(
+        source: &str,
+        bytes: &[u8],
+        device: &Device,
+        compute: DenseCompute,
+    ) -> std::result::Result<Self, ModelError> {
+        Self::from_gguf_file(&GgufFile::read(source, bytes)?, device, compute)
+    }
+
+    /// [`Self::from_gguf`] from a file already parsed.
+    pub fn from_gguf_file(
+        file: &GgufFile,
+        device: &Device,
+        compute: DenseCompute,
+    ) -> std::result::Result<Self, ModelError> {
+        let config = file.config()?;
+        let labels = file.labels()?;
+        Self::load(&config, labels, Weights::gguf(file, compute, device))
+            .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))
+    }
+
+    /// Hidden states and tag logits for a padded batch.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<(Tensor, Tensor)> {
+        let hidden = self.encoder.forward(ids, mask, mode)?;
+        let logits = self.classifier.forward(&hidden, mode)?;
+        Ok((hidden, logits))
+    }
+
+    /// Mean-pooled sentence embeddings `(batch, hidden)`.
+    pub fn embed(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<Tensor> {
+        mean_pool(&self.encoder.forward(ids, mask, mode)?, mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::DropoutRng;
+    use crate::nn::{token_cross_entropy, triplet_loss, TripletForm};
+    use candle_core::{DType, Device};
+    use candle_nn::{VarBuilder, VarMap};
+
+    fn tiny_config(dropout: f32) -> BertConfig {
+        BertConfig {
+            vocab_size: 40,
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            intermediate_size: 32,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: dropout,
+            attention_probs_dropout_prob: dropout,
+            max_position_embeddings: 32,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            model_type: Some("bert".into()),
+        }
+    }
+
+    fn labels() -> LabelMap {
+        LabelMap::from_entity_types(&["BRAND", "TYPE"])
+    }
+
+    /// The pitfall this crate exists to avoid: with fused layer norm the encoder gets no gradient.
+    #[test]
+    fn every_parameter_receives_a_gradient_from_the_multitask_loss() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.1), labels(), vb)?;
+        let rng = DropoutRng::new(3);
+        let mode = Mode::Train(&rng);
+        let ids = Tensor::new(&[[1u32, 5, 6, 7, 2], [1, 8, 9, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1, 1], [1, 1, 1, 1, 0]], &dev)?;
+        let targets = Tensor::new(&[[0u32, 1, 2, 0, 0], [0, 3, 4, 0, 0]], &dev)?;
+        let weights = Tensor::new(&[[0f32, 1., 1., 1., 0.], [0., 1., 1., 0., 0.]], &dev)?;
+        let (hidden, logits) = model.forward(&ids, &mask, &mode)?;
+        let ner = token_cross_entropy(&logits, &targets, &weights)?;
+        let title = mean_pool(&hidden, &mask)?;
+        let desc_ids = Tensor::new(&[[1u32, 10, 11, 12, 2], [1, 13, 14, 2, 0]], &dev)?;
+        let positive = model.embed(&desc_ids, &mask, &mode)?;
+        let negative = model.embed(&desc_ids.flip(&[0])?, &mask.flip(&[0])?, &mode)?;
+        let loss = (ner + triplet_loss(&title, &positive, &negative, TripletForm::Bpr)?)?;
+        let grads = loss.backward()?;
+        let data = varmap.data().lock().unwrap();
+        assert!(data.len() > 20, "{} variables", data.len());
+        for (name, var) in data.iter() {
+            let grad = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
+            let norm = grad.abs()?.sum_all()?.to_scalar::<f32>()?;
+            assert!(norm > 0.0, "zero gradient for {name}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn training_path_without_dropout_equals_inference_path() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
+        let ids = Tensor::new(&[[1u32, 5, 6, 2], [1, 8, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?;
+        let rng = DropoutRng::new(0);
+        let (_, a) = model.forward(&ids, &mask, &Mode::Train(&rng))?;
+        let (_, b) = model.forward(&ids, &mask, &Mode::Infer)?;
+        // Only real tokens: inference does not compute the padding.
+        let real = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let diff = (a - b)?
+            .broadcast_mul(&real)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "{diff}");
+        Ok(())
+    }
+
+    /// Inference packs the real tokens of a batch together (see `TokenLayout`): each title's logits
+    /// must equal those of the title run alone, whatever its neighbours' lengths.
+    #[test]
+    fn padding_does_not_change_real_tokens() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
+        let titles: [&[u32]; 3] = [&[1, 5, 2], &[1, 8, 9, 10, 11, 2], &[1, 7, 6, 2]];
+        let (ids, mask) = crate::tokenize::collate(&titles, 0, &dev)?;
+        let (_, batched) = model.forward(&ids, &mask, &Mode::Infer)?;
+        for (row, title) in titles.iter().enumerate() {
+            let alone = Tensor::new(*title, &dev)?.unsqueeze(0)?;
+            let (_, own) = model.forward(&alone, &alone.ones_like()?, &Mode::Infer)?;
+            let in_batch = batched.get(row)?.narrow(0, 0, title.len())?;
+            let diff = (own.squeeze(0)? - in_batch)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "title {row}: {diff}");
+        }
+        let padded = model.embed(&ids, &mask, &Mode::Infer)?;
+        let first = Tensor::new(titles[0], &dev)?.unsqueeze(0)?;
+        let alone = model.embed(&first, &first.ones_like()?, &Mode::Infer)?;
+        let diff = (alone - padded.narrow(0, 0, 1)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    /// bf16 compute with f32 master weights: the loss stays close to f32's and every weight still
+    /// gets an f32 gradient.
+    #[test]
+    fn bf16_compute_matches_f32_and_trains_every_parameter() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let mut model = NerModel::load(&tiny_config(0.0), labels(), vb)?;
+        let ids = Tensor::new(&[[1u32, 5, 6, 2], [1, 8, 2, 0]], &dev)?;
+        let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 1, 0]], &dev)?;
+        let targets = Tensor::new(&[[0u32, 1, 2, 0], [0, 1, 0, 0]], &dev)?;
+        let weights = Tensor::new(&[[0f32, 1., 1., 0.], [0., 1., 0., 0.]], &dev)?;
+        let rng = DropoutRng::new(0);
+        let loss_at = |model: &NerModel| -> Result<Tensor> {
+            let (_, logits) = model.forward(&ids, &mask, &Mode::Train(&rng))?;
+            token_cross_entropy(&logits, &targets, &weights)
+        };
+        let full = loss_at(&model)?.to_scalar::<f32>()?;
+        model.encoder.compute_dtype = DType::BF16;
+        let loss = loss_at(&model)?;
+        assert_eq!(loss.dtype(), DType::F32);
+        let half = loss.to_scalar::<f32>()?;
+        assert!(
+            (full - half).abs() < 0.02 * full.abs().max(1.0),
+            "{full} vs {half}"
+        );
+        let grads = loss.backward()?;
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let grad = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert_eq!(grad.dtype(), DType::F32, "{name}");
+            assert!(
+                grad.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0,
+                "zero gradient for {name}"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! Strings in, entities out: the one inference path shared by `trainer tag`, `trainer eval`, the
+//! training loop's dev evaluation and the browser. Titles are split into words (multitag-core),
+//! tokenized, run through the model in batches, and each word takes the tag of its first
+//! sub-word.
+//!
+//! [`Tagger`] owns a model and its tokenizer (inference); [`TaggingView`] borrows them, so the
+//! training loop evaluates the model it is training through the same code without handing it
+//! over. Every prediction goes through the view.
+use candle_core::{Device, Tensor, D};
+use multitag_core::{decode_entities, split_words, TaggedTitle, Word};
+
+use super::model::NerModel;
+use crate::gguf::GgufFile;
+use crate::error::ModelError;
+use crate::nn::{normalize_rows, DenseCompute, Mode};
+use crate::tokenize::{collate, WordTokenizer};
+
+pub const DEFAULT_TITLE_TOKENS: usize = 48;
+pub const DEFAULT_TEXT_TOKENS: usize = 128;
+
+pub struct Tagger {
+    pub model: NerModel,
+    pub tokenizer: WordTokenizer,
+    pub device: Device,
+    pub max_tokens: usize,
+}
+
+/// A tagging model and its tokenizer, borrowed: where the predictions are computed.
+#[derive(Clone, Copy)]
+pub struct TaggingView<'a> {
+    pub model: &'a NerModel,
+    pub tokenizer: &'a WordTokenizer,
+    pub device: &'a Device,
+    /// Titles are cut at this many sub-words.
+    pub max_tokens: usize,
+}
+
+/// One word's predicted tag id and its probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WordPrediction {
+    pub label: usize,
+    pub probability: f32,
+}
+
+impl Tagger {
+    pub fn new(model: NerModel, tokenizer: WordTokenizer, device: Device) -> Self {
+        Self {
+            model,
+            tokenizer,
+            device,
+            max_tokens: DEFAULT_TITLE_TOKENS,
+        }
+    }
+
+    /// A tagger from an exported model (`trainer export`): the GGUF bytes of `model.gguf`, whose
+    /// metadata carry the config and the labels, and the bytes of `tokenizer.json`. Reads no files,
+    /// so this is also the browser's loader. Corrupt or truncated input is an error, never a panic.
+    pub fn from_gguf(
+        gguf: &[u8],
+        tokenizer_json: &[u8],
+        device: &Device,
+        compute: DenseCompute,
+    ) -> Result<Tagger, ModelError> {
+        Self::from_gguf_named(
+            "model.gguf",
+            gguf,
+            "tokenizer.json",
+            tokenizer_json,
+            device,
+            compute,
+        )
+    }
+
+    /// [`Tagger::from_gguf`] with the names errors should use for the two inputs (file paths).
+    pub fn from_gguf_named(
+        gguf_source: &str,
+        gguf: &[u8],
+        tokenizer_source: &str,
+        tokenizer_json: &[u8],
+        device: &Device,
+        compute: DenseCompute,
+    ) -> Result<Tagger, ModelError> {
+        let file = GgufFile::read(gguf_source, gguf)?;
+        Self::from_gguf_file(&file, tokenizer_source, tokenizer_json, device, compute)
+    }
+
+    /// [`Tagger::from_gguf`] from a file already parsed.
+    pub fn from_gguf_file(
+        file: &GgufFile,
+        tokenizer_source: &str,
+        tokenizer_json: &[u8],
+        device: &Device,
+        compute: DenseCompute,
+    ) -> Result<Tagger, ModelError> {
+        let model = NerModel::from_gguf_file(file, device, compute)?;
+        let tokenizer = WordTokenizer::from_bytes(tokenizer_source, tokenizer_json)?;
+        let vocab = tokenizer.tokenizer().get_vocab_size(true);
+        if vocab > model.encoder.config.vocab_size {
+            return Err(ModelError::Tokenizer(format!(
+                "{tokenizer_source}: {vocab} tokens, more than the model's vocab_size {} in {}; \
+                 the tokenizer belongs to another model",
+                model.encoder.config.vocab_size,
+                file.source()
+            )));
+        }
+        Ok(Tagger::new(model, tokenizer, device.clone()))
+    }
+
+    /// The borrowed view every prediction goes through.
+    pub fn view(&self) -> TaggingView<'_> {
+        TaggingView {
+            model: &self.model,
+            tokenizer: &self.tokenizer,
+            device: &self.device,
+            max_tokens: self.max_tokens,
+        }
+    }
+
+    /// Per-word predictions for pre-split titles ([`TaggingView::predict_words`]).
+    pub fn predict_words(
+        &self,
+        titles: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<(Vec<WordPrediction>, bool)>, ModelError> {
+        self.view().predict_words(titles, batch_size)
+    }
+
+    /// Tags raw titles ([`TaggingView::tag`]).
+    pub fn tag(&self, titles: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
+        self.view().tag(titles, batch_size)
+    }
+
+    /// Sentence embeddings ([`TaggingView::embed`]).
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
+        self.view().embed(texts, max_tokens, batch_size)
+    }
+}
+
+impl TaggingView<'_> {
+    /// Per-word predictions for pre-split titles, in batches of `batch_size`.
+    pub fn predict_words(
+        &self,
+        titles: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<(Vec<WordPrediction>, bool)>, ModelError> {
+        let mut out = Vec::with_capacity(titles.len());
+        for chunk in titles.chunks(batch_size.max(1)) {
+            let encodings = chunk
+                .iter()
+                .map(|words| self.tokenizer.encode_words(words, self.max_tokens))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seqs: Vec<&[u32]> = encodings.iter().map(|e| e.ids.as_slice()).collect();
+            let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), self.device)?;
+            let (_, logits) = on_worker_threads(|| self.model.forward(&ids, &mask, &Mode::Infer))?;
+            let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+            let best = probs.argmax(D::Minus1)?.to_vec2::<u32>()?;
+            let best_prob = probs.max(D::Minus1)?.to_vec2::<f32>()?;
+            for (row, enc) in encodings.iter().enumerate() {
+                let words = enc
+                    .first_subword
+                    .iter()
+                    .map(|position| match position {
+                        Some(p) => WordPrediction {
+                            label: best[row][*p] as usize,
+                            probability: best_prob[row][*p],
+                        },
+                        None => WordPrediction {
+                            label: 0,
+                            probability: 1.0,
+                        },
+                    })
+                    .collect();
+                out.push((words, enc.truncated));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tags raw titles: character offsets in the results index the original strings.
+    pub fn tag(&self, titles: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
+        let words: Vec<Vec<Word>> = titles.iter().map(|t| split_words(t)).collect();
+        let texts: Vec<Vec<&str>> = words
+            .iter()
+            .map(|ws| ws.iter().map(|w| w.text.as_str()).collect())
+            .collect();
+        let predictions = self.predict_words(&texts, batch_size)?;
+        Ok(titles
+            .iter()
+            .zip(words.iter().zip(predictions))
+            .map(|(title, (ws, (preds, truncated)))| {
+                let tags: Vec<String> = preds
+                    .iter()
+                    .map(|p| self.model.labels.tag(p.label).to_string())
+                    .collect();
+                let scores: Vec<f32> = preds.iter().map(|p| p.probability).collect();
+                TaggedTitle {
+                    title: title.to_string(),
+                    entities: decode_entities(title, ws, &tags, &scores),
+                    truncated,
+                }
+            })
+            .collect())
+    }
+
+    /// L2-normalised sentence embeddings, `(texts, hidden)`, so a matmul gives cosine similarities.
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
+        let mut parts = Vec::new();
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let encoded = chunk
+                .iter()
+                .map(|t| self.tokenizer.encode_text(t, max_tokens))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seqs: Vec<&[u32]> = encoded.iter().map(|e| e.as_slice()).collect();
+            let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), self.device)?;
+            let embedded = on_worker_threads(|| self.model.embed(&ids, &mask, &Mode::Infer))?;
+            parts.push(normalize_rows(&embedded)?);
+        }
+        if parts.is_empty() {
+            return Ok(Tensor::zeros(
+                (0, self.model.encoder.config.hidden_size),
+                candle_core::DType::F32,
+                self.device,
+            )?);
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+}
+
+/// Runs `f` on one of rayon's worker threads rather than the caller's. The kernels fan out to
+/// those workers; between kernels they spin before sleeping, and on a machine with as many workers
+/// as cores the spinning competes with a caller thread for the cores.
+#[cfg(not(target_arch = "wasm32"))]
+fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    f()
+}

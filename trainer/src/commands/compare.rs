@@ -1,0 +1,83 @@
+//! `trainer compare`: trains each variant over several seeds and prints Table 1.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::args::{base_model, gold_or_default, labels, DataArgs, DeviceArgs};
+use crate::compare;
+use crate::data::load_gold;
+use crate::train::TrainOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[arg(long)]
+    gold: Option<PathBuf>,
+    #[arg(long, default_value = "runs/compare")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// The first seed; runs use seeds first_seed..first_seed+seeds, so several processes can
+    /// share the work and a final `compare` over their merged runs.jsonl prints the table.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,triplet-bpr:0.03,triplet-bpr:0.1,triplet-bpr:0.3,triplet-bpr:1,triplet-sigmoid:1,infonce:0.1"
+    )]
+    variants: Vec<String>,
+    /// Evaluate on only the first N test items (reduced CPU budget).
+    #[arg(long)]
+    eval_limit: Option<usize>,
+    /// Train nothing; print the table of the runs already in <out>/runs.jsonl.
+    #[arg(long)]
+    summary_only: bool,
+    #[command(flatten)]
+    options: TrainOptions,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        model,
+        data,
+        device,
+        gold,
+        out,
+        seeds,
+        first_seed,
+        variants,
+        eval_limit,
+        summary_only,
+        options,
+    } = args;
+    let base = base_model(model)?;
+    let dataset = data.load()?;
+    let gold = match gold_or_default(gold) {
+        Some(path) => Some(load_gold(&path, &dataset)?),
+        None => None,
+    };
+    let variants = variants
+        .iter()
+        .map(|v| compare::parse_variant(v.trim(), &options))
+        .collect::<Result<Vec<_>>>()?;
+    let seeds: Vec<u64> = (first_seed..first_seed + seeds).collect();
+    let table = compare::Comparison {
+        base: &base,
+        dataset: &dataset,
+        gold: gold.as_deref(),
+        labels: &labels(),
+        device: &device.device()?,
+        out: &out,
+        eval_limit,
+        summary_only,
+    }
+    .run(&variants, &seeds)?;
+    println!("{table}");
+    Ok(())
+}

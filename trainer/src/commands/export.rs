@@ -1,0 +1,44 @@
+//! `trainer export`: writes a trained model as the browser's model directory.
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::args::DataArgs;
+use crate::export;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A trained model directory (model.safetensors, config.json, tokenizer.json, labels.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Weight type: f32, f16, q8_0 or q4k (per-tensor fallbacks: see `multitag_model::gguf`).
+    #[arg(long, default_value = "q8_0")]
+    quant: multitag_model::Quant,
+    #[arg(long, default_value = "public/model")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// How many test-split items to write to examples.json.
+    #[arg(long, default_value_t = 16)]
+    examples: usize,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        model,
+        quant,
+        out,
+        data,
+        examples,
+    } = args;
+    export::Export {
+        model: &model,
+        quant,
+        out: &out,
+        catalog: data.catalog(),
+        split_seed: data.split_seed,
+        examples,
+    }
+    .run()?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `trainer tag`: tags titles from a file or standard input and writes JSONL entities to stdout.
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::args::{DeviceArgs, MatmulArgs};
+use crate::model_dir::ModelDir;
+use crate::tag_input;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    model: PathBuf,
+    /// Input file, or - for standard input.
+    #[arg(default_value = "-")]
+    input: String,
+    #[arg(long, value_enum, default_value_t = tag_input::InputFormat::Lines)]
+    format: tag_input::InputFormat,
+    #[arg(long, default_value = "title")]
+    column: String,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+    #[command(flatten)]
+    matmul: MatmulArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        model,
+        input,
+        format,
+        column,
+        batch_size: batch,
+        device,
+        matmul,
+    } = args;
+    let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul.matmul)?;
+    let (source, text) = if input == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("standard input is not UTF-8 text")?;
+        ("<stdin>".to_string(), text)
+    } else {
+        let bytes = std::fs::read(&input).with_context(|| format!("cannot read {input}"))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let prefix = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = prefix.iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow::anyhow!("{input}:{line}: not valid UTF-8")
+        })?;
+        (input, text)
+    };
+    let parsed = tag_input::read_titles(&source, &text, format, &column)?;
+    for problem in &parsed.problems {
+        eprintln!("skipped: {problem}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut truncated = 0;
+    for chunk in parsed.titles.chunks(batch.max(1) * 8) {
+        let titles: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+        for ((line, _), tagged) in chunk.iter().zip(tagger.tag(&titles, batch)?) {
+            truncated += tagged.truncated as usize;
+            let mut value = serde_json::to_value(&tagged)?;
+            value["line"] = (*line).into();
+            writeln!(out, "{}", serde_json::to_string(&value)?)?;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "tagged {} titles ({} truncated to {} tokens; {} blank lines and {} bad rows skipped)",
+        parsed.titles.len(),
+        truncated,
+        tagger.max_tokens,
+        parsed.blank_lines,
+        parsed.problems.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `trainer train`: fine-tunes a tagger on the training split and keeps the best-dev-F1 model.
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::args::{base_model, labels, DataArgs, DeviceArgs};
+use crate::train::{self, TrainOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Base model directory [default: .cache/models/all-MiniLM-L6-v2].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Output model directory (best dev F1), with metrics.jsonl and checkpoint/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from <out>/checkpoint.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    options: TrainOptions,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        model,
+        data,
+        device,
+        out,
+        resume,
+        options,
+    } = args;
+    let base = base_model(model)?;
+    let dataset = data.load()?;
+    let labels = labels();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let outcome = train::TrainRun {
+        base: &base,
+        dataset: &dataset,
+        labels: &labels,
+        options: &options,
+        device: &device.device()?,
+        out: Some(&out),
+        resume,
+    }
+    .run()?;
+    eprintln!(
+        "best dev F1 {:.2}; model in {} ({:.0} s of training)",
+        100.0 * outcome.best_dev_f1,
+        out.display(),
+        outcome.train_seconds
+    );
+    Ok(())
+}

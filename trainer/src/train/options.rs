@@ -1,0 +1,111 @@
+//! What a training run is asked to do: the command line's training options (also stored in each
+//! checkpoint and `training.json`), the description objective and the compute precision.
+use candle_core::DType;
+use clap::ValueEnum;
+use multitag_model::tasks::tagging::DescriptionLoss;
+use multitag_model::TripletForm;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// NER only: plain fine-tuning, the paper's baseline.
+    None,
+    /// NER + lambda * triplet loss on cos(t, d+) - cos(t, d-).
+    Triplet,
+    /// NER + lambda * in-batch InfoNCE from titles to descriptions.
+    Infonce,
+}
+
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct TrainOptions {
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Fraction of steps with linear warm-up.
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    #[arg(long, default_value_t = 48)]
+    pub title_tokens: usize,
+    #[arg(long, default_value_t = 128)]
+    pub description_tokens: usize,
+    #[arg(long, value_enum, default_value_t = Objective::None)]
+    pub objective: Objective,
+    /// Weight of the description objective (0 = plain fine-tuning).
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda: f64,
+    /// bpr: -ln sigmoid(d); sigmoid: 1 - sigmoid(d), the paper's objective taken literally.
+    #[arg(long, default_value_t = TripletForm::Bpr)]
+    pub triplet_form: TripletForm,
+    /// InfoNCE temperature.
+    #[arg(long, default_value_t = 0.05)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop after this many epochs without a better dev F1.
+    #[arg(long, default_value_t = 2)]
+    pub patience: usize,
+    /// Train on only the first N training items (a reduced budget for CPU runs).
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Compute precision of the encoder: f32, or bf16 mixed precision (f32 master weights,
+    /// optimizer state and loss; for CUDA).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
+impl TrainOptions {
+    pub fn uses_descriptions(&self) -> bool {
+        self.objective != Objective::None && self.lambda > 0.0
+    }
+
+    pub fn variant_name(&self) -> String {
+        match (self.objective, self.uses_descriptions()) {
+            (_, false) => "baseline".into(),
+            (Objective::Triplet, _) => format!("triplet-{} λ={}", self.triplet_form, self.lambda),
+            (Objective::Infonce, _) => format!("infonce τ={} λ={}", self.temperature, self.lambda),
+            (Objective::None, _) => unreachable!("uses_descriptions is false for None"),
+        }
+    }
+
+    /// The tagging task's description loss for these options.
+    pub fn description_loss(&self) -> DescriptionLoss {
+        match (self.objective, self.uses_descriptions()) {
+            (_, false) | (Objective::None, _) => DescriptionLoss::None,
+            (Objective::Triplet, true) => DescriptionLoss::Triplet {
+                form: self.triplet_form,
+                lambda: self.lambda,
+            },
+            (Objective::Infonce, true) => DescriptionLoss::InfoNce {
+                temperature: self.temperature,
+                lambda: self.lambda,
+            },
+        }
+    }
+}

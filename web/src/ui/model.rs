@@ -1,0 +1,176 @@
+//! The app-wide state: how far the workers have got loading the main model and the baseline, as
+//! they report it. It is the only state more than one view reads (the status badge, the error
+//! panel, both views' buttons, the tag view's legend, the similarity view's baseline note), so it
+//! is shared through context as [`ModelContext`]; everything else lives in the view that uses it.
+//! The worker pool itself is the page's one `crate::client::pool()`.
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::browser::{fetch_text, now, query_param, window};
+use crate::client::{pool, WorkerPool};
+use crate::protocol::{FromWorker, LoadError, ModelInfo, Slot, ToWorker};
+
+/// The worker's loader (web/worker-loader.js), copied next to the page by trunk.
+const WORKER_SCRIPT: &str = "./worker-loader.js";
+
+/// The main model, as the primary worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelState {
+    Starting,
+    Loading {
+        file: String,
+        loaded: u64,
+        total: Option<u64>,
+        from_cache: bool,
+    },
+    Ready(ModelInfo),
+    Failed(LoadError),
+    /// The primary worker stopped (a panic, or it could not start); every request now fails.
+    Crashed(String),
+}
+
+/// The baseline model the similarity view compares against, loaded only when someone opens it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaselineState {
+    /// Not looked for yet, or `model-baseline/` is not there.
+    Absent,
+    Available,
+    Loading(Option<(u64, Option<u64>)>),
+    Ready,
+    Failed(String),
+}
+
+/// The models' state as copyable signal handles, provided by `App` for every view.
+#[derive(Clone, Copy)]
+pub struct ModelContext {
+    pub model: RwSignal<ModelState>,
+    /// When the main model became ready, in page milliseconds.
+    pub load_ms: RwSignal<Option<f64>>,
+    /// Workers with the main model loaded.
+    pub taggers: RwSignal<usize>,
+    pub baseline: RwSignal<BaselineState>,
+}
+
+impl ModelContext {
+    pub fn new() -> Self {
+        Self {
+            model: RwSignal::new(ModelState::Starting),
+            load_ms: RwSignal::new(None),
+            taggers: RwSignal::new(0),
+            baseline: RwSignal::new(BaselineState::Absent),
+        }
+    }
+
+    /// Whether the main model is loaded (tracked: buttons enable themselves when it is).
+    pub fn ready(&self) -> bool {
+        self.model.with(|m| matches!(m, ModelState::Ready(_)))
+    }
+
+    /// Whether the primary worker has stopped (tracked: a view stops its run when it has).
+    pub fn crashed(&self) -> bool {
+        self.model.with(|m| matches!(m, ModelState::Crashed(_)))
+    }
+
+    /// The main model's entity types, or none before it is loaded (untracked).
+    pub fn entity_types(&self) -> Vec<String> {
+        self.model.with_untracked(|m| match m {
+            ModelState::Ready(info) => info.entity_types.clone(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Asks the primary worker for the baseline when one is served and not asked for yet.
+    pub fn ensure_baseline_loading(self) {
+        if self.baseline.get_untracked() == BaselineState::Available {
+            if let Some(pool) = pool() {
+                self.baseline.set(BaselineState::Loading(None));
+                pool.primary().send(&ToWorker::Load {
+                    slot: Slot::Baseline,
+                    base_url: Slot::Baseline.dir().into(),
+                });
+            }
+        }
+    }
+}
+
+/// Workers that tag in parallel: `?workers=N` (1-8), else one per core up to two. Each holds its
+/// own copy of the model in memory, so more would cost memory on phones; two were measured (on a
+/// 2-core machine).
+fn worker_count() -> usize {
+    query_param("workers")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| n.clamp(1, 8))
+        .unwrap_or_else(|| (window().navigator().hardware_concurrency() as usize).clamp(1, 2))
+}
+
+/// Starts the worker pool and has the primary load the main model; the helpers start once it has
+/// (so they read the files from the cache). The primary's reports drive `models`.
+pub fn start_workers(models: ModelContext) {
+    let on_event = move |message: FromWorker| match message {
+        FromWorker::Ready => {}
+        FromWorker::Progress {
+            slot: Slot::Main,
+            file,
+            loaded,
+            total,
+            from_cache,
+        } => models.model.set(ModelState::Loading {
+            file,
+            loaded,
+            total,
+            from_cache,
+        }),
+        FromWorker::Progress {
+            slot: Slot::Baseline,
+            file,
+            loaded,
+            total,
+            ..
+        } if file == "model.gguf" => models
+            .baseline
+            .set(BaselineState::Loading(Some((loaded, total)))),
+        FromWorker::Loaded {
+            slot: Slot::Main,
+            info,
+        } => {
+            models.load_ms.set(Some(now()));
+            models.taggers.set(1);
+            if let Some(pool) = pool() {
+                pool.start_helpers(move || models.taggers.update(|n| *n += 1));
+            }
+            models.model.set(ModelState::Ready(info));
+            spawn_local(look_for_baseline(models));
+        }
+        FromWorker::Loaded {
+            slot: Slot::Baseline,
+            ..
+        } => models.baseline.set(BaselineState::Ready),
+        FromWorker::LoadFailed {
+            slot: Slot::Main,
+            error,
+        } => models.model.set(ModelState::Failed(error)),
+        FromWorker::LoadFailed {
+            slot: Slot::Baseline,
+            error,
+        } => models.baseline.set(BaselineState::Failed(error.message)),
+        _ => {}
+    };
+    let on_crash = move |message: String| models.model.set(ModelState::Crashed(message));
+    match WorkerPool::spawn(WORKER_SCRIPT, worker_count(), on_event, on_crash) {
+        Ok(pool) => pool.primary().send(&ToWorker::Load {
+            slot: Slot::Main,
+            base_url: Slot::Main.dir().into(),
+        }),
+        Err(message) => models.model.set(ModelState::Crashed(message)),
+    }
+}
+
+/// Offers the baseline side by side when `model-baseline/manifest.json` is served.
+async fn look_for_baseline(models: ModelContext) {
+    let url = format!("{}/manifest.json", Slot::Baseline.dir());
+    if let Ok(Some(text)) = fetch_text(&url).await {
+        if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+            models.baseline.set(BaselineState::Available);
+        }
+    }
+}

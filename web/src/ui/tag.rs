@@ -1,0 +1,409 @@
+//! The tag view: pasted titles go to the workers in length-sorted batches (one request open per
+//! worker), and each title's entities come back as coloured chips in input order as its batch is
+//! answered, with a summary of the run, a legend of the entity types, and a JSONL download of the
+//! results (`trainer tag`'s format) once the run is done. In benchmark mode it also has a button
+//! that benchmarks the pasted titles (`super::bench`).
+//!
+//! The view owns its state: the pasted text, the run, the result rows and the download. A run has
+//! a generation, so replies to a run that was replaced or cleared are dropped.
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsValue;
+
+use super::browser::now;
+use super::examples::{bundled_examples, one_line};
+use super::model::{ModelContext, ModelState};
+use crate::client::pool;
+use crate::protocol::TaggedTitle;
+use crate::view::{
+    batch_order, format_ms, label_class, parse_lines, segments, to_jsonl, BATCH_SIZE, MAX_TITLES,
+    SORT_WINDOW,
+};
+
+/// One tagged title, in the list by its place in the paste.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    index: usize,
+    result: TaggedTitle,
+    /// The worker's time for this title's batch divided by the batch's size.
+    ms: f64,
+}
+
+/// How far the current run has got, for the summary line.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct TagRun {
+    total: usize,
+    done: usize,
+    /// Lines past `MAX_TITLES`, not tagged.
+    dropped: usize,
+    worker_ms: f64,
+    wall_ms: f64,
+    running: bool,
+    error: Option<String>,
+}
+
+/// The view's run state, as copyable signal handles for the run's task and the buttons.
+#[derive(Clone, Copy)]
+struct Tagging {
+    rows: RwSignal<Vec<Arc<Row>>>,
+    run: RwSignal<TagRun>,
+    /// Bumped by every new run and by "Clear"; a task whose generation is gone stops.
+    generation: RwSignal<u64>,
+    /// An object URL of the last finished run's JSONL.
+    download_url: RwSignal<Option<String>>,
+}
+
+impl Tagging {
+    fn new() -> Self {
+        Self {
+            rows: RwSignal::new(Vec::new()),
+            run: RwSignal::new(TagRun::default()),
+            generation: RwSignal::new(0),
+            download_url: RwSignal::new(None),
+        }
+    }
+
+    /// Tags the titles in `text`, replacing the previous run and its results.
+    fn start(self, text: &str) {
+        let parsed = parse_lines(text, MAX_TITLES);
+        let generation = self.generation.get_untracked() + 1;
+        self.generation.set(generation);
+        self.rows.set(Vec::new());
+        if let Some(url) = self.download_url.get_untracked() {
+            let _ = web_sys::Url::revoke_object_url(&url);
+            self.download_url.set(None);
+        }
+        let titles = parsed.titles;
+        self.run.set(TagRun {
+            total: titles.len(),
+            dropped: parsed.dropped,
+            running: !titles.is_empty(),
+            ..TagRun::default()
+        });
+        if titles.is_empty() {
+            return;
+        }
+        spawn_local(self.tag(titles, generation));
+    }
+
+    async fn tag(self, titles: Vec<String>, generation: u64) {
+        let Some(pool) = pool() else { return };
+        let started = now();
+        let lengths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
+        // One batch open per worker; replies come back in batch order.
+        let requests = batch_order(&lengths, BATCH_SIZE, SORT_WINDOW)
+            .into_iter()
+            .map(|batch| {
+                let texts: Vec<String> = batch.iter().map(|&i| titles[i].clone()).collect();
+                let pool = pool.clone();
+                async move { (batch, pool.tag(texts, BATCH_SIZE).await) }
+            });
+        let mut replies = futures_util::stream::iter(requests).buffered(pool.size());
+        while let Some((batch, reply)) = replies.next().await {
+            if self.generation.get_untracked() != generation {
+                return;
+            }
+            match reply {
+                Ok((results, ms)) => {
+                    let per_title = ms / results.len().max(1) as f64;
+                    let count = results.len();
+                    self.rows.update(|rows| {
+                        for (&index, result) in batch.iter().zip(results) {
+                            let at = rows.partition_point(|r| r.index < index);
+                            rows.insert(
+                                at,
+                                Arc::new(Row {
+                                    index,
+                                    result,
+                                    ms: per_title,
+                                }),
+                            );
+                        }
+                    });
+                    self.run.update(|r| {
+                        r.done += count;
+                        r.worker_ms += ms;
+                        r.wall_ms = now() - started;
+                    });
+                }
+                Err(error) => {
+                    self.run.update(|r| {
+                        r.running = false;
+                        r.error = Some(error);
+                    });
+                    return;
+                }
+            }
+        }
+        self.run.update(|r| {
+            r.running = false;
+            r.wall_ms = now() - started;
+        });
+        let results: Vec<TaggedTitle> = self
+            .rows
+            .with_untracked(|rows| rows.iter().map(|r| r.result.clone()).collect());
+        self.download_url.set(jsonl_url(&to_jsonl(&results)));
+    }
+
+    /// Drops the results and stops the run's task (the download of a finished run stays).
+    fn clear(self) {
+        self.generation.update(|g| *g += 1);
+        self.rows.set(Vec::new());
+        self.run.set(TagRun::default());
+    }
+}
+
+/// An object URL for `text` as an `application/x-ndjson` blob.
+fn jsonl_url(text: &str) -> Option<String> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/x-ndjson");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
+/// The summary line under the buttons.
+fn summary(run: &TagRun) -> String {
+    if run.total == 0 && run.error.is_none() {
+        return "Paste titles above and press “Tag titles”.".to_string();
+    }
+    let mut s = if run.running {
+        format!("Tagging… {} of {} titles", run.done, run.total)
+    } else {
+        format!("Tagged {} titles", run.done)
+    };
+    if run.done > 0 {
+        s.push_str(&format!(
+            " · total {} ({} in the model, {} per title)",
+            format_ms(run.wall_ms),
+            format_ms(run.worker_ms),
+            format_ms(run.worker_ms / run.done as f64)
+        ));
+    }
+    if run.dropped > 0 {
+        s.push_str(&format!(
+            " · {} lines past the first {MAX_TITLES} were not tagged",
+            run.dropped
+        ));
+    }
+    if let Some(e) = &run.error {
+        s.push_str(&format!(" · error: {e}"));
+    }
+    s
+}
+
+/// The tag view. `bench` adds the benchmark button; `shown` is whether its tab is selected.
+#[component]
+pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView {
+    let models = expect_context::<ModelContext>();
+    let input = RwSignal::new(String::new());
+    let tagging = Tagging::new();
+    let bench_output = RwSignal::new(None::<String>);
+    // A crash of the primary worker ends the run (its open requests fail with the crash): show it
+    // stopped at once, together with the model status.
+    Effect::new(move || {
+        if models.crashed() {
+            tagging.run.update(|r| r.running = false);
+        }
+    });
+    let fill_examples = move |_| {
+        spawn_local(async move {
+            match bundled_examples().await {
+                Ok(examples) => {
+                    let text = examples
+                        .iter()
+                        .take(MAX_TITLES)
+                        .map(|e| one_line(&e.title))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    input.set(text);
+                }
+                Err(e) => tagging.run.update(|r| r.error = Some(e)),
+            }
+        })
+    };
+    let run_bench = move |_| {
+        spawn_local(async move {
+            let titles = parse_lines(&input.get_untracked(), MAX_TITLES).titles;
+            if titles.is_empty() {
+                bench_output.set(Some("Paste some titles first.".into()));
+                return;
+            }
+            bench_output.set(Some("Running…".into()));
+            let report = super::bench::pasted(titles, models.load_ms.get_untracked()).await;
+            bench_output.set(Some(report));
+        })
+    };
+    let run = tagging.run;
+    let download_url = tagging.download_url;
+    let has_download = move || download_url.get().is_some();
+    view! {
+        <section id="tag-view" class="view" class:hidden=move || !shown.get()>
+            <div class="card">
+                <label for="titles-input" class="field-label">
+                    "Product titles, one per line (up to 5,000)"
+                </label>
+                <textarea
+                    id="titles-input"
+                    rows="8"
+                    spellcheck="false"
+                    placeholder="Roadster Men Navy Blue Slim Fit Checked Casual Shirt\nDKNY Unisex Black & Grey Printed Medium Trolley Bag"
+                    prop:value=move || input.get()
+                    on:input=move |ev| input.set(event_target_value(&ev))
+                ></textarea>
+                <div class="actions">
+                    <button
+                        id="tag-button"
+                        class="primary"
+                        prop:disabled=move || !models.ready() || run.get().running
+                        on:click=move |_| tagging.start(&input.get_untracked())
+                    >
+                        "Tag titles"
+                    </button>
+                    <button
+                        id="tag-examples"
+                        prop:disabled=move || !models.ready()
+                        on:click=fill_examples
+                    >
+                        "Load examples"
+                    </button>
+                    <button
+                        id="tag-clear"
+                        on:click=move |_| {
+                            tagging.clear();
+                            input.set(String::new());
+                        }
+                    >
+                        "Clear"
+                    </button>
+                    <a
+                        id="download-jsonl"
+                        class="button"
+                        class:disabled=move || !has_download()
+                        aria-disabled=move || (!has_download()).to_string()
+                        href=move || download_url.get().unwrap_or_default()
+                        download="multitag-tags.jsonl"
+                    >
+                        "Download JSONL"
+                    </a>
+                    {bench
+                        .then(|| {
+                            view! {
+                                <button
+                                    id="bench-button"
+                                    prop:disabled=move || !models.ready()
+                                    on:click=run_bench
+                                >
+                                    "Benchmark (batch 1 and 32)"
+                                </button>
+                            }
+                        })}
+                </div>
+                <p
+                    id="tag-summary"
+                    class="summary"
+                    data-done=move || run.get().done.to_string()
+                    data-total=move || run.get().total.to_string()
+                    data-running=move || run.get().running.to_string()
+                >
+                    {move || run.with(summary)}
+                </p>
+                {move || bench_output.get().map(|b| view! { <pre id="bench-output" class="bench">{b}</pre> })}
+            </div>
+            <Legend/>
+            <ol id="results" class="results">
+                <For
+                    each=move || tagging.rows.get()
+                    key=|row| row.index
+                    children=move |row| result_row(row, &models.entity_types())
+                />
+            </ol>
+        </section>
+    }
+}
+
+/// The entity types and their colours, once the model is loaded.
+#[component]
+fn Legend() -> impl IntoView {
+    let models = expect_context::<ModelContext>();
+    move || {
+        let ModelState::Ready(info) = models.model.get() else {
+            return None;
+        };
+        let types = info.entity_types.clone();
+        Some(view! {
+            <div id="legend" class="legend" aria-label="Entity types">
+                {types
+                    .iter()
+                    .map(|t| {
+                        let class = format!("ent {}", label_class(t, &types));
+                        view! {
+                            <span class=class data-label=t.clone()>
+                                <span class="ent-label">{t.clone()}</span>
+                            </span>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+        })
+    }
+}
+
+/// One title with its entities marked (`mark.ent` with the label and character offsets).
+fn result_row(row: Arc<Row>, types: &[String]) -> impl IntoView {
+    let result = &row.result;
+    let parts = segments(&result.title, &result.entities)
+        .into_iter()
+        .map(|segment| match segment.entity {
+            None => view! { <span class="plain">{segment.text}</span> }.into_any(),
+            Some(i) => {
+                let e = &result.entities[i];
+                let class = format!("ent {}", label_class(&e.label, types));
+                view! {
+                    <mark
+                        class=class
+                        data-label=e.label.clone()
+                        data-start=e.start.to_string()
+                        data-end=e.end.to_string()
+                        data-score=format!("{:.4}", e.score)
+                        title=format!("{} · score {:.3} · chars {}–{}", e.label, e.score, e.start, e.end)
+                    >
+                        <span class="ent-text">{segment.text}</span>
+                        <span class="ent-label">{e.label.clone()}</span>
+                    </mark>
+                }
+                .into_any()
+            }
+        })
+        .collect_view();
+    let truncated = result.truncated.then(|| {
+        view! {
+            <span
+                class="truncated-notice"
+                title="The model reads at most 48 sub-words of a title; the words after the cut are not tagged."
+            >
+                "⚠ truncated: only the first 48 sub-words were read"
+            </span>
+        }
+    });
+    view! {
+        <li
+            class="result"
+            class:truncated=result.truncated
+            data-index=row.index.to_string()
+            data-entities=result.entities.len().to_string()
+        >
+            <span class="index">{(row.index + 1).to_string()}</span>
+            <div class="title-text">{parts}</div>
+            <div class="meta">
+                {truncated}
+                <span class="ms" title="Worker time for this title's batch, divided by the batch size">
+                    {format_ms(row.ms)}
+                </span>
+            </div>
+        </li>
+    }
+}
