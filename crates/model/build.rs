@@ -21,5 +21,8 @@ fn main() {
         .unwrap_or_else(|e| {
             panic!("nvcc: {e} (the cuda feature needs nvcc on PATH: see ../shared/tools/cuda-toolchain.sh)")
         });
-    assert!(status.success(), "nvcc failed on src/kernels/cuda/kernels.cu");
+    assert!(
+        status.success(),
+        "nvcc failed on src/kernels/cuda/kernels.cu"
+    );
 }

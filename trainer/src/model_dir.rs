@@ -168,8 +168,13 @@ impl ModelDir {
         let bytes = match &self.weights {
             WeightsFormat::Gguf(file) => {
                 let tokenizer = self.source("tokenizer.json");
-                let tagger =
-                    Tagger::from_gguf_file(file, &tokenizer, &self.tokenizer_bytes, device, compute)?;
+                let tagger = Tagger::from_gguf_file(
+                    file,
+                    &tokenizer,
+                    &self.tokenizer_bytes,
+                    device,
+                    compute,
+                )?;
                 return Ok(tagger);
             }
             WeightsFormat::Safetensors(bytes) => bytes,

@@ -37,9 +37,9 @@
 //! [`DenseCompute::Quantized`], multiplied with candle's quantized matmul (on CPU it also quantizes
 //! each input row to 8 bits); the word-embedding table stays quantized and rows are dequantized as
 //! they are looked up; the small position/token-type tables are dequantized to f32 at load.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::borrow::Cow;
 use std::io::Cursor;
 use std::str::FromStr;
 
@@ -48,8 +48,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Result as CandleResult, Tensor};
 use multitag_core::LabelMap;
 
+use crate::config::BertConfig;
 use crate::error::ModelError;
-use crate::models::config::BertConfig;
 
 pub const KEY_CONFIG: &str = "multitag.config";
 pub const KEY_LABELS: &str = "multitag.labels";

@@ -8,10 +8,12 @@
 //! | module | what | where a new one goes |
 //! |---|---|---|
 //! | [`kernels`] | ops: CPU fused kernels with backward passes, attention, GELU, int8, CUDA; the kernel choice | a new kernel |
+//! | [`error`], [`config`] | the error type; a BERT checkpoint's `config.json` | |
 //! | [`gguf`], [`tokenize`] | the exported file format; sub-word tokenization and batching | a new format |
 //! | [`nn`] | layers (dense, layer norm, embeddings), the train/infer [`Mode`], parameter sources, losses | a new layer or loss |
-//! | [`models`] | the BERT encoder and its config | a new encoder |
+//! | [`models`] | the BERT encoder | a new encoder |
 //! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] | a new method |
+pub mod config;
 pub mod error;
 pub mod gguf;
 pub mod kernels;

@@ -14,6 +14,8 @@ use crate::optim::AdamW;
 pub struct CheckpointState {
     pub epochs_done: usize,
     pub step: usize,
+    /// The best dev score so far ([`super::Method::dev_score`]: F1 for tagging; the name is
+    /// kept so that existing checkpoints resume).
     pub best_dev_f1: f64,
     pub epochs_without_gain: usize,
     pub options: TrainOptions,

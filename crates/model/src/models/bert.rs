@@ -6,7 +6,7 @@
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::Embedding;
 
-use super::config::BertConfig;
+use crate::config::BertConfig;
 use crate::kernels::{self, dispatch, Segment};
 use crate::nn::{Dense, EmbeddingTable, LayerNorm, Mode, Weights};
 
@@ -539,7 +539,10 @@ mod tests {
     #[test]
     fn cuda_training_step_matches_the_cpu() -> Result<()> {
         use candle_core::backprop::GradStore;
-        assert!(crate::kernels::cuda::set_enabled(true), "CUDA kernels switched off");
+        assert!(
+            crate::kernels::cuda::set_enabled(true),
+            "CUDA kernels switched off"
+        );
         let gpu = Device::new_cuda(0)?;
         let (cpu_vars, cpu_encoder) = tiny_encoder();
         let gpu_vars = VarMap::new();

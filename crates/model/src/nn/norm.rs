@@ -42,14 +42,7 @@ impl LayerNorm {
         residual: &Tensor,
         dropout: Option<DropoutDraw>,
     ) -> Result<Tensor> {
-        kernels::residual_layer_norm(
-            y,
-            residual,
-            &self.weight,
-            &self.bias,
-            self.eps,
-            dropout,
-        )
+        kernels::residual_layer_norm(y, residual, &self.weight, &self.bias, self.eps, dropout)
     }
 }
 

@@ -38,7 +38,6 @@ impl<'a> From<VarBuilder<'a>> for Weights<'a> {
     }
 }
 
-
 impl<'a> Weights<'a> {
     /// The root of an exported model, its tensors read onto `device`, its dense layers
     /// multiplying as `compute` says.
@@ -113,9 +112,11 @@ impl<'a> Weights<'a> {
                 hidden,
                 vb.clone(),
             )?)),
-            Weights::Gguf { file, device, .. } => EmbeddingTable::from_qtensor(
-                file.qtensor(&self.full_name("weight"), &[rows, hidden], device)?,
-            ),
+            Weights::Gguf { file, device, .. } => EmbeddingTable::from_qtensor(file.qtensor(
+                &self.full_name("weight"),
+                &[rows, hidden],
+                device,
+            )?),
         }
     }
 

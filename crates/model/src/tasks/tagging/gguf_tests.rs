@@ -276,15 +276,11 @@ fn corrupt_or_truncated_bytes_are_errors_naming_the_file() {
         ("tail cut", bytes[..bytes.len() - 40].to_vec()),
     ];
     for (what, case) in cases {
-        let err = match Tagger::from_gguf(
-            &case,
-            TOKENIZER.as_bytes(),
-            &Device::Cpu,
-            DenseCompute::F32,
-        ) {
-            Ok(_) => panic!("{what}: loaded"),
-            Err(e) => e.to_string(),
-        };
+        let err =
+            match Tagger::from_gguf(&case, TOKENIZER.as_bytes(), &Device::Cpu, DenseCompute::F32) {
+                Ok(_) => panic!("{what}: loaded"),
+                Err(e) => e.to_string(),
+            };
         assert!(err.contains("model.gguf"), "{what}: {err}");
     }
     let err = match Tagger::from_gguf(&bytes, b"{not json", &Device::Cpu, DenseCompute::F32) {
@@ -303,11 +299,11 @@ fn a_file_without_our_metadata_is_refused_clearly() {
     .unwrap();
     let mut out = Cursor::new(Vec::new());
     gguf_file::write(&mut out, &[], &[("x", &q)]).unwrap();
-    let err = match NerModel::from_gguf("other.gguf", out.get_ref(), &Device::Cpu, DenseCompute::F32)
-    {
-        Ok(_) => panic!("loaded"),
-        Err(e) => e.to_string(),
-    };
+    let err =
+        match NerModel::from_gguf("other.gguf", out.get_ref(), &Device::Cpu, DenseCompute::F32) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => e.to_string(),
+        };
     assert!(
         err.contains("other.gguf") && err.contains(KEY_CONFIG),
         "{err}"

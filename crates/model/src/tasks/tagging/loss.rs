@@ -136,7 +136,8 @@ impl TaggingLoss<'_> {
         mode: &Mode,
     ) -> Result<(Tensor, Tensor)> {
         let titles = mean_pool(hidden, mask)?;
-        let (d_ids, d_mask) = collate_to(descriptions, self.pad_id, self.min_widths.1, self.device)?;
+        let (d_ids, d_mask) =
+            collate_to(descriptions, self.pad_id, self.min_widths.1, self.device)?;
         Ok((titles, self.model.embed(&d_ids, &d_mask, mode)?))
     }
 }

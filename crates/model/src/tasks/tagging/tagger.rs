@@ -10,8 +10,8 @@ use candle_core::{Device, Tensor, D};
 use multitag_core::{decode_entities, split_words, TaggedTitle, Word};
 
 use super::model::NerModel;
-use crate::gguf::GgufFile;
 use crate::error::ModelError;
+use crate::gguf::GgufFile;
 use crate::nn::{normalize_rows, DenseCompute, Mode};
 use crate::tokenize::{collate, WordTokenizer};
 

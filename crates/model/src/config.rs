@@ -2,7 +2,7 @@
 //! model directory fails with a message instead of a shape error deep inside a matmul.
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::error::ModelError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
@@ -38,7 +38,6 @@ fn default_type_vocab() -> usize {
 fn default_eps() -> f64 {
     1e-12
 }
-
 impl BertConfig {
     /// Parses and checks a `config.json`; `source` names the file in errors.
     pub fn from_json(source: &str, text: &str) -> Result<Self, ModelError> {

@@ -1,0 +1,39 @@
+//! What the training loop needs from a method beyond its loss ([`Task`]): the trainable
+//! variables, a dev-set evaluation that picks the best epoch, and how the best model is saved.
+//! The loop ([`super::epochs`]) knows nothing else of the method, so SpERT.MT or BINDER train
+//! through it by implementing this next to their task module.
+use std::path::Path;
+
+use anyhow::Result;
+use candle_nn::VarMap;
+use multitag_model::Task;
+use serde::Serialize;
+
+pub trait Method {
+    /// The task's training example.
+    type Example;
+    /// The task's loss, borrowing the model.
+    type Task<'a>: Task<Example = Self::Example>
+    where
+        Self: 'a;
+    /// The dev evaluation logged each epoch.
+    type DevReport: Serialize + Clone;
+
+    fn varmap(&self) -> &VarMap;
+
+    fn task(&self) -> Self::Task<'_>;
+
+    /// The model as it is now, scored on the dev set.
+    fn evaluate_dev(&self) -> Result<Self::DevReport>;
+
+    /// The name of [`Self::dev_score`] in logs (e.g. `F1`).
+    const DEV_SCORE: &'static str;
+
+    /// The number in a dev report that picks the best epoch (higher is better; a fraction,
+    /// logged as a percentage).
+    fn dev_score(report: &Self::DevReport) -> f64;
+
+    /// Writes the model as it is now, with `training` (options, epoch, dev report) as its
+    /// provenance, to the directory `out`.
+    fn save(&self, out: &Path, training: &serde_json::Value) -> Result<()>;
+}
