@@ -1,9 +1,7 @@
 //! The page's pure logic, kept apart from the DOM so it is unit-tested natively: reading pasted
 //! titles, cutting a title into plain and entity segments by character offsets, entity colours,
-//! the JSONL download, best matches in a similarity matrix, and small formatters.
+//! best matches in a similarity matrix, and small formatters.
 use multitag_core::Entity;
-
-use crate::protocol::TaggedTitle;
 
 /// At most this many titles are tagged from one paste.
 pub const MAX_TITLES: usize = 5000;
@@ -111,16 +109,6 @@ pub fn label_class(label: &str, types: &[String]) -> String {
                 .unwrap_or(others.len())
     });
     format!("c{}", slot % 8)
-}
-
-/// One JSON object per line, the shape `trainer tag` prints (without its `line` field).
-pub fn to_jsonl(results: &[TaggedTitle]) -> String {
-    let mut out = String::new();
-    for r in results {
-        out.push_str(&serde_json::to_string(r).expect("tagged titles serialise"));
-        out.push('\n');
-    }
-    out
 }
 
 /// Per row, the column with the highest similarity (the first on ties).
@@ -311,7 +299,7 @@ mod tests {
 
     #[test]
     fn jsonl_has_the_tagger_shape() {
-        let line = to_jsonl(&[TaggedTitle {
+        let line = multitag_core::to_jsonl(&[crate::protocol::TaggedTitle {
             title: "Roadster".into(),
             entities: vec![ent("BRAND", "Roadster", 0, 8)],
             truncated: false,

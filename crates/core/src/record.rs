@@ -104,12 +104,12 @@ impl LabeledRecord {
     }
 }
 
-/// Serializes records as JSON lines, each ending in `\n`.
-pub fn to_jsonl(records: &[LabeledRecord]) -> String {
+/// Serializes records (labeled items, tagged titles) as JSON lines, each ending in `\n`.
+pub fn to_jsonl<T: serde::Serialize>(records: &[T]) -> String {
     let mut out = String::new();
     for r in records {
         // Serializing plain strings, numbers and vectors cannot fail.
-        out.push_str(&serde_json::to_string(r).expect("LabeledRecord serializes"));
+        out.push_str(&serde_json::to_string(r).expect("plain records serialize"));
         out.push('\n');
     }
     out

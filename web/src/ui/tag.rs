@@ -19,8 +19,7 @@ use super::model::{ModelContext, ModelState};
 use crate::client::pool;
 use crate::protocol::TaggedTitle;
 use crate::view::{
-    batch_order, format_ms, label_class, parse_lines, segments, to_jsonl, BATCH_SIZE, MAX_TITLES,
-    SORT_WINDOW,
+    batch_order, format_ms, label_class, parse_lines, segments, BATCH_SIZE, MAX_TITLES, SORT_WINDOW,
 };
 
 /// One tagged title, in the list by its place in the paste.
@@ -145,7 +144,8 @@ impl Tagging {
         let results: Vec<TaggedTitle> = self
             .rows
             .with_untracked(|rows| rows.iter().map(|r| r.result.clone()).collect());
-        self.download_url.set(jsonl_url(&to_jsonl(&results)));
+        self.download_url
+            .set(jsonl_url(&multitag_core::to_jsonl(&results)));
     }
 
     /// Drops the results and stops the run's task (the download of a finished run stays).
