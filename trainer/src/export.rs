@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use multitag_core::Split;
+use multitag_core::{BundledExample, Split};
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
 use multitag_model::{nn::weights, DenseCompute, Quant, Tagger};
 use serde::Serialize;
@@ -34,13 +34,6 @@ pub struct Export<'a> {
     pub catalog: PathBuf,
     pub split_seed: u64,
     pub examples: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BundledExample {
-    pub id: String,
-    pub title: String,
-    pub description: String,
 }
 
 #[derive(Debug, Serialize)]

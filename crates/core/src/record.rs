@@ -104,6 +104,15 @@ impl LabeledRecord {
     }
 }
 
+/// One held-out catalog item that `trainer export` bundles with a model (`examples.json`) and the
+/// browser app fills its inputs from: its id, title and description.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BundledExample {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+}
+
 /// Serializes records (labeled items, tagged titles) as JSON lines, each ending in `\n`.
 pub fn to_jsonl<T: serde::Serialize>(records: &[T]) -> String {
     let mut out = String::new();

@@ -5,18 +5,10 @@
 //! page-wide value rather than a signal.
 use std::cell::RefCell;
 
-use serde::Deserialize;
+pub use multitag_core::BundledExample;
 
 use super::browser::fetch_text;
 use crate::protocol::Slot;
-
-/// One bundled catalog item: a product title and its description (`examples.json` also holds the
-/// item's id, which the page does not use).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct BundledExample {
-    pub title: String,
-    pub description: String,
-}
 
 thread_local! {
     static LOADED: RefCell<Option<Result<Vec<BundledExample>, String>>> = const { RefCell::new(None) };
