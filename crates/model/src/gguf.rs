@@ -1,5 +1,5 @@
-//! Exported models in candle's GGUF format: one file with every tensor of a trained [`NerModel`]
-//! (Hugging Face names, e.g. `bert.encoder.layer.0.attention.self.query.weight`,
+//! Exported models in candle's GGUF format: one file with every tensor of a trained
+//! [`crate::NerModel`] (Hugging Face names, e.g. `bert.encoder.layer.0.attention.self.query.weight`,
 //! `classifier.weight`) and the metadata needed to rebuild it without any other file but the
 //! tokenizer:
 //!
@@ -34,7 +34,7 @@
 //!
 //! Reading ([`GgufFile`]) works on bytes (no file system), so the browser loads the same file with
 //! [`crate::Tagger::from_gguf`]. Dense layers are dequantized to f32 at load or, with
-//! [`DenseCompute::Quantized`], multiplied with candle's quantized matmul (on CPU it also quantizes
+//! [`crate::DenseCompute::Quantized`], multiplied with candle's quantized matmul (on CPU it also quantizes
 //! each input row to 8 bits); the word-embedding table stays quantized and rows are dequantized as
 //! they are looked up; the small position/token-type tables are dequantized to f32 at load.
 use std::borrow::Cow;

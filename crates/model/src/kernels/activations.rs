@@ -4,7 +4,7 @@
 //! tagging run's time natively (and more of a training step's). Here erf is a rational polynomial
 //! on [-4, 4] (erf is ±1 to f32 precision beyond), branch-free, so the compiler vectorizes the
 //! loop for AVX and WASM simd128 alike. The backward pass is a second op of the same kind. On CUDA
-//! both have kernels ([`crate::cuda`], where switched on); other devices and dtypes keep candle's
+//! both have kernels (`kernels::cuda`, where switched on); other devices and dtypes keep candle's
 //! implementation.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;

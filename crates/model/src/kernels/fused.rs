@@ -1,12 +1,12 @@
 //! Layer norm, softmax and bias addition for the training path, each a single CPU kernel with a
-//! backward pass; layer norm and bias addition also have CUDA kernels ([`crate::cuda`]).
+//! backward pass; layer norm and bias addition also have CUDA kernels (`kernels::cuda`).
 //!
 //! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward, so training used to
 //! build both from primitive ops: about ten full passes over the activations forward (each
 //! allocating a tensor) and twice that backward, most of them single-threaded; and the gradient of
 //! a broadcast bias reduces over the leading dimension with strided reads. Here each is one pass
 //! forward and one backward, parallel over rows. The kernels are f32 only, and on CUDA only where
-//! [`crate::cuda`] is switched on; elsewhere each function computes the same thing from primitive
+//! `kernels::cuda` is switched on; elsewhere each function computes the same thing from primitive
 //! ops, which are also the reference the tests compare with.
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, D,

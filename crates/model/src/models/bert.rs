@@ -150,7 +150,7 @@ impl SelfAttention {
     }
 
     /// `dropout(softmax(scores * scale + mask))`: one CUDA kernel each way in training where
-    /// [`crate::cuda`] is on, composed elsewhere.
+    /// `kernels::cuda` is on, composed elsewhere.
     fn attention_probs(
         &self,
         scores: &Tensor,

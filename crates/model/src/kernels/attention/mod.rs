@@ -1,7 +1,7 @@
 //! Attention on the CPU, one sequence at a time over the encoder's rows, for inference and for
 //! training.
 //!
-//! The general path ([`crate::encoder`]) scatters rows into a `(batch, seq)` grid, splits heads
+//! The general path (the encoder, `models::bert`) scatters rows into a `(batch, seq)` grid, splits heads
 //! with transposing copies, multiplies with two batched GEMMs, adds the padding mask, takes a
 //! softmax and copies back: about a dozen tensor operations a layer, each a pass over memory and a
 //! dispatch, and in training as many again backward, each gradient allocated and summed on its

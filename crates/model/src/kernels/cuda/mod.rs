@@ -1,5 +1,5 @@
 //! The CUDA side of the training kernels: launches of the kernels in `kernels.cu` (compiled to PTX
-//! by build.rs) for the fused ops of [`crate::fused`] and [`crate::activations`], the grid
+//! by build.rs) for the fused ops of [`super::fused`] and [`super::activations`], the grid
 //! attention's weights ([`attention_probs`]) and the trainer's AdamW.
 //!
 //! Off unless `MULTITAG_CUDA_KERNELS=on`. They were written on a machine without a GPU: until the
