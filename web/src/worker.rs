@@ -202,8 +202,7 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadErr
         ))
     } else {
         // Int8 weights with integer dot products: WASM SIMD has no fused multiply-add, so this
-        // tags faster than the f32 GEMM, which beats candle's quantized matmul (README, "Browser
-        // app").
+        // tags faster than the f32 GEMM, which beats candle's quantized matmul (docs/browser.md).
         let compute = DenseCompute::Int8;
         Tagger::from_gguf(&gguf.bytes, &tokenizer.bytes, &Device::Cpu, compute).map_err(|e| {
             let message = e.to_string();
