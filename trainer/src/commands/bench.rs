@@ -6,8 +6,8 @@ use clap::ValueEnum;
 
 use crate::args::{base_model, labels, DataArgs, DeviceArgs, MatmulArgs};
 use crate::bench::{print_bench, Bench, BenchInput, BenchReport, Shapes, Workload};
-use crate::model_dir::ModelDir;
-use crate::train::{self, TrainOptions};
+use crate::model_dir::{write_json, ModelDir};
+use crate::train::TrainOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Result<()> {
     .run(&args.workloads)?;
     print_bench(&report);
     if let Some(path) = &args.json {
-        train::write_json(path, &report)?;
+        write_json(path, &report)?;
     }
     Ok(())
 }
@@ -149,7 +149,7 @@ fn run_children(args: &Args) -> Result<()> {
     let report = merged.context("no workloads")?;
     print_bench(&report);
     if let Some(path) = &args.json {
-        train::write_json(path, &report)?;
+        write_json(path, &report)?;
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use multitag_core::Split;
 
 use crate::args::{gold_or_default, DataArgs, DeviceArgs, MatmulArgs};
 use crate::data::load_gold;
-use crate::model_dir::ModelDir;
-use crate::{evaluate, train};
+use crate::evaluate;
+use crate::model_dir::{write_json, ModelDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     evaluate::print_report(&report);
     if let Some(path) = json {
-        train::write_json(&path, &report)?;
+        write_json(&path, &report)?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ pub trait Method {
     where
         Self: 'a;
     /// The dev evaluation logged each epoch.
-    type DevReport: Serialize + Clone;
+    type DevReport: Serialize;
 
     fn varmap(&self) -> &VarMap;
 

@@ -20,7 +20,6 @@ use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::tasks::tagging::{TaggingLoss, TitleExample};
 use multitag_model::{DropoutRng, Mode};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::Serialize;
 
 pub mod checkpoint;
 pub mod epochs;
@@ -39,7 +38,7 @@ pub use step::Stepper;
 
 use crate::data::Dataset;
 use crate::evaluate::evaluate_ner;
-use crate::model_dir::{save_model, write_atomic, ModelDir};
+use crate::model_dir::{save_model, ModelDir};
 
 /// The training items of `records`, with descriptions where the objective uses them.
 pub fn record_items<'a>(
@@ -192,9 +191,4 @@ impl TrainRun<'_> {
         }
         Ok(timings)
     }
-}
-
-/// Writes `contents` as the JSON file `path` atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }

@@ -83,9 +83,7 @@ pub fn residual_layer_norm(
 }
 
 /// Inverted dropout as tensor ops, for devices and dtypes without the fused kernels: on the CPU
-/// the draw's stream 0 as a mask, on an accelerator a mask drawn there (seeded through
-/// `Device::set_seed`), since building it on the host and copying it over would cost more than
-/// the step.
+/// the draw's stream 0 as a mask, elsewhere [`dropout_on_device`].
 fn dropout_composed(xs: &Tensor, dropout: Option<DropoutDraw>) -> Result<Tensor> {
     let Some(draw) = dropout else {
         return Ok(xs.clone());
@@ -94,9 +92,16 @@ fn dropout_composed(xs: &Tensor, dropout: Option<DropoutDraw>) -> Result<Tensor>
         let mask = Tensor::from_vec(draw.keep_mask(0, xs.elem_count()), xs.shape(), xs.device())?;
         return xs * mask.to_dtype(xs.dtype())?;
     }
+    dropout_on_device(xs, draw.p)
+}
+
+/// Inverted dropout with the mask drawn on the tensor's own device, from its generator (seeded
+/// through `Device::set_seed`): for accelerators, where drawing on the host and copying over
+/// would cost more than the step.
+pub fn dropout_on_device(xs: &Tensor, p: f32) -> Result<Tensor> {
     let draws = Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?;
-    let keep = draws.ge(draw.p as f64)?.to_dtype(xs.dtype())?;
-    xs * (keep * (1.0 / (1.0 - draw.p as f64)))?
+    let keep = draws.ge(p as f64)?.to_dtype(xs.dtype())?;
+    xs * (keep * (1.0 / (1.0 - p as f64)))?
 }
 
 /// Rows of `table` `(rows, hidden)` for `ids` of any shape: `ids.shape + (hidden,)`. On CUDA with

@@ -26,5 +26,8 @@ mod strided;
 pub use activations::gelu_erf;
 pub use attention::{packed_attention, trainable_attention, Segment};
 pub use dropout::{DropoutDraw, DropoutRng};
-pub use fused::{add_bias, gather_rows, layer_norm, linear, residual_layer_norm, softmax_last_dim};
+pub use fused::{
+    add_bias, dropout_on_device, gather_rows, layer_norm, linear, residual_layer_norm,
+    softmax_last_dim,
+};
 pub use int8::Int8Matrix;

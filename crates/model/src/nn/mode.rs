@@ -35,14 +35,7 @@ impl Mode<'_> {
                 let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
                 xs * mask
             }
-            // On an accelerator the mask is drawn there (seeded through `Device::set_seed`):
-            // building millions of draws on the host and copying them over each step would
-            // cost more than the step itself.
-            Mode::Train(_) if p > 0.0 => {
-                let draws = Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?;
-                let keep = draws.ge(p as f64)?.to_dtype(xs.dtype())?;
-                xs * (keep * (1.0 / (1.0 - p as f64)))?
-            }
+            Mode::Train(_) if p > 0.0 => kernels::dropout_on_device(xs, p),
             _ => Ok(xs.clone()),
         }
     }
