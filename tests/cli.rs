@@ -228,6 +228,35 @@ fn tiny_training_run_then_tagging_any_script() {
         }
     }
 
+    // The model records its method, and inference refuses one this build does not have.
+    let training: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("training.json")).unwrap())
+            .unwrap();
+    assert_eq!(training["task"], "tagging");
+    let other = out_dir.join("other-task");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "labels.json",
+    ] {
+        std::fs::copy(model.join(f), other.join(f)).unwrap();
+    }
+    let mut newer = training.clone();
+    newer["task"] = "relations".into();
+    std::fs::write(other.join("training.json"), newer.to_string()).unwrap();
+    let out = trainer(
+        &["tag", "--model", other.to_str().unwrap()],
+        Some("Navy Shirt\n"),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("training.json") && err.contains("`task`") && err.contains("`relations`"),
+        "{err}"
+    );
+
     // --resume continues from the checkpoint: a third epoch adds one metrics line.
     let out = train_on_fixture(
         &model,

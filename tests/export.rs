@@ -109,6 +109,7 @@ fn export_of_a_tiny_trained_model_then_eval_and_tag() {
         }
         let manifest = read_json(&out_dir.join("manifest.json"));
         assert_eq!(manifest["quant"], quant);
+        assert_eq!(manifest["task"], "tagging");
         assert_eq!(manifest["labels"][0], "O");
         for f in manifest["files"].as_array().unwrap() {
             let name = f["name"].as_str().unwrap();

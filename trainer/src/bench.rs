@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap};
-use multitag_model::{DenseCompute, DropoutRng, Mode, Tagger};
+use multitag_model::{DenseCompute, DropoutRng, Mode, Predictor, Tagger};
 use serde::Serialize;
 
 use crate::data::Dataset;
@@ -478,11 +478,11 @@ impl Bench<'_> {
         // A trained or exported (possibly quantized) tagger is timed as it is; a base encoder
         // gets a fresh head, which tags at the same speed as a trained one.
         let dir = self.tag_model.unwrap_or(self.base);
-        let tagger = if dir.labels.is_some() {
-            dir.tagger(self.device, self.matmul)?
+        let tagger: Box<dyn Predictor> = if dir.labels.is_some() {
+            dir.predictor(self.device, self.matmul)?
         } else {
             let (_, model) = dir.trainable(self.labels, self.device, 0)?;
-            Tagger::new(model, dir.tokenizer()?, self.device.clone())
+            Box::new(Tagger::new(model, dir.tokenizer()?, self.device.clone()))
         };
         let titles: Vec<&str> = self
             .input
@@ -499,12 +499,12 @@ impl Bench<'_> {
             titles.len(),
             self.repetitions
         );
-        tagger.tag(&titles[..titles.len().min(32)], batch)?; // warm-up
+        tagger.extract(&titles[..titles.len().min(32)], batch)?; // warm-up
         self.device.synchronize()?;
         let mut rates = Vec::with_capacity(self.repetitions);
         for _ in 0..self.repetitions {
             let start = Instant::now();
-            let tagged = tagger.tag(&titles, batch)?;
+            let tagged = tagger.extract(&titles, batch)?;
             self.device.synchronize()?;
             rates.push(titles.len() as f64 / start.elapsed().as_secs_f64());
             std::hint::black_box(tagged);
@@ -514,7 +514,7 @@ impl Bench<'_> {
             format!(
                 "{} titles, batch {batch}, <= {} tokens",
                 titles.len(),
-                tagger.max_tokens
+                tagger.max_tokens()
             ),
             rates,
             titles.len(),

@@ -113,8 +113,8 @@ impl Comparison<'_> {
                     resume: false,
                 }
                 .run()?;
-                let tagger = outcome.model.view();
-                let predicted = predict_tags(tagger, &test, 64)?;
+                let predictor = outcome.model.view();
+                let predicted = predict_tags(&predictor, &test, 64)?;
                 let by_id: HashMap<&str, &Vec<String>> = test
                     .iter()
                     .map(|r| r.id.as_str())
@@ -134,7 +134,7 @@ impl Comparison<'_> {
                         .map_err(anyhow::Error::msg)?,
                     gold: None,
                     retrieval: evaluate_retrieval(
-                        tagger,
+                        &predictor,
                         retrieval_items,
                         opts.title_tokens,
                         opts.description_tokens,
@@ -222,7 +222,7 @@ impl Comparison<'_> {
         let tagger =
             multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
         let report = evaluate_retrieval(
-            tagger.view(),
+            &tagger,
             test,
             opts.title_tokens,
             opts.description_tokens,

@@ -3,11 +3,12 @@
 //! a useful sentence embedding.
 use anyhow::Result;
 use multitag_core::{retrieval, LabeledRecord, NerReport, RetrievalReport};
-use multitag_model::tasks::tagging::TaggingView;
+use multitag_model::Predictor;
 use serde::Serialize;
 
+/// The predicted IOB2 tags of each record's words.
 pub fn predict_tags(
-    tagger: TaggingView,
+    predictor: &dyn Predictor,
     records: &[&LabeledRecord],
     batch: usize,
 ) -> Result<Vec<Vec<String>>> {
@@ -15,32 +16,22 @@ pub fn predict_tags(
         .iter()
         .map(|r| r.words.iter().map(String::as_str).collect())
         .collect();
-    let labels = &tagger.model.labels;
-    Ok(tagger
-        .predict_words(&words, batch)?
-        .into_iter()
-        .map(|(preds, _)| {
-            preds
-                .iter()
-                .map(|p| labels.tag(p.label).to_string())
-                .collect()
-        })
-        .collect())
+    Ok(predictor.predict_tags(&words, batch)?)
 }
 
 pub fn evaluate_ner(
-    tagger: TaggingView,
+    predictor: &dyn Predictor,
     records: &[&LabeledRecord],
     batch: usize,
 ) -> Result<NerReport> {
-    let predicted = predict_tags(tagger, records, batch)?;
+    let predicted = predict_tags(predictor, records, batch)?;
     let gold: Vec<Vec<String>> = records.iter().map(|r| r.tags.clone()).collect();
     multitag_core::evaluate(&gold, &predicted).map_err(anyhow::Error::msg)
 }
 
 /// Each title's own description ranked among all the descriptions of `records`.
 pub fn evaluate_retrieval(
-    tagger: TaggingView,
+    predictor: &dyn Predictor,
     records: &[&LabeledRecord],
     title_tokens: usize,
     description_tokens: usize,
@@ -48,8 +39,8 @@ pub fn evaluate_retrieval(
 ) -> Result<RetrievalReport> {
     let titles: Vec<&str> = records.iter().map(|r| r.title.as_str()).collect();
     let descriptions: Vec<&str> = records.iter().map(|r| r.description.as_str()).collect();
-    let t = tagger.embed(&titles, title_tokens, batch)?;
-    let d = tagger.embed(&descriptions, description_tokens, batch)?;
+    let t = predictor.embed(&titles, title_tokens, batch)?;
+    let d = predictor.embed(&descriptions, description_tokens, batch)?;
     let similarity = t.matmul(&d.t()?)?.to_vec2::<f32>()?;
     Ok(retrieval(&similarity))
 }

@@ -1,27 +1,29 @@
 //! `trainer export`: a trained model directory to the directory the browser app loads.
 //!
 //! ```text
-//! <out>/model.gguf      every tensor of the NerModel, stored by the rule of multitag_model::gguf
-//!                       (f32 vectors; matrices as the requested type, falling back per tensor
-//!                       when a row does not divide into its blocks), with the config, labels,
-//!                       requested type and source directory in the metadata
+//! <out>/model.gguf      every tensor of the trained model, stored by the rule of
+//!                       multitag_model::gguf (f32 vectors; matrices as the requested type,
+//!                       falling back per tensor when a row does not divide into its blocks), with
+//!                       the config, labels, task, requested type and source directory in the
+//!                       metadata
 //! <out>/tokenizer.json  copied from the model directory
 //! <out>/examples.json   a few held-out TEST-split items (id, title, description) for the
 //!                       browser's similarity view; `[]` (with a warning) if the catalog is unreadable
-//! <out>/manifest.json   {quant, files: [{name, bytes}], source, labels, tensors: [{name, shape,
-//!                       type, bytes}]}
+//! <out>/manifest.json   {task, quant, files: [{name, bytes}], source, labels, tensors: [{name,
+//!                       shape, type, bytes}]}
 //! ```
 //!
 //! The directory is staged beside `<out>` and renamed into place, so a reader sees the previous
 //! export or the new one, never a mixture. Before the rename the staged model is loaded back and
-//! its tags on the examples are compared with the float model's.
+//! its entities on the examples are compared with the float model's, through the predictor its
+//! task names, as `trainer tag` and the browser will load it.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use multitag_core::{BundledExample, Split};
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
-use multitag_model::{nn::weights, DenseCompute, Quant, Tagger};
+use multitag_model::{nn::weights, predictor_from_gguf, DenseCompute, GgufFile, Predictor, Quant};
 use serde::Serialize;
 
 use crate::data::load_dataset;
@@ -44,6 +46,7 @@ pub struct FileEntry {
 
 #[derive(Debug, Serialize)]
 pub struct Manifest {
+    pub task: String,
     pub quant: String,
     pub files: Vec<FileEntry>,
     pub source: String,
@@ -57,13 +60,13 @@ impl Export<'_> {
         let weights_bytes = dir.require_safetensors("export from")?;
         let labels = dir.labels.clone().with_context(|| {
             format!(
-                "{}: no labels.json; only a trained tagger can be exported",
+                "{}: no labels.json; only a trained model can be exported",
                 self.model.display()
             )
         })?;
         let device = Device::Cpu;
-        // Loading the float tagger first checks that every tensor the model needs is present.
-        let float = dir.tagger(&device, DenseCompute::default())?;
+        // Loading the float model first checks that every tensor its task needs is present.
+        let float = dir.predictor(&device, DenseCompute::default())?;
         let source = self.model.join("model.safetensors").display().to_string();
         let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
         let (gguf, stored) = write_gguf(
@@ -73,6 +76,7 @@ impl Export<'_> {
                 labels: &labels,
                 quant: self.quant,
                 source: &self.model.display().to_string(),
+                task: dir.task.name(),
             },
         )
         .with_context(|| format!("exporting {source}"))?;
@@ -82,6 +86,7 @@ impl Export<'_> {
         let staged_result = self.stage(&staged, &gguf, &dir.tokenizer_bytes, &examples, &stored);
         let manifest = staged_result.and_then(|files| {
             let manifest = Manifest {
+                task: dir.task.name().to_string(),
                 quant: self.quant.name().to_string(),
                 files,
                 source: self.model.display().to_string(),
@@ -91,7 +96,13 @@ impl Export<'_> {
             let path = staged.join("manifest.json");
             std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
                 .with_context(|| format!("writing {}", path.display()))?;
-            self.verify(&staged, &gguf, &dir.tokenizer_bytes, &float, &examples)?;
+            self.verify(
+                &staged,
+                &gguf,
+                &dir.tokenizer_bytes,
+                float.as_ref(),
+                &examples,
+            )?;
             Ok(manifest)
         });
         match manifest {
@@ -183,24 +194,24 @@ impl Export<'_> {
         staged: &Path,
         gguf: &[u8],
         tokenizer: &[u8],
-        float: &Tagger,
+        float: &dyn Predictor,
         examples: &[BundledExample],
     ) -> Result<()> {
-        let exported = Tagger::from_gguf_named(
-            &staged.join("model.gguf").display().to_string(),
-            gguf,
+        let file = GgufFile::read(&staged.join("model.gguf").display().to_string(), gguf)?;
+        let exported = predictor_from_gguf(
+            &file,
             &staged.join("tokenizer.json").display().to_string(),
             tokenizer,
             &Device::Cpu,
             DenseCompute::default(),
         )
         .context("the exported model does not load back")?;
-        if exported.model.labels != float.model.labels {
-            bail!("the exported model's labels differ from the source's");
+        if exported.task() != float.task() || exported.entity_types() != float.entity_types() {
+            bail!("the exported model's task or entity types differ from the source's");
         }
         let titles: Vec<&str> = examples.iter().map(|e| e.title.as_str()).collect();
-        let a = float.tag(&titles, 16)?;
-        let b = exported.tag(&titles, 16)?;
+        let a = float.extract(&titles, 16)?;
+        let b = exported.extract(&titles, 16)?;
         let same = a
             .iter()
             .zip(&b)
@@ -218,8 +229,8 @@ impl Export<'_> {
         let min_cosine = if titles.is_empty() {
             1.0
         } else {
-            let ea = float.embed(&titles, float.max_tokens, 16)?;
-            let eb = exported.embed(&titles, exported.max_tokens, 16)?;
+            let ea = float.embed(&titles, float.max_tokens(), 16)?;
+            let eb = exported.embed(&titles, exported.max_tokens(), 16)?;
             (ea * eb)?.sum(1)?.min(0)?.to_scalar::<f32>()?
         };
         let bytes: u64 = std::fs::read_dir(staged)?

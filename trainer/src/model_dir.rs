@@ -4,8 +4,11 @@
 //!
 //! A directory written by `trainer export` (model.gguf, tokenizer.json, manifest.json) is read too:
 //! when it has a `model.gguf` and no `model.safetensors`, config and labels come from the GGUF
-//! metadata and [`ModelDir::tagger`] loads the (possibly quantized) weights. Such a directory can be
-//! evaluated and used for tagging, not trained from or exported again.
+//! metadata and [`ModelDir::predictor`] loads the (possibly quantized) weights. Such a directory can
+//! be evaluated and used for tagging, not trained from or exported again.
+//!
+//! The method a trained model is for ([`TaskKind`]) is `training.json`'s `task`, or the GGUF
+//! file's `multitag.task`; a model without one is a tagging model.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +16,8 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
 use multitag_model::{
-    nn::weights, BertConfig, DenseCompute, GgufFile, NerModel, Tagger, WordTokenizer,
+    nn::weights, predictor_from_gguf, predictor_from_tensors, BertConfig, DenseCompute, GgufFile,
+    NerModel, Predictor, TaskKind, WordTokenizer,
 };
 
 /// How a directory stores its weights.
@@ -33,6 +37,8 @@ pub struct ModelDir {
     pub weights: WeightsFormat,
     /// Present for a trained tagger, absent for a base encoder.
     pub labels: Option<LabelMap>,
+    /// The method a trained model was trained for.
+    pub task: TaskKind,
 }
 
 fn read_required(dir: &Path, name: &str) -> Result<Vec<u8>> {
@@ -87,6 +93,7 @@ impl ModelDir {
             tokenizer_bytes,
             weights: WeightsFormat::Safetensors(weights_bytes),
             labels,
+            task: read_task(&dir.join("training.json"))?,
         })
     }
 
@@ -101,6 +108,7 @@ impl ModelDir {
             .metadata_str(multitag_model::gguf::KEY_CONFIG)?
             .to_string();
         let labels = file.labels()?;
+        let task = TaskKind::of_gguf(&file)?;
         Ok(Self {
             path: dir.to_path_buf(),
             config,
@@ -108,6 +116,7 @@ impl ModelDir {
             tokenizer_bytes,
             weights: WeightsFormat::Gguf(file),
             labels: Some(labels),
+            task,
         })
     }
 
@@ -157,34 +166,61 @@ impl ModelDir {
         Ok((varmap, model))
     }
 
-    /// An inference tagger; requires a trained directory (with labels.json).
-    pub fn tagger(&self, device: &Device, compute: DenseCompute) -> Result<Tagger> {
+    /// The trained model's predictor (its method's, [`Self::task`]); requires a trained
+    /// directory (with labels.json) or an exported one.
+    pub fn predictor(&self, device: &Device, compute: DenseCompute) -> Result<Box<dyn Predictor>> {
         let labels = self.labels.clone().with_context(|| {
             format!(
-                "{}: no labels.json; this is a base encoder, not a trained tagger",
+                "{}: no labels.json; this is a base encoder, not a trained model",
                 self.path.display()
             )
         })?;
-        let bytes = match &self.weights {
-            WeightsFormat::Gguf(file) => {
-                let tokenizer = self.source("tokenizer.json");
-                let tagger = Tagger::from_gguf_file(
-                    file,
-                    &tokenizer,
-                    &self.tokenizer_bytes,
+        let tokenizer_source = self.source("tokenizer.json");
+        Ok(match &self.weights {
+            WeightsFormat::Gguf(file) => predictor_from_gguf(
+                file,
+                &tokenizer_source,
+                &self.tokenizer_bytes,
+                device,
+                compute,
+            )?,
+            WeightsFormat::Safetensors(bytes) => {
+                let source = self.source("model.safetensors");
+                let tensors = weights::load_safetensors(&source, bytes, device)?;
+                predictor_from_tensors(
+                    self.task,
+                    &source,
+                    &self.config,
+                    labels,
+                    tensors,
+                    self.tokenizer()?,
                     device,
-                    compute,
-                )?;
-                return Ok(tagger);
+                )?
             }
-            WeightsFormat::Safetensors(bytes) => bytes,
-        };
-        let source = self.source("model.safetensors");
-        let tensors = weights::load_safetensors(&source, bytes, device)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = NerModel::load(&self.config, labels, vb)
-            .with_context(|| format!("loading {source}"))?;
-        Ok(Tagger::new(model, self.tokenizer()?, device.clone()))
+        })
+    }
+}
+
+/// The `task` of a trained model's `training.json`; a tagging model when the file or the field
+/// is absent (models trained before it was recorded).
+fn read_task(path: &Path) -> Result<TaskKind> {
+    if !path.is_file() {
+        return Ok(TaskKind::Tagging);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    match value.get("task") {
+        None => Ok(TaskKind::Tagging),
+        Some(serde_json::Value::String(name)) => Ok(TaskKind::parse(
+            &format!("{}: field `task`", path.display()),
+            name,
+        )?),
+        Some(other) => bail!(
+            "{}: field `task`: expected a string such as \"tagging\", found {other}",
+            path.display()
+        ),
     }
 }
 

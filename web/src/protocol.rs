@@ -34,7 +34,7 @@ impl Slot {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
     /// Fetch (or take from the Cache API) `<base_url>/manifest.json`, `model.gguf` and
-    /// `tokenizer.json`, build the Tagger, and answer `Loaded` or `LoadFailed`.
+    /// `tokenizer.json`, build the model's predictor, and answer `Loaded` or `LoadFailed`.
     Load { slot: Slot, base_url: String },
     /// Tag `titles` in batches of `batch_size`; answered by one `Tagged`.
     Tag {
@@ -76,7 +76,7 @@ pub enum FromWorker {
     Tagged {
         id: u64,
         results: Vec<TaggedTitle>,
-        /// Time spent in the Tagger for this request, in milliseconds.
+        /// Time spent in the model for this request, in milliseconds.
         ms: f64,
     },
     Similarity {

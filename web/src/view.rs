@@ -64,7 +64,7 @@ pub struct Segment {
     pub entity: Option<usize>,
 }
 
-/// Cuts `title` at the entities' character offsets (Unicode scalar values, as the Tagger reports
+/// Cuts `title` at the entities' character offsets (Unicode scalar values, as the predictor reports
 /// them). Entities out of range, empty, or overlapping an earlier one are shown as plain text.
 pub fn segments(title: &str, entities: &[Entity]) -> Vec<Segment> {
     let chars: Vec<char> = title.chars().collect();

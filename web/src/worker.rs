@@ -1,11 +1,11 @@
 //! The Web Worker that owns the model: it fetches the exported files (with progress, through the
-//! Cache API), builds the shared `multitag_model::Tagger` from the GGUF bytes, and answers tagging
-//! and similarity requests, so the page never blocks on inference.
+//! Cache API), builds the predictor the GGUF file's task names (`multitag_model::predictor_from_gguf`,
+//! as `trainer tag` does), and answers tagging and similarity requests, so the page never blocks on
+//! inference.
 use std::cell::RefCell;
 
 use candle_core::Device;
-use multitag_model::tasks::tagging::{DEFAULT_TEXT_TOKENS, DEFAULT_TITLE_TOKENS};
-use multitag_model::{DenseCompute, Tagger};
+use multitag_model::{predictor_from_gguf, DenseCompute, GgufFile, Predictor, DEFAULT_TEXT_TOKENS};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -21,8 +21,8 @@ const EMBED_BATCH: usize = 16;
 
 #[derive(Default)]
 struct Models {
-    main: Option<Tagger>,
-    baseline: Option<Tagger>,
+    main: Option<Box<dyn Predictor>>,
+    baseline: Option<Box<dyn Predictor>>,
 }
 
 thread_local! {
@@ -62,12 +62,12 @@ fn handle(message: ToWorker) {
     match message {
         ToWorker::Load { slot, base_url } => wasm_bindgen_futures::spawn_local(async move {
             match load(slot, &base_url).await {
-                Ok((tagger, info)) => {
+                Ok((predictor, info)) => {
                     MODELS.with(|m| {
                         let mut m = m.borrow_mut();
                         match slot {
-                            Slot::Main => m.main = Some(tagger),
-                            Slot::Baseline => m.baseline = Some(tagger),
+                            Slot::Main => m.main = Some(predictor),
+                            Slot::Baseline => m.baseline = Some(predictor),
                         }
                     });
                     post(&FromWorker::Loaded { slot, info });
@@ -79,10 +79,12 @@ fn handle(message: ToWorker) {
             id,
             titles,
             batch_size,
-        } => post(&with_model(Slot::Main, id, |tagger| {
+        } => post(&with_model(Slot::Main, id, |predictor| {
             let start = now();
             let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-            let results = tagger.tag(&refs, batch_size).map_err(|e| e.to_string())?;
+            let results = predictor
+                .extract(&refs, batch_size)
+                .map_err(|e| e.to_string())?;
             let ms = now() - start;
             Ok(FromWorker::Tagged { id, results, ms })
         })),
@@ -91,9 +93,10 @@ fn handle(message: ToWorker) {
             slot,
             titles,
             descriptions,
-        } => post(&with_model(slot, id, |tagger| {
+        } => post(&with_model(slot, id, |predictor| {
             let start = now();
-            let matrix = similarity(tagger, &titles, &descriptions).map_err(|e| e.to_string())?;
+            let matrix =
+                similarity(predictor, &titles, &descriptions).map_err(|e| e.to_string())?;
             Ok(FromWorker::Similarity {
                 id,
                 slot,
@@ -107,16 +110,16 @@ fn handle(message: ToWorker) {
 fn with_model(
     slot: Slot,
     id: u64,
-    f: impl FnOnce(&Tagger) -> Result<FromWorker, String>,
+    f: impl FnOnce(&dyn Predictor) -> Result<FromWorker, String>,
 ) -> FromWorker {
     MODELS.with(|m| {
         let m = m.borrow();
-        let tagger = match slot {
-            Slot::Main => m.main.as_ref(),
-            Slot::Baseline => m.baseline.as_ref(),
+        let predictor = match slot {
+            Slot::Main => m.main.as_deref(),
+            Slot::Baseline => m.baseline.as_deref(),
         };
-        match tagger {
-            Some(t) => f(t).unwrap_or_else(|message| FromWorker::Failed { id, message }),
+        match predictor {
+            Some(p) => f(p).unwrap_or_else(|message| FromWorker::Failed { id, message }),
             None => FromWorker::Failed {
                 id,
                 message: format!("the {} model is not loaded", slot.title()),
@@ -125,9 +128,9 @@ fn with_model(
     })
 }
 
-/// `matrix[i][j]` = cosine(title i, description j), from the Tagger's L2-normalised embeddings.
+/// `matrix[i][j]` = cosine(title i, description j), from the model's L2-normalised embeddings.
 fn similarity(
-    tagger: &Tagger,
+    predictor: &dyn Predictor,
     titles: &[String],
     descriptions: &[String],
 ) -> Result<Vec<Vec<f32>>, multitag_model::ModelError> {
@@ -136,8 +139,8 @@ fn similarity(
     }
     let t: Vec<&str> = titles.iter().map(String::as_str).collect();
     let d: Vec<&str> = descriptions.iter().map(String::as_str).collect();
-    let te = tagger.embed(&t, DEFAULT_TITLE_TOKENS, EMBED_BATCH)?;
-    let de = tagger.embed(&d, DEFAULT_TEXT_TOKENS, EMBED_BATCH)?;
+    let te = predictor.embed(&t, predictor.max_tokens(), EMBED_BATCH)?;
+    let de = predictor.embed(&d, DEFAULT_TEXT_TOKENS, EMBED_BATCH)?;
     Ok(te.matmul(&de.t()?)?.to_vec2::<f32>()?)
 }
 
@@ -159,7 +162,7 @@ fn progress_reporter(slot: Slot, file: &'static str) -> impl FnMut(u64, Option<u
     }
 }
 
-async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadError> {
+async fn load(slot: Slot, base_url: &str) -> Result<(Box<dyn Predictor>, ModelInfo), LoadError> {
     let base = base_url.trim_end_matches('/');
     let start = now();
     let manifest_bytes = fetch_fresh(&format!("{base}/manifest.json"), "manifest.json").await?;
@@ -204,18 +207,28 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadErr
         // Int8 weights with integer dot products: WASM SIMD has no fused multiply-add, so this
         // tags faster than the f32 GEMM, which beats candle's quantized matmul (docs/browser.md).
         let compute = DenseCompute::Int8;
-        Tagger::from_gguf(&gguf.bytes, &tokenizer.bytes, &Device::Cpu, compute).map_err(|e| {
-            let message = e.to_string();
-            let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {
-                "tokenizer.json"
-            } else {
-                "model.gguf"
-            };
-            corrupt(file, message)
-        })
+        GgufFile::read("model.gguf", gguf.bytes.as_slice())
+            .and_then(|file| {
+                predictor_from_gguf(
+                    &file,
+                    "tokenizer.json",
+                    &tokenizer.bytes,
+                    &Device::Cpu,
+                    compute,
+                )
+            })
+            .map_err(|e| {
+                let message = e.to_string();
+                let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {
+                    "tokenizer.json"
+                } else {
+                    "model.gguf"
+                };
+                corrupt(file, message)
+            })
     };
-    let tagger = match result {
-        Ok(t) => t,
+    let predictor = match result {
+        Ok(p) => p,
         Err(e) => {
             // Never serve the same unreadable bytes from the cache again.
             forget(&gguf_url).await;
@@ -224,7 +237,7 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadErr
         }
     };
     let info = ModelInfo {
-        entity_types: tagger.model.labels.entity_types(),
+        entity_types: predictor.entity_types(),
         files: vec![
             FileInfo {
                 name: "model.gguf".into(),
@@ -237,10 +250,10 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Tagger, ModelInfo), LoadErr
                 from_cache: tokenizer.from_cache,
             },
         ],
-        max_tokens: tagger.max_tokens,
+        max_tokens: predictor.max_tokens(),
         fetch_ms: fetched - start,
         parse_ms: now() - fetched,
         manifest,
     };
-    Ok((tagger, info))
+    Ok((predictor, info))
 }

@@ -1,4 +1,4 @@
-//! The crate's one error type: which input was wrong (config, weights, tokenizer, labels), with
+//! The crate's one error type: which input was wrong (config, weights, tokenizer, labels, task), with
 //! the source named in the message, or a tensor error from candle.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -10,6 +10,9 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("labels: {0}")]
     Labels(String),
+    /// The method a model names is not one this build has.
+    #[error("task: {0}")]
+    Task(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

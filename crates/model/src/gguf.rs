@@ -9,6 +9,7 @@
 //! | `multitag.labels` | the tag list as JSON, e.g. `["O", "B-BRAND", ...]` |
 //! | `multitag.quant` | the requested type (`f32`, `f16`, `q8_0`, `q4k`) |
 //! | `multitag.source` | the model directory it was exported from |
+//! | `multitag.task` | the method the model was trained for ([`crate::tasks::TaskKind`]), which picks its predictor; files without it are tagging models |
 //!
 //! **Storage rule.** Vectors (biases, LayerNorm weights and biases) are always f32. Matrices take
 //! the requested type when their row length (last dimension) is a multiple of that type's block
@@ -33,7 +34,7 @@
 //! returned by [`write_gguf`].
 //!
 //! Reading ([`GgufFile`]) works on bytes (no file system), so the browser loads the same file with
-//! [`crate::Tagger::from_gguf`]. Dense layers are dequantized to f32 at load or, with
+//! [`crate::tasks::predictor_from_gguf`]. Dense layers are dequantized to f32 at load or, with
 //! [`crate::DenseCompute::Quantized`], multiplied with candle's quantized matmul (on CPU it also quantizes
 //! each input row to 8 bits); the word-embedding table stays quantized and rows are dequantized as
 //! they are looked up; the small position/token-type tables are dequantized to f32 at load.
@@ -55,6 +56,7 @@ pub const KEY_CONFIG: &str = "multitag.config";
 pub const KEY_LABELS: &str = "multitag.labels";
 pub const KEY_QUANT: &str = "multitag.quant";
 pub const KEY_SOURCE: &str = "multitag.source";
+pub const KEY_TASK: &str = "multitag.task";
 
 /// The weight type asked for at export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +189,8 @@ pub struct ExportMetadata<'s> {
     pub quant: Quant,
     /// Where the model came from (a directory path, for provenance only).
     pub source: &'s str,
+    /// The method's name ([`crate::tasks::TaskKind::name`]).
+    pub task: &'s str,
 }
 
 /// Serialises named float tensors (canonical HF names) to GGUF bytes under the storage rule of the
@@ -197,11 +201,6 @@ pub fn write_gguf(
 ) -> Result<(Vec<u8>, Vec<StoredTensor>), ModelError> {
     let config = BertConfig::from_json(KEY_CONFIG, meta.config_json)?;
     check_labels(KEY_LABELS, meta.labels)?;
-    if !tensors.contains_key("classifier.weight") {
-        return Err(ModelError::Weights(
-            "no `classifier.weight`: only a trained tagger can be exported".into(),
-        ));
-    }
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     let mut stored = Vec::with_capacity(names.len());
@@ -242,6 +241,7 @@ pub fn write_gguf(
         (KEY_LABELS, Value::String(labels_json)),
         (KEY_QUANT, Value::String(meta.quant.name().to_string())),
         (KEY_SOURCE, Value::String(meta.source.to_string())),
+        (KEY_TASK, Value::String(meta.task.to_string())),
     ];
     let metadata: Vec<(&str, &Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (*n, q)).collect();
@@ -292,17 +292,24 @@ impl<'a> GgufFile<'a> {
 
     /// A string metadata value.
     pub fn metadata_str(&self, key: &str) -> Result<&str, ModelError> {
+        self.metadata_opt_str(key)?.ok_or_else(|| {
+            ModelError::Weights(format!(
+                "{}: no metadata `{key}`; was this file written by `trainer export`?",
+                self.source
+            ))
+        })
+    }
+
+    /// A string metadata value that may be absent.
+    pub fn metadata_opt_str(&self, key: &str) -> Result<Option<&str>, ModelError> {
         match self.content.metadata.get(key) {
-            Some(Value::String(s)) => Ok(s),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(ModelError::Weights(format!(
                 "{}: metadata `{key}` is a {:?}, expected a string",
                 self.source,
                 other.value_type()
             ))),
-            None => Err(ModelError::Weights(format!(
-                "{}: no metadata `{key}`; was this file written by `trainer export`?",
-                self.source
-            ))),
+            None => Ok(None),
         }
     }
 

@@ -12,7 +12,7 @@
 //! | [`gguf`], [`tokenize`] | the exported file format; sub-word tokenization and batching | a new format |
 //! | [`nn`] | layers (dense, layer norm, embeddings), the train/infer [`Mode`], parameter sources, losses | a new layer or loss |
 //! | [`models`] | the BERT encoder | a new encoder |
-//! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] | a new method |
+//! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] (training) and [`tasks::Predictor`] (inference) | a new method |
 pub mod config;
 pub mod error;
 pub mod gguf;
@@ -38,5 +38,7 @@ pub use nn::{
     TripletForm, Weights,
 };
 pub use tasks::tagging::{NerModel, Tagger, WordPrediction};
-pub use tasks::{Losses, Task};
-pub use tokenize::{collate, collate_to, pad_rows, WordEncoding, WordTokenizer};
+pub use tasks::{predictor_from_gguf, predictor_from_tensors, Losses, Predictor, Task, TaskKind};
+pub use tokenize::{
+    collate, collate_to, pad_rows, WordEncoding, WordTokenizer, DEFAULT_TEXT_TOKENS,
+};

@@ -7,6 +7,10 @@ use tokenizers::Tokenizer;
 
 use crate::error::ModelError;
 
+/// Free texts (descriptions) are embedded up to this many sub-words: the base model's own limit
+/// in its tokenizer.json, and past it a description adds little to its embedding.
+pub const DEFAULT_TEXT_TOKENS: usize = 128;
+
 pub struct WordTokenizer {
     tokenizer: Tokenizer,
     pad_id: u32,

@@ -1,4 +1,4 @@
-//! `trainer eval`: scores a trained tagger on the test split and gold set (NER and retrieval).
+//! `trainer eval`: scores a trained model on the test split and gold set (NER and retrieval).
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> Result<()> {
         matmul,
     } = args;
     let dir = ModelDir::read(&model)?;
-    let tagger = dir.tagger(&device.device()?, matmul.matmul)?;
+    let predictor = dir.predictor(&device.device()?, matmul.matmul)?;
     let dataset = data.load()?;
     let mut test = dataset.split(Split::Test);
     if let Some(limit) = limit {
@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => {
             let gold = load_gold(&path, &dataset)?;
             Some(evaluate::evaluate_ner(
-                tagger.view(),
+                predictor.as_ref(),
                 &gold.iter().collect::<Vec<_>>(),
                 64,
             )?)
@@ -62,12 +62,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = evaluate::EvalReport {
         model: model.display().to_string(),
-        test: evaluate::evaluate_ner(tagger.view(), &test, 64)?,
+        test: evaluate::evaluate_ner(predictor.as_ref(), &test, 64)?,
         gold: gold_report,
         retrieval: evaluate::evaluate_retrieval(
-            tagger.view(),
+            predictor.as_ref(),
             &test,
-            tagger.max_tokens,
+            predictor.max_tokens(),
             description_tokens,
             64,
         )?,

@@ -37,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
         device,
         matmul,
     } = args;
-    let tagger = ModelDir::read(&model)?.tagger(&device.device()?, matmul.matmul)?;
+    let predictor = ModelDir::read(&model)?.predictor(&device.device()?, matmul.matmul)?;
     let (source, text) = if input == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut truncated = 0;
     for chunk in parsed.titles.chunks(batch.max(1) * 8) {
         let titles: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-        for ((line, _), tagged) in chunk.iter().zip(tagger.tag(&titles, batch)?) {
+        for ((line, _), tagged) in chunk.iter().zip(predictor.extract(&titles, batch)?) {
             truncated += tagged.truncated as usize;
             let mut value = serde_json::to_value(&tagged)?;
             value["line"] = (*line).into();
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         "tagged {} titles ({} truncated to {} tokens; {} blank lines and {} bad rows skipped)",
         parsed.titles.len(),
         truncated,
-        tagger.max_tokens,
+        predictor.max_tokens(),
         parsed.blank_lines,
         parsed.problems.len()
     );

@@ -191,7 +191,7 @@ pub fn train_epochs<M: Method>(
             state.epochs_without_gain = 0;
             best = Some(snapshot(varmap)?);
             if let Some(out) = out {
-                let meta = serde_json::json!({"options": opts, "epoch": epoch + 1, "dev": &log.dev, "variant": opts.variant_name()});
+                let meta = serde_json::json!({"task": M::TASK.name(), "options": opts, "epoch": epoch + 1, "dev": &log.dev, "variant": opts.variant_name()});
                 method.save(out, &meta)?;
             }
         } else {

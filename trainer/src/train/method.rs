@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use candle_nn::VarMap;
-use multitag_model::Task;
+use multitag_model::{Task, TaskKind};
 use serde::Serialize;
 
 pub trait Method {
@@ -18,6 +18,10 @@ pub trait Method {
         Self: 'a;
     /// The dev evaluation logged each epoch.
     type DevReport: Serialize;
+
+    /// Recorded with the saved model (`training.json`), so inference picks this method's
+    /// predictor.
+    const TASK: TaskKind;
 
     fn varmap(&self) -> &VarMap;
 

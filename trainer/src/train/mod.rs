@@ -18,7 +18,7 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::tasks::tagging::{TaggingLoss, TitleExample};
-use multitag_model::{DropoutRng, Mode};
+use multitag_model::{DropoutRng, Mode, TaskKind};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 pub mod checkpoint;
@@ -71,6 +71,7 @@ impl Method for Tagging<'_> {
     where
         Self: 'b;
     type DevReport = NerReport;
+    const TASK: TaskKind = TaskKind::Tagging;
     const DEV_SCORE: &'static str = "F1";
 
     fn varmap(&self) -> &VarMap {
@@ -82,7 +83,7 @@ impl Method for Tagging<'_> {
     }
 
     fn evaluate_dev(&self) -> Result<NerReport> {
-        evaluate_ner(self.model.view(), &self.dev, 64)
+        evaluate_ner(&self.model.view(), &self.dev, 64)
     }
 
     fn dev_score(report: &NerReport) -> f64 {

@@ -1,6 +1,7 @@
 //! The model being trained: its trainable variables, the task model built over them, and the
 //! tokenizer. Dev evaluation, and `compare`'s test evaluation after training, borrow it through
-//! the tagging task's view, the one prediction path the inference `Tagger` also uses.
+//! the tagging task's view (its `Predictor`), the one prediction path the inference `Tagger` also
+//! uses.
 use anyhow::Result;
 use candle_core::Device;
 use candle_nn::VarMap;

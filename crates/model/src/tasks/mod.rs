@@ -1,7 +1,9 @@
 //! Tasks: one module per method, each a head on the shared encoder ([`crate::models`]) with its
-//! loss, its decoding and its data shapes. The training step, `eval`, `export`, `tag`, `bench`
-//! and the browser worker drive a task through [`Task`] (training) and its predictor (decoding),
-//! so a new method is a new module here, not an edit of the loop.
+//! loss, its decoding and its data shapes. The training step drives a task through [`Task`];
+//! `eval`, `export`, `tag`, `bench` and the browser worker drive a trained one through
+//! [`Predictor`], built by [`predictor_from_gguf`] from the task named in the exported file
+//! ([`TaskKind`]). A new method is a new module here, a [`TaskKind`] variant and its arm in the
+//! loaders, not an edit of the loop or of the commands.
 //!
 //! | module | method | example | output |
 //! |---|---|---|---|
@@ -19,11 +21,24 @@
 //!   are computed once per type set by its predictor; its loss parts are start, end, span and
 //!   threshold.
 //!
+//! Both output entities with character offsets, as [`Predictor::extract`] returns them (SpERT.MT
+//! adds its relations to that output), and both can be scored against word-level gold tags
+//! ([`Predictor::predict_tags`]: spans written as IOB2) and give sentence embeddings from the
+//! shared encoder ([`Predictor::embed`]).
+//!
 //! Where parameters come from is the same for every task: [`crate::nn::Weights`] at the task's
 //! name prefix (trainable variables, or an exported GGUF file).
-use candle_core::{Result, Tensor};
+use std::collections::HashMap;
 
-use crate::nn::Mode;
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+use multitag_core::{LabelMap, TaggedTitle};
+
+use crate::config::BertConfig;
+use crate::error::ModelError;
+use crate::gguf::{GgufFile, KEY_TASK};
+use crate::nn::{DenseCompute, Mode};
+use crate::tokenize::WordTokenizer;
 
 pub mod tagging;
 
@@ -54,4 +69,125 @@ pub trait Task {
         draw: &mut dyn FnMut(usize) -> usize,
         mode: &Mode,
     ) -> Result<Losses>;
+}
+
+/// The method a model was trained for: stored in an exported file (`multitag.task`) and a trained
+/// model directory (`training.json`'s `task`), it picks the predictor that reads the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// [`tagging`]: token classification with the description losses.
+    Tagging,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 1] = [TaskKind::Tagging];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Tagging => "tagging",
+        }
+    }
+
+    /// The task called `name`; `source` (the file and field it came from) names it in the error.
+    pub fn parse(source: &str, name: &str) -> std::result::Result<Self, ModelError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+                ModelError::Task(format!(
+                    "{source}: `{name}` is not a task this build knows ({}); the model was \
+                     written by a newer or another program",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// The task of an exported file; files written before the key existed are tagging models.
+    pub fn of_gguf(file: &GgufFile) -> std::result::Result<Self, ModelError> {
+        match file.metadata_opt_str(KEY_TASK)? {
+            Some(name) => Self::parse(&format!("{}: {KEY_TASK}", file.source()), name),
+            None => Ok(TaskKind::Tagging),
+        }
+    }
+}
+
+/// A trained method's inference side: texts in, the method's outputs out. Every command and the
+/// browser worker that uses a trained model holds a `dyn Predictor`, so none of them knows
+/// which method it drives.
+pub trait Predictor {
+    fn task(&self) -> TaskKind;
+
+    /// The entity types the model outputs, e.g. `BRAND`.
+    fn entity_types(&self) -> Vec<String>;
+
+    /// Texts are cut at this many sub-words; the cut is reported per text
+    /// ([`TaggedTitle::truncated`]).
+    fn max_tokens(&self) -> usize;
+
+    /// Entities of raw texts, in batches of `batch_size`; character offsets index the strings.
+    fn extract(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+    ) -> std::result::Result<Vec<TaggedTitle>, ModelError>;
+
+    /// IOB2 tags of pre-split texts, one per word: how a gold set of tagged words is scored
+    /// (`multitag_core::evaluate`).
+    fn predict_tags(
+        &self,
+        words: &[Vec<&str>],
+        batch_size: usize,
+    ) -> std::result::Result<Vec<Vec<String>>, ModelError>;
+
+    /// L2-normalised sentence embeddings from the shared encoder, `(texts, hidden)`, each text
+    /// cut at `max_tokens`: a matmul gives cosine similarities.
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> std::result::Result<Tensor, ModelError>;
+}
+
+/// The predictor of an exported model: the method named in its metadata ([`TaskKind::of_gguf`]),
+/// with the tokenizer's bytes (`tokenizer_source` names them in errors). Reads no files, so this
+/// is also the browser's loader.
+pub fn predictor_from_gguf(
+    file: &GgufFile,
+    tokenizer_source: &str,
+    tokenizer_json: &[u8],
+    device: &Device,
+    compute: DenseCompute,
+) -> std::result::Result<Box<dyn Predictor>, ModelError> {
+    Ok(match TaskKind::of_gguf(file)? {
+        TaskKind::Tagging => Box::new(tagging::Tagger::from_gguf_file(
+            file,
+            tokenizer_source,
+            tokenizer_json,
+            device,
+            compute,
+        )?),
+    })
+}
+
+/// The predictor of a trained model's float weights (`tensors` under Hugging Face names, as a
+/// checkpoint stores them; `source` names the file in errors), for the method `task`.
+pub fn predictor_from_tensors(
+    task: TaskKind,
+    source: &str,
+    config: &BertConfig,
+    labels: LabelMap,
+    tensors: HashMap<String, Tensor>,
+    tokenizer: WordTokenizer,
+    device: &Device,
+) -> std::result::Result<Box<dyn Predictor>, ModelError> {
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    let in_source = |e: candle_core::Error| ModelError::Weights(format!("{source}: {e}"));
+    Ok(match task {
+        TaskKind::Tagging => {
+            let model = tagging::NerModel::load(config, labels, vb).map_err(in_source)?;
+            Box::new(tagging::Tagger::new(model, tokenizer, device.clone()))
+        }
+    })
 }

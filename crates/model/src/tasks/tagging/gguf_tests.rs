@@ -12,6 +12,7 @@ use super::{NerModel, Tagger};
 use crate::gguf::*;
 use crate::models::BertConfig;
 use crate::nn::{DenseCompute, Mode};
+use crate::tasks::{predictor_from_gguf, Predictor, TaskKind};
 use crate::testing::max_diff;
 
 /// Rows of 32 (q8_0 and q5_0 blocks) and a 256-wide intermediate, so every storage type of
@@ -87,6 +88,7 @@ fn export(varmap: &VarMap, quant: Quant) -> (Vec<u8>, Vec<StoredTensor>) {
             labels: &labels,
             quant,
             source: "test",
+            task: TaskKind::Tagging.name(),
         },
     )
     .unwrap()
@@ -219,18 +221,89 @@ const TOKENIZER: &str = r#"{"version": "1.0", "truncation": null, "padding": nul
     "model": {"type": "WordLevel", "unk_token": "[UNK]", "vocab": {"[PAD]": 0, "[CLS]": 1,
         "[SEP]": 2, "[UNK]": 3, "roadster": 4, "men": 5, "navy": 6, "blue": 7, "shirt": 8}}}"#;
 
-#[test]
-fn tagger_from_gguf_tags_like_the_float_tagger() {
-    let (varmap, float) = float_model();
-    let (bytes, _) = export(&varmap, Quant::F32);
-    let tagger = Tagger::from_gguf(
-        &bytes,
+/// The predictor an exported file names, as the commands and the browser load it.
+fn predictor(bytes: &[u8]) -> Result<Box<dyn Predictor>, crate::ModelError> {
+    let file = GgufFile::read("model.gguf", bytes)?;
+    predictor_from_gguf(
+        &file,
+        "tokenizer.json",
         TOKENIZER.as_bytes(),
         &Device::Cpu,
         DenseCompute::default(),
     )
-    .unwrap();
-    assert_eq!(tagger.model.labels, labels());
+}
+
+/// The exported bytes with their metadata edited (tensors copied as they are).
+fn with_metadata(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut HashMap<String, gguf_file::Value>),
+) -> Vec<u8> {
+    let mut reader = Cursor::new(bytes);
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut metadata = content.metadata.clone();
+    edit(&mut metadata);
+    let tensors: Vec<(String, QTensor)> = content
+        .tensor_infos
+        .keys()
+        .map(|name| {
+            let t = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+            (name.clone(), t)
+        })
+        .collect();
+    let meta: Vec<(&str, &gguf_file::Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta, &refs).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn the_task_key_picks_the_predictor() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    let file = GgufFile::read("model.gguf", bytes.as_slice()).unwrap();
+    assert_eq!(file.metadata_str(KEY_TASK).unwrap(), "tagging");
+    let p = predictor(&bytes).unwrap();
+    assert_eq!(p.task(), TaskKind::Tagging);
+    assert_eq!(p.entity_types(), vec!["BRAND", "TYPE"]);
+
+    // Files exported before the key existed are tagging models.
+    let old = with_metadata(&bytes, |m| {
+        m.remove(KEY_TASK);
+    });
+    assert_eq!(predictor(&old).unwrap().task(), TaskKind::Tagging);
+
+    // A task this build does not know is refused, naming the file, the key and the task.
+    let newer = with_metadata(&bytes, |m| {
+        m.insert(
+            KEY_TASK.into(),
+            gguf_file::Value::String("relations".into()),
+        );
+    });
+    let err = predictor(&newer)
+        .err()
+        .expect("an unknown task loaded")
+        .to_string();
+    assert!(
+        err.contains("model.gguf") && err.contains(KEY_TASK) && err.contains("`relations`"),
+        "{err}"
+    );
+    let typed = with_metadata(&bytes, |m| {
+        m.insert(KEY_TASK.into(), gguf_file::Value::U32(1));
+    });
+    let err = predictor(&typed)
+        .err()
+        .expect("a numeric task loaded")
+        .to_string();
+    assert!(err.contains(KEY_TASK), "{err}");
+}
+
+#[test]
+fn tagger_from_gguf_tags_like_the_float_tagger() {
+    let (varmap, float) = float_model();
+    let (bytes, _) = export(&varmap, Quant::F32);
+    let tagger = predictor(&bytes).unwrap();
     let float = Tagger::new(
         float,
         crate::tokenize::WordTokenizer::from_bytes("t", TOKENIZER.as_bytes()).unwrap(),
@@ -241,8 +314,8 @@ fn tagger_from_gguf_tags_like_the_float_tagger() {
         "blue shirt",
         "नीला Shirt 👕",
     ];
-    let a = float.tag(&titles, 2).unwrap();
-    let b = tagger.tag(&titles, 2).unwrap();
+    let a = float.extract(&titles, 2).unwrap();
+    let b = tagger.extract(&titles, 2).unwrap();
     // Same entities; scores agree up to float summation order (the export's matrices are
     // stored transposed for the GEMM).
     for (a, b) in a.iter().zip(&b) {

@@ -13,10 +13,11 @@ use super::model::NerModel;
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
 use crate::nn::{normalize_rows, DenseCompute, Mode};
+use crate::tasks::{Predictor, TaskKind};
 use crate::tokenize::{collate, WordTokenizer};
 
+/// Titles are cut at this many sub-words (the paper's titles are short; 48 keeps all but a few).
 pub const DEFAULT_TITLE_TOKENS: usize = 48;
-pub const DEFAULT_TEXT_TOKENS: usize = 128;
 
 pub struct Tagger {
     pub model: NerModel,
@@ -53,35 +54,17 @@ impl Tagger {
     }
 
     /// A tagger from an exported model (`trainer export`): the GGUF bytes of `model.gguf`, whose
-    /// metadata carry the config and the labels, and the bytes of `tokenizer.json`. Reads no files,
-    /// so this is also the browser's loader. Corrupt or truncated input is an error, never a panic.
+    /// metadata carry the config and the labels, and the bytes of `tokenizer.json`. Corrupt or
+    /// truncated input is an error naming the file, never a panic. (Commands and the browser load
+    /// any method's model with [`crate::tasks::predictor_from_gguf`].)
     pub fn from_gguf(
         gguf: &[u8],
         tokenizer_json: &[u8],
         device: &Device,
         compute: DenseCompute,
     ) -> Result<Tagger, ModelError> {
-        Self::from_gguf_named(
-            "model.gguf",
-            gguf,
-            "tokenizer.json",
-            tokenizer_json,
-            device,
-            compute,
-        )
-    }
-
-    /// [`Tagger::from_gguf`] with the names errors should use for the two inputs (file paths).
-    pub fn from_gguf_named(
-        gguf_source: &str,
-        gguf: &[u8],
-        tokenizer_source: &str,
-        tokenizer_json: &[u8],
-        device: &Device,
-        compute: DenseCompute,
-    ) -> Result<Tagger, ModelError> {
-        let file = GgufFile::read(gguf_source, gguf)?;
-        Self::from_gguf_file(&file, tokenizer_source, tokenizer_json, device, compute)
+        let file = GgufFile::read("model.gguf", gguf)?;
+        Self::from_gguf_file(&file, "tokenizer.json", tokenizer_json, device, compute)
     }
 
     /// [`Tagger::from_gguf`] from a file already parsed.
@@ -114,30 +97,6 @@ impl Tagger {
             device: &self.device,
             max_tokens: self.max_tokens,
         }
-    }
-
-    /// Per-word predictions for pre-split titles ([`TaggingView::predict_words`]).
-    pub fn predict_words(
-        &self,
-        titles: &[Vec<&str>],
-        batch_size: usize,
-    ) -> Result<Vec<(Vec<WordPrediction>, bool)>, ModelError> {
-        self.view().predict_words(titles, batch_size)
-    }
-
-    /// Tags raw titles ([`TaggingView::tag`]).
-    pub fn tag(&self, titles: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
-        self.view().tag(titles, batch_size)
-    }
-
-    /// Sentence embeddings ([`TaggingView::embed`]).
-    pub fn embed(
-        &self,
-        texts: &[&str],
-        max_tokens: usize,
-        batch_size: usize,
-    ) -> Result<Tensor, ModelError> {
-        self.view().embed(texts, max_tokens, batch_size)
     }
 }
 
@@ -179,6 +138,25 @@ impl TaggingView<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// The IOB2 tag of each word of pre-split titles.
+    pub fn predict_tags(
+        &self,
+        titles: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>, ModelError> {
+        let labels = &self.model.labels;
+        Ok(self
+            .predict_words(titles, batch_size)?
+            .into_iter()
+            .map(|(words, _)| {
+                words
+                    .iter()
+                    .map(|p| labels.tag(p.label).to_string())
+                    .collect()
+            })
+            .collect())
     }
 
     /// Tags raw titles: character offsets in the results index the original strings.
@@ -233,6 +211,77 @@ impl TaggingView<'_> {
             )?);
         }
         Ok(Tensor::cat(&parts, 0)?)
+    }
+}
+
+impl Predictor for TaggingView<'_> {
+    fn task(&self) -> TaskKind {
+        TaskKind::Tagging
+    }
+
+    fn entity_types(&self) -> Vec<String> {
+        self.model.labels.entity_types()
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    fn extract(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
+        self.tag(texts, batch_size)
+    }
+
+    fn predict_tags(
+        &self,
+        words: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>, ModelError> {
+        TaggingView::predict_tags(self, words, batch_size)
+    }
+
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
+        TaggingView::embed(self, texts, max_tokens, batch_size)
+    }
+}
+
+/// An owned tagger predicts through its view.
+impl Predictor for Tagger {
+    fn task(&self) -> TaskKind {
+        TaskKind::Tagging
+    }
+
+    fn entity_types(&self) -> Vec<String> {
+        self.view().entity_types()
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    fn extract(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
+        self.view().tag(texts, batch_size)
+    }
+
+    fn predict_tags(
+        &self,
+        words: &[Vec<&str>],
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>, ModelError> {
+        self.view().predict_tags(words, batch_size)
+    }
+
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
+        self.view().embed(texts, max_tokens, batch_size)
     }
 }
 
