@@ -113,8 +113,8 @@ impl Comparison<'_> {
                     resume: false,
                 }
                 .run()?;
-                let predictor = outcome.model.view();
-                let predicted = predict_tags(&predictor, &test, 64)?;
+                let predictor = &outcome.model;
+                let predicted = predict_tags(predictor, &test, 64)?;
                 let by_id: HashMap<&str, &Vec<String>> = test
                     .iter()
                     .map(|r| r.id.as_str())
@@ -134,7 +134,7 @@ impl Comparison<'_> {
                         .map_err(anyhow::Error::msg)?,
                     gold: None,
                     retrieval: evaluate_retrieval(
-                        &predictor,
+                        predictor,
                         retrieval_items,
                         opts.title_tokens,
                         opts.description_tokens,

@@ -83,7 +83,7 @@ impl Method for Tagging<'_> {
     }
 
     fn evaluate_dev(&self) -> Result<NerReport> {
-        evaluate_ner(&self.model.view(), &self.dev, 64)
+        evaluate_ner(&self.model, &self.dev, 64)
     }
 
     fn dev_score(report: &NerReport) -> f64 {

@@ -6,7 +6,9 @@ use anyhow::Result;
 use candle_core::Device;
 use candle_nn::VarMap;
 use multitag_core::LabelMap;
-use multitag_model::tasks::tagging::{TaggingLoss, TaggingView, DEFAULT_TITLE_TOKENS};
+use multitag_model::tasks::tagging::{
+    TaggingLoss, TaggingSource, TaggingView, DEFAULT_TITLE_TOKENS,
+};
 use multitag_model::{NerModel, WordTokenizer};
 
 use super::TrainOptions;
@@ -49,9 +51,12 @@ impl TrainingModel {
             device: &self.device,
         }
     }
+}
 
-    /// Predictions from the model as it is now, as an inference tagger would make them.
-    pub fn view(&self) -> TaggingView<'_> {
+/// Predictions from the model as it is now, as an inference tagger would make them: the model
+/// being trained is the tagging task's [`multitag_model::Predictor`].
+impl TaggingSource for TrainingModel {
+    fn view(&self) -> TaggingView<'_> {
         TaggingView {
             model: &self.model,
             tokenizer: &self.tokenizer,

@@ -22,4 +22,4 @@ mod gguf_tests;
 pub use head::TokenClassifier;
 pub use loss::{DescriptionLoss, TaggingLoss, TitleExample};
 pub use model::NerModel;
-pub use tagger::{Tagger, TaggingView, WordPrediction, DEFAULT_TITLE_TOKENS};
+pub use tagger::{Tagger, TaggingSource, TaggingView, WordPrediction, DEFAULT_TITLE_TOKENS};

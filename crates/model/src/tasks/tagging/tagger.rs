@@ -5,7 +5,8 @@
 //!
 //! [`Tagger`] owns a model and its tokenizer (inference); [`TaggingView`] borrows them, so the
 //! training loop evaluates the model it is training through the same code without handing it
-//! over. Every prediction goes through the view.
+//! over. Every prediction goes through the view; whatever lends one ([`TaggingSource`]) is the
+//! task's [`Predictor`].
 use candle_core::{Device, Tensor, D};
 use multitag_core::{decode_entities, split_words, TaggedTitle, Word};
 
@@ -87,16 +88,6 @@ impl Tagger {
             )));
         }
         Ok(Tagger::new(model, tokenizer, device.clone()))
-    }
-
-    /// The borrowed view every prediction goes through.
-    pub fn view(&self) -> TaggingView<'_> {
-        TaggingView {
-            model: &self.model,
-            tokenizer: &self.tokenizer,
-            device: &self.device,
-            max_tokens: self.max_tokens,
-        }
     }
 }
 
@@ -214,53 +205,40 @@ impl TaggingView<'_> {
     }
 }
 
-impl Predictor for TaggingView<'_> {
-    fn task(&self) -> TaskKind {
-        TaskKind::Tagging
-    }
+/// What lends a [`TaggingView`]: the owned [`Tagger`], a view itself, or the model being trained
+/// (the trainer's). Each is a [`Predictor`] through the one implementation below.
+pub trait TaggingSource {
+    fn view(&self) -> TaggingView<'_>;
+}
 
-    fn entity_types(&self) -> Vec<String> {
-        self.model.labels.entity_types()
-    }
-
-    fn max_tokens(&self) -> usize {
-        self.max_tokens
-    }
-
-    fn extract(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
-        self.tag(texts, batch_size)
-    }
-
-    fn predict_tags(
-        &self,
-        words: &[Vec<&str>],
-        batch_size: usize,
-    ) -> Result<Vec<Vec<String>>, ModelError> {
-        TaggingView::predict_tags(self, words, batch_size)
-    }
-
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_tokens: usize,
-        batch_size: usize,
-    ) -> Result<Tensor, ModelError> {
-        TaggingView::embed(self, texts, max_tokens, batch_size)
+impl TaggingSource for Tagger {
+    fn view(&self) -> TaggingView<'_> {
+        TaggingView {
+            model: &self.model,
+            tokenizer: &self.tokenizer,
+            device: &self.device,
+            max_tokens: self.max_tokens,
+        }
     }
 }
 
-/// An owned tagger predicts through its view.
-impl Predictor for Tagger {
+impl TaggingSource for TaggingView<'_> {
+    fn view(&self) -> TaggingView<'_> {
+        *self
+    }
+}
+
+impl<T: TaggingSource> Predictor for T {
     fn task(&self) -> TaskKind {
         TaskKind::Tagging
     }
 
     fn entity_types(&self) -> Vec<String> {
-        self.view().entity_types()
+        self.view().model.labels.entity_types()
     }
 
     fn max_tokens(&self) -> usize {
-        self.max_tokens
+        self.view().max_tokens
     }
 
     fn extract(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
