@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::evaluate::{evaluate_retrieval, predict_tags};
-use crate::model_dir::{write_atomic, ModelDir};
+use crate::model_dir::ModelDir;
+use crate::output::write_atomic;
 use multitag_model::TripletForm;
 
 use crate::train::{Objective, TrainOptions, TrainRun};

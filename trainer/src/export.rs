@@ -27,7 +27,8 @@ use multitag_model::{nn::weights, predictor_from_gguf, DenseCompute, GgufFile, P
 use serde::Serialize;
 
 use crate::data::load_dataset;
-use crate::model_dir::{replace_dir, sibling, ModelDir};
+use crate::model_dir::ModelDir;
+use crate::output::{replace_dir, sibling};
 
 pub struct Export<'a> {
     pub model: &'a Path,

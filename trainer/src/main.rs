@@ -9,6 +9,7 @@ mod fetch;
 mod init;
 mod model_dir;
 mod optim;
+mod output;
 mod runtime;
 mod settings;
 mod tag_input;

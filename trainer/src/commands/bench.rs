@@ -6,7 +6,8 @@ use clap::ValueEnum;
 
 use crate::args::{base_model, labels, DataArgs, DeviceArgs, MatmulArgs};
 use crate::bench::{print_bench, Bench, BenchInput, BenchReport, Shapes, Workload};
-use crate::model_dir::{write_json, ModelDir};
+use crate::model_dir::ModelDir;
+use crate::output::write_json;
 use crate::train::TrainOptions;
 
 #[derive(clap::Args)]

@@ -7,7 +7,8 @@ use multitag_core::Split;
 use crate::args::{gold_or_default, DataArgs, DeviceArgs, MatmulArgs};
 use crate::data::load_gold;
 use crate::evaluate;
-use crate::model_dir::{write_json, ModelDir};
+use crate::model_dir::ModelDir;
+use crate::output::write_json;
 
 #[derive(clap::Args)]
 pub struct Args {

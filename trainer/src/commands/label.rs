@@ -6,7 +6,7 @@ use multitag_core::coverage;
 
 use crate::args::{gold_or_default, DataArgs};
 use crate::data::load_gold;
-use crate::model_dir::write_atomic;
+use crate::output::write_atomic;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -61,7 +61,7 @@ pub fn save_checkpoint(
         staged.join("state.json"),
         serde_json::to_string_pretty(state)?,
     )?;
-    crate::model_dir::replace_dir(&staged, dir)
+    crate::output::replace_dir(&staged, dir)
 }
 
 pub fn load_checkpoint(

@@ -38,7 +38,8 @@ pub use step::Stepper;
 
 use crate::data::Dataset;
 use crate::evaluate::evaluate_ner;
-use crate::model_dir::{save_model, ModelDir};
+use crate::model_dir::ModelDir;
+use crate::output::save_model;
 
 /// The training items of `records`, with descriptions where the objective uses them.
 pub fn record_items<'a>(
