@@ -13,8 +13,10 @@
 //!                       shape, type, bytes}]}
 //! ```
 //!
-//! The directory is staged beside `<out>` and renamed into place, so a reader sees the previous
-//! export or the new one, never a mixture. Before the rename the staged model is loaded back and
+//! The files are staged in a hidden directory inside `<out>` and renamed into place one by one,
+//! `manifest.json` last (the browser reads it first and keys its cache on it), so every file is
+//! whole at every moment and other files in `<out>` are kept ([`crate::output`]). Before the
+//! renames the staged model is loaded back and
 //! its entities on the examples are compared with the float model's, through the predictor its
 //! task names, as `trainer tag` and the browser will load it.
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use serde::Serialize;
 
 use crate::data::load_dataset;
 use crate::model_dir::ModelDir;
-use crate::output::{replace_dir, sibling};
+use crate::output::staging_dir;
 
 pub struct Export<'a> {
     pub model: &'a Path,
@@ -83,7 +85,7 @@ impl Export<'_> {
         .with_context(|| format!("exporting {source}"))?;
         let examples = self.examples();
 
-        let staged = sibling(self.out, "tmp");
+        let staged = staging_dir(&self.out.join("export"))?;
         let staged_result = self.stage(&staged, &gguf, &dir.tokenizer_bytes, &examples, &stored);
         let manifest = staged_result.and_then(|files| {
             let manifest = Manifest {
@@ -108,7 +110,18 @@ impl Export<'_> {
         });
         match manifest {
             Ok(manifest) => {
-                replace_dir(&staged, self.out)?;
+                for name in [
+                    "model.gguf",
+                    "tokenizer.json",
+                    "examples.json",
+                    "manifest.json",
+                ] {
+                    let to = self.out.join(name);
+                    std::fs::rename(staged.join(name), &to)
+                        .with_context(|| format!("moving {} into place", to.display()))?;
+                }
+                std::fs::remove_dir_all(&staged)
+                    .with_context(|| format!("removing {}", staged.display()))?;
                 Ok(manifest)
             }
             Err(e) => {
@@ -151,11 +164,6 @@ impl Export<'_> {
         examples: &[BundledExample],
         stored: &[StoredTensor],
     ) -> Result<Vec<FileEntry>> {
-        if staged.exists() {
-            std::fs::remove_dir_all(staged)?;
-        }
-        std::fs::create_dir_all(staged)
-            .with_context(|| format!("creating {}", staged.display()))?;
         let examples_json = serde_json::to_string_pretty(examples)?;
         let mut files = Vec::new();
         for (name, bytes) in [

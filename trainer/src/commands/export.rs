@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::args::DataArgs;
 use crate::export;
+use crate::output::{prepare_out, EXPORT};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,6 +22,9 @@ pub struct Args {
     /// How many test-split items to write to examples.json.
     #[arg(long, default_value_t = 16)]
     examples: usize,
+    /// Write into --out even when it holds files that no export wrote (they are kept).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -30,7 +34,9 @@ pub fn run(args: Args) -> Result<()> {
         out,
         data,
         examples,
+        force,
     } = args;
+    prepare_out(&out, EXPORT, force)?;
     export::Export {
         model: &model,
         quant,

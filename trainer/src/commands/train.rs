@@ -1,10 +1,11 @@
 //! `trainer train`: fine-tunes a tagger on the training split and keeps the best-dev-F1 model.
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::args::{base_model, labels, DataArgs, DeviceArgs};
-use crate::train::{self, TrainOptions};
+use crate::output::{prepare_out, TRAINED_MODEL};
+use crate::train::{self, check_resume, TrainOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,9 +19,13 @@ pub struct Args {
     /// Output model directory (best dev F1), with metrics.jsonl and checkpoint/.
     #[arg(long)]
     out: PathBuf,
-    /// Continue from <out>/checkpoint.
+    /// Continue from <out>/checkpoint, with the options it was trained with (only --epochs and
+    /// --patience may change).
     #[arg(long)]
     resume: bool,
+    /// Write into --out even when it holds files that no training wrote (they are kept).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     options: TrainOptions,
 }
@@ -32,12 +37,17 @@ pub fn run(args: Args) -> Result<()> {
         device,
         out,
         resume,
+        force,
         options,
     } = args;
+    // The output directory and a resumed checkpoint are checked before any work.
+    prepare_out(&out, TRAINED_MODEL, force)?;
+    if resume {
+        check_resume(&out.join("checkpoint"), &options)?;
+    }
     let base = base_model(model)?;
     let dataset = data.load()?;
     let labels = labels();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let outcome = train::TrainRun {
         base: &base,
         dataset: &dataset,

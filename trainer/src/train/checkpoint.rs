@@ -1,14 +1,53 @@
 //! Checkpoints for `--resume`: the variables, the AdamW moments and the loop's state, written
-//! atomically (staged beside, then swapped in); and in-memory snapshots of the best epoch.
-use std::path::{Path, PathBuf};
+//! whole (staged beside, then swapped in: [`crate::output::swap_dir`]); and in-memory snapshots
+//! of the best epoch.
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use super::TrainOptions;
 use crate::optim::AdamW;
+use crate::output::{staging_dir, swap_dir};
+
+/// Options a resumed run may change: how many epochs in all, and the early-stopping patience.
+/// Any other difference would make the resumed run a different run than the one checkpointed.
+const RESUMABLE_CHANGES: [&str; 2] = ["epochs", "patience"];
+
+/// Reads the checkpoint in `dir` and checks that `opts` continue it: every option but
+/// [`RESUMABLE_CHANGES`] as stored. Called before any work, so a mismatch costs nothing.
+pub fn check_resume(dir: &Path, opts: &TrainOptions) -> Result<CheckpointState> {
+    let state_path = dir.join("state.json");
+    let text = std::fs::read_to_string(&state_path)
+        .with_context(|| format!("no checkpoint to resume from at {}", state_path.display()))?;
+    let state: CheckpointState = serde_json::from_str(&text)
+        .with_context(|| format!("{}: unreadable", state_path.display()))?;
+    let stored = serde_json::to_value(&state.options)?;
+    let asked = serde_json::to_value(opts)?;
+    let (Some(stored), Some(asked)) = (stored.as_object(), asked.as_object()) else {
+        bail!("training options are not a JSON object");
+    };
+    let differ: Vec<String> = asked
+        .iter()
+        .filter(|(name, _)| !RESUMABLE_CHANGES.contains(&name.as_str()))
+        .filter(|(name, value)| stored.get(*name) != Some(value))
+        .map(|(name, value)| {
+            let was = stored.get(name).map_or("absent".into(), |v| v.to_string());
+            format!("--{} {value} (checkpoint: {was})", name.replace('_', "-"))
+        })
+        .collect();
+    if !differ.is_empty() {
+        bail!(
+            "--resume: {} was trained with other options: {}. Resume with the checkpoint's \
+             options (only --epochs and --patience may change), or train afresh into another --out",
+            state_path.display(),
+            differ.join(", ")
+        );
+    }
+    Ok(state)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointState {
@@ -50,18 +89,14 @@ pub fn save_checkpoint(
     optimizer: &AdamW,
     state: &CheckpointState,
 ) -> Result<()> {
-    let staged: PathBuf = dir.with_file_name(format!(".checkpoint.tmp-{}", std::process::id()));
-    if staged.exists() {
-        std::fs::remove_dir_all(&staged)?;
-    }
-    std::fs::create_dir_all(&staged)?;
+    let staged = staging_dir(dir)?;
     varmap.save(staged.join("model.safetensors"))?;
     optimizer.save(&staged.join("optimizer.safetensors"))?;
     std::fs::write(
         staged.join("state.json"),
         serde_json::to_string_pretty(state)?,
     )?;
-    crate::output::replace_dir(&staged, dir)
+    swap_dir(&staged, dir)
 }
 
 pub fn load_checkpoint(

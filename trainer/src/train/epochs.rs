@@ -18,6 +18,7 @@ use super::checkpoint::{
 };
 use super::{Method, Stepper, TrainOptions};
 use crate::optim::learning_rate;
+use crate::output::write_atomic;
 
 /// An epoch's mean losses, by the task's part names, serialized as `<name>_loss`.
 #[derive(Debug, Clone)]
@@ -93,6 +94,21 @@ pub fn train_epochs<M: Method>(
         );
     }
 
+    if let Some(out) = out {
+        let metrics = out.join("metrics.jsonl");
+        if resume {
+            keep_epochs(&metrics, state.epochs_done)?;
+        } else {
+            // A fresh run starts its log and checkpoint anew: lines and a checkpoint of an
+            // earlier run in the same directory would describe another model.
+            remove_if_present(&metrics)?;
+            let checkpoint = checkpoint_dir.as_ref().expect("set with out");
+            if checkpoint.exists() {
+                std::fs::remove_dir_all(checkpoint)
+                    .with_context(|| format!("removing {}", checkpoint.display()))?;
+            }
+        }
+    }
     let mut history = Vec::new();
     let started = Instant::now();
     for epoch in state.epochs_done..opts.epochs {
@@ -227,6 +243,45 @@ fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     );
     bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
     bar
+}
+
+/// Keeps the lines of `metrics.jsonl` up to epoch `epochs_done`, the checkpoint's: a run killed
+/// after logging an epoch but before checkpointing it logs that epoch again when resumed.
+fn keep_epochs(path: &Path, epochs_done: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("epoch")?.as_u64())
+                .is_some_and(|epoch| epoch as usize <= epochs_done)
+        })
+        .collect();
+    let dropped = text.lines().count() - kept.len();
+    if dropped > 0 {
+        eprintln!(
+            "{}: dropping {dropped} line(s) logged after the checkpoint's epoch {epochs_done}",
+            path.display()
+        );
+        let mut out = kept.join("\n");
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        write_atomic(path, out.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn append_jsonl<T: Serialize>(path: &Path, value: &T) -> Result<()> {

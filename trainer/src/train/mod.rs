@@ -29,6 +29,7 @@ pub mod model;
 pub mod options;
 pub mod step;
 
+pub use checkpoint::check_resume;
 pub use epochs::{train_epochs, EpochLog};
 pub use examples::{encode_examples, TrainItem};
 pub use method::Method;
