@@ -322,3 +322,120 @@ fn training_is_deterministic_on_cpu_for_a_seed() {
         "two runs with seed 7 gave different weights"
     );
 }
+
+/// A catalog with an unbalanced quote (which used to swallow the next rows), a stray quote opening
+/// a title (which used to glue brand, gender and price into it, unreported), a line that is not
+/// UTF-8 (which used to reject the file) and a multi-line description that loses its closing
+/// quote: `trainer label` keeps every good row, names every damaged line on stderr, prints the
+/// total and lists the same lines in the skipped-row file beside its output.
+#[test]
+fn damaged_catalog_rows_are_named_and_every_good_row_kept() {
+    let dir = scratch("damaged-label");
+    let catalog = dir.join("damaged.csv");
+    let mut bytes = b"ProductID,ProductName,ProductBrand,Gender,Price (INR),NumImages,Description,PrimaryColor\n".to_vec();
+    for line in [
+        &b"90000101,Urban Loom Men Navy Blue Casual Shirt,Urban Loom,Men,899,5,\"Navy blue shirt, cotton\", Navy Blue\n"[..],
+        b"90000102,Trekko Unisex Black Trolley Bag,Trekko,Unisex,5200,7,\"Black trolley bag, four wheels,Black\n",
+        b"90000103,Stridex Men Grey Running Shoes,Stridex,Men,2999,6,Grey running shoes,Grey\n",
+        b"90000104,Pixie Dust Girls Pink T-shirt,Pixie Dust,Girls,499,4,Pink T-shirt,Pink\n",
+        b"90000105,Goldfinch Women Gold-Toned Drop Earrings,Goldfinch,Women,349,2,\"Drop earrings\n",
+        b"gold-toned, with a hook\",Gold\n",
+        b"90000106,\"Roadster Men Olive Jacket,Roadster,Men,2999,6,\"Olive jacket, zip, pockets, lined, light, warm\",Olive\n",
+        b"90000107,Kesar Looms Women \xff Maroon Kurta,Kesar Looms,Women,1299,5,Maroon kurta,Maroon\n",
+        "90000108,Biba Women Red कुर्ता 🌸,Biba,Women,1599,5,Red kurta,Red\n".as_bytes(),
+        b"90000109,Mast Men White Sneakers,Mast,Men,1999,5,\"White sneakers\n",
+        b"lace-ups\n",
+        b"cushioned sole,White\n",
+        b"90000110,Levis Men Blue Slim Jeans,Levis,Men,2599,5,\"Blue jeans, slim fit\",Blue\n",
+        b"90000111,Fastrack Unisex Black Watch,Fastrack,Unisex,1495,4,Black watch,Black\n",
+    ] {
+        bytes.extend_from_slice(line);
+    }
+    std::fs::write(&catalog, &bytes).unwrap();
+    let jsonl = dir.join("labeled.jsonl");
+    let out = trainer(
+        &[
+            "label",
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            jsonl.to_str().unwrap(),
+            "--gold",
+            "/dev/null",
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let ids: Vec<String> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    let good = [101, 103, 104, 105, 108, 110, 111];
+    assert_eq!(
+        ids,
+        good.map(|i| format!("\"90000{i}\"")),
+        "every good row is labeled, no damaged one: {err}"
+    );
+    let damaged = [3, 8, 9, 11, 12, 13];
+    for line in damaged {
+        assert!(
+            err.contains(&format!("damaged.csv:{line}: field")),
+            "line {line}: {err}"
+        );
+    }
+    assert!(
+        err.contains("read 7 items, skipped 6 rows or damaged lines"),
+        "{err}"
+    );
+    assert!(err.contains("labeled.skipped.jsonl"), "{err}");
+    let listed: Vec<u64> = std::fs::read_to_string(dir.join("labeled.skipped.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(listed, damaged.map(|l| l as u64));
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// More skipped rows than are printed: the commands that print only the first ten always print the
+/// total, and say how to list them all.
+#[test]
+fn skipped_row_total_is_printed_beyond_the_first_ten() {
+    let dir = scratch("damaged-total");
+    let catalog = dir.join("damaged_total.csv");
+    let mut text =
+        "ProductID,ProductName,ProductBrand,Gender,Price (INR),NumImages,Description,PrimaryColor\n"
+            .to_string();
+    for i in 0..12 {
+        text.push_str(&format!("{i},Acme Men Shirt {i},Acme,Men,\"99\n"));
+    }
+    std::fs::write(&catalog, text).unwrap();
+    let base = base_model();
+    let out = trainer(
+        &[
+            "train",
+            "--model",
+            base.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--out",
+            dir.join("model").to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "no usable rows: {err}");
+    assert_eq!(err.matches("skipped row: ").count(), 10, "{err}");
+    assert!(
+        err.contains("read 0 items, skipped 12 rows or damaged lines (the first 10 above)")
+            && err.contains("--skipped FILE"),
+        "{err}"
+    );
+    assert!(err.contains("no usable rows"), "{err}");
+}

@@ -69,10 +69,12 @@ pub fn labels() -> LabelMap {
     LabelMap::from_entity_types(&ENTITY_TYPES)
 }
 
-/// `gold`, or the committed gold set when there is one (a checkout without it runs without gold).
-pub fn gold_or_default(gold: Option<PathBuf>) -> Option<PathBuf> {
+/// `gold`, or the committed gold set when the catalog is the default one (its items are that
+/// catalog's) and the checkout has it.
+pub fn gold_or_default(gold: Option<PathBuf>, data: &DataArgs) -> Option<PathBuf> {
     match gold {
         Some(g) => Some(g),
-        None => Some(settings::default_gold()).filter(|p| p.is_file()),
+        None if data.catalog.is_none() => Some(settings::default_gold()).filter(|p| p.is_file()),
+        None => None,
     }
 }

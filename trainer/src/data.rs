@@ -1,18 +1,43 @@
 //! The edge between files and the pure readers of multitag-core: read the catalog, derive the
 //! labels, assign the split, and join the committed gold labels with the catalog text.
+//!
+//! Skipped catalog rows: every command that reads the catalog (`train`, `eval`, `export`, `label`,
+//! `bench`, `compare`) prints the first [`SHOWN_SKIPPED`] skipped rows, then always one line with
+//! the total. The full list is JSONL (`{"source","line","field","message"}`, one entry per skipped
+//! row or damaged line, in line order): `trainer label` always writes it, to `--skipped FILE`
+//! (default: beside its `--out`, `labeled.jsonl` -> `labeled.skipped.jsonl`), and the other
+//! commands' total line names that command when there are more than the ones shown. One place for
+//! the list keeps it simple: skipping depends only on the catalog, never on the command or seed.
+//! The catalog is read as bytes so that a line that is not UTF-8 skips only its row, named with its
+//! line and byte column (docs/damaged-input.md).
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use multitag_core::{
-    assign_splits, gold_tags, read_catalog, read_gold_lines, LabeledRecord, Labeler, Split,
+    catalog::read_catalog_bytes, gold_tags, read_gold_lines, split_of, DataError, LabeledRecord,
+    Labeler, Split,
 };
 
+use crate::output::write_atomic;
+
 /// The split of the paper: 30% of items held out for test, and 10% of the rest for early stopping.
+/// Each item's split follows from its id and the seed (`multitag_core::split_of`); the items of
+/// the committed gold set ([`crate::settings::default_gold`]) are always test items, since they
+/// were drawn from the test split and must never be trained on.
 pub const TEST_FRACTION: f64 = 0.3;
 pub const DEV_FRACTION_OF_TRAIN: f64 = 0.1;
 
+/// How many skipped rows are printed one by one (the total is always printed).
+pub const SHOWN_SKIPPED: usize = 10;
+
+/// The name of the split rule, recorded with every trained model (`training.json`'s `split`) so
+/// that evaluating it on another split, whose test items it may have trained on, is refused.
+pub const SPLIT_RULE: &str = "id-hash-v1";
+
 pub struct Dataset {
     pub records: Vec<LabeledRecord>,
+    pub split_seed: u64,
+    /// Skipped rows and damaged lines of the catalog (all listed by `trainer label --skipped`).
     pub skipped_rows: usize,
 }
 
@@ -20,44 +45,151 @@ impl Dataset {
     pub fn split(&self, split: Split) -> Vec<&LabeledRecord> {
         self.records.iter().filter(|r| r.split == split).collect()
     }
+
+    /// How the items were split, as `training.json` records it.
+    pub fn split_record(&self) -> serde_json::Value {
+        serde_json::json!({"rule": SPLIT_RULE, "seed": self.split_seed})
+    }
+
+    /// Refuses to score the trained model in `model_dir` on this dataset's held-out items when it
+    /// was trained on another split (another rule or seed): some of them would be its training
+    /// items. Models trained before the split was recorded get a warning.
+    pub fn check_held_out(&self, model_dir: &Path) -> Result<()> {
+        let path = model_dir.join("training.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(()); // an export, or a base encoder: nothing recorded to check against
+        };
+        let training: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        match training.get("split") {
+            None => eprintln!(
+                "warning: {} does not record its split (trained before splits were by id): if it \
+                 was trained on the older position-based split, about half of these test items \
+                 were training items and its scores are flattered; train it again",
+                path.display()
+            ),
+            Some(split) if *split != self.split_record() => bail!(
+                "{}: field `split`: the model was trained on split {split}, this evaluation uses \
+                 {}; part of this test set was its training data. Pass the model's --split-seed, \
+                 or train it again",
+                path.display(),
+                self.split_record()
+            ),
+            Some(_) => {}
+        }
+        Ok(())
+    }
 }
 
 /// Reads the catalog, labels every title by the distant-supervision rules and assigns splits.
 pub fn load_dataset(catalog: &Path, split_seed: u64) -> Result<Dataset> {
-    let text = std::fs::read_to_string(catalog).with_context(|| {
-        format!(
-            "cannot read the catalog {} (set --catalog or MULTITAG_DATA)",
-            catalog.display()
-        )
+    load_dataset_listing_skipped(catalog, split_seed, None)
+}
+
+/// [`load_dataset`], also writing every skipped row as JSONL to `skipped_list` when given (an
+/// empty file when none was skipped, so an old list never outlives its catalog).
+pub fn load_dataset_listing_skipped(
+    catalog: &Path,
+    split_seed: u64,
+    skipped_list: Option<&Path>,
+) -> Result<Dataset> {
+    let name = catalog.display().to_string();
+    let bytes = std::fs::read(catalog).with_context(|| {
+        format!("cannot read the catalog {name} (set --catalog or MULTITAG_DATA)")
     })?;
-    let read = read_catalog(&catalog.display().to_string(), &text)?;
-    for problem in read.skipped.iter().take(10) {
-        eprintln!("skipped row: {problem}");
-    }
+    let read = read_catalog_bytes(&name, &bytes)?;
+    report_skipped(&name, read.items.len(), &read.skipped, skipped_list)?;
     if read.items.is_empty() {
-        bail!("{}: no usable rows", catalog.display());
+        bail!("{name}: no usable rows");
     }
     let labeler = Labeler::fit(&read.items);
-    let splits = assign_splits(
-        read.items.len(),
-        split_seed,
-        TEST_FRACTION,
-        DEV_FRACTION_OF_TRAIN,
-    );
+    let gold_ids = held_out_ids(&crate::settings::default_gold())?;
     let records = read
         .items
         .iter()
-        .zip(splits)
-        .map(|(item, split)| LabeledRecord::new(item, labeler.label(item), split))
+        .map(|item| {
+            let split = if gold_ids.contains(item.id.as_str()) {
+                Split::Test
+            } else {
+                split_of(&item.id, split_seed, TEST_FRACTION, DEV_FRACTION_OF_TRAIN)
+            };
+            LabeledRecord::new(item, labeler.label(item), split)
+        })
         .collect();
     Ok(Dataset {
         records,
+        split_seed,
         skipped_rows: read.skipped.len(),
     })
 }
 
+/// Prints the first [`SHOWN_SKIPPED`] problems and the total, writing the whole list when asked.
+fn report_skipped(
+    catalog: &str,
+    items: usize,
+    skipped: &[DataError],
+    skipped_list: Option<&Path>,
+) -> Result<()> {
+    for problem in skipped.iter().take(SHOWN_SKIPPED) {
+        eprintln!("skipped row: {problem}");
+    }
+    let total = skipped.len();
+    let summary = format!("{catalog}: read {items} items, skipped {total} rows or damaged lines");
+    if let Some(path) = skipped_list {
+        write_skipped_list(path, skipped)?;
+        if total > 0 {
+            eprintln!("{summary}; all {total} listed in {}", path.display());
+            return Ok(());
+        }
+    } else if total > SHOWN_SKIPPED {
+        eprintln!(
+            "{summary} (the first {SHOWN_SKIPPED} above); \
+             `trainer label --catalog {catalog} --skipped FILE` lists them all"
+        );
+        return Ok(());
+    }
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// Writes `skipped` as JSONL, one `{"source","line","field","message"}` object per line.
+fn write_skipped_list(path: &Path, skipped: &[DataError]) -> Result<()> {
+    let mut jsonl = String::new();
+    for e in skipped {
+        let entry = serde_json::json!({
+            "source": e.source_name,
+            "line": e.line,
+            "field": e.field,
+            "message": e.message,
+        });
+        jsonl.push_str(&entry.to_string());
+        jsonl.push('\n');
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    write_atomic(path, jsonl.as_bytes())
+        .with_context(|| format!("writing the skipped-row list {}", path.display()))
+}
+
+/// The ids of the gold set at `path` (none when it does not exist): items always held out.
+fn held_out_ids(path: &Path) -> Result<std::collections::HashSet<String>> {
+    if !path.is_file() {
+        return Ok(Default::default());
+    }
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read gold labels {source}"))?;
+    Ok(read_gold_lines(&source, &text)?
+        .into_iter()
+        .map(|(_, line)| line.id)
+        .collect())
+}
+
 /// The gold test set: committed (id, offsets, labels) joined with the catalog's titles. Each gold
-/// record keeps the derived labels' split, and gold items must come from the test split.
+/// record keeps the derived labels' split, and gold items must come from the test split (an item
+/// in another split was trained on, and would flatter the gold score).
 pub fn load_gold(path: &Path, dataset: &Dataset) -> Result<Vec<LabeledRecord>> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
@@ -73,6 +205,14 @@ pub fn load_gold(path: &Path, dataset: &Dataset) -> Result<Vec<LabeledRecord>> {
                 line.id
             );
         };
+        if record.split != Split::Test {
+            bail!(
+                "{source}:{line_number}: field `id`: item {} is in the {:?} split, not test; gold \
+                 items must be held out of training (the default gold set always is)",
+                line.id,
+                record.split
+            );
+        }
         let tags = gold_tags(&source, *line_number, line, &record.title)?;
         let mut record = (*record).clone();
         record.tags = tags;

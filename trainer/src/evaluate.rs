@@ -58,7 +58,7 @@ pub fn print_report(report: &EvalReport) {
     println!("| set | items | precision | recall | F1 | exact match | token accuracy |");
     println!("|---|---|---|---|---|---|---|");
     for (name, r) in [
-        ("test (30% split)", Some(&report.test)),
+        ("test split", Some(&report.test)),
         ("gold", report.gold.as_ref()),
     ] {
         if let Some(r) = r.filter(|r| r.sequences > 0) {

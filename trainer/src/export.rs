@@ -5,7 +5,8 @@
 //!                       multitag_model::gguf (f32 vectors; matrices as the requested type,
 //!                       falling back per tensor when a row does not divide into its blocks), with
 //!                       the config, labels, task, requested type and source directory in the
-//!                       metadata
+//!                       metadata, and SHA-256 checksums of the tensors, labels and config that
+//!                       every load verifies (multitag_model::gguf)
 //! <out>/tokenizer.json  copied from the model directory
 //! <out>/examples.json   a few held-out TEST-split items (id, title, description) for the
 //!                       browser's similarity view; `[]` (with a warning) if the catalog is unreadable
@@ -85,6 +86,7 @@ impl Export<'_> {
         .with_context(|| format!("exporting {source}"))?;
         let examples = self.examples();
 
+        let existed = self.out.exists();
         let staged = staging_dir(&self.out.join("export"))?;
         let staged_result = self.stage(&staged, &gguf, &dir.tokenizer_bytes, &examples, &stored);
         let manifest = staged_result.and_then(|files| {
@@ -126,18 +128,25 @@ impl Export<'_> {
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&staged);
+                if !existed {
+                    // Only the directory this export created, and only while it is empty.
+                    let _ = std::fs::remove_dir(self.out);
+                }
                 Err(e)
             }
         }
     }
 
     /// Up to `self.examples` TEST-split items spread evenly over the split (the first, then every
-    /// n/k-th), or none with a warning when the catalog cannot be read.
+    /// n/k-th), or none with a warning when the catalog cannot be read or the model was trained
+    /// on another split (its test items would be training items).
     fn examples(&self) -> Vec<BundledExample> {
         if self.examples == 0 {
             return Vec::new();
         }
-        let dataset = match load_dataset(&self.catalog, self.split_seed) {
+        let loaded = load_dataset(&self.catalog, self.split_seed)
+            .and_then(|d| d.check_held_out(self.model).map(|()| d));
+        let dataset = match loaded {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("warning: writing no examples: {e:#}");

@@ -9,15 +9,24 @@
 //!
 //! The method a trained model is for ([`TaskKind`]) is `training.json`'s `task`, or the GGUF
 //! file's `multitag.task`; a model without one is a tagging model.
+//!
+//! The files are checked against each other, so that a mismatch is an error rather than a model
+//! that tags wrong: every tensor of the weights must be used by the model config.json describes
+//! (checked where the weights are loaded: [`ModelDir::trainable`], [`ModelDir::predictor`]);
+//! labels.json must follow the IOB2 scheme, have one tag per classifier row and, when
+//! training.json records its hash (`labels_sha256`, [`multitag_model::gguf::labels_sha256`]),
+//! match it (models trained before the hash was recorded are accepted without it). An export's
+//! files are checked by [`GgufFile::read`] against the checksums in their metadata.
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
+use multitag_model::gguf::labels_sha256;
 use multitag_model::{
     nn::weights, predictor_from_gguf, predictor_from_tensors, BertConfig, DenseCompute, GgufFile,
-    NerModel, Predictor, TaskKind, WordTokenizer,
+    ModelError, NerModel, Predictor, TaskKind, WordTokenizer,
 };
 
 /// How a directory stores its weights.
@@ -71,16 +80,20 @@ impl ModelDir {
         let config = BertConfig::from_json(&config_source, &config_text)?;
         let tokenizer_bytes = read_required(dir, "tokenizer.json")?;
         let weights_bytes = read_required(dir, "model.safetensors")?;
+        let training = read_training(&dir.join("training.json"))?;
         let labels_path = dir.join("labels.json");
         let labels = if labels_path.is_file() {
-            let text = std::fs::read_to_string(&labels_path)?;
-            let labels: LabelMap = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a label map", labels_path.display()))?;
-            if labels.is_empty() || labels.tag(0) != "O" {
-                bail!(
-                    "{}: field `labels`: must start with \"O\"",
-                    labels_path.display()
-                );
+            let labels = read_labels(&labels_path)?;
+            check_head_rows(&labels, &labels_path, dir, &weights_bytes)?;
+            if let Some(recorded) = &training.labels_sha256 {
+                if labels_sha256(&labels) != *recorded {
+                    bail!(
+                        "{}: the tags do not match the hash training.json records for them \
+                         (field `labels_sha256`): labels.json was edited, reordered or replaced \
+                         since training; restore it or train again",
+                        labels_path.display()
+                    );
+                }
             }
             Some(labels)
         } else {
@@ -93,7 +106,7 @@ impl ModelDir {
             tokenizer_bytes,
             weights: WeightsFormat::Safetensors(weights_bytes),
             labels,
-            task: read_task(&dir.join("training.json"))?,
+            task: training.task,
         })
     }
 
@@ -158,11 +171,22 @@ impl ModelDir {
         let model = NerModel::load(&self.config, labels.clone(), vb)?;
         let source = self.source("model.safetensors");
         let tensors = weights::load_safetensors(&source, bytes, device)?;
-        let missing = weights::assign_to_varmap(&source, &tensors, &varmap)?;
-        if let Some(name) = missing.iter().find(|n| n.starts_with("bert.")) {
+        let assigned = weights::assign_to_varmap(&source, &tensors, &varmap)?;
+        if let Some(name) = assigned.missing.iter().find(|n| n.starts_with("bert.")) {
             bail!("{source}: missing encoder tensor `{name}`");
         }
-        crate::init::seeded_init(&varmap, &missing, seed)?;
+        // Training from a config that says fewer layers than the checkpoint has would silently
+        // drop the pretrained layers beyond it.
+        if !assigned.unused.is_empty() {
+            return Err(ModelError::unused_tensors(
+                &source,
+                &self.source("config.json"),
+                self.config.num_hidden_layers,
+                &assigned.unused,
+            )
+            .into());
+        }
+        crate::init::seeded_init(&varmap, &assigned.missing, seed)?;
         Ok((varmap, model))
     }
 
@@ -201,25 +225,85 @@ impl ModelDir {
     }
 }
 
-/// The `task` of a trained model's `training.json`; a tagging model when the file or the field
-/// is absent (models trained before it was recorded).
-fn read_task(path: &Path) -> Result<TaskKind> {
+/// What [`ModelDir::read`] takes from a trained model's `training.json`.
+struct Training {
+    task: TaskKind,
+    /// The hash of the tag list the model was trained with, when recorded.
+    labels_sha256: Option<String>,
+}
+
+/// The `task` and `labels_sha256` of a trained model's `training.json`: a tagging model and no
+/// hash when the file or the field is absent (models trained before they were recorded).
+fn read_training(path: &Path) -> Result<Training> {
+    let mut training = Training {
+        task: TaskKind::Tagging,
+        labels_sha256: None,
+    };
     if !path.is_file() {
-        return Ok(TaskKind::Tagging);
+        return Ok(training);
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     match value.get("task") {
-        None => Ok(TaskKind::Tagging),
-        Some(serde_json::Value::String(name)) => Ok(TaskKind::parse(
-            &format!("{}: field `task`", path.display()),
-            name,
-        )?),
+        None => {}
+        Some(serde_json::Value::String(name)) => {
+            training.task = TaskKind::parse(&format!("{}: field `task`", path.display()), name)?;
+        }
         Some(other) => bail!(
             "{}: field `task`: expected a string such as \"tagging\", found {other}",
             path.display()
         ),
     }
+    match value.get("labels_sha256") {
+        None => {}
+        Some(serde_json::Value::String(hash))
+            if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            training.labels_sha256 = Some(hash.to_ascii_lowercase());
+        }
+        Some(_) => bail!(
+            "{}: field `labels_sha256`: expected the SHA-256 of labels.json's tags as 64 hex digits",
+            path.display()
+        ),
+    }
+    Ok(training)
+}
+
+/// labels.json: a `{"labels": [...]}` map following the IOB2 scheme.
+fn read_labels(path: &Path) -> Result<LabelMap> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let labels: LabelMap = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a label map", path.display()))?;
+    if let Err(why) = labels.check_scheme() {
+        bail!("{}: field `labels`: {why}", path.display());
+    }
+    Ok(labels)
+}
+
+/// A trained model's classifier has one row per tag of labels.json. Read from the safetensors
+/// header only; a header that does not parse is left for the weights' loader to report.
+fn check_head_rows(
+    labels: &LabelMap,
+    labels_path: &Path,
+    dir: &Path,
+    weights: &[u8],
+) -> Result<()> {
+    let Ok((_, metadata)) = safetensors::SafeTensors::read_metadata(weights) else {
+        return Ok(());
+    };
+    let rows = metadata
+        .tensors()
+        .into_iter()
+        .find(|(name, _)| weights::canonical_name(name).as_deref() == Some("classifier.weight"))
+        .and_then(|(_, info)| info.shape.first().copied());
+    NerModel::check_head(
+        labels,
+        &labels_path.display().to_string(),
+        rows,
+        &dir.join("model.safetensors").display().to_string(),
+    )?;
+    Ok(())
 }

@@ -44,12 +44,16 @@ pub const EXPORT: OutKind = OutKind {
     markers: ["manifest.json"].as_slice(),
 };
 
-/// Makes `path` an output directory for `kind`: creates it if needed, puts back or removes what
-/// killed runs left, refuses a foreign one without `force`, and checks it can be written (see the
-/// module doc). Call before any work.
+/// Checks that `path` can be the output directory of `kind`: puts back or removes what killed
+/// runs left in it, refuses a foreign one without `force`, and checks that it (or, when it does
+/// not exist yet, the directory it will be created in) can be written (see the module doc). Call
+/// before any work; a command that fails early leaves no directory behind.
 pub fn prepare_out(path: &Path, kind: OutKind, force: bool) -> Result<()> {
     refuse_current_dir(path)?;
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    if !path.exists() {
+        let parent = nearest_existing(path);
+        return probe_writable(&parent, path);
+    }
     if !path.is_dir() {
         bail!("{}: not a directory", path.display());
     }
@@ -79,9 +83,24 @@ pub fn prepare_out(path: &Path, kind: OutKind, force: bool) -> Result<()> {
             }
         );
     }
-    let probe = temp_path(path, ".probe");
+    probe_writable(path, path)
+}
+
+/// The closest directory at or above `path` that exists.
+fn nearest_existing(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    absolute
+        .ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// Writes and removes a probe file in `dir`; the error names `out`, the directory asked for.
+fn probe_writable(dir: &Path, out: &Path) -> Result<()> {
+    let probe = temp_path(dir, ".probe");
     std::fs::write(&probe, b"")
-        .with_context(|| format!("{}: cannot write here", path.display()))?;
+        .with_context(|| format!("{}: cannot write in {}", out.display(), dir.display()))?;
     std::fs::remove_file(&probe).with_context(|| format!("removing {}", probe.display()))?;
     Ok(())
 }
@@ -226,7 +245,16 @@ pub fn save_model(
             .save(tmp)
             .with_context(|| format!("writing {}", tmp.display()))
     })?;
-    write_json(&out.join("training.json"), training)
+    // The label list's hash: a labels.json edited or swapped later is refused on load
+    // (`ModelDir::read`), since a reordering fits the head's shape and would tag wrongly.
+    let mut training = training.clone();
+    if let Some(fields) = training.as_object_mut() {
+        fields.insert(
+            "labels_sha256".into(),
+            multitag_model::gguf::labels_sha256(labels).into(),
+        );
+    }
+    write_json(&out.join("training.json"), &training)
 }
 
 /// A staging directory for `target` (`.<name>.tmp-<pid>` beside it), created empty.

@@ -15,8 +15,10 @@ pub const SORT_WINDOW: usize = 256;
 /// The similarity view compares at most this many titles and descriptions.
 pub const MAX_SIMILARITY_ITEMS: usize = 100;
 
-/// Pasted text, one title per line: blank lines are skipped and each title is trimmed (as
-/// `trainer tag` does), and lines past `limit` are dropped and counted.
+/// Pasted text, one title per line: lines that are empty or only whitespace are skipped, every
+/// other line is a title exactly as pasted, surrounding whitespace included (only its `\n` or
+/// `\r\n` is cut), as `trainer tag` reads lines, so entity offsets index the line the user gave;
+/// lines past `limit` are dropped and counted.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PastedTitles {
     pub titles: Vec<String>,
@@ -26,8 +28,7 @@ pub struct PastedTitles {
 pub fn parse_lines(text: &str, limit: usize) -> PastedTitles {
     let mut out = PastedTitles::default();
     for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
         if out.titles.len() < limit {
@@ -226,8 +227,8 @@ mod tests {
 
     #[test]
     fn pasted_lines_skip_blanks_and_stop_at_the_limit() {
-        let p = parse_lines("  a b \r\n\n   \nc\r\nd\ne", 3);
-        assert_eq!(p.titles, vec!["a b", "c", "d"]);
+        let p = parse_lines("  a b \r\n\n  \u{3000} \nc\r\nd\ne", 3);
+        assert_eq!(p.titles, vec!["  a b ", "c", "d"]);
         assert_eq!(p.dropped, 1);
         assert_eq!(parse_lines("", 3), PastedTitles::default());
     }
@@ -332,5 +333,100 @@ mod tests {
         assert_eq!(format_ms(12345.0), "12.3 s");
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
         assert_eq!(heat_color(1.0, 0.0, 1.0), "rgb(13, 110, 120)");
+    }
+
+    /// A random title of awkward pieces: whitespace of several kinds, zero-width and bidi
+    /// controls, combining marks, viramas, emoji sequences, RTL and CJK text, controls.
+    fn awkward_title(rng: &mut multitag_core::SplitMix64) -> String {
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "Navy", "T-shirt", "Boy's", " ", "  ", "\t", "\u{a0}", "\u{3000}", "\u{2009}", "\r",
+            "\u{200b}", "\u{200d}", "\u{feff}", "\u{200f}", "\u{202e}", "e\u{301}", "\u{301}",
+            "नमस्ते", "क्\u{200d}", "\u{94d}", "👍🏽", "👨\u{200d}👩\u{200d}👧", "❤\u{fe0f}", "\u{fe0f}",
+            "🇮🇳", "مرحبا", "שלום", "\u{6dd}", "优衣库", "，", "&", "-", "\u{0}", "\u{10ffff}",
+        ];
+        let n = rng.below(12);
+        (0..n)
+            .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+            .collect()
+    }
+
+    /// Property: for random titles and random entities (out of range, overlapping, empty,
+    /// reversed, unsorted, duplicated), the segments are non-empty, join back to the title exactly,
+    /// and each entity segment is its entity's characters, shown at most once.
+    #[test]
+    fn random_entities_never_lose_or_repeat_title_text() {
+        let mut rng = multitag_core::SplitMix64::new(0x5eed_0003);
+        let mut shown = 0;
+        for case in 0..20_000 {
+            let title = awkward_title(&mut rng);
+            let chars: Vec<char> = title.chars().collect();
+            let n = chars.len() as u64;
+            let entities: Vec<Entity> = (0..rng.below(6))
+                .map(|_| {
+                    let start = rng.below(n + 3) as usize;
+                    let end = match rng.below(4) {
+                        0 => rng.below(n + 3) as usize,
+                        1 => start,
+                        _ => start + 1 + rng.below(4) as usize,
+                    };
+                    ent("X", "", start, end)
+                })
+                .collect();
+            let segs = segments(&title, &entities);
+            let joined: String = segs.iter().map(|s| s.text.as_str()).collect();
+            assert_eq!(joined, title, "case {case}: {entities:?}");
+            let mut used = Vec::new();
+            for s in &segs {
+                assert!(!s.text.is_empty(), "case {case}: empty segment in {segs:?}");
+                if let Some(i) = s.entity {
+                    let e = &entities[i];
+                    assert!(
+                        e.start < e.end && e.end <= chars.len(),
+                        "case {case}: {e:?}"
+                    );
+                    let text: String = chars[e.start..e.end].iter().collect();
+                    assert_eq!(s.text, text, "case {case}: {e:?} in {title:?}");
+                    assert!(!used.contains(&i), "case {case}: entity {i} shown twice");
+                    used.push(i);
+                    shown += 1;
+                }
+            }
+        }
+        assert!(shown > 5_000, "only {shown} entity segments");
+    }
+
+    /// Property: every title read from a random paste is one of its lines exactly as given, and
+    /// every line with anything but whitespace is a title.
+    #[test]
+    fn random_pastes_keep_lines_as_given() {
+        let mut rng = multitag_core::SplitMix64::new(0x5eed_0004);
+        for case in 0..5_000 {
+            let lines: Vec<String> = (0..rng.below(6)).map(|_| awkward_title(&mut rng)).collect();
+            // `\r` at a line's end would be read as part of a CRLF line end.
+            let lines: Vec<String> = lines
+                .into_iter()
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .collect();
+            let ends: Vec<&str> = lines
+                .iter()
+                .map(|_| if rng.below(2) == 0 { "\n" } else { "\r\n" })
+                .collect();
+            let paste: String = lines
+                .iter()
+                .zip(&ends)
+                .map(|(l, e)| format!("{l}{e}"))
+                .collect();
+            let expected: Vec<String> = lines
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .cloned()
+                .collect();
+            assert_eq!(
+                parse_lines(&paste, MAX_TITLES).titles,
+                expected,
+                "case {case}: {paste:?}"
+            );
+        }
     }
 }

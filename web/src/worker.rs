@@ -217,6 +217,10 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Box<dyn Predictor>, ModelIn
                     compute,
                 )
             })
+            // Every ModelError is a Corrupt load, so the page shows its error panel: among them
+            // the checksum mismatches `GgufFile::read` reports for damaged weights or edited
+            // labels (which would otherwise load and tag wrong), and tensors the config does not
+            // use. Only the tokenizer's own errors name tokenizer.json.
             .map_err(|e| {
                 let message = e.to_string();
                 let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {

@@ -110,4 +110,59 @@ mod tests {
         );
         assert!(decode_entities("", &[], &[], &[]).is_empty());
     }
+
+    /// Property: for random awkward strings with random IOB2 tags (well-formed or not) and random
+    /// scores, some lists shorter or longer than the words, every entity slices its text out of the
+    /// string, lies on word boundaries, is non-empty, and no two entities overlap.
+    #[test]
+    fn random_tags_on_awkward_text_slice_exactly() {
+        const TAGS: &[&str] = &[
+            "O", "B-BRAND", "I-BRAND", "B-COLOR", "I-COLOR", "I-TYPE", "B-",
+        ];
+        let mut rng = crate::split::SplitMix64::new(0x5eed_0002);
+        let mut entities_seen = 0;
+        for case in 0..20_000 {
+            let text = crate::words::awkward::text(&mut rng, 14);
+            let chars: Vec<char> = text.chars().collect();
+            let words = split_words(&text);
+            // Mostly one tag and score per word; sometimes a truncated or overlong model output.
+            let jitter = |rng: &mut crate::split::SplitMix64| match rng.below(8) {
+                0 => words.len().saturating_sub(1 + rng.below(3) as usize),
+                1 => words.len() + 1 + rng.below(3) as usize,
+                _ => words.len(),
+            };
+            let n_tags = jitter(&mut rng);
+            let n_scores = jitter(&mut rng);
+            let tags: Vec<String> = (0..n_tags)
+                .map(|_| TAGS[rng.below(TAGS.len() as u64) as usize].to_string())
+                .collect();
+            let scores: Vec<f32> = (0..n_scores)
+                .map(|_| rng.below(1001) as f32 / 1000.0)
+                .collect();
+            let ents = decode_entities(&text, &words, &tags, &scores);
+            let mut last_end = 0;
+            for e in &ents {
+                assert!(
+                    e.start >= last_end && e.start < e.end && e.end <= chars.len(),
+                    "case {case}: bad span {e:?} in {text:?} (words {words:?}, tags {tags:?})"
+                );
+                let sliced: String = chars[e.start..e.end].iter().collect();
+                assert_eq!(sliced, e.text, "case {case}: in {text:?}");
+                assert!(
+                    words.iter().any(|w| w.start == e.start)
+                        && words.iter().any(|w| w.end == e.end),
+                    "case {case}: {e:?} is not on word boundaries of {text:?}"
+                );
+                assert!(
+                    !e.text.starts_with(char::is_whitespace)
+                        && !e.text.ends_with(char::is_whitespace),
+                    "case {case}: {e:?} has surrounding whitespace, in {text:?}"
+                );
+                assert!((0.0..=1.0).contains(&e.score), "case {case}: {e:?}");
+                last_end = e.end;
+            }
+            entities_seen += ents.len();
+        }
+        assert!(entities_seen > 10_000, "only {entities_seen} entities");
+    }
 }

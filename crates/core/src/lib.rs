@@ -25,6 +25,6 @@ pub use gold::{
 pub use labeling::{coverage, Coverage, Labeler, LabelerConfig, ENTITY_TYPES};
 pub use metrics::{evaluate, mean_std, retrieval, MeanStd, NerReport, RetrievalReport, TypeScores};
 pub use record::{read_jsonl, to_jsonl, BundledExample, LabeledRecord};
-pub use split::{assign_splits, Split, SplitMix64};
+pub use split::{fnv1a64, split_of, Split, SplitMix64};
 pub use tags::{check_tag, iob2_from_spans, spans_from_iob2, LabelMap, Span};
 pub use words::{char_slice, split_words, Word};

@@ -1,12 +1,15 @@
 //! Train/dev/test assignment by item.
 //!
-//! Design choice: the split must be reproducible on every platform and in every language that wants
-//! to check it, so it uses a hand-written SplitMix64 generator (no `rand` dependency whose stream
-//! could change between versions) and an explicit Fisher–Yates shuffle: for `i` from `n - 1` down to
-//! 1, swap index `i` with index `j = (next_u64() * (i + 1)) >> 64` (128-bit multiply). The first
-//! `floor(test_fraction * n)` shuffled items are Test, the next `floor(dev_fraction_of_train *
-//! remaining)` are Dev and the rest Train. Fractions are clamped to `[0, 1]` (NaN counts as 0), so any
-//! input gives a valid split.
+//! Design choice: an item's split depends on the item alone, its id, and the seed, never on its
+//! neighbours: a row skipped, added or moved in the catalog moves no other item between splits
+//! (the assignment it replaced shuffled positions, so one skipped row moved about a third of the
+//! items). The rule is written so that any language can check it: take the 64-bit FNV-1a hash of
+//! the id's UTF-8 bytes, xor the seed, and draw one number from SplitMix64 (below) seeded with
+//! that; `u = next_u64() / 2^64`. The item is Test when `u < test_fraction`, Dev when `u <
+//! test_fraction + (1 - test_fraction) * dev_fraction_of_train`, and Train otherwise. Fractions are
+//! clamped to `[0, 1]` (NaN counts as 0), so any input gives a valid split; the split sizes are
+//! those fractions up to sampling noise (for 12,491 items, a standard deviation of about 51 test
+//! items at 30%).
 
 /// Which part of the data an item belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -51,31 +54,25 @@ fn clamp_fraction(x: f64) -> f64 {
     }
 }
 
-/// The split of each of `n_items` items (indexed like the items).
-pub fn assign_splits(
-    n_items: usize,
-    seed: u64,
-    test_fraction: f64,
-    dev_fraction_of_train: f64,
-) -> Vec<Split> {
-    let mut order: Vec<usize> = (0..n_items).collect();
-    let mut rng = SplitMix64::new(seed);
-    for i in (1..n_items).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        order.swap(i, j);
+/// 64-bit FNV-1a (Fowler, Noll, Vo): a fixed, documented hash, unlike `std`'s, which may change
+/// between Rust versions.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The split of the item with id `id` (see the module doc for the rule).
+pub fn split_of(id: &str, seed: u64, test_fraction: f64, dev_fraction_of_train: f64) -> Split {
+    let u = SplitMix64::new(fnv1a64(id.as_bytes()) ^ seed).next_u64() as f64 / 2f64.powi(64);
+    let test = clamp_fraction(test_fraction);
+    if u < test {
+        Split::Test
+    } else if u < test + (1.0 - test) * clamp_fraction(dev_fraction_of_train) {
+        Split::Dev
+    } else {
+        Split::Train
     }
-    let n_test = ((clamp_fraction(test_fraction) * n_items as f64).floor() as usize).min(n_items);
-    let rest = n_items - n_test;
-    let n_dev = ((clamp_fraction(dev_fraction_of_train) * rest as f64).floor() as usize).min(rest);
-    let mut splits = vec![Split::Train; n_items];
-    for (pos, &item) in order.iter().enumerate() {
-        if pos < n_test {
-            splits[item] = Split::Test;
-        } else if pos < n_test + n_dev {
-            splits[item] = Split::Dev;
-        }
-    }
-    splits
 }
 
 #[cfg(test)]
@@ -96,28 +93,59 @@ mod tests {
     }
 
     #[test]
-    fn deterministic_with_exact_fractions() {
-        let a = assign_splits(12491, 42, 0.3, 0.1);
-        assert_eq!(a, assign_splits(12491, 42, 0.3, 0.1));
-        assert_ne!(a, assign_splits(12491, 43, 0.3, 0.1));
-        assert_eq!(count(&a, Split::Test), 3747); // floor(0.3 * 12491)
-        assert_eq!(count(&a, Split::Dev), 874); // floor(0.1 * 8744)
-        assert_eq!(count(&a, Split::Train), 12491 - 3747 - 874);
-        // the test part is spread over the catalog, not a block
-        assert!(a[..100].contains(&Split::Test) && a[..100].contains(&Split::Train));
+    fn fnv1a_reference_values() {
+        // From the FNV reference test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    fn splits(ids: &[String], seed: u64) -> Vec<Split> {
+        ids.iter().map(|id| split_of(id, seed, 0.3, 0.1)).collect()
+    }
+
+    #[test]
+    fn an_items_split_depends_on_its_id_not_its_neighbours() {
+        let ids: Vec<String> = (0..12491)
+            .map(|i| (10_000_000 + 7 * i).to_string())
+            .collect();
+        let a = splits(&ids, 42);
+        assert_ne!(a, splits(&ids, 43));
+        // Fractions up to sampling noise (4 standard deviations).
+        let n = ids.len() as f64;
+        let near =
+            |count: usize, p: f64| (count as f64 - n * p).abs() < 4.0 * (n * p * (1.0 - p)).sqrt();
+        assert!(
+            near(count(&a, Split::Test), 0.3),
+            "{}",
+            count(&a, Split::Test)
+        );
+        assert!(
+            near(count(&a, Split::Dev), 0.07),
+            "{}",
+            count(&a, Split::Dev)
+        );
+        // Dropping a row, or reversing the file, moves nobody else.
+        let dropped: Vec<String> = ids[1..].to_vec();
+        assert_eq!(splits(&dropped, 42), a[1..]);
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        let mut back = splits(&reversed, 42);
+        back.reverse();
+        assert_eq!(back, a);
     }
 
     #[test]
     fn edge_cases() {
-        assert!(assign_splits(0, 1, 0.3, 0.1).is_empty());
-        assert_eq!(assign_splits(1, 1, 0.3, 0.1), [Split::Train]);
-        assert!(assign_splits(10, 1, 1.0, 0.5)
+        assert!(["1", "2", "x", ""]
             .iter()
-            .all(|&s| s == Split::Test));
-        assert!(assign_splits(10, 1, f64::NAN, -3.0)
+            .all(|id| split_of(id, 1, 1.0, 0.5) == Split::Test));
+        assert!(["1", "2", "x", ""]
             .iter()
-            .all(|&s| s == Split::Train));
-        assert_eq!(count(&assign_splits(10, 1, 7.0, 0.0), Split::Test), 10);
+            .all(|id| split_of(id, 1, f64::NAN, -3.0) == Split::Train));
+        assert!(["1", "2", "x", ""]
+            .iter()
+            .all(|id| split_of(id, 1, 0.0, 1.0) == Split::Dev));
         assert_eq!(serde_json::to_string(&Split::Dev).unwrap(), "\"dev\"");
     }
 }

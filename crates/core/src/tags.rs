@@ -150,6 +150,48 @@ impl LabelMap {
         self.labels.is_empty()
     }
 
+    /// Checks the scheme every model's tag list follows (what [`Self::from_entity_types`] builds):
+    /// `O` first, then for every entity type exactly one `B-X` and one `I-X`, and nothing else. A
+    /// list that breaks it was edited by hand or written for another scheme, and decoding it would
+    /// give wrong entities. The order of the `B-`/`I-` tags is not checked: models store it (the
+    /// classifier's rows follow it), and a reordering is caught by the list's hash instead.
+    /// The error describes the first problem, without the file's name (callers add it).
+    pub fn check_scheme(&self) -> Result<(), String> {
+        match self.labels.first() {
+            None => return Err("the tag list is empty; it must start with \"O\"".into()),
+            Some(first) if first != "O" => {
+                return Err(format!(
+                    "the first tag is {}; it must be \"O\"",
+                    quoted(first)
+                ))
+            }
+            Some(_) => {}
+        }
+        let mut seen = std::collections::HashSet::new();
+        for tag in &self.labels {
+            if !seen.insert(tag.as_str()) {
+                return Err(format!("{} appears twice", quoted(tag)));
+            }
+        }
+        for tag in &self.labels[1..] {
+            let Some((prefix, ty)) = parts(tag).filter(|_| check_tag(tag).is_ok()) else {
+                return Err(format!(
+                    "{} is not an IOB2 tag (after \"O\", only `B-TYPE` and `I-TYPE`)",
+                    quoted(tag)
+                ));
+            };
+            let partner = format!("{}-{ty}", if prefix == 'B' { 'I' } else { 'B' });
+            if !seen.contains(partner.as_str()) {
+                return Err(format!(
+                    "{} has no {}: every type needs both",
+                    quoted(tag),
+                    quoted(&partner)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Sorted entity types.
     pub fn entity_types(&self) -> Vec<String> {
         let mut types: Vec<String> = self
@@ -162,6 +204,17 @@ impl LabelMap {
         types.dedup();
         types
     }
+}
+
+/// A tag from a file, for an error message: quoted, escaped, and cut at 40 characters so a hostile
+/// file cannot fill the message (or the terminal) with its bytes.
+fn quoted(tag: &str) -> String {
+    const MAX: usize = 40;
+    let mut out: String = tag.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if tag.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    format!("`{out}`")
 }
 
 #[cfg(test)]
@@ -251,5 +304,34 @@ mod tests {
         assert_eq!(m2, LabelMap::from_entity_types(&["COLOR", "TYPE"]));
         let json = serde_json::to_string(&m2).unwrap();
         assert_eq!(serde_json::from_str::<LabelMap>(&json).unwrap(), m2);
+    }
+
+    #[test]
+    fn label_scheme_is_o_then_pairs() {
+        let map = |tags: &[&str]| LabelMap { labels: v(tags) };
+        assert_eq!(
+            LabelMap::from_entity_types(&["TYPE", "BRAND"]).check_scheme(),
+            Ok(())
+        );
+        // The pairs' order is the model's (its classifier rows), so any order is accepted.
+        assert_eq!(map(&["O", "I-X", "B-X"]).check_scheme(), Ok(()));
+        assert_eq!(map(&["O"]).check_scheme(), Ok(()));
+        for (tags, why) in [
+            (&[][..], "empty"),
+            (&["B-X", "O", "I-X"][..], "first tag is `B-X`"),
+            (&["O", "B-X", "I-X", "B-X"][..], "`B-X` appears twice"),
+            (&["O", "B-X", "I-X", "O"][..], "`O` appears twice"),
+            (&["O", "B-X"][..], "`B-X` has no `I-X`"),
+            (&["O", "B-X", "I-Y"][..], "`B-X` has no `I-X`"),
+            (&["O", "B-X", "I-X", "PER"][..], "`PER` is not an IOB2 tag"),
+            (&["O", "B-X", "I-X", "B-TWO WORDS"][..], "not an IOB2 tag"),
+        ] {
+            let err = map(tags).check_scheme().unwrap_err();
+            assert!(err.contains(why), "{tags:?}: {err}");
+        }
+        // A hostile tag is escaped and cut in the message.
+        let long = format!("B-{}\u{7}", "A".repeat(500));
+        let err = map(&["O", &long]).check_scheme().unwrap_err();
+        assert!(err.len() < 150 && !err.contains('\u{7}'), "{err}");
     }
 }

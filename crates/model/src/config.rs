@@ -38,8 +38,14 @@ fn default_type_vocab() -> usize {
 fn default_eps() -> f64 {
     1e-12
 }
+/// The largest `layer_norm_eps` accepted (see [`BertConfig::from_json`]'s checks).
+pub const MAX_LAYER_NORM_EPS: f64 = 1e-3;
+
 impl BertConfig {
-    /// Parses and checks a `config.json`; `source` names the file in errors.
+    /// Parses and checks a `config.json`; `source` names the file in errors. Refused: a model
+    /// type other than BERT, a size of zero or beyond any BERT checkpoint, heads that do not divide
+    /// the hidden size, an unknown activation, dropout outside [0, 1), and `layer_norm_eps` outside
+    /// (0, [`MAX_LAYER_NORM_EPS`]].
     pub fn from_json(source: &str, text: &str) -> Result<Self, ModelError> {
         let config: BertConfig =
             serde_json::from_str(text).map_err(|e| ModelError::Config(format!("{source}: {e}")))?;
@@ -58,8 +64,32 @@ impl BertConfig {
                 return fail("model_type", &format!("`{kind}` is not a BERT model"));
             }
         }
-        if self.hidden_size == 0 || self.num_attention_heads == 0 {
-            return fail("hidden_size", "must be positive");
+        // Sizes: positive, and below bounds far above any published BERT-family checkpoint
+        // (BERT-large: hidden 1024, 24 layers, 4096 feed-forward; multilingual vocabularies
+        // ~250k; 512 positions), so a typo or a hostile file is refused here rather than by an
+        // allocation of terabytes when the variables are created.
+        for (field, value, max) in [
+            ("vocab_size", self.vocab_size, 1 << 22),
+            ("hidden_size", self.hidden_size, 1 << 14),
+            ("num_hidden_layers", self.num_hidden_layers, 1 << 10),
+            ("num_attention_heads", self.num_attention_heads, 1 << 10),
+            ("intermediate_size", self.intermediate_size, 1 << 16),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 20,
+            ),
+            ("type_vocab_size", self.type_vocab_size, 1 << 10),
+        ] {
+            if value == 0 {
+                return fail(field, "must be positive");
+            }
+            if value > max {
+                return fail(
+                    field,
+                    &format!("{value} is implausibly large for a BERT model (at most {max})"),
+                );
+            }
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return fail(
@@ -89,6 +119,17 @@ impl BertConfig {
             if !(0.0..1.0).contains(&p) {
                 return fail(field, "must be in [0, 1)");
             }
+        }
+        // Layer norm divides by sqrt(variance + eps). BERT and MiniLM use 1e-12, other
+        // BERT-family checkpoints 1e-7 to 1e-5; an eps near the activations' variance (~1)
+        // changes every output. Above 1e-3 it is a mistake, zero or below would divide by zero
+        // on a constant row, and the kernels compute in f32, so it must stay positive as an f32.
+        let eps = self.layer_norm_eps;
+        if !(eps.is_finite() && eps > 0.0 && eps <= MAX_LAYER_NORM_EPS && (eps as f32) > 0.0) {
+            return fail(
+                "layer_norm_eps",
+                &format!("{eps} is not in (0, {MAX_LAYER_NORM_EPS}] (BERT uses 1e-12)"),
+            );
         }
         Ok(())
     }
@@ -123,6 +164,56 @@ mod tests {
             err.contains("x/config.json") && err.contains("num_attention_heads"),
             "{err}"
         );
+    }
+
+    /// MINI with one field set to `value` (JSON).
+    fn with(field: &str, value: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(MINI).unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    }
+
+    #[test]
+    fn rejects_absurd_layer_norm_eps_naming_file_and_field() {
+        for eps in ["1e-12", "1e-5", "0.001"] {
+            let ok = with("layer_norm_eps", eps);
+            assert!(BertConfig::from_json("c", &ok).is_ok(), "{eps}");
+        }
+        for eps in ["0", "-1e-12", "0.5", "0.011", "1e-300"] {
+            let err = BertConfig::from_json("m/config.json", &with("layer_norm_eps", eps))
+                .err()
+                .unwrap_or_else(|| panic!("layer_norm_eps {eps} accepted"))
+                .to_string();
+            assert!(
+                err.contains("m/config.json") && err.contains("layer_norm_eps"),
+                "{eps}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_zero_and_absurd_sizes_naming_the_field() {
+        for (field, value) in [
+            ("vocab_size", "0"),
+            ("hidden_size", "0"),
+            ("num_hidden_layers", "0"),
+            ("num_attention_heads", "0"),
+            ("intermediate_size", "0"),
+            ("max_position_embeddings", "0"),
+            ("type_vocab_size", "0"),
+            ("vocab_size", "1000000000000"),
+            ("intermediate_size", "99999999"),
+            ("num_hidden_layers", "100000"),
+        ] {
+            let err = BertConfig::from_json("m/config.json", &with(field, value))
+                .err()
+                .unwrap_or_else(|| panic!("{field} = {value} accepted"))
+                .to_string();
+            assert!(
+                err.contains("m/config.json") && err.contains(field),
+                "{field} = {value}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     } = args;
     let base = base_model(model)?;
     let dataset = data.load()?;
-    let gold = match gold_or_default(gold) {
+    let gold = match gold_or_default(gold, &data) {
         Some(path) => Some(load_gold(&path, &dataset)?),
         None => None,
     };

@@ -46,11 +46,12 @@ pub fn run(args: Args) -> Result<()> {
     let dir = ModelDir::read(&model)?;
     let predictor = dir.predictor(&device.device()?, matmul.matmul)?;
     let dataset = data.load()?;
+    dataset.check_held_out(&model)?;
     let mut test = dataset.split(Split::Test);
     if let Some(limit) = limit {
         test.truncate(limit);
     }
-    let gold_report = match gold_or_default(gold) {
+    let gold_report = match gold_or_default(gold, &data) {
         Some(path) => {
             let gold = load_gold(&path, &dataset)?;
             Some(evaluate::evaluate_ner(

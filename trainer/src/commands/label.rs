@@ -1,11 +1,13 @@
 //! `trainer label`: writes the labeled catalog as JSONL; reports label coverage and gold agreement.
+//! It also writes every skipped catalog row (damaged CSV, invalid UTF-8, empty title, ...) as JSONL
+//! to `--skipped`, the one place the full list goes (see `crate::data`).
 use std::path::PathBuf;
 
 use anyhow::Result;
 use multitag_core::coverage;
 
 use crate::args::{gold_or_default, DataArgs};
-use crate::data::load_gold;
+use crate::data::{load_dataset_listing_skipped, load_gold};
 use crate::output::write_atomic;
 
 #[derive(clap::Args)]
@@ -17,21 +19,32 @@ pub struct Args {
     /// Hand-checked gold labels [default: data/gold/myntra_gold.jsonl].
     #[arg(long)]
     gold: Option<PathBuf>,
+    /// Where to list every skipped catalog row, as JSONL [default: beside --out, e.g.
+    /// runs/labeled.skipped.jsonl].
+    #[arg(long)]
+    skipped: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let Args { data, out, gold } = args;
-    let gold = gold_or_default(gold);
-    let dataset = data.load()?;
+    let Args {
+        data,
+        out,
+        gold,
+        skipped,
+    } = args;
+    let gold = gold_or_default(gold, &data);
+    let skipped = skipped.unwrap_or_else(|| out.with_extension("skipped.jsonl"));
+    let dataset = load_dataset_listing_skipped(&data.catalog(), data.split_seed, Some(&skipped))?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
     write_atomic(&out, multitag_core::to_jsonl(&dataset.records).as_bytes())?;
     eprintln!(
-        "wrote {} labeled records to {} ({} catalog rows skipped)",
+        "wrote {} labeled records to {} ({} catalog rows or damaged lines skipped, listed in {})",
         dataset.records.len(),
         out.display(),
-        dataset.skipped_rows
+        dataset.skipped_rows,
+        skipped.display()
     );
     let tags: Vec<Vec<String>> = dataset.records.iter().map(|r| r.tags.clone()).collect();
     println!("| type | titles with it | share | entities |\n|---|---|---|---|");

@@ -1,4 +1,9 @@
 //! `trainer tag`: tags titles from a file or standard input and writes JSONL entities to stdout.
+//! Every skipped line (not UTF-8, damaged CSV, empty title) is printed to stderr as `skipped: ...`
+//! with its source and line, and the closing summary gives the totals (docs/damaged-input.md).
+//! Each output line holds the title exactly as given (untrimmed: see `tag_input`), its 1-based
+//! input `line`, and its entities, whose `start..end` are character offsets (Unicode scalar values)
+//! into that title, so they slice the entity out of the user's own line.
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -38,22 +43,19 @@ pub fn run(args: Args) -> Result<()> {
         matmul,
     } = args;
     let predictor = ModelDir::read(&model)?.predictor(&device.device()?, matmul.matmul)?;
-    let (source, text) = if input == "-" {
-        let mut text = String::new();
+    // Bytes, not text: decoding happens per line in tag_input, so a line that is not UTF-8 costs
+    // only itself and is named with its line and byte column, on stdin as in a file.
+    let (source, bytes) = if input == "-" {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
-            .context("standard input is not UTF-8 text")?;
-        ("<stdin>".to_string(), text)
+            .read_to_end(&mut bytes)
+            .context("cannot read standard input")?;
+        ("<stdin>".to_string(), bytes)
     } else {
         let bytes = std::fs::read(&input).with_context(|| format!("cannot read {input}"))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let prefix = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = prefix.iter().filter(|&&b| b == b'\n').count() + 1;
-            anyhow::anyhow!("{input}:{line}: not valid UTF-8")
-        })?;
-        (input, text)
+        (input, bytes)
     };
-    let parsed = tag_input::read_titles(&source, &text, format, &column)?;
+    let parsed = tag_input::read_titles(&source, &bytes, format, &column)?;
     for problem in &parsed.problems {
         eprintln!("skipped: {problem}");
     }

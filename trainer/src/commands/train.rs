@@ -1,7 +1,7 @@
 //! `trainer train`: fine-tunes a tagger on the training split and keeps the best-dev-F1 model.
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::args::{base_model, labels, DataArgs, DeviceArgs};
 use crate::output::{prepare_out, TRAINED_MODEL};
@@ -45,6 +45,7 @@ pub fn run(args: Args) -> Result<()> {
     if resume {
         check_resume(&out.join("checkpoint"), &options)?;
     }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let base = base_model(model)?;
     let dataset = data.load()?;
     let labels = labels();

@@ -61,6 +61,8 @@ pub fn record_items<'a>(
 pub struct Tagging<'a> {
     pub model: TrainingModel,
     pub dev: Vec<&'a LabeledRecord>,
+    /// How the data was split (recorded with the saved model).
+    pub split: serde_json::Value,
     pub options: &'a TrainOptions,
     pub base: &'a ModelDir,
     pub labels: &'a LabelMap,
@@ -93,7 +95,9 @@ impl Method for Tagging<'_> {
     }
 
     fn save(&self, out: &Path, training: &serde_json::Value) -> Result<()> {
-        save_model(out, &self.model.varmap, self.base, self.labels, training)
+        let mut training = training.clone();
+        training["split"] = self.split.clone();
+        save_model(out, &self.model.varmap, self.base, self.labels, &training)
     }
 }
 
@@ -137,6 +141,7 @@ impl TrainRun<'_> {
         let method = Tagging {
             model,
             dev: self.dataset.split(Split::Dev),
+            split: self.dataset.split_record(),
             options: opts,
             base: self.base,
             labels: self.labels,

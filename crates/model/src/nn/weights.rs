@@ -1,20 +1,25 @@
 //! Reading checkpoint tensors from safetensors bytes under one naming convention: Hugging Face's
 //! `BertForTokenClassification` (`bert.` encoder prefix, `classifier.` head). Plain `BertModel`
-//! checkpoints (no prefix) and the legacy `gamma`/`beta` layer-norm names are mapped onto it, and
-//! tensors no head uses (pooler, MLM heads, position_ids) are dropped.
+//! checkpoints (no prefix) and the legacy `gamma`/`beta` layer-norm names are mapped onto it. The
+//! tensors checkpoints carry that no model here uses are dropped by name ([`unused_by_design`]);
+//! every other tensor must be used by the model the config describes, and each loader checks that
+//! it was ([`assign_to_varmap`], [`TrackedTensors`]), so a config that disagrees with its weights
+//! (fewer layers, say) is an error rather than a model that silently drops the rest.
 //!
 //! [`Weights`] is where the layers get their parameters: a candle-nn `VarBuilder` (float
 //! tensors; with a `VarMap` behind it, trainable variables) or an exported GGUF model
 //! ([`GgufFile`], possibly block-quantized). The layers ask for a dense layer, a lookup table or a
 //! vector by name and shape and never see which kind of source they read.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, Result as CandleResult, Tensor};
+use candle_core::{DType, Device, Result as CandleResult, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Embedding, Init, VarBuilder, VarMap};
 
 use super::dense::{Dense, DenseCompute};
 use super::embedding::EmbeddingTable;
-use crate::error::ModelError;
+use crate::error::{printable, ModelError};
 use crate::gguf::GgufFile;
 
 /// A source of parameters, positioned at a name prefix (like `VarBuilder::pp`).
@@ -144,17 +149,37 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// The canonical name of a checkpoint tensor, or `None` for tensors we never use.
+/// Tensors that Hugging Face BERT checkpoints legitimately carry but no model here uses, by name
+/// (after an optional `model.` and `bert.` prefix). Anything else a checkpoint holds must be used.
+/// - `embeddings.position_ids`: a buffer, not a parameter (the positions 0..max as integers, saved
+///   by older `transformers`); the encoder computes positions itself.
+///   all-MiniLM-L6-v2 carries it.
+/// - `pooler.*`: `BertModel`'s pooler (a dense layer with tanh on `[CLS]`, for next-sentence
+///   prediction and sequence classification); tagging reads every token and the description loss
+///   mean-pools, so neither uses it. all-MiniLM-L6-v2 carries `pooler.dense.weight` and `.bias`.
+/// - `cls.*`: the pretraining heads of `BertForPreTraining` / `BertForMaskedLM` checkpoints (masked
+///   language model predictions, next-sentence relationship).
+pub fn unused_by_design(name: &str) -> bool {
+    let name = name.strip_prefix("model.").unwrap_or(name);
+    let body = name.strip_prefix("bert.").unwrap_or(name);
+    body == "embeddings.position_ids" || body.starts_with("pooler.") || body.starts_with("cls.")
+}
+
+/// The canonical name of a checkpoint tensor: `bert.` + the encoder's name (legacy `gamma`/`beta`
+/// mapped to `weight`/`bias`), `classifier.*` as is; `None` for the tensors dropped by design
+/// ([`unused_by_design`]). A name of neither kind is kept as it is, so that the loaders report it
+/// as a tensor the model does not use.
 pub fn canonical_name(name: &str) -> Option<String> {
+    if unused_by_design(name) {
+        return None;
+    }
     let name = name.strip_prefix("model.").unwrap_or(name);
     if name.starts_with("classifier.") {
         return Some(name.to_string());
     }
     let body = name.strip_prefix("bert.").unwrap_or(name);
-    if !(body.starts_with("embeddings.") || body.starts_with("encoder."))
-        || body.ends_with("position_ids")
-    {
-        return None;
+    if !(body.starts_with("embeddings.") || body.starts_with("encoder.")) {
+        return Some(name.to_string());
     }
     let body = body
         .strip_suffix(".gamma")
@@ -164,7 +189,7 @@ pub fn canonical_name(name: &str) -> Option<String> {
     Some(format!("bert.{body}"))
 }
 
-/// Parses safetensors bytes into canonically named f32 tensors on `device`.
+/// Parses safetensors bytes into canonically named f32 tensors on `device` ([`canonical_name`]).
 pub fn load_safetensors(
     source: &str,
     bytes: &[u8],
@@ -174,12 +199,23 @@ pub fn load_safetensors(
         ModelError::Weights(format!("{source}: not a readable safetensors file: {e}"))
     })?;
     let mut out = HashMap::new();
-    for (name, tensor) in raw {
-        if let Some(canonical) = canonical_name(&name) {
-            let tensor = tensor
-                .to_dtype(DType::F32)
-                .map_err(|e| ModelError::Weights(format!("{source}: tensor `{name}`: {e}")))?;
-            out.insert(canonical, tensor);
+    let mut names: Vec<&String> = raw.keys().collect();
+    names.sort();
+    for name in names {
+        let Some(canonical) = canonical_name(name) else {
+            continue;
+        };
+        let tensor = raw[name]
+            .to_dtype(DType::F32)
+            .map_err(|e| ModelError::Weights(format!("{source}: tensor `{name}`: {e}")))?;
+        // `encoder.x` and `bert.encoder.x` (or `.gamma` and `.weight`) are one parameter: a file
+        // with both is ambiguous.
+        if out.insert(canonical.clone(), tensor).is_some() {
+            return Err(ModelError::Weights(format!(
+                "{source}: two tensors are `{}` (`{}` and another spelling of it)",
+                printable(&canonical, 120),
+                printable(name, 120)
+            )));
         }
     }
     if !out.keys().any(|k| k.starts_with("bert.encoder.")) {
@@ -190,19 +226,28 @@ pub fn load_safetensors(
     Ok(out)
 }
 
-/// Copies checkpoint values into the trainable variables that exist in both. Returns the names of
-/// variables the checkpoint did not have (a freshly initialised head, typically). A variable whose
-/// shape differs from the checkpoint's is an error, since it means the config does not match.
+/// What [`assign_to_varmap`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Assignment {
+    /// Variables the checkpoint did not have (a freshly initialised head, typically), sorted.
+    pub missing: Vec<String>,
+    /// Checkpoint tensors no variable took, sorted: the config and the weights disagree.
+    pub unused: Vec<String>,
+}
+
+/// Copies checkpoint values into the trainable variables that exist in both, and reports the
+/// variables the checkpoint lacked and the tensors no variable took. A variable whose shape
+/// differs from the checkpoint's is an error, since it means the config does not match.
 pub fn assign_to_varmap(
     source: &str,
     tensors: &HashMap<String, Tensor>,
     varmap: &VarMap,
-) -> Result<Vec<String>, ModelError> {
+) -> Result<Assignment, ModelError> {
     let data = varmap
         .data()
         .lock()
         .map_err(|_| ModelError::Weights("variable map poisoned".into()))?;
-    let mut missing = Vec::new();
+    let mut assignment = Assignment::default();
     for (name, var) in data.iter() {
         match tensors.get(name) {
             Some(value) => {
@@ -215,11 +260,95 @@ pub fn assign_to_varmap(
                 }
                 var.set(&value.to_device(var.device())?.to_dtype(var.dtype())?)?;
             }
-            None => missing.push(name.clone()),
+            None => assignment.missing.push(name.clone()),
         }
     }
-    missing.sort();
-    Ok(missing)
+    assignment.unused = tensors
+        .keys()
+        .filter(|name| !data.contains_key(*name))
+        .cloned()
+        .collect();
+    assignment.missing.sort();
+    assignment.unused.sort();
+    Ok(assignment)
+}
+
+/// Float tensors for a `VarBuilder` that records which of them the model read, so the loader can
+/// check afterwards that it read them all ([`ReadLog::unused`]).
+pub struct TrackedTensors {
+    tensors: HashMap<String, Tensor>,
+    log: ReadLog,
+}
+
+/// The names a [`TrackedTensors`] was asked for, and all it had.
+#[derive(Clone)]
+pub struct ReadLog {
+    all: Arc<BTreeSet<String>>,
+    read: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl ReadLog {
+    /// The tensors not read so far, sorted.
+    pub fn unused(&self) -> Vec<String> {
+        let read = self
+            .read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.all.difference(&read).cloned().collect()
+    }
+
+    fn record(&self, name: &str) {
+        self.read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(name.to_string());
+    }
+}
+
+impl TrackedTensors {
+    /// A `VarBuilder` over `tensors` (f32 on `device`) and the log of what it is asked for.
+    pub fn var_builder(
+        tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> (VarBuilder<'static>, ReadLog) {
+        let log = ReadLog {
+            all: Arc::new(tensors.keys().cloned().collect()),
+            read: Arc::default(),
+        };
+        let backend = TrackedTensors {
+            tensors,
+            log: log.clone(),
+        };
+        (
+            VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone()),
+            log,
+        )
+    }
+}
+
+impl SimpleBackend for TrackedTensors {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        init: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> CandleResult<Tensor> {
+        let tensor = SimpleBackend::get(&self.tensors, shape, name, init, dtype, device)?;
+        self.log.record(name);
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> CandleResult<Tensor> {
+        let tensor = SimpleBackend::get_unchecked(&self.tensors, name, dtype, device)?;
+        self.log.record(name);
+        Ok(tensor)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
 }
 
 #[cfg(test)]
@@ -242,7 +371,56 @@ mod tests {
         );
         assert_eq!(canonical_name("pooler.dense.weight"), None);
         assert_eq!(canonical_name("embeddings.position_ids"), None);
+        assert_eq!(canonical_name("bert.embeddings.position_ids"), None);
         assert_eq!(canonical_name("cls.predictions.bias"), None);
+        assert_eq!(canonical_name("model.bert.pooler.dense.bias"), None);
+        // Unknown names are kept, to be reported as unused rather than dropped silently.
+        assert_eq!(
+            canonical_name("lm_head.weight").as_deref(),
+            Some("lm_head.weight")
+        );
+        assert_eq!(
+            canonical_name("bert.embeddings.position_idz").as_deref(),
+            Some("bert.embeddings.position_idz")
+        );
+    }
+
+    fn tensors(names: &[&str]) -> HashMap<String, Tensor> {
+        names
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn assignment_reports_missing_variables_and_unused_tensors() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        vb.get(2, "a").unwrap();
+        vb.get(2, "b").unwrap();
+        let got = assign_to_varmap("m", &tensors(&["a", "z", "y"]), &varmap).unwrap();
+        assert_eq!(
+            got,
+            Assignment {
+                missing: vec!["b".into()],
+                unused: vec!["y".into(), "z".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn tracked_tensors_log_what_was_read() {
+        let (vb, log) = TrackedTensors::var_builder(tensors(&["a", "b", "c"]), &Device::Cpu);
+        assert_eq!(log.unused(), ["a", "b", "c"]);
+        vb.get(2, "b").unwrap();
+        assert!(vb.get(3, "a").is_err(), "wrong shape");
+        assert!(vb.get(2, "x").is_err(), "absent");
+        assert_eq!(log.unused(), ["a", "c"]);
     }
 
     #[test]

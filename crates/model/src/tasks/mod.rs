@@ -30,13 +30,13 @@
 //! name prefix (trainable variables, or an exported GGUF file).
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Result, Tensor};
 use multitag_core::{LabelMap, TaggedTitle};
 
 use crate::config::BertConfig;
 use crate::error::ModelError;
 use crate::gguf::{GgufFile, KEY_TASK};
+use crate::nn::weights::{ReadLog, TrackedTensors};
 use crate::nn::{DenseCompute, Mode};
 use crate::tokenize::WordTokenizer;
 
@@ -152,7 +152,8 @@ pub trait Predictor {
 
 /// The predictor of an exported model: the method named in its metadata ([`TaskKind::of_gguf`]),
 /// with the tokenizer's bytes (`tokenizer_source` names them in errors). Reads no files, so this
-/// is also the browser's loader.
+/// is also the browser's loader. The file's checksums were checked when it was read
+/// ([`GgufFile::read`]); every tensor in it must be used by the model its config describes.
 pub fn predictor_from_gguf(
     file: &GgufFile,
     tokenizer_source: &str,
@@ -160,7 +161,7 @@ pub fn predictor_from_gguf(
     device: &Device,
     compute: DenseCompute,
 ) -> std::result::Result<Box<dyn Predictor>, ModelError> {
-    Ok(match TaskKind::of_gguf(file)? {
+    let predictor: Box<dyn Predictor> = match TaskKind::of_gguf(file)? {
         TaskKind::Tagging => Box::new(tagging::Tagger::from_gguf_file(
             file,
             tokenizer_source,
@@ -168,11 +169,40 @@ pub fn predictor_from_gguf(
             device,
             compute,
         )?),
-    })
+    };
+    // Each task's loader checks this already (the tagging one does); checked here again so that
+    // a new task's loader cannot forget it.
+    file.check_every_tensor_read(&file.config()?)?;
+    Ok(predictor)
+}
+
+/// Every tensor of the checkpoint `source` was read by the model `config` describes, or they
+/// disagree. A safetensors checkpoint's config is `config.json` beside it (Hugging Face's layout).
+fn check_all_read(
+    source: &str,
+    config: &BertConfig,
+    log: &ReadLog,
+) -> std::result::Result<(), ModelError> {
+    let unused = log.unused();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let config_source = std::path::Path::new(source)
+        .with_file_name("config.json")
+        .display()
+        .to_string();
+    Err(ModelError::unused_tensors(
+        source,
+        &config_source,
+        config.num_hidden_layers,
+        &unused,
+    ))
 }
 
 /// The predictor of a trained model's float weights (`tensors` under Hugging Face names, as a
-/// checkpoint stores them; `source` names the file in errors), for the method `task`.
+/// checkpoint stores them; `source` names the file in errors), for the method `task`. Every
+/// tensor must be used by the model `config` describes (the checkpoint's unused-by-design tensors
+/// were dropped when it was read, [`crate::nn::weights::load_safetensors`]).
 pub fn predictor_from_tensors(
     task: TaskKind,
     source: &str,
@@ -182,12 +212,18 @@ pub fn predictor_from_tensors(
     tokenizer: WordTokenizer,
     device: &Device,
 ) -> std::result::Result<Box<dyn Predictor>, ModelError> {
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let in_source = |e: candle_core::Error| ModelError::Weights(format!("{source}: {e}"));
-    Ok(match task {
+    let predictor: Box<dyn Predictor> = match task {
         TaskKind::Tagging => {
+            let head_rows = tensors
+                .get("classifier.weight")
+                .and_then(|t| t.dims().first().copied());
+            tagging::NerModel::check_head(&labels, "the label list", head_rows, source)?;
+            let (vb, log) = TrackedTensors::var_builder(tensors, device);
             let model = tagging::NerModel::load(config, labels, vb).map_err(in_source)?;
+            check_all_read(source, config, &log)?;
             Box::new(tagging::Tagger::new(model, tokenizer, device.clone()))
         }
-    })
+    };
+    Ok(predictor)
 }

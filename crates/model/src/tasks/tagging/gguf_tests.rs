@@ -1,5 +1,6 @@
 //! Round trips of the tagging model through the GGUF export: every storage type, every way of
-//! multiplying, the label map, and damaged files.
+//! multiplying, the label map, and damaged files: checksums, headers, and files that disagree
+//! with themselves (a config or labels that do not fit the tensors), for GGUF and float weights.
 use std::collections::HashMap;
 use std::io::Cursor;
 
@@ -12,7 +13,7 @@ use super::{NerModel, Tagger};
 use crate::gguf::*;
 use crate::models::BertConfig;
 use crate::nn::{DenseCompute, Mode};
-use crate::tasks::{predictor_from_gguf, Predictor, TaskKind};
+use crate::tasks::{predictor_from_gguf, predictor_from_tensors, Predictor, TaskKind};
 use crate::testing::max_diff;
 
 /// Rows of 32 (q8_0 and q5_0 blocks) and a 256-wide intermediate, so every storage type of
@@ -379,6 +380,263 @@ fn a_file_without_our_metadata_is_refused_clearly() {
         };
     assert!(
         err.contains("other.gguf") && err.contains(KEY_CONFIG),
+        "{err}"
+    );
+}
+
+/// Where the stored bytes of tensor `name` start in an exported file.
+fn data_offset(bytes: &[u8], name: &str) -> usize {
+    let content = gguf_file::Content::read(&mut Cursor::new(bytes)).unwrap();
+    (content.tensor_data_offset + content.tensor_infos[name].offset) as usize
+}
+
+fn load_error(bytes: &[u8]) -> String {
+    match predictor(bytes) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn export_carries_checksums_and_a_flipped_data_byte_is_refused() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    let file = GgufFile::read("model.gguf", bytes.as_slice()).unwrap();
+    for key in [KEY_TENSORS_SHA256, KEY_LABELS_SHA256, KEY_CONFIG_SHA256] {
+        let hash = file.metadata_str(key).unwrap();
+        assert!(
+            hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{key}: {hash}"
+        );
+    }
+    assert_eq!(
+        file.metadata_str(KEY_LABELS_SHA256).unwrap(),
+        labels_sha256(&labels())
+    );
+    // One bit of one weight, in a quantized matrix and in an f32 vector: loading would give
+    // slightly different tags, with no error.
+    for name in [
+        "bert.encoder.layer.1.attention.self.query.weight",
+        "classifier.bias",
+    ] {
+        let mut flipped = bytes.clone();
+        flipped[data_offset(&bytes, name) + 5] ^= 0x01;
+        let err = load_error(&flipped);
+        assert!(
+            err.contains("model.gguf")
+                && err.contains("the weights do not match their checksum")
+                && err.contains("export it again"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn labels_or_config_edited_in_the_metadata_are_refused() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    // Same tags, two swapped: the shapes cannot tell, the checksum can.
+    let swapped = with_metadata(&bytes, |m| {
+        m.insert(
+            KEY_LABELS.into(),
+            gguf_file::Value::String(r#"["O","B-TYPE","B-BRAND","I-BRAND","I-TYPE"]"#.into()),
+        );
+    });
+    let err = load_error(&swapped);
+    assert!(
+        err.contains("model.gguf") && err.contains(KEY_LABELS_SHA256),
+        "{err}"
+    );
+    let config = with_metadata(&bytes, |m| {
+        m.insert(
+            KEY_CONFIG.into(),
+            gguf_file::Value::String(CONFIG.replace("1e-12", "1e-5")),
+        );
+    });
+    let err = load_error(&config);
+    assert!(
+        err.contains("model.gguf") && err.contains(KEY_CONFIG_SHA256),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_exported_without_checksums_load_unchecked() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    let old = with_metadata(&bytes, |m| {
+        for key in [KEY_TENSORS_SHA256, KEY_LABELS_SHA256, KEY_CONFIG_SHA256] {
+            m.remove(key);
+        }
+    });
+    assert_eq!(
+        predictor(&old).unwrap().entity_types(),
+        vec!["BRAND", "TYPE"]
+    );
+}
+
+/// A file that disagrees with itself, as an older export (no checksums) or a hand edit could:
+/// the model must use every tensor, and the tag list must fit the classifier and the scheme.
+#[test]
+fn config_or_labels_that_do_not_fit_the_tensors_are_refused() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    let unchecked = |key: &str, value: String| {
+        with_metadata(&bytes, |m| {
+            m.remove(KEY_CONFIG_SHA256);
+            m.remove(KEY_LABELS_SHA256);
+            m.insert(key.into(), gguf_file::Value::String(value));
+        })
+    };
+    let one_layer = unchecked(
+        KEY_CONFIG,
+        CONFIG.replace(r#""num_hidden_layers": 2"#, r#""num_hidden_layers": 1"#),
+    );
+    let err = load_error(&one_layer);
+    assert!(
+        err.contains("model.gguf: 16 tensors the model (multitag.config: 1 layers) does not use")
+            && err.contains("e.g. bert.encoder.layer.1.attention.output.LayerNorm.bias"),
+        "{err}"
+    );
+    let more_tags = LabelMap::from_entity_types(&["BRAND", "TYPE", "COLOR"]);
+    let err = load_error(&unchecked(
+        KEY_LABELS,
+        serde_json::to_string(&more_tags.labels).unwrap(),
+    ));
+    assert!(
+        err.contains("model.gguf: multitag.labels: 7 tags")
+            && err.contains("`classifier.weight` in model.gguf has 5 rows"),
+        "{err}"
+    );
+    for (tags, why) in [
+        (
+            r#"["O","B-BRAND","I-BRAND","B-TYPE","B-TYPE"]"#,
+            "appears twice",
+        ),
+        (
+            r#"["O","PER","B-BRAND","I-BRAND","I-TYPE"]"#,
+            "`PER` is not an IOB2 tag",
+        ),
+        (
+            r#"["B-BRAND","O","I-BRAND","B-TYPE","I-TYPE"]"#,
+            "must be \"O\"",
+        ),
+    ] {
+        let err = load_error(&unchecked(KEY_LABELS, tags.into()));
+        assert!(
+            err.contains("model.gguf: multitag.labels") && err.contains(why),
+            "{tags}: {err}"
+        );
+    }
+}
+
+/// A header whose reader error would quote what it read: a 5-dimensional tensor with a 5000
+/// byte name full of terminal escapes.
+#[test]
+fn a_damaged_header_is_quoted_capped_and_escaped() {
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    bytes.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // metadata entries
+    let name: Vec<u8> = b"\x1b[2J\x07\xff\xfe".repeat(700);
+    bytes.extend_from_slice(&(name.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&name);
+    bytes.extend_from_slice(&5u32.to_le_bytes());
+    bytes.extend_from_slice(&[0; 64]);
+    let err = match GgufFile::read("model.gguf", bytes.as_slice()) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("model.gguf") && err.contains("GGUF"), "{err}");
+    assert!(err.len() < 400, "{} characters: {err}", err.len());
+    assert!(
+        err.chars().all(|c| c == ' ' || c.is_ascii_graphic()),
+        "{err}"
+    );
+}
+
+/// candle's reader divides by `general.alignment` unchecked: 0 must be an error, not a panic.
+#[test]
+fn a_zero_alignment_is_an_error_not_a_panic() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    for value in [
+        gguf_file::Value::U32(0),
+        gguf_file::Value::U8(0),
+        gguf_file::Value::I16(0),
+    ] {
+        let zero = with_metadata(&bytes, |m| {
+            m.insert("general.alignment".into(), value.clone());
+        });
+        let err = load_error(&zero);
+        assert!(
+            err.contains("model.gguf") && err.contains("general.alignment"),
+            "{err}"
+        );
+    }
+    let fine = with_metadata(&bytes, |m| {
+        m.insert("general.alignment".into(), gguf_file::Value::U32(32));
+    });
+    assert!(predictor(&fine).is_ok());
+}
+
+/// The float path ([`predictor_from_tensors`], a trained model directory): the same rules.
+#[test]
+fn float_weights_must_all_be_used_and_fit_the_labels() {
+    let (varmap, _) = float_model();
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    let config = BertConfig::from_json("c", CONFIG).unwrap();
+    let load = |config: &BertConfig, labels: LabelMap, tensors: HashMap<String, Tensor>| {
+        let tokenizer =
+            crate::tokenize::WordTokenizer::from_bytes("t", TOKENIZER.as_bytes()).unwrap();
+        match predictor_from_tensors(
+            TaskKind::Tagging,
+            "m/model.safetensors",
+            config,
+            labels,
+            tensors,
+            tokenizer,
+            &Device::Cpu,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    load(&config, labels(), tensors.clone()).unwrap();
+
+    let one_layer = BertConfig {
+        num_hidden_layers: 1,
+        ..config.clone()
+    };
+    let err = load(&one_layer, labels(), tensors.clone()).unwrap_err();
+    assert!(
+        err.contains("m/model.safetensors: 16 tensors the model (m/config.json: 1 layers)")
+            && err.contains("bert.encoder.layer.1.")
+            && err.contains("m/config.json and the weights disagree"),
+        "{err}"
+    );
+
+    let mut extra = tensors.clone();
+    extra.insert(
+        "lm_head.weight".into(),
+        Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
+    );
+    let err = load(&config, labels(), extra).unwrap_err();
+    assert!(
+        err.contains("1 tensor the model") && err.contains("lm_head.weight"),
+        "{err}"
+    );
+
+    let more = LabelMap::from_entity_types(&["BRAND", "TYPE", "COLOR"]);
+    let err = load(&config, more, tensors).unwrap_err();
+    assert!(
+        err.contains("7 tags") && err.contains("m/model.safetensors has 5 rows"),
         "{err}"
     );
 }

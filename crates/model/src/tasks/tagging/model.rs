@@ -5,7 +5,7 @@ use multitag_core::LabelMap;
 
 use super::head::TokenClassifier;
 use crate::error::ModelError;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, KEY_LABELS};
 use crate::models::{mean_pool, BertConfig, BertEncoder};
 use crate::nn::{DenseCompute, Mode, Weights};
 
@@ -48,7 +48,8 @@ impl NerModel {
         Self::from_gguf_file(&GgufFile::read(source, bytes)?, device, compute)
     }
 
-    /// [`Self::from_gguf`] from a file already parsed.
+    /// [`Self::from_gguf`] from a file already parsed. The tag list must fit the classifier and
+    /// every tensor in the file must be used by the model the stored config describes.
     pub fn from_gguf_file(
         file: &GgufFile,
         device: &Device,
@@ -56,8 +57,36 @@ impl NerModel {
     ) -> std::result::Result<Self, ModelError> {
         let config = file.config()?;
         let labels = file.labels()?;
-        Self::load(&config, labels, Weights::gguf(file, compute, device))
-            .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))
+        let head_rows = file
+            .tensor_shape("classifier.weight")
+            .and_then(|shape| shape.first().copied());
+        let labels_source = format!("{}: {KEY_LABELS}", file.source());
+        Self::check_head(&labels, &labels_source, head_rows, file.source())?;
+        let model = Self::load(&config, labels, Weights::gguf(file, compute, device))
+            .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))?;
+        file.check_every_tensor_read(&config)?;
+        Ok(model)
+    }
+
+    /// The classifier has one row per tag, so a tag list (named `labels_source`) of another
+    /// length belongs to another model; `rows` is the classifier's in `weights_source`, `None`
+    /// when it has none (the loader then reports the missing tensor). A list of the right length
+    /// in another order cannot be told from the shape: the list's hash covers that
+    /// ([`crate::gguf::labels_sha256`]).
+    pub fn check_head(
+        labels: &LabelMap,
+        labels_source: &str,
+        rows: Option<usize>,
+        weights_source: &str,
+    ) -> std::result::Result<(), ModelError> {
+        match rows {
+            Some(rows) if rows != labels.len() => Err(ModelError::Labels(format!(
+                "{labels_source}: {} tags, but `classifier.weight` in {weights_source} has {rows} \
+                 rows (one per tag): the labels and the weights belong to different models",
+                labels.len()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Hidden states and tag logits for a padded batch.
