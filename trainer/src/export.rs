@@ -81,6 +81,7 @@ impl Export<'_> {
                 quant: self.quant,
                 source: &self.model.display().to_string(),
                 task: dir.task.name(),
+                tokenizer_json: Some(&dir.tokenizer_bytes),
             },
         )
         .with_context(|| format!("exporting {source}"))?;

@@ -12,7 +12,6 @@ mod optim;
 mod output;
 mod runtime;
 mod settings;
-mod tag_input;
 mod train;
 
 /// One module per subcommand: its arguments (`Args`) and what it does (`run`).

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod record;
 pub mod split;
 pub mod tags;
+pub mod titles;
 pub mod words;
 
 pub use catalog::{read_catalog, CatalogItem, CatalogRead, MAX_TITLE_CHARS};
@@ -27,4 +28,5 @@ pub use metrics::{evaluate, mean_std, retrieval, MeanStd, NerReport, RetrievalRe
 pub use record::{read_jsonl, to_jsonl, BundledExample, LabeledRecord};
 pub use split::{fnv1a64, split_of, Split, SplitMix64};
 pub use tags::{check_tag, iob2_from_spans, spans_from_iob2, LabelMap, Span};
+pub use titles::{read_titles, TitleFormat, TitleInput};
 pub use words::{char_slice, split_words, Word};

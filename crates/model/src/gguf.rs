@@ -13,6 +13,7 @@
 //! | `multitag.tensors_sha256` | SHA-256 of every tensor's name, type, shape and data ([`TensorDigest`]) |
 //! | `multitag.labels_sha256` | SHA-256 of the tag list ([`labels_sha256`]; `trainer train` records the same in `training.json`) |
 //! | `multitag.config_sha256` | SHA-256 of the `multitag.config` text |
+//! | `multitag.tokenizer_sha256` | SHA-256 of the `tokenizer.json` exported beside it, checked before that file is parsed ([`GgufFile::check_tokenizer`]) |
 //!
 //! **Integrity.** [`GgufFile::read`] checks each checksum the file has against what it holds, so a
 //! flipped byte in the weights or a label list edited in the metadata is a load error naming the
@@ -74,6 +75,7 @@ pub const KEY_TASK: &str = "multitag.task";
 pub const KEY_TENSORS_SHA256: &str = "multitag.tensors_sha256";
 pub const KEY_LABELS_SHA256: &str = "multitag.labels_sha256";
 pub const KEY_CONFIG_SHA256: &str = "multitag.config_sha256";
+pub const KEY_TOKENIZER_SHA256: &str = "multitag.tokenizer_sha256";
 
 /// Errors from the GGUF reader quote what they read (names, counts); at most this many characters
 /// of such a message are kept.
@@ -269,6 +271,8 @@ pub struct ExportMetadata<'s> {
     pub source: &'s str,
     /// The method's name ([`crate::tasks::TaskKind::name`]).
     pub task: &'s str,
+    /// The `tokenizer.json` exported beside the file, whose checksum is recorded.
+    pub tokenizer_json: Option<&'s [u8]>,
 }
 
 /// Serialises named float tensors (canonical HF names) to GGUF bytes under the storage rule of the
@@ -333,6 +337,13 @@ pub fn write_gguf(
             Value::String(hex(&Sha256::digest(meta.config_json.as_bytes()))),
         ),
     ];
+    let mut values = values.to_vec();
+    if let Some(tokenizer) = meta.tokenizer_json {
+        values.push((
+            KEY_TOKENIZER_SHA256,
+            Value::String(hex(&Sha256::digest(tokenizer))),
+        ));
+    }
     let metadata: Vec<(&str, &Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = quantized.iter().map(|(n, q)| (*n, q)).collect();
     let mut out = Cursor::new(Vec::new());
@@ -418,6 +429,25 @@ impl<'a> GgufFile<'a> {
     }
 
     /// [`TensorDigest`] of the tensors as stored in the file.
+    /// Checks the bytes of the `tokenizer.json` exported beside this file (`source` names it)
+    /// against the checksum recorded at export, before they are parsed: a damaged tokenizer is
+    /// refused here, and never reaches a parser that may panic on it (the `tokenizers` crate does
+    /// on some malformed files, and a panic in the browser's worker cannot be caught). Files
+    /// exported without the key are not checked.
+    pub fn check_tokenizer(&self, source: &str, bytes: &[u8]) -> Result<(), ModelError> {
+        match self.metadata_opt_str(KEY_TOKENIZER_SHA256)? {
+            Some(expected) if hex(&Sha256::digest(bytes)) != expected => {
+                Err(ModelError::Tokenizer(format!(
+                    "{source}: does not match the checksum its export recorded \
+                     (`{KEY_TOKENIZER_SHA256}` in {}): the file is damaged or belongs to another \
+                     model; export it again",
+                    self.source
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn tensors_sha256(&self) -> Result<String, ModelError> {
         let mut names: Vec<&String> = self.content.tensor_infos.keys().collect();
         names.sort();

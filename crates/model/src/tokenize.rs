@@ -25,10 +25,49 @@ pub struct WordEncoding {
     pub truncated: bool,
 }
 
+/// `Tokenizer::from_bytes`, with a panic in the parser turned into an error where panics can be
+/// caught (not on wasm32, which aborts). The default panic message is silenced meanwhile, so the
+/// user sees one clear error, not a panic report.
+#[cfg(not(target_arch = "wasm32"))]
+fn parse_tokenizer(bytes: &[u8]) -> Result<Tokenizer, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(bytes));
+    std::panic::set_hook(hook);
+    match parsed {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            Err(format!(
+                "malformed ({})",
+                crate::error::printable(what, 200)
+            ))
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn parse_tokenizer(bytes: &[u8]) -> Result<Tokenizer, String> {
+    Tokenizer::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
 impl WordTokenizer {
     pub fn from_bytes(source: &str, bytes: &[u8]) -> Result<Self, ModelError> {
-        let mut tokenizer = Tokenizer::from_bytes(bytes)
-            .map_err(|e| ModelError::Tokenizer(format!("{source}: cannot read tokenizer: {e}")))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            ModelError::Tokenizer(format!("{source}: cannot read tokenizer: {e}"))
+        };
+        // The `tokenizers` crate (0.22) panics instead of returning an error on some malformed
+        // files (a JSON syntax error inside `decoder`; a bad `Precompiled` normalizer), found by
+        // fuzzing (fuzz/README.md). JSON syntax is checked first, so most damage is an error
+        // everywhere; natively a panic left in the parser is caught and reported too. In the
+        // browser it cannot be caught, which is why exports record the tokenizer's checksum and
+        // the loader checks it before parsing (`GgufFile::check_tokenizer`).
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| cannot(&e))?;
+        let mut tokenizer = parse_tokenizer(bytes).map_err(|e| cannot(&e))?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
@@ -146,6 +185,34 @@ pub fn pad_rows<T: candle_core::WithDType>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files on which `tokenizers` 0.22 panics (found by fuzzing) are errors naming the file.
+    #[test]
+    fn tokenizers_that_panic_the_parser_are_errors() {
+        let base = r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": NORMALIZER, "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": null, "decoder": DECODER,
+            "model": {"type": "WordLevel", "unk_token": "[UNK]",
+                "vocab": {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}}}"#;
+        let cases = [
+            // A JSON syntax error inside `decoder` (the crate's `expect("Helper")`).
+            base.replace("NORMALIZER", "null")
+                .replace("DECODER", "{\"type\": ,}"),
+            // A `Precompiled` normalizer whose char map is not one (`expect("Precompiled")`).
+            base.replace(
+                "NORMALIZER",
+                r#"{"type": "Precompiled", "precompiled_charsmap": "bm90IGEgbWFw"}"#,
+            )
+            .replace("DECODER", "null"),
+        ];
+        for case in cases {
+            let err = match WordTokenizer::from_bytes("tokenizer.json", case.as_bytes()) {
+                Ok(_) => panic!("loaded: {case}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("tokenizer.json"), "{err}");
+        }
+    }
 
     #[test]
     fn truncation_keeps_final_separator() {

@@ -161,6 +161,7 @@ pub fn predictor_from_gguf(
     device: &Device,
     compute: DenseCompute,
 ) -> std::result::Result<Box<dyn Predictor>, ModelError> {
+    file.check_tokenizer(tokenizer_source, tokenizer_json)?;
     let predictor: Box<dyn Predictor> = match TaskKind::of_gguf(file)? {
         TaskKind::Tagging => Box::new(tagging::Tagger::from_gguf_file(
             file,

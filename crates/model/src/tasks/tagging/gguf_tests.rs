@@ -90,6 +90,7 @@ fn export(varmap: &VarMap, quant: Quant) -> (Vec<u8>, Vec<StoredTensor>) {
             quant,
             source: "test",
             task: TaskKind::Tagging.name(),
+            tokenizer_json: Some(TOKENIZER.as_bytes()),
         },
     )
     .unwrap()
@@ -298,6 +299,30 @@ fn the_task_key_picks_the_predictor() {
         .expect("a numeric task loaded")
         .to_string();
     assert!(err.contains(KEY_TASK), "{err}");
+}
+
+#[test]
+fn a_tokenizer_that_is_not_the_exported_one_is_refused_before_parsing() {
+    let (varmap, _) = float_model();
+    let (bytes, _) = export(&varmap, Quant::Q8_0);
+    let file = GgufFile::read("model.gguf", bytes.as_slice()).unwrap();
+    let mut damaged = TOKENIZER.as_bytes().to_vec();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x20;
+    let err = predictor_from_gguf(
+        &file,
+        "tokenizer.json",
+        &damaged,
+        &Device::Cpu,
+        DenseCompute::default(),
+    )
+    .err()
+    .expect("a damaged tokenizer loaded")
+    .to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains(KEY_TOKENIZER_SHA256),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,13 +1,13 @@
-//! Reading titles for `trainer tag`: plain lines, JSONL with a field, or CSV with a column. A bad
-//! row is reported with its file, line and field and skipped; the other rows are still tagged.
+//! Reading the titles `trainer tag` is given: plain lines, JSONL with a field, or CSV with a
+//! column. A bad row is reported with its file, line and field and skipped; the other rows are
+//! still tagged.
 //!
-//! Design choices: input arrives as bytes and is decoded line by line
-//! ([`multitag_core::catalog::DecodedText`]), so a line that is not UTF-8 is reported with its
-//! line and the byte column of the first invalid byte and only that line (or the CSV row touching
-//! it) is skipped; stdin and files are treated alike. CSV goes through the catalog's strict reader
-//! ([`multitag_core::catalog::read_csv_table`]), so an unbalanced or stray quote can neither merge
-//! rows nor glue columns into a title: the damaged lines are reported one by one and every clean
-//! row around them is still tagged. Titles never span lines, so the title column may not hold a
+//! Design choices: input arrives as bytes and is decoded line by line ([`DecodedText`]), so a
+//! line that is not UTF-8 is reported with its line and the byte column of the first invalid byte
+//! and only that line (or the CSV row touching it) is skipped; stdin and files are treated alike.
+//! CSV goes through the catalog's strict reader ([`read_csv_table`]), so an unbalanced or stray
+//! quote can neither merge rows nor glue columns into a title: the damaged lines are reported one
+//! by one and every clean row around them is still tagged. Titles never span lines, so the title column may not hold a
 //! newline; any other column may (a catalog's description), and every row must have the header's
 //! number of fields.
 //!
@@ -19,26 +19,28 @@
 //! the line end, and a byte-order mark opening the input, which marks the file's encoding (editors
 //! hide it; the CSV reader drops it too). A title that is empty or only whitespace is skipped: a
 //! blank line in plain lines, an `empty title` problem in JSONL and CSV.
-use anyhow::{bail, Result};
-use clap::ValueEnum;
-use multitag_core::catalog::{read_csv_table, DecodedText};
+use crate::catalog::{read_csv_table, DecodedText};
+use crate::error::DataError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum InputFormat {
+/// How the titles are laid out in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TitleFormat {
     /// One title per line.
     Lines,
-    /// One JSON object per line; the title is in `--column`.
+    /// One JSON object per line; the title is in the field `column` (`trainer tag --column`).
     Jsonl,
-    /// CSV with a header row; the title is in `--column`.
+    /// CSV with a header row; the title is in the column `column` (`trainer tag --column`).
     Csv,
 }
 
+/// What [`read_titles`] found: the titles to tag and the lines it skipped.
 #[derive(Debug)]
 pub struct TitleInput {
     /// (1-based line, title)
     pub titles: Vec<(usize, String)>,
     /// One message per skipped line or row, naming source, line and field, in line order.
     pub problems: Vec<String>,
+    /// Plain lines and JSONL lines that are empty or only whitespace.
     pub blank_lines: usize,
 }
 
@@ -47,9 +49,9 @@ pub struct TitleInput {
 pub fn read_titles(
     source: &str,
     bytes: &[u8],
-    format: InputFormat,
+    format: TitleFormat,
     column: &str,
-) -> Result<TitleInput> {
+) -> Result<TitleInput, DataError> {
     let mut input = TitleInput {
         titles: Vec::new(),
         problems: Vec::new(),
@@ -70,7 +72,7 @@ pub fn read_titles(
         })
     };
     match format {
-        InputFormat::Lines => {
+        TitleFormat::Lines => {
             for (i, line) in text.lines().enumerate() {
                 if let Some(problem) = not_utf8(i + 1) {
                     input.problems.push(problem);
@@ -81,7 +83,7 @@ pub fn read_titles(
                 }
             }
         }
-        InputFormat::Jsonl => {
+        TitleFormat::Jsonl => {
             for (i, line) in text.lines().enumerate() {
                 if let Some(problem) = not_utf8(i + 1) {
                     input.problems.push(problem);
@@ -112,14 +114,15 @@ pub fn read_titles(
                 }
             }
         }
-        InputFormat::Csv => {
+        TitleFormat::Csv => {
             let table = read_csv_table(source, &decoded, &|h| h.trim() != column)?;
             let Some(index) = table.header.iter().position(|h| h.trim() == column) else {
-                bail!(
-                    "{source}:{}: field `{column}`: no such column (have: {})",
+                return Err(DataError::new(
+                    source,
                     table.header_line,
-                    table.header.join(", ")
-                );
+                    column,
+                    format!("no such column (have: {})", table.header.join(", ")),
+                ));
             };
             let mut problems: Vec<(usize, String)> = table
                 .damaged
@@ -154,7 +157,7 @@ mod tests {
         let input = read_titles(
             "t",
             b"A Shirt\n\n  B Bag  \n \t\xc2\xa0\n",
-            InputFormat::Lines,
+            TitleFormat::Lines,
             "title",
         )
         .unwrap();
@@ -174,7 +177,7 @@ mod tests {
     fn titles_are_taken_as_given_in_every_format() {
         let titles = |format, bytes: &[u8]| read_titles("t", bytes, format, "title").unwrap();
         let lines = titles(
-            InputFormat::Lines,
+            TitleFormat::Lines,
             "\u{feff}\u{3000}Navy Shirt \r\n\tRed\u{a0}Bag\u{2009}\n\u{feff}Cap\r\n".as_bytes(),
         );
         assert_eq!(
@@ -186,13 +189,13 @@ mod tests {
             ]
         );
         let jsonl = titles(
-            InputFormat::Jsonl,
+            TitleFormat::Jsonl,
             "\u{feff}{\"title\": \" Navy\\tShirt \"}\r\n{\"title\": \"\\u00a0\"}\n".as_bytes(),
         );
         assert_eq!(jsonl.titles, vec![(1, " Navy\tShirt ".into())]);
         assert_eq!(jsonl.problems, ["t:2: field `title`: empty title"]);
         let csv = titles(
-            InputFormat::Csv,
+            TitleFormat::Csv,
             "\u{feff}id,title\r\n1, Navy Shirt \r\n2,\" Red, Bag\t\"\r\n3,\u{3000}\n".as_bytes(),
         );
         assert_eq!(
@@ -206,7 +209,7 @@ mod tests {
     fn jsonl_reports_bad_rows_and_keeps_good_ones() {
         let text =
             "{\"title\": \"A\"}\n{oops\n{\"name\": \"B\"}\n{\"title\": \"\"}\n{\"title\": \"C\"}\n";
-        let input = read_titles("in.jsonl", text.as_bytes(), InputFormat::Jsonl, "title").unwrap();
+        let input = read_titles("in.jsonl", text.as_bytes(), TitleFormat::Jsonl, "title").unwrap();
         assert_eq!(input.titles.len(), 2);
         assert_eq!(input.problems.len(), 3);
         assert!(
@@ -219,14 +222,14 @@ mod tests {
 
     #[test]
     fn csv_needs_the_column() {
-        let err = read_titles("in.csv", b"a,b\n1,2\n", InputFormat::Csv, "title")
+        let err = read_titles("in.csv", b"a,b\n1,2\n", TitleFormat::Csv, "title")
             .unwrap_err()
             .to_string();
         assert!(err.contains("in.csv:1") && err.contains("`title`"), "{err}");
         let ok = read_titles(
             "in.csv",
             b"id,title\n1,\"Red, Shirt\"\n2\n",
-            InputFormat::Csv,
+            TitleFormat::Csv,
             "title",
         )
         .unwrap();
@@ -235,7 +238,7 @@ mod tests {
     }
 
     fn csv(text: &[u8], column: &str) -> TitleInput {
-        read_titles("in.csv", text, InputFormat::Csv, column).unwrap()
+        read_titles("in.csv", text, TitleFormat::Csv, column).unwrap()
     }
 
     /// Case 3 of the hostile-input report: the `csv` crate ran row 1's unbalanced quote on to the
@@ -300,7 +303,7 @@ mod tests {
         let lines = read_titles(
             "<stdin>",
             b"Red Shirt\nBlue \xff Bag\n\nGreen Cap\n",
-            InputFormat::Lines,
+            TitleFormat::Lines,
             "title",
         )
         .unwrap();
@@ -317,7 +320,7 @@ mod tests {
         let jsonl = read_titles(
             "in.jsonl",
             b"{\"title\": \"A \xc3\"}\n{\"title\": \"B\"}\n",
-            InputFormat::Jsonl,
+            TitleFormat::Jsonl,
             "title",
         )
         .unwrap();
@@ -333,7 +336,7 @@ mod tests {
             input.problems,
             ["in.csv:2: field `title`: invalid UTF-8 at byte column 7"]
         );
-        let err = read_titles("in.csv", b"id,ti\xfftle\n", InputFormat::Csv, "title")
+        let err = read_titles("in.csv", b"id,ti\xfftle\n", TitleFormat::Csv, "title")
             .unwrap_err()
             .to_string();
         assert!(
