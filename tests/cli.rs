@@ -4,29 +4,7 @@
 //! scripts/test.sh); set MULTITAG_BASE_MODEL to use another BERT directory.
 mod common;
 
-use std::path::Path;
-use std::process::Output;
-
-use common::{base_model, fixture, scratch, stderr, trainer, Scratch};
-
-/// `trainer train` on the fixture catalog with the base model, writing to `model`.
-fn train_on_fixture(model: &Path, extra: &[&str]) -> Output {
-    let catalog = fixture("catalog_small.csv");
-    let base = base_model();
-    let mut args = vec![
-        "train",
-        "--model",
-        base.to_str().unwrap(),
-        "--catalog",
-        catalog.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--batch-size",
-        "4",
-    ];
-    args.extend_from_slice(extra);
-    trainer(&args, None)
-}
+use common::{base_model, fixture, scratch, stderr, train_on_fixture, trainer, Scratch};
 
 /// The base model directory with one file replaced by `contents`, or left out when `None`. The
 /// other files are hard links to the base model's (copies where linking fails), so the damaged file

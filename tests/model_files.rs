@@ -10,7 +10,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{base_model, fixture, scratch, stderr, train_on_fixture, trainer};
 use multitag_core::LabelMap;
 use serde_json::Value;
 
@@ -87,24 +87,7 @@ fn one_trained_model_checked_against_edited_files() {
     let dir = scratch("model-files");
     let model = dir.join("model");
     let catalog = fixture("catalog_small.csv");
-    let out = trainer(
-        &[
-            "train",
-            "--model",
-            s(&base_model()),
-            "--catalog",
-            s(&catalog),
-            "--out",
-            s(&model),
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--lr",
-            "1e-4",
-        ],
-        None,
-    );
+    let out = train_on_fixture(&model, &["--epochs", "1", "--lr", "1e-4"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let tag = |model: &Path| trainer(&["tag", "--model", s(model)], Some("Roadster Men Shirt\n"));
     let eval = |model: &Path| {

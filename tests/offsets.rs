@@ -7,7 +7,7 @@
 //! use another BERT directory.
 mod common;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{scratch, stderr, train_on_fixture, trainer};
 use multitag_core::SplitMix64;
 
 /// Words of the fixture catalog, half of all pieces drawn, so the model finds entities.
@@ -146,23 +146,7 @@ fn input(format: &str, n: usize, bom: bool, rng: &mut SplitMix64) -> (String, Ve
 fn entity_offsets_slice_the_titles_as_given() {
     let dir = scratch("offsets");
     let model = dir.join("model");
-    let (base, catalog) = (base_model(), fixture("catalog_small.csv"));
-    let out = trainer(
-        &[
-            "train",
-            "--model",
-            base.to_str().unwrap(),
-            "--catalog",
-            catalog.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-        ],
-        None,
-    );
+    let out = train_on_fixture(&model, &["--epochs", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let mut rng = SplitMix64::new(0x5eed_0005);

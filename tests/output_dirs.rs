@@ -6,32 +6,17 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{fixture, scratch, stderr, train_on_fixture, trainer};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `trainer train` on the fixture catalog, one short epoch per `--epochs`.
+/// `trainer train` on the fixture catalog at lr 1e-4.
 fn train(out: &Path, extra: &[&str]) -> Output {
-    let catalog = fixture("catalog_small.csv");
-    let base = base_model();
-    let mut args = vec![
-        "train",
-        "--model",
-        s(&base),
-        "--catalog",
-        s(&catalog),
-        "--out",
-        s(out),
-        "--lr",
-        "1e-4",
-    ];
-    if !extra.contains(&"--batch-size") {
-        args.extend_from_slice(&["--batch-size", "4"]);
-    }
+    let mut args = vec!["--lr", "1e-4"];
     args.extend_from_slice(extra);
-    trainer(&args, None)
+    train_on_fixture(out, &args)
 }
 
 fn metrics_epochs(out: &Path) -> Vec<u64> {

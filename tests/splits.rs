@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{fixture, scratch, stderr, train_on_fixture, trainer};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -47,25 +47,7 @@ fn a_model_is_scored_only_on_its_own_split() {
     let dir = scratch("split-record");
     let model = dir.join("model");
     let catalog = fixture("catalog_small.csv");
-    let base = base_model();
-    let trained = trainer(
-        &[
-            "train",
-            "--model",
-            s(&base),
-            "--catalog",
-            s(&catalog),
-            "--out",
-            s(&model),
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--split-seed",
-            "7",
-        ],
-        None,
-    );
+    let trained = train_on_fixture(&model, &["--epochs", "1", "--split-seed", "7"]);
     assert!(trained.status.success(), "{}", stderr(&trained));
     let training: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("training.json")).unwrap())

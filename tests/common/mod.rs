@@ -74,3 +74,24 @@ pub fn scratch(name: &str) -> Scratch {
     std::fs::create_dir_all(&dir).unwrap();
     Scratch(dir)
 }
+
+/// `trainer train` from the base model on the fixture catalog (tests/fixtures/catalog_small.csv)
+/// into `out`, batch 4, with `extra` options (which may override `--batch-size`).
+pub fn train_on_fixture(out: &Path, extra: &[&str]) -> Output {
+    let catalog = fixture("catalog_small.csv");
+    let base = base_model();
+    let mut args = vec![
+        "train",
+        "--model",
+        base.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--batch-size") {
+        args.extend_from_slice(&["--batch-size", "4"]);
+    }
+    args.extend_from_slice(extra);
+    trainer(&args, None)
+}
