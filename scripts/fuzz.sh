@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the readers of untrusted input (fuzz/README.md), with cargo fuzz on
-# the nightly toolchain: every target for RUNS executions (default 10 million), or SECONDS_EACH
-# seconds when set. The corpus grows in a scratch copy; the committed seeds in fuzz/corpus stay
+# the nightly toolchain: every target for RUNS executions (default 10 million), or at most
+# SECONDS_EACH seconds when set. The corpus grows in a scratch copy; the committed seeds in fuzz/corpus stay
 # small. SANITIZER=address adds AddressSanitizer (about 10x slower; the code under test is safe
 # Rust, so by default none, which is what makes millions of executions affordable).
 #   scripts/fuzz.sh                 # all targets, 10M executions each
@@ -19,7 +19,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   cp corpus/"$t"/* "$work/$t/"
   limit=(-runs="$runs")
-  [ -z "${SECONDS_EACH:-}" ] || limit=(-max_total_time="$SECONDS_EACH")
+  [ -z "${SECONDS_EACH:-}" ] || limit+=(-max_total_time="$SECONDS_EACH")
   echo "== $t"
   status=0
   cargo +nightly fuzz run -O -s "$sanitizer" "$t" "$work/$t" -- "${limit[@]}" -rss_limit_mb=4096 \
