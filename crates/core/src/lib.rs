@@ -5,6 +5,7 @@
 //! Readers parse `&str` and name a caller-chosen source in their errors; I/O lives in callers.
 
 pub mod catalog;
+pub mod csv_table;
 pub mod decode;
 pub mod error;
 pub mod gold;

@@ -5,7 +5,7 @@
 //! Design choices: input arrives as bytes and is decoded line by line ([`DecodedText`]), so a
 //! line that is not UTF-8 is reported with its line and the byte column of the first invalid byte
 //! and only that line (or the CSV row touching it) is skipped; stdin and files are treated alike.
-//! CSV goes through the catalog's strict reader ([`read_csv_table`]), so an unbalanced or stray
+//! CSV goes through the strict reader the catalog uses ([`read_csv_table`]), so an unbalanced or stray
 //! quote can neither merge rows nor glue columns into a title: the damaged lines are reported one
 //! by one and every clean row around them is still tagged. Titles never span lines, so the title column may not hold a
 //! newline; any other column may (a catalog's description), and every row must have the header's
@@ -19,7 +19,7 @@
 //! the line end, and a byte-order mark opening the input, which marks the file's encoding (editors
 //! hide it; the CSV reader drops it too). A title that is empty or only whitespace is skipped: a
 //! blank line in plain lines, an `empty title` problem in JSONL and CSV.
-use crate::catalog::{read_csv_table, DecodedText};
+use crate::csv_table::{read_csv_table, DecodedText};
 use crate::error::DataError;
 
 /// How the titles are laid out in the input.
