@@ -133,6 +133,9 @@ pub enum ModelMode {
     Missing,
     /// The folder's files, but `model.gguf` replaced with bytes that are not a model.
     Corrupt(PathBuf),
+    /// The folder's files, but one byte of `model.gguf`'s weights flipped: a file that parses,
+    /// which only its checksum tells from the real one.
+    Flipped(PathBuf),
 }
 
 /// One served response, for transfer-size accounting.
@@ -261,7 +264,7 @@ impl Routes {
             };
             return match &self.model {
                 ModelMode::Missing => None,
-                ModelMode::Dir(dir) | ModelMode::Corrupt(dir) => {
+                ModelMode::Dir(dir) | ModelMode::Corrupt(dir) | ModelMode::Flipped(dir) => {
                     let dir = if baseline {
                         let mut name = dir.file_name()?.to_os_string();
                         name.push("-baseline");
@@ -277,6 +280,16 @@ impl Routes {
                         let mut bytes = b"GGUF".to_vec();
                         bytes.extend((0..4096u32).map(|i| (i * 7919 % 251) as u8));
                         return Some((bytes, "application/octet-stream"));
+                    }
+                    if !baseline
+                        && matches!(self.model, ModelMode::Flipped(_))
+                        && rest == "model.gguf"
+                    {
+                        // Tensor data fills the end of the file.
+                        let (mut bytes, kind) = read(under(&dir, rest)?)?;
+                        let at = bytes.len() - 1000;
+                        bytes[at] ^= 0x40;
+                        return Some((bytes, kind));
                     }
                     read(under(&dir, rest)?)
                 }

@@ -481,6 +481,31 @@ fn missing_model_explains_how_to_make_one() -> Result<()> {
     Ok(())
 }
 
+/// A model file damaged where it still parses (one flipped byte of a weight) is refused by its
+/// checksum with the error panel, never used to show wrong tags.
+#[test]
+fn a_damaged_model_is_refused_by_its_checksum() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let (_server, _browser, tab) = open(&s, ModelMode::Flipped(s.model.clone()), "/")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#model-error')",
+        Duration::from_secs(120),
+    )?;
+    let panel = eval_json(
+        &tab,
+        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText})",
+    )?;
+    ensure!(panel["kind"] == "corrupt", "{panel}");
+    let text = panel["text"].as_str().unwrap_or_default();
+    ensure!(
+        text.contains("model.gguf") && text.contains("checksum"),
+        "the error panel does not say the file fails its checksum: {text}"
+    );
+    Ok(())
+}
+
 #[test]
 fn corrupt_model_is_reported_not_blank() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
