@@ -95,9 +95,11 @@ impl TaskKind {
             .find(|t| t.name() == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+                // The name comes from the file: escaped and cut, as every quote of file content.
                 ModelError::Task(format!(
-                    "{source}: `{name}` is not a task this build knows ({}); the model was \
+                    "{source}: `{}` is not a task this build knows ({}); the model was \
                      written by a newer or another program",
+                    crate::error::printable(name, 40),
                     known.join(", ")
                 ))
             })
