@@ -73,7 +73,10 @@ fn mutate(rng: &mut SplitMix64, seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn run(target: &str, check: impl Fn(&[u8])) {
-    let seeds = corpus(target);
+    run_with(target, corpus(target), check);
+}
+
+fn run_with(target: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8])) {
     for seed in &seeds {
         check(seed);
     }
@@ -119,7 +122,11 @@ fn config() {
 
 #[test]
 fn gguf() {
-    run("gguf", checks::gguf);
+    let seed = checks::gguf_seed();
+    // The seed must reach the metadata, not stop at the header.
+    let file = multitag_model::GgufFile::read("seed.gguf", seed.as_slice()).unwrap();
+    assert_eq!(file.labels().unwrap().labels.len(), 3);
+    run_with("gguf", vec![seed], checks::gguf);
 }
 
 #[test]

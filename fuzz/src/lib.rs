@@ -74,6 +74,31 @@ pub fn config(text: &str) {
     }
 }
 
+/// A tiny exported model, the `gguf` target's seed: written here rather than committed, so the
+/// repository holds no model file. Header, our metadata keys and one f32 tensor.
+pub fn gguf_seed() -> Vec<u8> {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    let config = r#"{"vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1,
+        "num_attention_heads": 1, "intermediate_size": 8, "max_position_embeddings": 8,
+        "hidden_act": "gelu", "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+        "model_type": "bert"}"#;
+    let s = |v: &str| gguf_file::Value::String(v.to_string());
+    let meta = [
+        ("general.architecture", s("bert")),
+        ("multitag.config", s(config)),
+        ("multitag.labels", s(r#"["O", "B-BRAND", "I-BRAND"]"#)),
+        ("multitag.quant", s("f32")),
+        ("multitag.task", s("tagging")),
+    ];
+    let bias = Tensor::new(&[0.1f32, 0.2, 0.3], &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&bias, GgmlDType::F32).unwrap();
+    let meta: Vec<(&str, &gguf_file::Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta, &[("classifier.bias", &q)]).unwrap();
+    out.into_inner()
+}
+
 /// An exported model's header and metadata: an error naming the file in at most a couple of
 /// lines, or a file whose config, labels, task and tensor list read without a panic.
 pub fn gguf(bytes: &[u8]) {

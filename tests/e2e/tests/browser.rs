@@ -481,6 +481,19 @@ fn missing_model_explains_how_to_make_one() -> Result<()> {
     Ok(())
 }
 
+/// Waits for the page's model error panel and returns its `kind` and `text`.
+fn error_panel(tab: &Tab) -> Result<Value> {
+    wait_until(
+        tab,
+        "document.querySelector('#model-error')",
+        Duration::from_secs(120),
+    )?;
+    eval_json(
+        tab,
+        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText})",
+    )
+}
+
 /// A model file damaged where it still parses (one flipped byte of a weight) is refused by its
 /// checksum with the error panel, never used to show wrong tags.
 #[test]
@@ -488,15 +501,7 @@ fn a_damaged_model_is_refused_by_its_checksum() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
     let (_server, _browser, tab) = open(&s, ModelMode::Flipped(s.model.clone()), "/")?;
-    wait_until(
-        &tab,
-        "document.querySelector('#model-error')",
-        Duration::from_secs(120),
-    )?;
-    let panel = eval_json(
-        &tab,
-        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText})",
-    )?;
+    let panel = error_panel(&tab)?;
     ensure!(panel["kind"] == "corrupt", "{panel}");
     let text = panel["text"].as_str().unwrap_or_default();
     ensure!(
@@ -511,15 +516,7 @@ fn corrupt_model_is_reported_not_blank() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
     let (_server, _browser, tab) = open(&s, ModelMode::Corrupt(s.model.clone()), "/")?;
-    wait_until(
-        &tab,
-        "document.querySelector('#model-error')",
-        Duration::from_secs(120),
-    )?;
-    let panel = eval_json(
-        &tab,
-        "({kind: document.querySelector('#model-error').dataset.kind, text: document.querySelector('#model-error').innerText})",
-    )?;
+    let panel = error_panel(&tab)?;
     ensure!(panel["kind"] == "corrupt", "{panel}");
     let text = panel["text"].as_str().unwrap_or_default();
     ensure!(
