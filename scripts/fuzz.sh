@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 runs="${RUNS:-10000000}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(catalog titles jsonl gold config tokenizer gguf)
+[ ${#targets[@]} -gt 0 ] || targets=(catalog titles jsonl labeled gold config tokenizer gguf)
 sanitizer="${SANITIZER:-none}"
 cargo +nightly fuzz build -O -s "$sanitizer"
 work="${FUZZ_WORK:-$(mktemp -d)}"

@@ -111,6 +111,11 @@ fn jsonl() {
 }
 
 #[test]
+fn labeled() {
+    run("labeled", checks::labeled);
+}
+
+#[test]
 fn gold() {
     run("gold", text(checks::gold));
 }

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use multitag_core::catalog::read_catalog_bytes;
-use multitag_core::{gold_tags, read_gold_lines, read_jsonl, split_words};
+use multitag_core::{
+    char_slice, check_tag, gold_tags, read_gold_lines, read_jsonl, read_labeled_bytes, split_words,
+};
 use multitag_model::{BertConfig, GgufFile, TaskKind, WordTokenizer};
 
 /// The catalog CSV, as bytes (so invalid UTF-8 is exercised too): an error naming the file, or
@@ -38,6 +40,50 @@ pub fn jsonl(text: &str) {
         Ok(records) => {
             for r in &records {
                 assert_eq!(r.words.len(), r.tags.len());
+            }
+        }
+    }
+}
+
+/// A user's labeled titles (`trainer train --data`: JSONL of words and tags or of text and spans,
+/// or CoNLL), as bytes: an error naming the file, or records whose words are where their offsets
+/// say in their title, with one well-formed IOB2 tag per word and a line inside the input, and
+/// problems naming the file and such a line. Nothing is lost without a word: in a JSONL file
+/// (first non-blank line starting with `{`), every non-blank line is one record or one problem.
+pub fn labeled(bytes: &[u8]) {
+    let lines = bytes.split(|&b| b == b'\n').count();
+    match read_labeled_bytes("labeled.txt", bytes) {
+        Err(e) => assert!(e.to_string().contains("labeled.txt"), "{e}"),
+        Ok(read) => {
+            for r in &read.records {
+                assert_eq!(r.words.len(), r.tags.len());
+                assert_eq!(r.words.len(), r.offsets.len());
+                assert!((1..=lines).contains(&r.line), "line {}", r.line);
+                for (w, &(start, end)) in r.words.iter().zip(&r.offsets) {
+                    assert_eq!(char_slice(&r.title, start, end), w);
+                }
+                for (i, t) in r.tags.iter().enumerate() {
+                    assert!(check_tag(t).is_ok(), "{t}");
+                    if let Some(ty) = t.strip_prefix("I-") {
+                        let before = i.checked_sub(1).and_then(|j| r.tags[j].get(2..));
+                        assert_eq!(before, Some(ty), "{:?}", r.tags);
+                    }
+                }
+            }
+            for problem in &read.skipped {
+                assert!(problem.to_string().contains("labeled.txt"), "{problem}");
+                assert!((1..=lines).contains(&problem.line), "{problem}");
+            }
+            let text = String::from_utf8_lossy(bytes);
+            let mut non_blank = text.lines().filter(|l| !l.trim().is_empty());
+            if non_blank
+                .next()
+                .is_some_and(|l| l.trim_start().starts_with('{'))
+            {
+                assert_eq!(
+                    read.records.len() + read.skipped.len(),
+                    1 + non_blank.count()
+                );
             }
         }
     }

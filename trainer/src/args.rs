@@ -6,7 +6,7 @@ use candle_core::Device;
 use multitag_core::{LabelMap, ENTITY_TYPES};
 use multitag_model::DenseCompute;
 
-use crate::data::{load_dataset, Dataset};
+use crate::data::{load_dataset, load_labeled, Dataset, LabeledFiles};
 use crate::model_dir::ModelDir;
 use crate::settings;
 
@@ -29,6 +29,49 @@ impl DataArgs {
     }
     pub fn load(&self) -> Result<Dataset> {
         load_dataset(&self.catalog(), self.split_seed)
+    }
+}
+
+/// A user's labeled titles instead of the catalog (`train`, `eval`, `compare`): JSONL of `words` +
+/// IOB2 `tags` (what `trainer label` writes) or of `text` + character-offset `spans`, or CoNLL
+/// token-per-line IOB2 (multitag_core::labeled). The entity types are the data's.
+#[derive(clap::Args, Clone, Default)]
+pub struct LabeledArgs {
+    /// Labeled titles, split into train/dev/test by --split-seed (by id, or by the title's
+    /// words when a record has no id).
+    #[arg(long, conflicts_with_all = ["catalog", "train", "dev", "test"])]
+    data: Option<PathBuf>,
+    /// Labeled training titles; the split is given by the files (with --dev and --test).
+    #[arg(long, conflicts_with = "catalog")]
+    train: Option<PathBuf>,
+    /// Labeled dev titles, which pick the best epoch [default: 10% of --train, by --split-seed].
+    #[arg(long, conflicts_with = "catalog")]
+    dev: Option<PathBuf>,
+    /// Labeled test titles, scored by `eval` and `compare`.
+    #[arg(long, conflicts_with = "catalog")]
+    test: Option<PathBuf>,
+}
+
+impl LabeledArgs {
+    /// Whether labeled files replace the catalog.
+    pub fn given(&self) -> bool {
+        self.data.is_some() || self.train.is_some() || self.dev.is_some() || self.test.is_some()
+    }
+
+    /// The labeled files when given, else the catalog of `data`.
+    pub fn load(&self, data: &DataArgs) -> Result<Dataset> {
+        if let Some(path) = &self.data {
+            return load_labeled(LabeledFiles::Seeded(path), data.split_seed);
+        }
+        if self.given() {
+            let files = LabeledFiles::Given {
+                train: self.train.as_deref(),
+                dev: self.dev.as_deref(),
+                test: self.test.as_deref(),
+            };
+            return load_labeled(files, data.split_seed);
+        }
+        data.load()
     }
 }
 
@@ -64,17 +107,24 @@ pub fn base_model(path: Option<PathBuf>) -> Result<ModelDir> {
     ModelDir::read(&path.unwrap_or_else(settings::default_base_model))
 }
 
-/// The label set models are trained with: `O` and the B-/I- tags of every type in `ENTITY_TYPES`.
+/// The label set the catalog's models are trained with: `O` and the B-/I- tags of every type in
+/// `ENTITY_TYPES`.
 pub fn labels() -> LabelMap {
     LabelMap::from_entity_types(&ENTITY_TYPES)
 }
 
-/// `gold`, or the committed gold set when the catalog is the default one (its items are that
+/// `gold`, or the committed gold set when the data is the default catalog (its items are that
 /// catalog's) and the checkout has it.
-pub fn gold_or_default(gold: Option<PathBuf>, data: &DataArgs) -> Option<PathBuf> {
+pub fn gold_or_default(
+    gold: Option<PathBuf>,
+    data: &DataArgs,
+    labeled: &LabeledArgs,
+) -> Option<PathBuf> {
     match gold {
         Some(g) => Some(g),
-        None if data.catalog.is_none() => Some(settings::default_gold()).filter(|p| p.is_file()),
+        None if data.catalog.is_none() && !labeled.given() => {
+            Some(settings::default_gold()).filter(|p| p.is_file())
+        }
         None => None,
     }
 }

@@ -12,7 +12,7 @@ use multitag_core::{mean_std, LabelMap, LabeledRecord, NerReport, RetrievalRepor
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::evaluate::{evaluate_retrieval, predict_tags};
+use crate::evaluate::{evaluate_retrieval, predict_tags, score};
 use crate::model_dir::ModelDir;
 use crate::output::write_atomic;
 use multitag_model::TripletForm;
@@ -61,7 +61,12 @@ pub struct RunResult {
     pub variant: String,
     pub seed: u64,
     pub test: NerReport,
+    /// Scored from the saved predictions when the table is made (like `gold` and `gold_unseen`).
+    #[serde(default)]
+    pub test_unseen: Option<NerReport>,
     pub gold: Option<NerReport>,
+    #[serde(default)]
+    pub gold_unseen: Option<NerReport>,
     pub retrieval: RetrievalReport,
     pub train_seconds: f64,
     pub epochs: usize,
@@ -133,7 +138,9 @@ impl Comparison<'_> {
                     seed: *seed,
                     test: multitag_core::evaluate(&gold_tags, &predicted)
                         .map_err(anyhow::Error::msg)?,
+                    test_unseen: None,
                     gold: None,
+                    gold_unseen: None,
                     retrieval: evaluate_retrieval(
                         predictor,
                         retrieval_items,
@@ -148,7 +155,8 @@ impl Comparison<'_> {
                     "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2} | {:.0} s",
                     100.0 * result.test.f1,
                     100.0 * result.test.exact_match,
-                    self.gold_score(&result)?
+                    self.held_out_scores(&result)?
+                        .gold
                         .map(|g| format!("{:.2}", 100.0 * g.f1))
                         .unwrap_or("-".into()),
                     100.0 * result.retrieval.accuracy_at_1,
@@ -163,7 +171,10 @@ impl Comparison<'_> {
             }
         }
         for run in &mut done {
-            run.gold = self.gold_score(run)?;
+            let scores = self.held_out_scores(run)?;
+            run.test_unseen = Some(scores.test_unseen);
+            run.gold = scores.gold;
+            run.gold_unseen = scores.gold_unseen;
         }
         let names: Vec<String> = variants.iter().map(|v| v.variant_name()).collect();
         let table = summarise(
@@ -178,32 +189,48 @@ impl Comparison<'_> {
         Ok(table)
     }
 
-    /// Gold metrics from a run's saved test-split predictions (gold items are test items), so the
-    /// gold set can be scored, or corrected, after the models are gone.
-    fn gold_score(&self, run: &RunResult) -> Result<Option<NerReport>> {
-        let Some(gold) = self.gold else {
-            return Ok(None);
-        };
+    /// The scores of a run that come from its saved test-split predictions: the test items whose
+    /// titles were not seen in training, and the gold set (gold items are test items), so that
+    /// these can be scored, or corrected, after the models are gone.
+    fn held_out_scores(&self, run: &RunResult) -> Result<HeldOutScores> {
         let path = predictions_path(self.out, &run.variant, run.seed);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let predicted: HashMap<String, Vec<String>> = serde_json::from_str(&text)?;
-        let mut gold_tags = Vec::with_capacity(gold.len());
-        let mut pred_tags = Vec::with_capacity(gold.len());
-        for g in gold {
-            let p = predicted.get(&g.id).with_context(|| {
-                format!(
-                    "{}: no prediction for gold item {} (not a test item?)",
-                    path.display(),
-                    g.id
-                )
-            })?;
-            gold_tags.push(g.tags.clone());
-            pred_tags.push(p.clone());
-        }
-        Ok(Some(
-            multitag_core::evaluate(&gold_tags, &pred_tags).map_err(anyhow::Error::msg)?,
-        ))
+        let by_id: HashMap<String, Vec<String>> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a map of id to tags", path.display()))?;
+        let seen = self.dataset.seen_titles();
+        let score = |records: &[&LabeledRecord]| -> Result<(NerReport, NerReport)> {
+            let predicted = records
+                .iter()
+                .map(|r| {
+                    by_id.get(&r.id).cloned().with_context(|| {
+                        format!(
+                            "{}: no prediction for item {} (not a test item?)",
+                            path.display(),
+                            r.id
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let unseen = seen.unseen_positions(records);
+            Ok((
+                score(records, &predicted, None)?,
+                score(records, &predicted, Some(&unseen))?,
+            ))
+        };
+        let (_, test_unseen) = score(&self.dataset.split(Split::Test))?;
+        let (gold, gold_unseen) = match self.gold {
+            Some(gold) => {
+                let (all, unseen) = score(&gold.iter().collect::<Vec<_>>())?;
+                (Some(all), Some(unseen))
+            }
+            None => (None, None),
+        };
+        Ok(HeldOutScores {
+            test_unseen,
+            gold,
+            gold_unseen,
+        })
     }
 
     fn pretrained_retrieval(
@@ -214,7 +241,8 @@ impl Comparison<'_> {
         let path: PathBuf = self.out.join("pretrained_retrieval.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(report) = serde_json::from_str::<RetrievalReport>(&text) {
-                if report.items == test.len() {
+                // A report without `candidates` predates ties counted against the title.
+                if report.items == test.len() && report.candidates > 0 {
                     return Ok(report);
                 }
             }
@@ -232,6 +260,12 @@ impl Comparison<'_> {
         write_atomic(&path, serde_json::to_string(&report)?.as_bytes())?;
         Ok(report)
     }
+}
+
+struct HeldOutScores {
+    test_unseen: NerReport,
+    gold: Option<NerReport>,
+    gold_unseen: Option<NerReport>,
 }
 
 fn predictions_path(out: &Path, variant: &str, seed: u64) -> PathBuf {
@@ -289,12 +323,34 @@ pub fn summarise(
             (v.as_str(), rs)
         })
         .collect();
+    let unseen_items = runs
+        .iter()
+        .find_map(|r| r.test_unseen.as_ref())
+        .map_or(0, |r| r.sequences);
+    let gold_items = runs
+        .iter()
+        .find_map(|r| r.gold.as_ref())
+        .map_or(0, |r| r.sequences);
+    let gold_unseen_items = runs
+        .iter()
+        .find_map(|r| r.gold_unseen.as_ref())
+        .map_or(0, |r| r.sequences);
     out.push_str(&format!(
-        "Test split: {test_items} items (NER); retrieval over the first {retrieval_items}. Pretrained encoder (no fine-tuning): title->description R@1 {:.2}, MRR {:.4}.\n\n",
+        "Test split: {test_items} items, {unseen_items} of them with a title that occurs in no \
+         training or dev item (\"unseen\"); gold set: {gold_items} items, {gold_unseen_items} unseen. \
+         Retrieval: each of the first {retrieval_items} test titles' own description among their \
+         distinct descriptions, ties counted against the title. Pretrained encoder (no \
+         fine-tuning): R@1 {:.2}, MRR {:.4}.\n\n",
         100.0 * pretrained.accuracy_at_1,
         pretrained.mrr
     ));
-    out.push_str("| variant | seeds | precision | recall | F1 | exact match | token acc | gold F1 | gold exact match | R@1 | MRR | train s/run |\n");
+    if runs.iter().any(|r| r.retrieval.candidates == 0) {
+        out.push_str(
+            "Some runs' retrieval was measured before ties were counted against the title (and \
+             before shared descriptions were merged); run them again for comparable R@1.\n\n",
+        );
+    }
+    out.push_str("| variant | seeds | unseen test F1 | unseen test exact match | test F1 | test exact match | unseen gold F1 | gold F1 | gold exact match | R@1 | MRR | train s/run |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for v in variants {
         let rs = &by_variant[v.as_str()];
@@ -302,33 +358,30 @@ pub fn summarise(
             continue;
         }
         let get = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let gold_f1: Vec<f64> = rs
-            .iter()
-            .filter_map(|r| r.gold.as_ref().map(|g| g.f1))
-            .collect();
-        let gold_em: Vec<f64> = rs
-            .iter()
-            .filter_map(|r| r.gold.as_ref().map(|g| g.exact_match))
-            .collect();
+        let cells: Vec<String> = [
+            |r: &RunResult| r.test_unseen.as_ref().map(|t| t.f1),
+            |r: &RunResult| r.test_unseen.as_ref().map(|t| t.exact_match),
+            |r: &RunResult| Some(r.test.f1),
+            |r: &RunResult| Some(r.test.exact_match),
+            |r: &RunResult| r.gold_unseen.as_ref().map(|g| g.f1),
+            |r: &RunResult| r.gold.as_ref().map(|g| g.f1),
+            |r: &RunResult| r.gold.as_ref().map(|g| g.exact_match),
+            |r: &RunResult| Some(r.retrieval.accuracy_at_1),
+        ]
+        .iter()
+        .map(|m| {
+            let xs: Vec<f64> = rs.iter().filter_map(|r| m(r)).collect();
+            if xs.is_empty() {
+                "-".into()
+            } else {
+                pct(&xs)
+            }
+        })
+        .collect();
         out.push_str(&format!(
-            "| {v} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.0} |\n",
+            "| {v} | {} | {} | {:.4} | {:.0} |\n",
             rs.len(),
-            pct(&get(&|r| r.test.precision)),
-            pct(&get(&|r| r.test.recall)),
-            pct(&get(&|r| r.test.f1)),
-            pct(&get(&|r| r.test.exact_match)),
-            pct(&get(&|r| r.test.token_accuracy)),
-            if gold_f1.is_empty() {
-                "-".into()
-            } else {
-                pct(&gold_f1)
-            },
-            if gold_em.is_empty() {
-                "-".into()
-            } else {
-                pct(&gold_em)
-            },
-            pct(&get(&|r| r.retrieval.accuracy_at_1)),
+            cells.join(" | "),
             mean_std(&get(&|r| r.retrieval.mrr)).mean,
             mean_std(&get(&|r| r.train_seconds)).mean,
         ));
@@ -337,13 +390,14 @@ pub fn summarise(
         return out;
     };
     out.push_str("\nPaired differences against the baseline (same seed), in points: mean ± sd [per seed]\n\n");
-    out.push_str("| variant | test F1 | test exact match | gold F1 | gold exact match | R@1 |\n|---|---|---|---|---|---|\n");
+    out.push_str("| variant | unseen test F1 | test F1 | test exact match | unseen gold F1 | gold F1 | R@1 |\n|---|---|---|---|---|---|---|\n");
     type Metric = fn(&RunResult) -> Option<f64>;
-    let metrics: [Metric; 5] = [
+    let metrics: [Metric; 6] = [
+        |r| r.test_unseen.as_ref().map(|t| t.f1),
         |r| Some(r.test.f1),
         |r| Some(r.test.exact_match),
+        |r| r.gold_unseen.as_ref().map(|g| g.f1),
         |r| r.gold.as_ref().map(|g| g.f1),
-        |r| r.gold.as_ref().map(|g| g.exact_match),
         |r| Some(r.retrieval.accuracy_at_1),
     ];
     for v in variants.iter().filter(|v| v.as_str() != "baseline") {

@@ -14,8 +14,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use multitag_core::{
-    catalog::read_catalog_bytes, gold_tags, read_gold_lines, split_of, DataError, LabeledRecord,
-    Labeler, Split,
+    catalog::read_catalog_bytes, gold_tags, overlap::title_key, read_gold_lines,
+    read_labeled_bytes, split_of, DataError, LabelMap, LabeledRecord, LabeledText, Labeler,
+    SeenTitles, Split, ENTITY_TYPES,
 };
 
 use crate::output::write_atomic;
@@ -34,10 +35,18 @@ pub const SHOWN_SKIPPED: usize = 10;
 /// that evaluating it on another split, whose test items it may have trained on, is refused.
 pub const SPLIT_RULE: &str = "id-hash-v1";
 
+/// The split rule of labeled data given as `--train`, `--dev` and `--test` files.
+pub const FILES_RULE: &str = "files";
+
 pub struct Dataset {
     pub records: Vec<LabeledRecord>,
-    pub split_seed: u64,
-    /// Skipped rows and damaged lines of the catalog (all listed by `trainer label --skipped`).
+    /// How the items were split, as `training.json` records it (`split`).
+    pub split: serde_json::Value,
+    /// The tags a model of this data predicts: the catalog's four types, or every type in a
+    /// labeled file.
+    pub labels: LabelMap,
+    /// Skipped rows and damaged lines of the catalog (all listed by `trainer label --skipped`),
+    /// or skipped records of labeled files.
     pub skipped_rows: usize,
 }
 
@@ -46,15 +55,24 @@ impl Dataset {
         self.records.iter().filter(|r| r.split == split).collect()
     }
 
+    /// The titles of the training and dev items: held-out figures are also given without them.
+    pub fn seen_titles(&self) -> SeenTitles {
+        SeenTitles::new(self.records.iter().filter(|r| r.split != Split::Test))
+    }
+
     /// How the items were split, as `training.json` records it.
     pub fn split_record(&self) -> serde_json::Value {
-        serde_json::json!({"rule": SPLIT_RULE, "seed": self.split_seed})
+        self.split.clone()
     }
 
     /// Refuses to score the trained model in `model_dir` on this dataset's held-out items when it
     /// was trained on another split (another rule or seed): some of them would be its training
-    /// items. Models trained before the split was recorded get a warning.
+    /// items. Models trained before the split was recorded get a warning. A test file the user
+    /// names (`--test`) is taken as held out: only they know what the model was trained on.
     pub fn check_held_out(&self, model_dir: &Path) -> Result<()> {
+        if self.split["rule"] == FILES_RULE {
+            return Ok(());
+        }
         let path = model_dir.join("training.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(()); // an export, or a base encoder: nothing recorded to check against
@@ -118,9 +136,115 @@ pub fn load_dataset_listing_skipped(
         .collect();
     Ok(Dataset {
         records,
-        split_seed,
+        split: serde_json::json!({"rule": SPLIT_RULE, "seed": split_seed}),
+        labels: LabelMap::from_entity_types(&ENTITY_TYPES),
         skipped_rows: read.skipped.len(),
     })
+}
+
+/// A user's labeled titles ([`multitag_core::labeled`]): one file split by seed, or the split
+/// given by files.
+pub enum LabeledFiles<'a> {
+    /// Split like the catalog: by id, or by the title's words for records without one.
+    Seeded(&'a Path),
+    /// The training, dev and test files; without a dev file, 10% of training is carved out by
+    /// seed for picking the epoch.
+    Given {
+        train: Option<&'a Path>,
+        dev: Option<&'a Path>,
+        test: Option<&'a Path>,
+    },
+}
+
+/// Reads labeled titles, skipping (and reporting) bad records; the label set is every entity type
+/// in the files.
+pub fn load_labeled(files: LabeledFiles, split_seed: u64) -> Result<Dataset> {
+    let mut records = Vec::new();
+    let mut skipped = 0;
+    let split = match files {
+        LabeledFiles::Seeded(path) => {
+            for (text, key) in read_labeled_file(path, &mut skipped)? {
+                let s = split_of(&key, split_seed, TEST_FRACTION, DEV_FRACTION_OF_TRAIN);
+                records.push(labeled_record(text, path, s));
+            }
+            serde_json::json!({"rule": SPLIT_RULE, "seed": split_seed})
+        }
+        LabeledFiles::Given { train, dev, test } => {
+            let files = [(train, "train"), (dev, "dev"), (test, "test")];
+            for (path, role) in files.iter().filter_map(|(p, r)| Some((p.as_ref()?, r))) {
+                for (text, key) in read_labeled_file(path, &mut skipped)? {
+                    let s = match *role {
+                        "test" => Split::Test,
+                        "dev" => Split::Dev,
+                        _ if dev.is_some() => Split::Train,
+                        _ => split_of(&key, split_seed, 0.0, DEV_FRACTION_OF_TRAIN),
+                    };
+                    records.push(labeled_record(text, path, s));
+                }
+            }
+            let name = |p: Option<&Path>| p.map(|p| p.display().to_string());
+            serde_json::json!({
+                "rule": FILES_RULE,
+                "train": name(train),
+                "dev": name(dev).or(train.map(|_| format!("10% of train, seed {split_seed}"))),
+                "test": name(test),
+            })
+        }
+    };
+    let labels = LabelMap::from_tag_sequences(records.iter().map(|r| r.tags.as_slice()));
+    if labels.len() < 2 {
+        bail!("no entity tags (B-/I-) in the labeled data: nothing to learn or score");
+    }
+    Ok(Dataset {
+        records,
+        split,
+        labels,
+        skipped_rows: skipped,
+    })
+}
+
+/// The records of one labeled file and each one's split key (its id, or its title's words);
+/// skipped records are reported as the catalog's rows are.
+fn read_labeled_file(path: &Path, skipped: &mut usize) -> Result<Vec<(LabeledText, String)>> {
+    let name = path.display().to_string();
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read the labeled data {name}"))?;
+    let read = read_labeled_bytes(&name, &bytes)?;
+    // All of them: they are the user's own records, each to be fixed.
+    for problem in &read.skipped {
+        eprintln!("skipped record: {problem}");
+    }
+    eprintln!(
+        "{name}: read {} labeled titles, skipped {} records",
+        read.records.len(),
+        read.skipped.len()
+    );
+    *skipped += read.skipped.len();
+    Ok(read
+        .records
+        .into_iter()
+        .map(|r| {
+            let key = r.id.clone().unwrap_or_else(|| title_key(&r.words));
+            (r, key)
+        })
+        .collect())
+}
+
+/// A labeled title as the rest of the trainer takes it; a record without an id is named by its
+/// file and line.
+fn labeled_record(text: LabeledText, path: &Path, split: Split) -> LabeledRecord {
+    let name = path.file_name().map_or(path.display().to_string(), |n| {
+        n.to_string_lossy().into_owned()
+    });
+    LabeledRecord {
+        id: text.id.unwrap_or_else(|| format!("{name}:{}", text.line)),
+        title: text.title,
+        description: text.description,
+        words: text.words,
+        offsets: text.offsets,
+        tags: text.tags,
+        split,
+    }
 }
 
 /// Prints the first [`SHOWN_SKIPPED`] problems and the total, writing the whole list when asked.

@@ -20,7 +20,7 @@
 //! renames the staged model is loaded back and
 //! its entities on the examples are compared with the float model's, through the predictor its
 //! task names, as `trainer tag` and the browser will load it.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -29,7 +29,7 @@ use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
 use multitag_model::{nn::weights, predictor_from_gguf, DenseCompute, GgufFile, Predictor, Quant};
 use serde::Serialize;
 
-use crate::data::load_dataset;
+use crate::args::{DataArgs, LabeledArgs};
 use crate::model_dir::ModelDir;
 use crate::output::staging_dir;
 
@@ -37,8 +37,9 @@ pub struct Export<'a> {
     pub model: &'a Path,
     pub quant: Quant,
     pub out: &'a Path,
-    pub catalog: PathBuf,
-    pub split_seed: u64,
+    /// The data whose test items become the examples (the data the model was trained on).
+    pub data: &'a DataArgs,
+    pub labeled: &'a LabeledArgs,
     pub examples: usize,
 }
 
@@ -139,13 +140,15 @@ impl Export<'_> {
     }
 
     /// Up to `self.examples` TEST-split items spread evenly over the split (the first, then every
-    /// n/k-th), or none with a warning when the catalog cannot be read or the model was trained
+    /// n/k-th), or none with a warning when the data cannot be read or the model was trained
     /// on another split (its test items would be training items).
     fn examples(&self) -> Vec<BundledExample> {
         if self.examples == 0 {
             return Vec::new();
         }
-        let loaded = load_dataset(&self.catalog, self.split_seed)
+        let loaded = self
+            .labeled
+            .load(self.data)
             .and_then(|d| d.check_held_out(self.model).map(|()| d));
         let dataset = match loaded {
             Ok(d) => d,

@@ -9,8 +9,10 @@ pub mod csv_table;
 pub mod decode;
 pub mod error;
 pub mod gold;
+pub mod labeled;
 pub mod labeling;
 pub mod metrics;
+pub mod overlap;
 pub mod record;
 pub mod split;
 pub mod tags;
@@ -24,8 +26,13 @@ pub use gold::{
     gold_line_from_tags, gold_tags, join_gold, read_gold, read_gold_lines, GoldEntity, GoldExample,
     GoldLine,
 };
+pub use labeled::{read_labeled, read_labeled_bytes, LabeledRead, LabeledText};
 pub use labeling::{coverage, Coverage, Labeler, LabelerConfig, ENTITY_TYPES};
-pub use metrics::{evaluate, mean_std, retrieval, MeanStd, NerReport, RetrievalReport, TypeScores};
+pub use metrics::{
+    distinct_targets, evaluate, mean_std, retrieval, MeanStd, NerReport, RetrievalReport,
+    TypeScores,
+};
+pub use overlap::SeenTitles;
 pub use record::{read_jsonl, to_jsonl, BundledExample, LabeledRecord};
 pub use split::{fnv1a64, split_of, Split, SplitMix64};
 pub use tags::{check_tag, iob2_from_spans, spans_from_iob2, LabelMap, Span};

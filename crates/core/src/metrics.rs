@@ -133,35 +133,68 @@ pub fn evaluate(gold: &[Vec<String>], pred: &[Vec<String>]) -> Result<NerReport,
 /// Query-to-candidate retrieval quality.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RetrievalReport {
-    /// Fraction of queries whose own candidate ranks first.
+    /// Fraction of queries whose own candidate ranks first (expected under a random order of
+    /// tied candidates).
     pub accuracy_at_1: f64,
-    /// Mean reciprocal rank of the own candidate.
+    /// Mean reciprocal rank of the own candidate (expected under a random order of ties).
     pub mrr: f64,
     /// Number of queries.
     pub items: usize,
+    /// Number of distinct candidates ranked (fewer than `items` when items share a description).
+    #[serde(default)]
+    pub candidates: usize,
 }
 
-/// Row `i` holds query `i`'s similarity to every candidate; the correct candidate is `i`.
+/// The distinct texts of `texts`, in first-seen order, and each text's index among them: the
+/// candidates of a retrieval over `texts` and each query's target. Items that share a text (two
+/// products with the same description) share one candidate, so finding either is correct, and a
+/// duplicate never competes with its twin.
+pub fn distinct_targets<'a>(texts: &[&'a str]) -> (Vec<&'a str>, Vec<usize>) {
+    let mut index: std::collections::HashMap<&str, usize> = Default::default();
+    let mut distinct = Vec::new();
+    let targets = texts
+        .iter()
+        .map(|&t| {
+            *index.entry(t).or_insert_with(|| {
+                distinct.push(t);
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    (distinct, targets)
+}
+
+/// Row `q` holds query `q`'s similarity to every candidate; its correct candidate is
+/// `targets[q]`.
 ///
-/// Rank = 1 + number of candidates with similarity strictly greater than `sim[i][i]` (ties favour
-/// the query, as in `quality_ref.py`). NaN candidates never outrank; a row without a finite
-/// own score (missing diagonal or NaN) counts as a miss with reciprocal rank 0.
-pub fn retrieval(similarity: &[Vec<f32>]) -> RetrievalReport {
-    let mut hits = 0usize;
+/// Ties count against the query: with `g` candidates scoring strictly higher than the own one and
+/// `t` other candidates scoring the same, the own candidate's rank is taken uniformly from
+/// `g + 1 ..= g + t + 1` (a random order of the tied ones), and accuracy@1 and the reciprocal rank
+/// are their expectations. So an encoder that maps every text to one vector scores chance
+/// (accuracy@1 of 1 / candidates), not 100%. NaN candidates never outrank; a query whose own score
+/// is missing or NaN counts as a miss with reciprocal rank 0.
+pub fn retrieval(similarity: &[Vec<f32>], targets: &[usize]) -> RetrievalReport {
+    let mut hits = 0.0f64;
     let mut rr_sum = 0.0f64;
-    for (i, row) in similarity.iter().enumerate() {
-        let Some(&own) = row.get(i).filter(|x| !x.is_nan()) else {
+    for (row, &target) in similarity.iter().zip(targets) {
+        let Some(&own) = row.get(target).filter(|x| !x.is_nan()) else {
             continue;
         };
-        let rank = 1 + row.iter().filter(|&&x| x > own).count();
-        hits += usize::from(rank == 1);
-        rr_sum += 1.0 / rank as f64;
+        let greater = row.iter().filter(|&&x| x > own).count();
+        let tied = row.iter().filter(|&&x| x == own).count() - 1;
+        let first = greater + 1;
+        let ranks = first..=first + tied;
+        if greater == 0 {
+            hits += 1.0 / (tied + 1) as f64;
+        }
+        rr_sum += ranks.map(|r| 1.0 / r as f64).sum::<f64>() / (tied + 1) as f64;
     }
-    let n = similarity.len();
+    let n = similarity.len().min(targets.len());
     RetrievalReport {
-        accuracy_at_1: ratio(hits, n),
+        accuracy_at_1: if n == 0 { 0.0 } else { hits / n as f64 },
         mrr: if n == 0 { 0.0 } else { rr_sum / n as f64 },
         items: n,
+        candidates: similarity.first().map_or(0, Vec::len),
     }
 }
 
@@ -255,18 +288,57 @@ mod tests {
     fn retrieval_ranks() {
         let sim = vec![
             vec![0.9, 0.1, 0.2], // rank 1
-            vec![0.8, 0.5, 0.5], // one strictly greater, one tie -> rank 2
+            vec![0.8, 0.5, 0.4], // one greater -> rank 2
             vec![0.7, 0.9, 0.1], // rank 3
         ];
-        let r = retrieval(&sim);
-        assert_eq!(r.items, 3);
+        let r = retrieval(&sim, &[0, 1, 2]);
+        assert_eq!((r.items, r.candidates), (3, 3));
         assert!(close(r.accuracy_at_1, 1.0 / 3.0));
         assert!(close(r.mrr, (1.0 + 0.5 + 1.0 / 3.0) / 3.0));
         let odd = vec![vec![f32::NAN, 0.0], vec![f32::NAN, 0.2], vec![0.3]];
-        let r = retrieval(&odd);
-        // row 0: own NaN -> miss; row 1: NaN candidate ignored -> rank 1; row 2: no diagonal
+        let r = retrieval(&odd, &[0, 1, 2]);
+        // row 0: own NaN -> miss; row 1: NaN candidate ignored -> rank 1; row 2: no target
         assert!(close(r.accuracy_at_1, 1.0 / 3.0) && close(r.mrr, 1.0 / 3.0));
-        assert_eq!(retrieval(&[]), RetrievalReport::default());
+        assert_eq!(retrieval(&[], &[]), RetrievalReport::default());
+    }
+
+    #[test]
+    fn ties_count_against_the_query() {
+        // One tie with a higher one above: rank 2 or 3, each half the time.
+        let r = retrieval(&[vec![0.5, 0.9, 0.5]], &[0]);
+        assert!(close(r.accuracy_at_1, 0.0) && close(r.mrr, (0.5 + 1.0 / 3.0) / 2.0));
+        // A tie for first: first half the time.
+        let r = retrieval(&[vec![0.5, 0.5, 0.1]], &[0]);
+        assert!(close(r.accuracy_at_1, 0.5) && close(r.mrr, (1.0 + 0.5) / 2.0));
+    }
+
+    #[test]
+    fn a_collapsed_embedding_scores_chance() {
+        // Every text mapped to one vector: every similarity equal.
+        let n = 50;
+        let sim = vec![vec![1.0f32; n]; n];
+        let targets: Vec<usize> = (0..n).collect();
+        let r = retrieval(&sim, &targets);
+        assert!(close(r.accuracy_at_1, 1.0 / n as f64), "{r:?}");
+        let harmonic: f64 = (1..=n).map(|k| 1.0 / k as f64).sum();
+        assert!(close(r.mrr, harmonic / n as f64), "{r:?}");
+    }
+
+    #[test]
+    fn shared_descriptions_share_a_candidate() {
+        let (distinct, targets) = distinct_targets(&["red", "blue", "red", "green"]);
+        assert_eq!(distinct, ["red", "blue", "green"]);
+        assert_eq!(targets, [0, 1, 0, 2]);
+        // Both items described "red" find it first; neither competes with its twin.
+        let sim = vec![
+            vec![0.9, 0.1, 0.2],
+            vec![0.1, 0.8, 0.3],
+            vec![0.7, 0.2, 0.1],
+            vec![0.1, 0.2, 0.6],
+        ];
+        let r = retrieval(&sim, &targets);
+        assert_eq!((r.items, r.candidates), (4, 3));
+        assert!(close(r.accuracy_at_1, 1.0));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub struct Span {
 }
 
 /// Splits a tag into prefix (`B`/`I`) and type; `None` for `O` and for invalid tags.
-fn parts(tag: &str) -> Option<(char, &str)> {
+pub(crate) fn parts(tag: &str) -> Option<(char, &str)> {
     let (p, ty) = tag.split_once('-')?;
     match p {
         "B" if !ty.is_empty() => Some(('B', ty)),

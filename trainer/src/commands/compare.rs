@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::args::{base_model, gold_or_default, labels, DataArgs, DeviceArgs};
+use crate::args::{base_model, gold_or_default, DataArgs, DeviceArgs, LabeledArgs};
 use crate::compare;
 use crate::data::load_gold;
 use crate::train::TrainOptions;
@@ -14,6 +14,8 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    labeled: LabeledArgs,
     #[command(flatten)]
     device: DeviceArgs,
     #[arg(long)]
@@ -46,6 +48,7 @@ pub fn run(args: Args) -> Result<()> {
     let Args {
         model,
         data,
+        labeled,
         device,
         gold,
         out,
@@ -57,8 +60,8 @@ pub fn run(args: Args) -> Result<()> {
         options,
     } = args;
     let base = base_model(model)?;
-    let dataset = data.load()?;
-    let gold = match gold_or_default(gold, &data) {
+    let dataset = labeled.load(&data)?;
+    let gold = match gold_or_default(gold, &data, &labeled) {
         Some(path) => Some(load_gold(&path, &dataset)?),
         None => None,
     };
@@ -71,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         base: &base,
         dataset: &dataset,
         gold: gold.as_deref(),
-        labels: &labels(),
+        labels: &dataset.labels,
         device: &device.device()?,
         out: &out,
         eval_limit,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use multitag_core::Split;
 
-use crate::args::{gold_or_default, DataArgs, DeviceArgs, MatmulArgs};
+use crate::args::{gold_or_default, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
 use crate::data::load_gold;
 use crate::evaluate;
 use crate::model_dir::ModelDir;
@@ -16,6 +16,8 @@ pub struct Args {
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    labeled: LabeledArgs,
     #[command(flatten)]
     device: DeviceArgs,
     #[arg(long)]
@@ -36,6 +38,7 @@ pub fn run(args: Args) -> Result<()> {
     let Args {
         model,
         data,
+        labeled,
         device,
         gold,
         json,
@@ -45,27 +48,33 @@ pub fn run(args: Args) -> Result<()> {
     } = args;
     let dir = ModelDir::read(&model)?;
     let predictor = dir.predictor(&device.device()?, matmul.matmul)?;
-    let dataset = data.load()?;
+    let dataset = labeled.load(&data)?;
     dataset.check_held_out(&model)?;
     let mut test = dataset.split(Split::Test);
     if let Some(limit) = limit {
         test.truncate(limit);
     }
-    let gold_report = match gold_or_default(gold, &data) {
+    let seen = dataset.seen_titles();
+    let gold = match gold_or_default(gold, &data, &labeled) {
         Some(path) => {
             let gold = load_gold(&path, &dataset)?;
-            Some(evaluate::evaluate_ner(
+            let gold: Vec<_> = gold.iter().collect();
+            Some(evaluate::evaluate_held_out(
                 predictor.as_ref(),
-                &gold.iter().collect::<Vec<_>>(),
+                &gold,
+                &seen,
                 64,
             )?)
         }
         None => None,
     };
+    let test_ner = evaluate::evaluate_held_out(predictor.as_ref(), &test, &seen, 64)?;
     let report = evaluate::EvalReport {
         model: model.display().to_string(),
-        test: evaluate::evaluate_ner(predictor.as_ref(), &test, 64)?,
-        gold: gold_report,
+        test: test_ner.all,
+        test_unseen: test_ner.unseen,
+        gold_unseen: gold.as_ref().map(|g| g.unseen.clone()),
+        gold: gold.map(|g| g.all),
         retrieval: evaluate::evaluate_retrieval(
             predictor.as_ref(),
             &test,

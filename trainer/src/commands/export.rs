@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::args::DataArgs;
+use crate::args::{DataArgs, LabeledArgs};
 use crate::export;
 use crate::output::{prepare_out, EXPORT};
 
@@ -19,6 +19,10 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    // The labeled data the model was trained on, when not the catalog: the examples are its
+    // test items.
+    #[command(flatten)]
+    labeled: LabeledArgs,
     /// How many test-split items to write to examples.json.
     #[arg(long, default_value_t = 16)]
     examples: usize,
@@ -33,6 +37,7 @@ pub fn run(args: Args) -> Result<()> {
         quant,
         out,
         data,
+        labeled,
         examples,
         force,
     } = args;
@@ -41,8 +46,8 @@ pub fn run(args: Args) -> Result<()> {
         model: &model,
         quant,
         out: &out,
-        catalog: data.catalog(),
-        split_seed: data.split_seed,
+        data: &data,
+        labeled: &labeled,
         examples,
     }
     .run()?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use multitag_core::coverage;
 
-use crate::args::{gold_or_default, DataArgs};
+use crate::args::{gold_or_default, DataArgs, LabeledArgs};
 use crate::data::{load_dataset_listing_skipped, load_gold};
 use crate::output::write_atomic;
 
@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<()> {
         gold,
         skipped,
     } = args;
-    let gold = gold_or_default(gold, &data);
+    let gold = gold_or_default(gold, &data, &LabeledArgs::default());
     let skipped = skipped.unwrap_or_else(|| out.with_extension("skipped.jsonl"));
     let dataset = load_dataset_listing_skipped(&data.catalog(), data.split_seed, Some(&skipped))?;
     if let Some(parent) = out.parent() {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::args::{base_model, labels, DataArgs, DeviceArgs};
+use crate::args::{base_model, DataArgs, DeviceArgs, LabeledArgs};
 use crate::output::{prepare_out, TRAINED_MODEL};
 use crate::train::{self, check_resume, TrainOptions};
 
@@ -14,6 +14,8 @@ pub struct Args {
     model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    labeled: LabeledArgs,
     #[command(flatten)]
     device: DeviceArgs,
     /// Output model directory (best dev F1), with metrics.jsonl and checkpoint/.
@@ -34,6 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     let Args {
         model,
         data,
+        labeled,
         device,
         out,
         resume,
@@ -47,12 +50,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let base = base_model(model)?;
-    let dataset = data.load()?;
-    let labels = labels();
+    let dataset = labeled.load(&data)?;
     let outcome = train::TrainRun {
         base: &base,
         dataset: &dataset,
-        labels: &labels,
+        labels: &dataset.labels,
         options: &options,
         device: &device.device()?,
         out: Some(&out),

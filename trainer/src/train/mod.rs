@@ -42,7 +42,8 @@ use crate::evaluate::evaluate_ner;
 use crate::model_dir::ModelDir;
 use crate::output::save_model;
 
-/// The training items of `records`, with descriptions where the objective uses them.
+/// The training items of `records`, with descriptions where the objective uses them. An empty
+/// description is none: that item trains tagging only.
 pub fn record_items<'a>(
     records: &'a [&'a LabeledRecord],
     opts: &TrainOptions,
@@ -52,7 +53,7 @@ pub fn record_items<'a>(
         name: &r.id,
         words: &r.words,
         tags: &r.tags,
-        description: descriptions.then_some(r.description.as_str()),
+        description: (descriptions && !r.description.is_empty()).then_some(r.description.as_str()),
     })
 }
 
@@ -136,6 +137,19 @@ impl TrainRun<'_> {
                 "need at least two training items, have {}",
                 train_records.len()
             );
+        }
+        if opts.uses_descriptions() {
+            let described = train_records
+                .iter()
+                .filter(|r| !r.description.is_empty())
+                .count();
+            if described < train_records.len() {
+                eprintln!(
+                    "{described} of {} training titles have a description: the description loss \
+                     uses those, the others train tagging only",
+                    train_records.len()
+                );
+            }
         }
         let (model, examples) = self.prepare(&train_records)?;
         let method = Tagging {

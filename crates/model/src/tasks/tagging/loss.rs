@@ -11,7 +11,7 @@ use crate::tokenize::{collate_to, pad_rows};
 
 /// A training title, tokenized: its sub-word ids, each word's tag id on its first sub-word
 /// (`weights` 1 there, 0 on the other sub-words), and its description's ids (empty when the
-/// objective uses none).
+/// objective uses none, or the title has no description: it then trains tagging only).
 pub struct TitleExample {
     pub ids: Vec<u32>,
     pub targets: Vec<u32>,
@@ -59,6 +59,11 @@ impl Task for TaggingLoss<'_> {
     /// items, so this is a random other item, and its description is encoded once for both
     /// roles, which halves the description work of a step. A batch of one has no other row: its
     /// negative is then a random other item of all `examples`.
+    ///
+    /// Titles without a description (a user's data may mix them) take no part in the
+    /// description objective: it is computed over the described rows of the batch, and is zero
+    /// for a batch with fewer than two of them (one, when the batch is that one row), or whose
+    /// drawn outside negative has no description.
     fn loss(
         &self,
         examples: &[TitleExample],
@@ -79,17 +84,30 @@ impl Task for TaggingLoss<'_> {
         // drawn them, so a seed gives the same run.
         let mut descriptions: Vec<&[u32]> = Vec::new();
         let mut negatives = Vec::new();
-        if self.objective.uses_descriptions() {
-            descriptions.extend(rows.iter().map(|e| e.description.as_slice()));
-            if let DescriptionLoss::Triplet { .. } = self.objective {
-                let (in_batch, outside) = in_batch_negatives(batch, examples.len(), draw);
+        let described: Vec<usize> = (0..rows.len())
+            .filter(|&i| !rows[i].description.is_empty())
+            .collect();
+        let every_row = described.len() == rows.len();
+        let mut objective = self.objective;
+        if !objective.uses_descriptions() || described.len() < if every_row { 1 } else { 2 } {
+            objective = DescriptionLoss::None;
+        } else {
+            descriptions.extend(described.iter().map(|&i| rows[i].description.as_slice()));
+            if let DescriptionLoss::Triplet { .. } = objective {
+                let subset: Vec<usize> = described.iter().map(|&i| batch[i]).collect();
+                let (in_batch, outside) = in_batch_negatives(&subset, examples.len(), draw);
                 negatives = in_batch;
-                descriptions.extend(outside.map(|j| examples[j].description.as_slice()));
+                match outside.map(|j| examples[j].description.as_slice()) {
+                    Some([]) => objective = DescriptionLoss::None,
+                    Some(d) => descriptions.push(d),
+                    None => {}
+                }
             }
         }
         let (hidden, logits) = self.model.forward(&ids, &mask, mode)?;
         let ner = token_cross_entropy(&logits, &targets, &weights)?;
-        let (aux, lambda) = match self.objective {
+        let rows_described = (!every_row).then_some(described.as_slice());
+        let (aux, lambda) = match objective {
             DescriptionLoss::None => {
                 let zero = Tensor::zeros((), ner.dtype(), device)?;
                 return Ok(Losses {
@@ -98,8 +116,9 @@ impl Task for TaggingLoss<'_> {
                 });
             }
             DescriptionLoss::Triplet { form, lambda } => {
-                let (titles, described) = self.embeddings(&hidden, &mask, &descriptions, mode)?;
-                let n = rows.len();
+                let (titles, described) =
+                    self.embeddings(&hidden, &mask, rows_described, &descriptions, mode)?;
+                let n = titles.dim(0)?;
                 let negatives: Vec<u32> = negatives.iter().map(|&j| j as u32).collect();
                 let negatives = Tensor::new(negatives.as_slice(), device)?;
                 let aux = triplet_loss(
@@ -114,7 +133,8 @@ impl Task for TaggingLoss<'_> {
                 temperature,
                 lambda,
             } => {
-                let (titles, described) = self.embeddings(&hidden, &mask, &descriptions, mode)?;
+                let (titles, described) =
+                    self.embeddings(&hidden, &mask, rows_described, &descriptions, mode)?;
                 (info_nce_loss(&titles, &described, temperature)?, lambda)
             }
         };
@@ -127,15 +147,21 @@ impl Task for TaggingLoss<'_> {
 }
 
 impl TaggingLoss<'_> {
-    /// The titles' mean-pooled embeddings and the descriptions', encoded in one pass.
+    /// The titles' mean-pooled embeddings (of the `rows` given, else all) and the descriptions',
+    /// encoded in one pass.
     fn embeddings(
         &self,
         hidden: &Tensor,
         mask: &Tensor,
+        rows: Option<&[usize]>,
         descriptions: &[&[u32]],
         mode: &Mode,
     ) -> Result<(Tensor, Tensor)> {
-        let titles = mean_pool(hidden, mask)?;
+        let mut titles = mean_pool(hidden, mask)?;
+        if let Some(rows) = rows {
+            let rows: Vec<u32> = rows.iter().map(|&i| i as u32).collect();
+            titles = titles.index_select(&Tensor::new(rows.as_slice(), self.device)?, 0)?;
+        }
         let (d_ids, d_mask) =
             collate_to(descriptions, self.pad_id, self.min_widths.1, self.device)?;
         Ok((titles, self.model.embed(&d_ids, &d_mask, mode)?))
@@ -169,6 +195,54 @@ pub fn rows_on(n: usize, k: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+    use multitag_core::LabelMap;
+
+    fn example(ids: &[u32], description: &[u32]) -> TitleExample {
+        TitleExample {
+            ids: ids.to_vec(),
+            targets: vec![0; ids.len()],
+            weights: vec![1.0; ids.len()],
+            description: description.to_vec(),
+        }
+    }
+
+    /// A title without a description trains tagging only: the description objective of a batch
+    /// is that of its described rows alone, and zero with fewer than two of them.
+    #[test]
+    fn titles_without_descriptions_train_tagging_only() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let config = super::super::model::tests::tiny_config(0.0);
+        let model = NerModel::load(&config, LabelMap::from_entity_types(&["T"]), vb)?;
+        let examples = [
+            example(&[1, 5, 6, 2], &[1, 10, 11, 2]),
+            example(&[1, 7, 2], &[]),
+            example(&[1, 8, 9, 2], &[1, 12, 2]),
+        ];
+        let task = TaggingLoss {
+            model: &model,
+            pad_id: 0,
+            objective: DescriptionLoss::InfoNce {
+                temperature: 0.1,
+                lambda: 1.0,
+            },
+            min_widths: (0, 0),
+            device: &dev,
+        };
+        let aux = |batch: &[usize]| -> Result<f32> {
+            let mut draw = draws(3);
+            let losses = task.loss(&examples, batch, &mut draw, &Mode::Infer)?;
+            losses.parts[1].1.to_scalar::<f32>()
+        };
+        let mixed = aux(&[0, 1, 2])?;
+        assert!(mixed > 0.0);
+        assert!((mixed - aux(&[0, 2])?).abs() < 1e-6, "{mixed}");
+        assert_eq!(aux(&[0, 1])?, 0.0);
+        Ok(())
+    }
 
     /// A splitmix64 stream for the tests' draws.
     fn draws(seed: u64) -> impl FnMut(usize) -> usize {

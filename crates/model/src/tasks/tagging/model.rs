@@ -103,14 +103,14 @@ impl NerModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernels::DropoutRng;
     use crate::nn::{token_cross_entropy, triplet_loss, TripletForm};
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};
 
-    fn tiny_config(dropout: f32) -> BertConfig {
+    pub(crate) fn tiny_config(dropout: f32) -> BertConfig {
         BertConfig {
             vocab_size: 40,
             hidden_size: 16,
