@@ -121,6 +121,61 @@ fn malformed_catalog_rows_are_reported_and_the_rest_labeled() {
     }
 }
 
+/// Another retailer's catalog: its own column names, and no gender column to label from.
+#[test]
+fn a_catalog_with_other_column_names_is_labeled_by_the_same_rules() {
+    let dir = scratch("columns");
+    let text = std::fs::read_to_string(fixture("catalog_small.csv")).unwrap();
+    let (_, rows) = text.split_once('\n').unwrap();
+    let catalog = dir.join("shop.csv");
+    let header = "sku,name,maker,Gender,Price (INR),NumImages,about,colour\n";
+    std::fs::write(&catalog, format!("{header}{rows}")).unwrap();
+    let jsonl = dir.join("labeled.jsonl");
+    let columns = "id=sku,title=name,brand=maker,description=about,colour=colour,gender=";
+    let args = [
+        "label",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--columns",
+        columns,
+    ];
+    let out = trainer(
+        &[&args[..], &["--out", jsonl.to_str().unwrap()]].concat(),
+        None,
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let coverage = String::from_utf8_lossy(&out.stdout).to_string() + &err;
+    assert!(coverage.contains("| BRAND | 12 / 12"), "{coverage}");
+    // The same rules give the same labels as for the catalog under its own names.
+    let reference = dir.join("reference.jsonl");
+    let catalog_small = fixture("catalog_small.csv");
+    let out = trainer(
+        &[
+            "label",
+            "--catalog",
+            catalog_small.to_str().unwrap(),
+            "--out",
+            reference.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(written.lines().count(), 12);
+    assert_eq!(written, std::fs::read_to_string(&reference).unwrap());
+    // Without the mapping, the bundled catalog's names are missing.
+    let out = trainer(
+        &[&args[..3], &["--out", jsonl.to_str().unwrap()]].concat(),
+        None,
+    );
+    assert!(
+        stderr(&out).contains("missing required column(s): ProductID"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn catalog_without_a_required_column_fails_naming_it() {
     let catalog = fixture("catalog_missing_column.csv");

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use multitag_core::{LabelMap, ENTITY_TYPES};
+use multitag_core::{CatalogColumns, LabelMap, ENTITY_TYPES};
 use multitag_model::DenseCompute;
 
 use crate::data::{load_dataset, load_labeled, Dataset, LabeledFiles};
@@ -16,9 +16,18 @@ pub struct DataArgs {
     /// MULTITAG_DATA defaulting to ../shared/data]
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// The catalog's column names, where they differ from the bundled catalog's:
+    /// `title=Name,brand=Maker,description=About,gender=` (fields id, title, brand, gender,
+    /// colour, description; an empty name: the catalog has no such column).
+    #[arg(long, value_parser = parse_columns)]
+    columns: Option<CatalogColumns>,
     /// Seed of the 70/30 item split (and the dev set carved from training).
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+}
+
+fn parse_columns(spec: &str) -> Result<CatalogColumns, String> {
+    CatalogColumns::parse(spec)
 }
 
 impl DataArgs {
@@ -27,8 +36,11 @@ impl DataArgs {
             .clone()
             .unwrap_or_else(settings::default_catalog)
     }
+    pub fn columns(&self) -> CatalogColumns {
+        self.columns.clone().unwrap_or_default()
+    }
     pub fn load(&self) -> Result<Dataset> {
-        load_dataset(&self.catalog(), self.split_seed)
+        load_dataset(&self.catalog(), &self.columns(), self.split_seed)
     }
 }
 
@@ -39,16 +51,16 @@ impl DataArgs {
 pub struct LabeledArgs {
     /// Labeled titles, split into train/dev/test by --split-seed (by id, or by the title's
     /// words when a record has no id).
-    #[arg(long, conflicts_with_all = ["catalog", "train", "dev", "test"])]
+    #[arg(long, conflicts_with_all = ["catalog", "columns", "train", "dev", "test"])]
     data: Option<PathBuf>,
     /// Labeled training titles; the split is given by the files (with --dev and --test).
-    #[arg(long, conflicts_with = "catalog")]
+    #[arg(long, conflicts_with_all = ["catalog", "columns"])]
     train: Option<PathBuf>,
     /// Labeled dev titles, which pick the best epoch [default: 10% of --train, by --split-seed].
-    #[arg(long, conflicts_with = "catalog")]
+    #[arg(long, conflicts_with_all = ["catalog", "columns"])]
     dev: Option<PathBuf>,
     /// Labeled test titles, scored by `eval` and `compare`.
-    #[arg(long, conflicts_with = "catalog")]
+    #[arg(long, conflicts_with_all = ["catalog", "columns"])]
     test: Option<PathBuf>,
 }
 

@@ -14,9 +14,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use multitag_core::{
-    catalog::read_catalog_bytes, gold_tags, overlap::title_key, read_gold_lines,
-    read_labeled_bytes, split_of, DataError, LabelMap, LabeledRecord, LabeledText, Labeler,
-    SeenTitles, Split, ENTITY_TYPES,
+    catalog::read_catalog_with, gold_tags, overlap::title_key, read_gold_lines, read_labeled_bytes,
+    split_of, CatalogColumns, DataError, LabelMap, LabeledRecord, LabeledText, Labeler, SeenTitles,
+    Split, ENTITY_TYPES,
 };
 
 use crate::output::write_atomic;
@@ -100,14 +100,15 @@ impl Dataset {
 }
 
 /// Reads the catalog, labels every title by the distant-supervision rules and assigns splits.
-pub fn load_dataset(catalog: &Path, split_seed: u64) -> Result<Dataset> {
-    load_dataset_listing_skipped(catalog, split_seed, None)
+pub fn load_dataset(catalog: &Path, columns: &CatalogColumns, split_seed: u64) -> Result<Dataset> {
+    load_dataset_listing_skipped(catalog, columns, split_seed, None)
 }
 
 /// [`load_dataset`], also writing every skipped row as JSONL to `skipped_list` when given (an
 /// empty file when none was skipped, so an old list never outlives its catalog).
 pub fn load_dataset_listing_skipped(
     catalog: &Path,
+    columns: &CatalogColumns,
     split_seed: u64,
     skipped_list: Option<&Path>,
 ) -> Result<Dataset> {
@@ -115,7 +116,7 @@ pub fn load_dataset_listing_skipped(
     let bytes = std::fs::read(catalog).with_context(|| {
         format!("cannot read the catalog {name} (set --catalog or MULTITAG_DATA)")
     })?;
-    let read = read_catalog_bytes(&name, &bytes)?;
+    let read = read_catalog_with(&name, &bytes, columns)?;
     report_skipped(&name, read.items.len(), &read.skipped, skipped_list)?;
     if read.items.is_empty() {
         bail!("{name}: no usable rows");

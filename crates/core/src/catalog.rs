@@ -48,26 +48,105 @@ pub struct CatalogRead {
 /// Titles longer than this many characters are rejected as corrupt rows (real titles are < 200).
 pub const MAX_TITLE_CHARS: usize = 1000;
 
-const ID: &str = "ProductID";
-const TITLE: &str = "ProductName";
-const BRAND: &str = "ProductBrand";
-const GENDER: &str = "Gender";
-const DESCRIPTION: &str = "Description";
-const COLOUR: &str = "PrimaryColor";
-const REQUIRED: [&str; 6] = [ID, TITLE, BRAND, GENDER, DESCRIPTION, COLOUR];
+/// The header names of an item's fields. The default is the bundled catalog's; another retailer's
+/// catalog names its own ([`CatalogColumns::parse`]). The id and the title are required; a catalog
+/// without a brand, gender, colour or description column maps it to none, and its items then have
+/// that field empty (no tags of that type are derived, no description is trained on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogColumns {
+    pub id: String,
+    pub title: String,
+    pub brand: Option<String>,
+    pub gender: Option<String>,
+    pub colour: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Default for CatalogColumns {
+    fn default() -> Self {
+        let some = |s: &str| Some(s.to_string());
+        CatalogColumns {
+            id: "ProductID".into(),
+            title: "ProductName".into(),
+            brand: some("ProductBrand"),
+            gender: some("Gender"),
+            colour: some("PrimaryColor"),
+            description: some("Description"),
+        }
+    }
+}
+
+impl CatalogColumns {
+    /// The default columns with some renamed: `title=Name,brand=Maker,gender=` (comma-separated
+    /// `field=header` pairs; the fields are `id`, `title`, `brand`, `gender`, `colour`,
+    /// `description`; an empty header means the catalog has no such column).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut columns = CatalogColumns::default();
+        for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            let Some((field, header)) = pair.split_once('=') else {
+                return Err(format!("`{pair}`: expected field=header"));
+            };
+            let header = header.trim();
+            let optional = (!header.is_empty()).then(|| header.to_string());
+            match field.trim() {
+                "id" | "title" if header.is_empty() => {
+                    return Err(format!("`{pair}`: the {} column is required", field.trim()))
+                }
+                "id" => columns.id = header.into(),
+                "title" => columns.title = header.into(),
+                "brand" => columns.brand = optional,
+                "gender" => columns.gender = optional,
+                "colour" | "color" => columns.colour = optional,
+                "description" => columns.description = optional,
+                other => {
+                    return Err(format!(
+                        "unknown field `{other}` (id, title, brand, gender, colour, description)"
+                    ))
+                }
+            }
+        }
+        Ok(columns)
+    }
+
+    /// The header names the catalog must have.
+    fn required(&self) -> Vec<&str> {
+        let optional = [&self.brand, &self.gender, &self.description, &self.colour];
+        [self.id.as_str(), self.title.as_str()]
+            .into_iter()
+            .chain(optional.into_iter().filter_map(|c| c.as_deref()))
+            .collect()
+    }
+}
 
 /// Parses catalog CSV text; `source_name` is only used in error messages.
 pub fn read_catalog(source_name: &str, text: &str) -> Result<CatalogRead, DataError> {
-    read_catalog_decoded(source_name, &DecodedText::valid(text))
+    read_catalog_decoded(
+        source_name,
+        &DecodedText::valid(text),
+        &CatalogColumns::default(),
+    )
 }
 
 /// Parses catalog CSV bytes: a row on a line that is not UTF-8 is skipped and reported with the line
 /// and byte column, the rest is read (only an invalid header fails the whole file).
 pub fn read_catalog_bytes(source_name: &str, bytes: &[u8]) -> Result<CatalogRead, DataError> {
-    read_catalog_decoded(source_name, &DecodedText::decode(bytes))
+    read_catalog_with(source_name, bytes, &CatalogColumns::default())
 }
 
-fn read_catalog_decoded(source_name: &str, input: &DecodedText) -> Result<CatalogRead, DataError> {
+/// [`read_catalog_bytes`] for a catalog whose columns have other names.
+pub fn read_catalog_with(
+    source_name: &str,
+    bytes: &[u8],
+    columns: &CatalogColumns,
+) -> Result<CatalogRead, DataError> {
+    read_catalog_decoded(source_name, &DecodedText::decode(bytes), columns)
+}
+
+fn read_catalog_decoded(
+    source_name: &str,
+    input: &DecodedText,
+    names: &CatalogColumns,
+) -> Result<CatalogRead, DataError> {
     if input.text.trim().is_empty() {
         return Err(DataError::new(
             source_name,
@@ -77,14 +156,16 @@ fn read_catalog_decoded(source_name: &str, input: &DecodedText) -> Result<Catalo
         ));
     }
     let clean = |h: &str| h.trim().trim_start_matches('\u{feff}').to_string();
-    let table = read_csv_table(source_name, input, &|h| clean(h) == DESCRIPTION)?;
+    let spans_lines = |h: &str| names.description.as_deref() == Some(clean(h).as_str());
+    let table = read_csv_table(source_name, input, &spans_lines)?;
     let columns: HashMap<String, usize> = table
         .header
         .iter()
         .enumerate()
         .map(|(i, h)| (clean(h), i))
         .collect();
-    let missing: Vec<&str> = REQUIRED
+    let missing: Vec<&str> = names
+        .required()
         .into_iter()
         .filter(|c| !columns.contains_key(*c))
         .collect();
@@ -96,7 +177,7 @@ fn read_catalog_decoded(source_name: &str, input: &DecodedText) -> Result<Catalo
             format!("missing required column(s): {}", missing.join(", ")),
         ));
     }
-    let col = |name: &str| columns[name];
+    let (id_name, title_name) = (names.id.as_str(), names.title.as_str());
 
     let mut items: Vec<CatalogItem> = Vec::new();
     let mut skipped = table.damaged;
@@ -104,34 +185,33 @@ fn read_catalog_decoded(source_name: &str, input: &DecodedText) -> Result<Catalo
     for row in table.rows {
         let line = row.line;
         let skip = |field: &str, message: String| DataError::new(source_name, line, field, message);
-        let get = |name: &str| {
-            row.fields
-                .get(col(name))
+        let get = |name: Option<&str>| {
+            name.and_then(|n| row.fields.get(columns[n]))
                 .map_or("", |f| f.trim())
                 .to_string()
         };
         let item = CatalogItem {
-            id: get(ID),
-            title: get(TITLE),
-            brand: get(BRAND),
-            gender: get(GENDER),
-            colour: get(COLOUR),
-            description: get(DESCRIPTION),
+            id: get(Some(id_name)),
+            title: get(Some(title_name)),
+            brand: get(names.brand.as_deref()),
+            gender: get(names.gender.as_deref()),
+            colour: get(names.colour.as_deref()),
+            description: get(names.description.as_deref()),
             line,
         };
         let title_chars = item.title.chars().count();
         if item.id.is_empty() {
-            skipped.push(skip(ID, "empty product id".into()));
+            skipped.push(skip(id_name, "empty product id".into()));
         } else if item.title.is_empty() {
-            skipped.push(skip(TITLE, "empty title".into()));
+            skipped.push(skip(title_name, "empty title".into()));
         } else if title_chars > MAX_TITLE_CHARS {
             skipped.push(skip(
-                TITLE,
+                title_name,
                 format!("title has {title_chars} characters, more than {MAX_TITLE_CHARS}"),
             ));
         } else if let Some(first) = first_line_of_id.get(&item.id) {
             skipped.push(skip(
-                ID,
+                id_name,
                 format!("duplicate id `{}` (first at line {first})", item.id),
             ));
         } else {
@@ -214,6 +294,37 @@ mod tests {
         // header only: no items, no error
         let hdr = "ProductID,ProductName,ProductBrand,Gender,Description,PrimaryColor\n";
         assert!(read_catalog("h.csv", hdr).unwrap().items.is_empty());
+    }
+
+    #[test]
+    fn another_retailers_columns() {
+        let columns = CatalogColumns::parse(
+            "id=sku, title=name,brand=maker,description=About,gender=,colour=",
+        )
+        .unwrap();
+        assert_eq!(
+            (columns.gender.as_deref(), columns.colour.as_deref()),
+            (None, None)
+        );
+        let text = "sku,maker,name,About\n\
+                    a1,Acme,Acme Blue Kettle,\"Boils water,\nfast\"\n\
+                    a2,Zeta,,No title\n";
+        let r = read_catalog_with("shop.csv", text.as_bytes(), &columns).unwrap();
+        assert_eq!(r.items.len(), 1);
+        let item = &r.items[0];
+        assert_eq!((item.id.as_str(), item.brand.as_str()), ("a1", "Acme"));
+        assert_eq!((item.gender.as_str(), item.colour.as_str()), ("", ""));
+        assert_eq!(item.description, "Boils water,\nfast");
+        assert_eq!(
+            r.skipped[0].to_string(),
+            "shop.csv:4: field `name`: empty title"
+        );
+        // The bundled catalog's names are not there.
+        let e = read_catalog_bytes("shop.csv", text.as_bytes()).unwrap_err();
+        assert!(e.message.contains("ProductID"), "{e}");
+        for bad in ["title=", "size=S", "brand"] {
+            assert!(CatalogColumns::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod tags;
 pub mod titles;
 pub mod words;
 
-pub use catalog::{read_catalog, CatalogItem, CatalogRead, MAX_TITLE_CHARS};
+pub use catalog::{read_catalog, CatalogColumns, CatalogItem, CatalogRead, MAX_TITLE_CHARS};
 pub use decode::{decode_entities, Entity, TaggedTitle};
 pub use error::DataError;
 pub use gold::{

@@ -34,7 +34,12 @@ pub fn run(args: Args) -> Result<()> {
     } = args;
     let gold = gold_or_default(gold, &data, &LabeledArgs::default());
     let skipped = skipped.unwrap_or_else(|| out.with_extension("skipped.jsonl"));
-    let dataset = load_dataset_listing_skipped(&data.catalog(), data.split_seed, Some(&skipped))?;
+    let dataset = load_dataset_listing_skipped(
+        &data.catalog(),
+        &data.columns(),
+        data.split_seed,
+        Some(&skipped),
+    )?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
