@@ -183,3 +183,127 @@ fn one_trained_model_checked_against_edited_files() {
         );
     }
 }
+
+/// A `BertForTokenClassification` directory as Hugging Face transformers writes one: no
+/// labels.json or training.json, the tags in config.json's `id2label`, here in another row order
+/// than ours (sorted, `O` last, as many tools write it), with the classifier's rows permuted to
+/// match. It tags exactly as the model it was made from, and evaluates and exports.
+#[test]
+fn a_hugging_face_token_classifier_is_tagged_evaluated_and_exported() {
+    use candle_core::{Device, Tensor};
+    let dir = scratch("hf-layout");
+    let ours = dir.join("ours");
+    let o = train_on_fixture(&ours, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(ours.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForTokenClassification");
+    let labels: LabelMap =
+        serde_json::from_str(&std::fs::read_to_string(ours.join("labels.json")).unwrap()).unwrap();
+    for (i, tag) in labels.labels.iter().enumerate() {
+        assert_eq!(config["id2label"][i.to_string()], tag.as_str());
+        assert_eq!(config["label2id"][tag], i);
+    }
+
+    let hf = dir.join("hf");
+    std::fs::create_dir_all(&hf).unwrap();
+    std::fs::copy(ours.join("tokenizer.json"), hf.join("tokenizer.json")).unwrap();
+    let mut sorted = labels.labels.clone();
+    sorted.sort_by_key(|t| (t == "O", t.clone()));
+    let rows: Vec<u32> = sorted
+        .iter()
+        .map(|t| labels.id(t).unwrap() as u32)
+        .collect();
+    let mut tensors =
+        candle_core::safetensors::load(ours.join("model.safetensors"), &Device::Cpu).unwrap();
+    let rows = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+    for name in ["classifier.weight", "classifier.bias"] {
+        let permuted = tensors[name].index_select(&rows, 0).unwrap();
+        tensors.insert(name.to_string(), permuted);
+    }
+    candle_core::safetensors::save(&tensors, hf.join("model.safetensors")).unwrap();
+    let mut config = config.clone();
+    config["id2label"] = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i.to_string(), Value::from(t.as_str())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    config["label2id"] = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), Value::from(i)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    std::fs::write(hf.join("config.json"), config.to_string()).unwrap();
+
+    let titles =
+        "Urban Loom Men Navy Blue Slim Fit Checked Casual Shirt\nKesar Looms Women Beige Kurta\n";
+    let tag = |m: &Path| {
+        let o = trainer(&["tag", "--model", s(m)], Some(titles));
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    // The entities and their scores, these up to float rounding (the softmax sums the rows in
+    // another order).
+    let entities = |stdout: Vec<u8>| -> Vec<(Value, f64)> {
+        String::from_utf8(stdout)
+            .unwrap()
+            .lines()
+            .flat_map(|l| {
+                let line: Value = serde_json::from_str(l).unwrap();
+                line["entities"].as_array().unwrap().clone()
+            })
+            .map(|mut e| {
+                let score = e["score"].as_f64().unwrap();
+                e.as_object_mut().unwrap().remove("score");
+                (e, score)
+            })
+            .collect()
+    };
+    let (from_hf, from_ours) = (entities(tag(&hf)), entities(tag(&ours)));
+    assert!(!from_ours.is_empty());
+    assert_eq!(from_hf.len(), from_ours.len());
+    for ((a, x), (b, y)) in from_hf.iter().zip(&from_ours) {
+        assert_eq!(a, b);
+        assert!((x - y).abs() < 1e-5, "{x} {y}");
+    }
+    let catalog = fixture("catalog_small.csv");
+    let o = trainer(&["eval", "--model", s(&hf), "--catalog", s(&catalog)], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let export = dir.join("export");
+    let o = trainer(
+        &[
+            "export",
+            "--model",
+            s(&hf),
+            "--out",
+            s(&export),
+            "--catalog",
+            s(&catalog),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["labels"], serde_json::json!(sorted));
+    // Quantized: the same entities, scores aside.
+    let labels_of = |e: Vec<(Value, f64)>| e.into_iter().map(|(e, _)| e).collect::<Vec<_>>();
+    assert_eq!(labels_of(entities(tag(&export))), labels_of(from_ours));
+
+    // labels.json and id2label that disagree are refused.
+    std::fs::write(
+        hf.join("labels.json"),
+        serde_json::to_string(&labels).unwrap(),
+    )
+    .unwrap();
+    let o = trainer(&["tag", "--model", s(&hf)], Some(titles));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("differ from config.json's `id2label`"),
+        "{}",
+        stderr(&o)
+    );
+}

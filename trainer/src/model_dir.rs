@@ -2,6 +2,11 @@
 //! tokenizer.json) plus, for our trained models, labels.json and training.json. Reading checks
 //! every file up front; writing is [`crate::output`]'s.
 //!
+//! A trained directory is also a Hugging Face `BertForTokenClassification` directory (its
+//! config.json names the architecture and the tags, `id2label`), and a token classifier written
+//! by transformers, without labels.json, is read with the tags of its `id2label` in their row
+//! order (`O` need not come first).
+//!
 //! A directory written by `trainer export` (model.gguf, tokenizer.json, manifest.json) is read too:
 //! when it has a `model.gguf` and no `model.safetensors`, config and labels come from the GGUF
 //! metadata and [`ModelDir::predictor`] loads the (possibly quantized) weights. Such a directory can
@@ -23,6 +28,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
+use multitag_model::error::printable;
 use multitag_model::gguf::labels_sha256;
 use multitag_model::{
     nn::weights, predictor_from_gguf, predictor_from_tensors, BertConfig, DenseCompute, GgufFile,
@@ -82,9 +88,17 @@ impl ModelDir {
         let weights_bytes = read_required(dir, "model.safetensors")?;
         let training = read_training(&dir.join("training.json"))?;
         let labels_path = dir.join("labels.json");
+        let config_labels = id2label(&config_source, &config_text, &weights_bytes)?;
         let labels = if labels_path.is_file() {
             let labels = read_labels(&labels_path)?;
             check_head_rows(&labels, &labels_path, dir, &weights_bytes)?;
+            if config_labels.as_ref().is_some_and(|c| *c != labels) {
+                bail!(
+                    "{}: the tags differ from config.json's `id2label`; one of the two was edited \
+                     or replaced",
+                    labels_path.display()
+                );
+            }
             if let Some(recorded) = &training.labels_sha256 {
                 if labels_sha256(&labels) != *recorded {
                     bail!(
@@ -95,6 +109,10 @@ impl ModelDir {
                     );
                 }
             }
+            Some(labels)
+        } else if let Some(labels) = config_labels {
+            // A token classifier written by Hugging Face transformers: its tags are in config.json.
+            check_head_rows(&labels, &dir.join("config.json"), dir, &weights_bytes)?;
             Some(labels)
         } else {
             None
@@ -283,6 +301,61 @@ fn read_labels(path: &Path) -> Result<LabelMap> {
     Ok(labels)
 }
 
+/// The tags of a Hugging Face token classifier: config.json's `id2label` (`{"0": "O", "1":
+/// "B-PER", ...}`, by classifier row), when the weights have a classifier. A base encoder's config
+/// may carry transformers' placeholder `id2label` (`LABEL_0`, `LABEL_1`); without a classifier it
+/// is not read.
+fn id2label(source: &str, config_text: &str, weights: &[u8]) -> Result<Option<LabelMap>> {
+    if classifier_rows(weights).is_none() {
+        return Ok(None);
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(config_text).with_context(|| format!("{source}: not JSON"))?;
+    let Some(map) = config.get("id2label") else {
+        return Ok(None);
+    };
+    let field = format!("{source}: field `id2label`");
+    let Some(map) = map.as_object() else {
+        bail!("{field}: expected an object of row number to tag");
+    };
+    let mut labels = vec![None; map.len()];
+    for (key, tag) in map {
+        let row = key
+            .parse::<usize>()
+            .ok()
+            .filter(|&r| r < labels.len())
+            .with_context(|| {
+                format!(
+                    "{field}: key {} is not a row number below {}",
+                    printable(key, 40),
+                    labels.len()
+                )
+            })?;
+        let Some(tag) = tag.as_str() else {
+            bail!("{field}: row {row}: expected a tag string");
+        };
+        labels[row] = Some(tag.to_string());
+    }
+    let labels = LabelMap {
+        labels: labels.into_iter().map(Option::unwrap_or_default).collect(),
+    };
+    if let Err(why) = labels.check_scheme() {
+        bail!("{field}: {why}");
+    }
+    Ok(Some(labels))
+}
+
+/// The number of rows of the weights' classifier, if they have one. Read from the safetensors
+/// header only; a header that does not parse is left for the weights' loader to report.
+fn classifier_rows(weights: &[u8]) -> Option<usize> {
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(weights).ok()?;
+    metadata
+        .tensors()
+        .into_iter()
+        .find(|(name, _)| weights::canonical_name(name).as_deref() == Some("classifier.weight"))
+        .and_then(|(_, info)| info.shape.first().copied())
+}
+
 /// A trained model's classifier has one row per tag of labels.json. Read from the safetensors
 /// header only; a header that does not parse is left for the weights' loader to report.
 fn check_head_rows(
@@ -291,14 +364,7 @@ fn check_head_rows(
     dir: &Path,
     weights: &[u8],
 ) -> Result<()> {
-    let Ok((_, metadata)) = safetensors::SafeTensors::read_metadata(weights) else {
-        return Ok(());
-    };
-    let rows = metadata
-        .tensors()
-        .into_iter()
-        .find(|(name, _)| weights::canonical_name(name).as_deref() == Some("classifier.weight"))
-        .and_then(|(_, info)| info.shape.first().copied());
+    let rows = classifier_rows(weights);
     NerModel::check_head(
         labels,
         &labels_path.display().to_string(),

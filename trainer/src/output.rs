@@ -237,7 +237,10 @@ pub fn save_model(
     labels: &LabelMap,
     training: &serde_json::Value,
 ) -> Result<()> {
-    write_atomic(&out.join("config.json"), base.config_text.as_bytes())?;
+    write_json(
+        &out.join("config.json"),
+        &token_classifier_config(&base.config_text, labels)?,
+    )?;
     write_atomic(&out.join("tokenizer.json"), &base.tokenizer_bytes)?;
     write_json(&out.join("labels.json"), labels)?;
     write_with(&out.join("model.safetensors"), |tmp| {
@@ -255,6 +258,30 @@ pub fn save_model(
         );
     }
     write_json(&out.join("training.json"), &training)
+}
+
+/// The base model's config as a Hugging Face `BertForTokenClassification` config: its
+/// `architectures` and the tags by classifier row (`id2label`, `label2id`), so that transformers
+/// loads a trained directory as a tagger with our labels (`bench/reference/hf_check.py`).
+fn token_classifier_config(base_config: &str, labels: &LabelMap) -> Result<serde_json::Value> {
+    let mut config: serde_json::Value =
+        serde_json::from_str(base_config).context("the base model's config.json is not JSON")?;
+    let Some(fields) = config.as_object_mut() else {
+        bail!("the base model's config.json is not a JSON object");
+    };
+    let id2label: serde_json::Map<String, serde_json::Value> = (labels.labels.iter().enumerate())
+        .map(|(i, tag)| (i.to_string(), tag.clone().into()))
+        .collect();
+    let label2id: serde_json::Map<String, serde_json::Value> = (labels.labels.iter().enumerate())
+        .map(|(i, tag)| (tag.clone(), i.into()))
+        .collect();
+    fields.insert(
+        "architectures".into(),
+        serde_json::json!(["BertForTokenClassification"]),
+    );
+    fields.insert("id2label".into(), id2label.into());
+    fields.insert("label2id".into(), label2id.into());
+    Ok(config)
 }
 
 /// A staging directory for `target` (`.<name>.tmp-<pid>` beside it), created empty.

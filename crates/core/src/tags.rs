@@ -150,22 +150,16 @@ impl LabelMap {
         self.labels.is_empty()
     }
 
-    /// Checks the scheme every model's tag list follows (what [`Self::from_entity_types`] builds):
-    /// `O` first, then for every entity type exactly one `B-X` and one `I-X`, and nothing else. A
-    /// list that breaks it was edited by hand or written for another scheme, and decoding it would
-    /// give wrong entities. The order of the `B-`/`I-` tags is not checked: models store it (the
-    /// classifier's rows follow it), and a reordering is caught by the list's hash instead.
+    /// Checks the scheme every model's tag list follows: `O` once, and for every entity type
+    /// exactly one `B-X` and one `I-X`, and nothing else. A list that breaks it was edited by hand
+    /// or written for another scheme, and decoding it would give wrong entities. The order is not
+    /// checked: it is the classifier's row order, ours `O` first ([`Self::from_entity_types`]),
+    /// other tools' often sorted with `O` last (a Hugging Face model's `id2label`), and a
+    /// reordering of a list we wrote is caught by the list's hash instead.
     /// The error describes the first problem, without the file's name (callers add it).
     pub fn check_scheme(&self) -> Result<(), String> {
-        match self.labels.first() {
-            None => return Err("the tag list is empty; it must start with \"O\"".into()),
-            Some(first) if first != "O" => {
-                return Err(format!(
-                    "the first tag is {}; it must be \"O\"",
-                    quoted(first)
-                ))
-            }
-            Some(_) => {}
+        if self.labels.is_empty() {
+            return Err("the tag list is empty; it needs \"O\" and B-/I- pairs".into());
         }
         let mut seen = std::collections::HashSet::new();
         for tag in &self.labels {
@@ -173,10 +167,13 @@ impl LabelMap {
                 return Err(format!("{} appears twice", quoted(tag)));
             }
         }
-        for tag in &self.labels[1..] {
+        if !seen.contains("O") {
+            return Err("the tag list has no \"O\"".into());
+        }
+        for tag in self.labels.iter().filter(|t| *t != "O") {
             let Some((prefix, ty)) = parts(tag).filter(|_| check_tag(tag).is_ok()) else {
                 return Err(format!(
-                    "{} is not an IOB2 tag (after \"O\", only `B-TYPE` and `I-TYPE`)",
+                    "{} is not an IOB2 tag (besides \"O\", only `B-TYPE` and `I-TYPE`)",
                     quoted(tag)
                 ));
             };
@@ -307,18 +304,19 @@ mod tests {
     }
 
     #[test]
-    fn label_scheme_is_o_then_pairs() {
+    fn label_scheme_is_o_and_pairs() {
         let map = |tags: &[&str]| LabelMap { labels: v(tags) };
         assert_eq!(
             LabelMap::from_entity_types(&["TYPE", "BRAND"]).check_scheme(),
             Ok(())
         );
-        // The pairs' order is the model's (its classifier rows), so any order is accepted.
+        // The order is the model's (its classifier rows), so any order is accepted.
         assert_eq!(map(&["O", "I-X", "B-X"]).check_scheme(), Ok(()));
+        assert_eq!(map(&["B-X", "I-X", "O"]).check_scheme(), Ok(()));
         assert_eq!(map(&["O"]).check_scheme(), Ok(()));
         for (tags, why) in [
             (&[][..], "empty"),
-            (&["B-X", "O", "I-X"][..], "first tag is `B-X`"),
+            (&["B-X", "I-X"][..], "no \"O\""),
             (&["O", "B-X", "I-X", "B-X"][..], "`B-X` appears twice"),
             (&["O", "B-X", "I-X", "O"][..], "`O` appears twice"),
             (&["O", "B-X"][..], "`B-X` has no `I-X`"),

@@ -543,8 +543,12 @@ fn config_or_labels_that_do_not_fit_the_tensors_are_refused() {
             "`PER` is not an IOB2 tag",
         ),
         (
-            r#"["B-BRAND","O","I-BRAND","B-TYPE","I-TYPE"]"#,
-            "must be \"O\"",
+            r#"["B-BRAND","I-BRAND","B-TYPE","I-TYPE","B-TYPE"]"#,
+            "appears twice",
+        ),
+        (
+            r#"["B-BRAND","I-BRAND","B-TYPE","I-TYPE","I-X"]"#,
+            "no \"O\"",
         ),
     ] {
         let err = load_error(&unchecked(KEY_LABELS, tags.into()));
