@@ -92,13 +92,6 @@ impl ModelDir {
         let labels = if labels_path.is_file() {
             let labels = read_labels(&labels_path)?;
             check_head_rows(&labels, &labels_path, dir, &weights_bytes)?;
-            if config_labels.as_ref().is_some_and(|c| *c != labels) {
-                bail!(
-                    "{}: the tags differ from config.json's `id2label`; one of the two was edited \
-                     or replaced",
-                    labels_path.display()
-                );
-            }
             if let Some(recorded) = &training.labels_sha256 {
                 if labels_sha256(&labels) != *recorded {
                     bail!(
@@ -108,6 +101,13 @@ impl ModelDir {
                         labels_path.display()
                     );
                 }
+            }
+            if config_labels.as_ref().is_some_and(|c| *c != labels) {
+                bail!(
+                    "{}: the tags differ from config.json's `id2label`; one of the two was edited \
+                     or replaced",
+                    labels_path.display()
+                );
             }
             Some(labels)
         } else if let Some(labels) = config_labels {
