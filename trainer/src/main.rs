@@ -1,16 +1,21 @@
-//! `trainer`: fetch the base model, label the catalog, train, evaluate, compare, tag and bench.
+//! `trainer`: fetch the base model, label the catalog, train, evaluate, compare, tag, embed,
+//! match and bench.
 mod args;
 mod bench;
 mod compare;
 mod data;
+mod embedding;
 mod evaluate;
 mod export;
 mod fetch;
 mod init;
+mod input;
 mod model_dir;
+mod npy;
 mod optim;
 mod output;
 mod runtime;
+mod search;
 mod settings;
 mod train;
 
@@ -18,10 +23,12 @@ mod train;
 mod commands {
     pub mod bench;
     pub mod compare;
+    pub mod embed;
     pub mod eval;
     pub mod export;
     pub mod fetch_model;
     pub mod label;
+    pub mod match_;
     pub mod tag;
     pub mod train;
 }
@@ -60,6 +67,12 @@ enum Command {
     Export(commands::export::Args),
     /// Tag titles (one per line, or JSONL/CSV with --column); JSONL entities to stdout.
     Tag(commands::tag::Args),
+    /// Sentence vectors (mean-pooled, unit length) of texts, from a trained model or a base
+    /// encoder: JSONL `{"line", "vector"}`, or a float32 matrix with --out FILE.npy.
+    Embed(commands::embed::Args),
+    /// For each query text, the --top-k candidate texts by cosine similarity of their vectors;
+    /// JSONL to stdout.
+    Match(commands::match_::Args),
     /// Training sequences/s (multitask and NER only), tagging titles/s (batch 1 and 32) and peak
     /// memory on one device; bench/run.sh compares them with PyTorch.
     Bench(commands::bench::Args),
@@ -82,6 +95,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(args) => commands::compare::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Tag(args) => commands::tag::run(args),
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Match(args) => commands::match_::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }
 }

@@ -12,6 +12,9 @@
 //! metadata and [`ModelDir::predictor`] loads the (possibly quantized) weights. Such a directory can
 //! be evaluated and used for tagging, not trained from or exported again.
 //!
+//! Any of the three gives sentence embeddings ([`ModelDir::embedder`]): a base encoder's plain
+//! encoder, a trained or exported model's fine-tuned one.
+//!
 //! The method a trained model is for ([`TaskKind`]) is `training.json`'s `task`, or the GGUF
 //! file's `multitag.task`; a model without one is a tagging model.
 //!
@@ -31,8 +34,8 @@ use multitag_core::LabelMap;
 use multitag_model::error::printable;
 use multitag_model::gguf::labels_sha256;
 use multitag_model::{
-    nn::weights, predictor_from_gguf, predictor_from_tensors, BertConfig, DenseCompute, GgufFile,
-    ModelError, NerModel, Predictor, TaskKind, WordTokenizer,
+    nn::weights, predictor_from_gguf, predictor_from_tensors, BertConfig, DenseCompute, Embedder,
+    EncoderEmbedder, GgufFile, ModelError, NerModel, Predictor, TaskKind, WordTokenizer,
 };
 
 /// How a directory stores its weights.
@@ -240,6 +243,38 @@ impl ModelDir {
                 )?
             }
         })
+    }
+
+    /// Sentence embeddings from this directory's encoder: a trained or exported model's predictor
+    /// (every predictor is an [`Embedder`], with its fine-tuned encoder), or for a base encoder
+    /// (no labels.json) the plain encoder. The base weights are checked as a trained model's are:
+    /// every tensor must be used, the pooler, pretraining heads and position ids aside
+    /// ([`weights::unused_by_design`]).
+    pub fn embedder(&self, device: &Device, compute: DenseCompute) -> Result<Box<dyn Embedder>> {
+        if self.labels.is_some() {
+            let predictor: Box<dyn Embedder> = self.predictor(device, compute)?;
+            return Ok(predictor);
+        }
+        // An export always carries its labels, so this is a safetensors directory.
+        let bytes = self.require_safetensors("embed with")?;
+        let source = self.source("model.safetensors");
+        let tensors = weights::load_safetensors(&source, bytes, device)?;
+        // Said here rather than as an unused tensor: the directory lost a file, its config is fine.
+        if tensors.keys().any(|name| name.starts_with("classifier.")) {
+            bail!(
+                "{}: model.safetensors holds a token classifier (`classifier.*`) but there is no \
+                 labels.json beside it: a trained model missing its labels; restore labels.json",
+                self.path.display()
+            );
+        }
+        Ok(Box::new(EncoderEmbedder::from_tensors(
+            &source,
+            &self.config,
+            tensors,
+            &self.source("tokenizer.json"),
+            self.tokenizer()?,
+            device,
+        )?))
     }
 }
 

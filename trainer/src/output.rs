@@ -202,12 +202,34 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     })
 }
 
-/// Writes `path` atomically through `write`, which fills the temporary path it is given.
-pub fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
+/// Checks, before any work, that the file `path` can be written by [`write_with`]: it is not a
+/// directory, and the directory it goes in exists and takes a file.
+pub fn check_out_file(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!("{}: a directory; name a file", path.display());
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        bail!(
+            "{}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    probe_writable(dir, path)
+}
+
+/// The directory a file is written in: its parent, or the current one for a bare name.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// Writes `path` atomically through `write`, which fills the temporary path it is given.
+pub fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = parent_dir(path);
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?

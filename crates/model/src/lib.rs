@@ -12,7 +12,7 @@
 //! | [`gguf`], [`tokenize`] | the exported file format; sub-word tokenization and batching | a new format |
 //! | [`nn`] | layers (dense, layer norm, embeddings), the train/infer [`Mode`], parameter sources, losses | a new layer or loss |
 //! | [`models`] | the BERT encoder | a new encoder |
-//! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] (training) and [`tasks::Predictor`] (inference) | a new method |
+//! | [`tasks`] | one module per method: head, loss, decoding, behind [`tasks::Task`] (training) and [`tasks::Predictor`] (inference); sentence embeddings of any encoder behind [`tasks::Embedder`] | a new method |
 pub mod config;
 pub mod error;
 pub mod gguf;
@@ -37,8 +37,11 @@ pub use nn::{
     info_nce_loss, token_cross_entropy, triplet_loss, Dense, DenseCompute, EmbeddingTable, Mode,
     TripletForm, Weights,
 };
+pub use tasks::embedding::EncoderEmbedder;
 pub use tasks::tagging::{NerModel, Tagger, WordPrediction};
-pub use tasks::{predictor_from_gguf, predictor_from_tensors, Losses, Predictor, Task, TaskKind};
+pub use tasks::{
+    predictor_from_gguf, predictor_from_tensors, Embedder, Losses, Predictor, Task, TaskKind,
+};
 pub use tokenize::{
     collate, collate_to, pad_rows, WordEncoding, WordTokenizer, DEFAULT_TEXT_TOKENS,
 };

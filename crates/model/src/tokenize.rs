@@ -91,6 +91,24 @@ impl WordTokenizer {
         &self.tokenizer
     }
 
+    /// A tokenizer (named `source`) with more tokens than the model's `vocab_size` (from
+    /// `weights_source`) belongs to another model: its ids would index past the embedding table.
+    pub fn check_fits(
+        &self,
+        source: &str,
+        vocab_size: usize,
+        weights_source: &str,
+    ) -> Result<(), ModelError> {
+        let vocab = self.tokenizer.get_vocab_size(true);
+        if vocab > vocab_size {
+            return Err(ModelError::Tokenizer(format!(
+                "{source}: {vocab} tokens, more than the model's vocab_size {vocab_size} in \
+                 {weights_source}; the tokenizer belongs to another model"
+            )));
+        }
+        Ok(())
+    }
+
     /// Encodes pre-split words with special tokens, keeping at most `max_len` sub-words.
     pub fn encode_words(&self, words: &[&str], max_len: usize) -> Result<WordEncoding, ModelError> {
         let encoding = self

@@ -275,6 +275,21 @@ impl BertEncoder {
         }
         layout.to_grid(&xs)?.to_dtype(DType::F32)
     }
+
+    /// Mean-pooled sentence embeddings `(batch, hidden)` ([`mean_pool`] over the real tokens):
+    /// the one pooling that the description loss trains and every embedder computes, so an
+    /// embedding at inference is the one training shaped.
+    pub fn embed(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<Tensor> {
+        mean_pool(
+            &self.forward(input_ids, attention_mask, mode)?,
+            attention_mask,
+        )
+    }
 }
 
 /// Where the encoder keeps one row per token between attention blocks. Everything but attention

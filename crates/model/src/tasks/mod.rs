@@ -24,7 +24,11 @@
 //! Both output entities with character offsets, as [`Predictor::extract`] returns them (SpERT.MT
 //! adds its relations to that output), and both can be scored against word-level gold tags
 //! ([`Predictor::predict_tags`]: spans written as IOB2) and give sentence embeddings from the
-//! shared encoder ([`Predictor::embed`]).
+//! shared encoder ([`Embedder::embed`], which every [`Predictor`] is).
+//!
+//! Embeddings alone need no method: [`Embedder`] is the interface `trainer embed` and
+//! `trainer match` hold, which a trained model's predictor and a plain base encoder
+//! ([`embedding`]) both implement through the one pooling code ([`embedding::embed_texts`]).
 //!
 //! Where parameters come from is the same for every task: [`crate::nn::Weights`] at the task's
 //! name prefix (trainable variables, or an exported GGUF file).
@@ -40,6 +44,7 @@ use crate::nn::weights::{ReadLog, TrackedTensors};
 use crate::nn::{DenseCompute, Mode};
 use crate::tokenize::WordTokenizer;
 
+pub mod embedding;
 pub mod tagging;
 
 /// The loss of one training batch: the `total` the optimizer minimises and its named `parts`
@@ -114,18 +119,34 @@ impl TaskKind {
     }
 }
 
+/// Sentence embeddings from an encoder: what `trainer embed` and `trainer match` need, and all a
+/// plain base encoder (no labels, no head: [`embedding::EncoderEmbedder`]) can give. Every
+/// trained model is one too ([`Predictor`]'s supertrait), with its fine-tuned encoder.
+pub trait Embedder {
+    /// The model's own cut, in sub-words: a tagger's title length, a plain encoder's
+    /// [`crate::DEFAULT_TEXT_TOKENS`]. For a predictor texts are cut here and the cut is reported
+    /// per text ([`TaggedTitle::truncated`]); [`Embedder::embed`] takes its own.
+    fn max_tokens(&self) -> usize;
+
+    /// L2-normalised sentence embeddings from the encoder, `(texts, hidden)`, each text cut at
+    /// `max_tokens`, in batches of `batch_size`: mean-pooled over the real sub-words as training
+    /// pools them ([`crate::BertEncoder::embed`]), so a matmul gives cosine similarities.
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> std::result::Result<Tensor, ModelError>;
+}
+
 /// A trained method's inference side: texts in, the method's outputs out. Every command and the
 /// browser worker that uses a trained model holds a `dyn Predictor`, so none of them knows
-/// which method it drives.
-pub trait Predictor {
+/// which method it drives. Its embeddings ([`Embedder`]) come from the shared encoder.
+pub trait Predictor: Embedder {
     fn task(&self) -> TaskKind;
 
     /// The entity types the model outputs, e.g. `BRAND`.
     fn entity_types(&self) -> Vec<String>;
-
-    /// Texts are cut at this many sub-words; the cut is reported per text
-    /// ([`TaggedTitle::truncated`]).
-    fn max_tokens(&self) -> usize;
 
     /// Entities of raw texts, in batches of `batch_size`; character offsets index the strings.
     fn extract(
@@ -141,15 +162,6 @@ pub trait Predictor {
         words: &[Vec<&str>],
         batch_size: usize,
     ) -> std::result::Result<Vec<Vec<String>>, ModelError>;
-
-    /// L2-normalised sentence embeddings from the shared encoder, `(texts, hidden)`, each text
-    /// cut at `max_tokens`: a matmul gives cosine similarities.
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_tokens: usize,
-        batch_size: usize,
-    ) -> std::result::Result<Tensor, ModelError>;
 }
 
 /// The predictor of an exported model: the method named in its metadata ([`TaskKind::of_gguf`]),
@@ -229,4 +241,17 @@ pub fn predictor_from_tensors(
         }
     };
     Ok(predictor)
+}
+
+/// Runs `f` on one of rayon's worker threads rather than the caller's. The kernels fan out to
+/// those workers; between kernels they spin before sleeping, and on a machine with as many workers
+/// as cores the spinning competes with a caller thread for the cores.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    f()
 }

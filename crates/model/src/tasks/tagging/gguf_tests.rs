@@ -14,7 +14,7 @@ use crate::gguf::*;
 use crate::models::BertConfig;
 use crate::nn::{DenseCompute, Mode};
 use crate::tasks::{predictor_from_gguf, predictor_from_tensors, Predictor, TaskKind};
-use crate::testing::max_diff;
+use crate::testing::{max_diff, TOKENIZER};
 
 /// Rows of 32 (q8_0 and q5_0 blocks) and a 256-wide intermediate, so every storage type of
 /// the rule shows up: under `q4k`, q4k for the feed-forward output, q8_0 for the other dense
@@ -213,15 +213,6 @@ fn metadata_carries_config_labels_and_quant() {
     // Deterministic bytes for the same model.
     assert!(bytes == export(&varmap, Quant::Q8_0).0);
 }
-
-/// A tiny word-level BERT-style tokenizer, enough to run the whole Tagger.
-const TOKENIZER: &str = r#"{"version": "1.0", "truncation": null, "padding": null,
-    "added_tokens": [], "normalizer": {"type": "Lowercase"},
-    "pre_tokenizer": {"type": "Whitespace"},
-    "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
-    "decoder": null,
-    "model": {"type": "WordLevel", "unk_token": "[UNK]", "vocab": {"[PAD]": 0, "[CLS]": 1,
-        "[SEP]": 2, "[UNK]": 3, "roadster": 4, "men": 5, "navy": 6, "blue": 7, "shirt": 8}}}"#;
 
 /// The predictor an exported file names, as the commands and the browser load it.
 fn predictor(bytes: &[u8]) -> Result<Box<dyn Predictor>, crate::ModelError> {

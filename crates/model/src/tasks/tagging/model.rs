@@ -6,7 +6,7 @@ use multitag_core::LabelMap;
 use super::head::TokenClassifier;
 use crate::error::ModelError;
 use crate::gguf::{GgufFile, KEY_LABELS};
-use crate::models::{mean_pool, BertConfig, BertEncoder};
+use crate::models::{BertConfig, BertEncoder};
 use crate::nn::{DenseCompute, Mode, Weights};
 
 pub struct NerModel {
@@ -98,7 +98,7 @@ impl NerModel {
 
     /// Mean-pooled sentence embeddings `(batch, hidden)`.
     pub fn embed(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<Tensor> {
-        mean_pool(&self.encoder.forward(ids, mask, mode)?, mask)
+        self.encoder.embed(ids, mask, mode)
     }
 }
 
@@ -106,6 +106,7 @@ impl NerModel {
 pub(crate) mod tests {
     use super::*;
     use crate::kernels::DropoutRng;
+    use crate::models::mean_pool;
     use crate::nn::{token_cross_entropy, triplet_loss, TripletForm};
     use candle_core::{DType, Device};
     use candle_nn::{VarBuilder, VarMap};

@@ -6,15 +6,17 @@
 //! [`Tagger`] owns a model and its tokenizer (inference); [`TaggingView`] borrows them, so the
 //! training loop evaluates the model it is training through the same code without handing it
 //! over. Every prediction goes through the view; whatever lends one ([`TaggingSource`]) is the
-//! task's [`Predictor`].
+//! task's [`Predictor`] (and so an [`Embedder`]: its embeddings are the shared encoder's,
+//! computed by [`embed_texts`] as for a plain encoder).
 use candle_core::{Device, Tensor, D};
 use multitag_core::{decode_entities, split_words, TaggedTitle, Word};
 
 use super::model::NerModel;
 use crate::error::ModelError;
 use crate::gguf::GgufFile;
-use crate::nn::{normalize_rows, DenseCompute, Mode};
-use crate::tasks::{Predictor, TaskKind};
+use crate::nn::{DenseCompute, Mode};
+use crate::tasks::embedding::embed_texts;
+use crate::tasks::{on_worker_threads, Embedder, Predictor, TaskKind};
 use crate::tokenize::{collate, WordTokenizer};
 
 /// Titles are cut at this many sub-words (the paper's titles are short; 48 keeps all but a few).
@@ -78,15 +80,11 @@ impl Tagger {
     ) -> Result<Tagger, ModelError> {
         let model = NerModel::from_gguf_file(file, device, compute)?;
         let tokenizer = WordTokenizer::from_bytes(tokenizer_source, tokenizer_json)?;
-        let vocab = tokenizer.tokenizer().get_vocab_size(true);
-        if vocab > model.encoder.config.vocab_size {
-            return Err(ModelError::Tokenizer(format!(
-                "{tokenizer_source}: {vocab} tokens, more than the model's vocab_size {} in {}; \
-                 the tokenizer belongs to another model",
-                model.encoder.config.vocab_size,
-                file.source()
-            )));
-        }
+        tokenizer.check_fits(
+            tokenizer_source,
+            model.encoder.config.vocab_size,
+            file.source(),
+        )?;
         Ok(Tagger::new(model, tokenizer, device.clone()))
     }
 }
@@ -176,32 +174,22 @@ impl TaggingView<'_> {
             .collect())
     }
 
-    /// L2-normalised sentence embeddings, `(texts, hidden)`, so a matmul gives cosine similarities.
+    /// L2-normalised sentence embeddings, `(texts, hidden)`, so a matmul gives cosine similarities
+    /// ([`embed_texts`] with this model's encoder).
     pub fn embed(
         &self,
         texts: &[&str],
         max_tokens: usize,
         batch_size: usize,
     ) -> Result<Tensor, ModelError> {
-        let mut parts = Vec::new();
-        for chunk in texts.chunks(batch_size.max(1)) {
-            let encoded = chunk
-                .iter()
-                .map(|t| self.tokenizer.encode_text(t, max_tokens))
-                .collect::<Result<Vec<_>, _>>()?;
-            let seqs: Vec<&[u32]> = encoded.iter().map(|e| e.as_slice()).collect();
-            let (ids, mask) = collate(&seqs, self.tokenizer.pad_id(), self.device)?;
-            let embedded = on_worker_threads(|| self.model.embed(&ids, &mask, &Mode::Infer))?;
-            parts.push(normalize_rows(&embedded)?);
-        }
-        if parts.is_empty() {
-            return Ok(Tensor::zeros(
-                (0, self.model.encoder.config.hidden_size),
-                candle_core::DType::F32,
-                self.device,
-            )?);
-        }
-        Ok(Tensor::cat(&parts, 0)?)
+        embed_texts(
+            &self.model.encoder,
+            self.tokenizer,
+            self.device,
+            texts,
+            max_tokens,
+            batch_size,
+        )
     }
 }
 
@@ -228,6 +216,21 @@ impl TaggingSource for TaggingView<'_> {
     }
 }
 
+impl<T: TaggingSource> Embedder for T {
+    fn max_tokens(&self) -> usize {
+        self.view().max_tokens
+    }
+
+    fn embed(
+        &self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+    ) -> Result<Tensor, ModelError> {
+        self.view().embed(texts, max_tokens, batch_size)
+    }
+}
+
 impl<T: TaggingSource> Predictor for T {
     fn task(&self) -> TaskKind {
         TaskKind::Tagging
@@ -235,10 +238,6 @@ impl<T: TaggingSource> Predictor for T {
 
     fn entity_types(&self) -> Vec<String> {
         self.view().model.labels.entity_types()
-    }
-
-    fn max_tokens(&self) -> usize {
-        self.view().max_tokens
     }
 
     fn extract(&self, texts: &[&str], batch_size: usize) -> Result<Vec<TaggedTitle>, ModelError> {
@@ -252,26 +251,4 @@ impl<T: TaggingSource> Predictor for T {
     ) -> Result<Vec<Vec<String>>, ModelError> {
         self.view().predict_tags(words, batch_size)
     }
-
-    fn embed(
-        &self,
-        texts: &[&str],
-        max_tokens: usize,
-        batch_size: usize,
-    ) -> Result<Tensor, ModelError> {
-        self.view().embed(texts, max_tokens, batch_size)
-    }
-}
-
-/// Runs `f` on one of rayon's worker threads rather than the caller's. The kernels fan out to
-/// those workers; between kernels they spin before sleeping, and on a machine with as many workers
-/// as cores the spinning competes with a caller thread for the cores.
-#[cfg(not(target_arch = "wasm32"))]
-fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
-}
-
-#[cfg(target_arch = "wasm32")]
-fn on_worker_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    f()
 }
