@@ -1,5 +1,5 @@
 //! The page's side of the workers: spawns them, queues messages until a worker's wasm is running,
-//! matches replies to requests (`tag` and `similarity` are futures), and hands every other message
+//! matches replies to requests (`tag`, `similarity` and `embed` are futures), and hands every other message
 //! of the primary worker (ready, progress, loaded, load failed) to one event callback.
 //!
 //! WASM here has no threads (they need a cross-origin-isolated page), so the page runs a pool of
@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{decode, encode, FromWorker, Slot, TaggedTitle, ToWorker};
+use crate::protocol::{decode, encode, FromWorker, Slot, TaggedTitle, TextKind, ToWorker};
 
 type Reply = Result<FromWorker, String>;
 
@@ -165,6 +165,7 @@ impl WorkerClient {
             let reply_id = match &message {
                 FromWorker::Tagged { id, .. }
                 | FromWorker::Similarity { id, .. }
+                | FromWorker::Embedded { id, .. }
                 | FromWorker::Failed { id, .. } => Some(*id),
                 _ => None,
             };
@@ -298,6 +299,28 @@ impl WorkerClient {
             .await?
         {
             FromWorker::Similarity { matrix, ms, .. } => Ok((matrix, ms)),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// The sentence embeddings of `texts` under one model (L2-normalised: a dot product is a
+    /// cosine), one vector per text, and the worker's time.
+    pub async fn embed(
+        &self,
+        slot: Slot,
+        texts: Vec<String>,
+        kind: TextKind,
+    ) -> Result<(Vec<Vec<f32>>, f64), String> {
+        match self
+            .request(|id| ToWorker::Embed {
+                id,
+                slot,
+                texts,
+                kind,
+            })
+            .await?
+        {
+            FromWorker::Embedded { vectors, ms, .. } => Ok((vectors, ms)),
             other => Err(format!("unexpected reply {other:?}")),
         }
     }

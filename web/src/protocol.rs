@@ -29,6 +29,16 @@ impl Slot {
     }
 }
 
+/// What an embedded text is, which sets where it is cut: a title at the model's own limit (as the
+/// tagger reads it), a free text such as a description at `DEFAULT_TEXT_TOKENS` sub-words. The
+/// similarity view's heat map and its search cut the same way, so one pair scores the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextKind {
+    Title,
+    Description,
+}
+
 /// Page -> worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -48,6 +58,15 @@ pub enum ToWorker {
         slot: Slot,
         titles: Vec<String>,
         descriptions: Vec<String>,
+    },
+    /// The sentence embeddings of `texts` (L2-normalised, so a dot product is their cosine);
+    /// answered by one `Embedded`. The page keeps them, so texts it compares again and again (the
+    /// search's catalog) are embedded once.
+    Embed {
+        id: u64,
+        slot: Slot,
+        texts: Vec<String>,
+        kind: TextKind,
     },
 }
 
@@ -86,7 +105,13 @@ pub enum FromWorker {
         matrix: Vec<Vec<f32>>,
         ms: f64,
     },
-    /// A `Tag` or `Similarity` request that could not be served.
+    Embedded {
+        id: u64,
+        /// One vector per text, in the request's order.
+        vectors: Vec<Vec<f32>>,
+        ms: f64,
+    },
+    /// A `Tag`, `Similarity` or `Embed` request that could not be served.
     Failed {
         id: u64,
         message: String,
@@ -198,6 +223,26 @@ mod tests {
         };
         assert_eq!(decode::<FromWorker>(&encode(&r)).unwrap(), r);
         assert!(decode::<FromWorker>(r#"{"type":"nope"}"#).is_err());
+
+        let e = ToWorker::Embed {
+            id: 8,
+            slot: Slot::Main,
+            texts: vec!["Roadster Men".into()],
+            kind: TextKind::Description,
+        };
+        let text = encode(&e);
+        assert!(
+            text.contains(r#""type":"embed""#) && text.contains(r#""kind":"description""#),
+            "{text}"
+        );
+        assert_eq!(decode::<ToWorker>(&text).unwrap(), e);
+        // Vectors come back bit for bit, so the page ranks what the worker computed.
+        let v = FromWorker::Embedded {
+            id: 8,
+            vectors: vec![vec![0.1, -0.333_333_34, 1.0e-7]],
+            ms: 2.0,
+        };
+        assert_eq!(decode::<FromWorker>(&encode(&v)).unwrap(), v);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The page's pure logic, kept apart from the DOM so it is unit-tested natively: reading pasted
 //! titles, cutting a title into plain and entity segments by character offsets, entity colours,
-//! best matches in a similarity matrix, and small formatters.
+//! best matches in a similarity matrix, the search's ranking, and small formatters.
 use multitag_core::Entity;
 
 /// At most this many titles are tagged from one paste.
@@ -14,6 +14,8 @@ pub const BATCH_SIZE: usize = 8;
 pub const SORT_WINDOW: usize = 256;
 /// The similarity view compares at most this many titles and descriptions.
 pub const MAX_SIMILARITY_ITEMS: usize = 100;
+/// The search shows this many best matches unless asked for more.
+pub const SEARCH_TOP_K: usize = 10;
 
 /// Pasted text, one title per line: lines that are empty or only whitespace are skipped, every
 /// other line is a title exactly as pasted, surrounding whitespace included (only its `\n` or
@@ -135,6 +137,60 @@ pub fn diagonal_wins(matrix: &[Vec<f32>]) -> usize {
         .enumerate()
         .filter(|(i, b)| **b == Some(*i))
         .count()
+}
+
+/// One catalog entry in a search's ranking: its place in the catalog and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    pub index: usize,
+    pub score: f32,
+}
+
+/// The `k` catalog vectors that score highest against `query` by dot product (their cosine, as the
+/// model's embeddings are L2-normalised), best first.
+///
+/// Ties keep catalog order: the sort is stable, so equal scores list in the order the examples
+/// were bundled and the same search always shows the same list. A score that is not a number
+/// (a vector of another length than the query, which cannot be compared, or a broken one) ranks
+/// after every number rather than wherever a float comparison would put it. All entries are
+/// scored and sorted before the cut at `k`: a catalog is a few hundred vectors at most, so a
+/// partial selection would save nothing visible.
+pub fn rank_top_k(query: &[f32], catalog: &[Vec<f32>], k: usize) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> = catalog
+        .iter()
+        .enumerate()
+        .map(|(index, v)| Ranked {
+            index,
+            score: if v.len() == query.len() {
+                v.iter().zip(query).map(|(a, b)| a * b).sum()
+            } else {
+                f32::NAN
+            },
+        })
+        .collect();
+    // With NaN mapped below every number the comparison is total (and -0 equals +0, a tie).
+    let key = |r: &Ranked| {
+        if r.score.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            r.score
+        }
+    };
+    ranked.sort_by(|a, b| {
+        key(b)
+            .partial_cmp(&key(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    ranked.truncate(k);
+    ranked
+}
+
+/// Whether two titles are the same once case and runs of whitespace are set aside: how the search
+/// marks the catalog entry whose title was searched for.
+pub fn same_title(a: &str, b: &str) -> bool {
+    let words = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_lowercase).collect() };
+    let (a, b) = (words(a), words(b));
+    !a.is_empty() && a == b
 }
 
 /// A cell colour for similarity `v` scaled between the matrix's `lo` and `hi`.
@@ -322,6 +378,98 @@ mod tests {
         assert_eq!(diagonal_wins(&m), 2);
         assert_eq!(best_matches(&[vec![]]), vec![None]);
         assert_eq!(matrix_range(&m), (0.0, 0.9));
+    }
+
+    #[test]
+    fn ranking_is_best_first_with_ties_in_catalog_order() {
+        let catalog = vec![
+            vec![0.0, 1.0],  // 0: 0.0
+            vec![0.6, 0.8],  // 1: 0.6
+            vec![1.0, 0.0],  // 2: 1.0
+            vec![0.6, -0.8], // 3: 0.6, ties with 1
+            vec![-1.0, 0.0], // 4: -1.0
+            vec![0.6, 0.0],  // 5: 0.6, ties with 1 and 3
+        ];
+        let q = [1.0, 0.0];
+        let order = |k| -> Vec<usize> {
+            rank_top_k(&q, &catalog, k)
+                .iter()
+                .map(|r| r.index)
+                .collect()
+        };
+        assert_eq!(order(10), vec![2, 1, 3, 5, 0, 4]);
+        // The cut falls inside the tie: the earlier catalog entries are kept.
+        assert_eq!(order(3), vec![2, 1, 3]);
+        assert_eq!(order(0), Vec::<usize>::new());
+        let top = rank_top_k(&q, &catalog, 2);
+        assert_eq!(
+            top[0],
+            Ranked {
+                index: 2,
+                score: 1.0
+            }
+        );
+        assert!((top[1].score - 0.6).abs() < 1e-6);
+        assert!(rank_top_k(&q, &[], 10).is_empty());
+    }
+
+    #[test]
+    fn ranking_puts_what_cannot_be_scored_last_and_never_panics() {
+        let catalog = vec![
+            vec![f32::NAN, 0.0],
+            vec![1.0],        // another length than the query
+            vec![-0.0, -1.0], // -1.0
+            vec![-0.0, 0.0],  // a zero, maybe signed: a tie with the next
+            vec![0.0, 0.0],   // +0
+        ];
+        let ranked = rank_top_k(&[1.0, 1.0], &catalog, 10);
+        let order: Vec<usize> = ranked.iter().map(|r| r.index).collect();
+        assert_eq!(order, vec![3, 4, 2, 0, 1]);
+        assert!(ranked[3].score.is_nan() && ranked[4].score.is_nan());
+        assert_eq!(rank_top_k(&[], &[vec![], vec![]], 10).len(), 2);
+    }
+
+    /// Property: for random catalogs, the ranking is the stable descending sort of the scores cut
+    /// at `k`: scores never increase, equal scores keep catalog order, and nothing left out
+    /// outscores what is shown.
+    #[test]
+    fn random_rankings_are_sorted_stable_and_complete() {
+        let mut rng = multitag_core::SplitMix64::new(0x5eed_0005);
+        for case in 0..2_000 {
+            let dim = 1 + rng.below(4) as usize;
+            // Few distinct values, so ties are common.
+            let value = |rng: &mut multitag_core::SplitMix64| rng.below(5) as f32 * 0.25 - 0.5;
+            let query: Vec<f32> = (0..dim).map(|_| value(&mut rng)).collect();
+            let catalog: Vec<Vec<f32>> = (0..rng.below(12))
+                .map(|_| (0..dim).map(|_| value(&mut rng)).collect())
+                .collect();
+            let k = rng.below(14) as usize;
+            let ranked = rank_top_k(&query, &catalog, k);
+            assert_eq!(ranked.len(), k.min(catalog.len()), "case {case}");
+            for w in ranked.windows(2) {
+                assert!(
+                    w[0].score > w[1].score
+                        || (w[0].score == w[1].score && w[0].index < w[1].index),
+                    "case {case}: {ranked:?}"
+                );
+            }
+            let floor = ranked.last().map_or(f32::INFINITY, |r| r.score);
+            for (i, v) in catalog.iter().enumerate() {
+                let score: f32 = v.iter().zip(&query).map(|(a, b)| a * b).sum();
+                if let Some(r) = ranked.iter().find(|r| r.index == i) {
+                    assert_eq!(r.score, score, "case {case}");
+                } else {
+                    assert!(score <= floor, "case {case}: {i} left out with {score}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn same_title_ignores_case_and_spacing_only() {
+        assert!(same_title("Roadster  Men\tShirt ", "roadster men shirt"));
+        assert!(!same_title("Roadster Men Shirt", "Roadster Men Shirts"));
+        assert!(!same_title("  ", ""));
     }
 
     #[test]

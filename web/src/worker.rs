@@ -1,7 +1,7 @@
 //! The Web Worker that owns the model: it fetches the exported files (with progress, through the
 //! Cache API), builds the predictor the GGUF file's task names (`multitag_model::predictor_from_gguf`,
-//! as `trainer tag` does), and answers tagging and similarity requests, so the page never blocks on
-//! inference.
+//! as `trainer tag` does), and answers tagging, similarity and embedding requests, so the page never
+//! blocks on inference.
 use std::cell::RefCell;
 
 use candle_core::Device;
@@ -12,11 +12,12 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::fetch::{fetch_cached, fetch_fresh, forget};
 use crate::protocol::{
-    decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, ToWorker,
+    decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, TextKind,
+    ToWorker,
 };
 use crate::view::fnv1a;
 
-/// Batch size for embeddings in the similarity view.
+/// Batch size for embeddings in the similarity view (heat map and search).
 const EMBED_BATCH: usize = 16;
 
 #[derive(Default)]
@@ -104,6 +105,27 @@ fn handle(message: ToWorker) {
                 ms: now() - start,
             })
         })),
+        ToWorker::Embed {
+            id,
+            slot,
+            texts,
+            kind,
+        } => post(&with_model(slot, id, |predictor| {
+            let start = now();
+            // Nothing to embed: answer at once rather than run the encoder on an empty batch.
+            let vectors = if texts.is_empty() {
+                Vec::new()
+            } else {
+                embed(predictor, &texts, kind)
+                    .and_then(|e| Ok(e.to_vec2::<f32>()?))
+                    .map_err(|e| e.to_string())?
+            };
+            Ok(FromWorker::Embedded {
+                id,
+                vectors,
+                ms: now() - start,
+            })
+        })),
     }
 }
 
@@ -137,11 +159,24 @@ fn similarity(
     if titles.is_empty() || descriptions.is_empty() {
         return Ok(vec![Vec::new(); titles.len()]);
     }
-    let t: Vec<&str> = titles.iter().map(String::as_str).collect();
-    let d: Vec<&str> = descriptions.iter().map(String::as_str).collect();
-    let te = predictor.embed(&t, predictor.max_tokens(), EMBED_BATCH)?;
-    let de = predictor.embed(&d, DEFAULT_TEXT_TOKENS, EMBED_BATCH)?;
+    let te = embed(predictor, titles, TextKind::Title)?;
+    let de = embed(predictor, descriptions, TextKind::Description)?;
     Ok(te.matmul(&de.t()?)?.to_vec2::<f32>()?)
+}
+
+/// The model's L2-normalised sentence embeddings of non-empty `texts`, `(texts, hidden)`, cut
+/// where `kind` says: the one place both the heat map and the search get their vectors from.
+fn embed(
+    predictor: &dyn Predictor,
+    texts: &[String],
+    kind: TextKind,
+) -> Result<candle_core::Tensor, multitag_model::ModelError> {
+    let max_tokens = match kind {
+        TextKind::Title => predictor.max_tokens(),
+        TextKind::Description => DEFAULT_TEXT_TOKENS,
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    predictor.embed(&refs, max_tokens, EMBED_BATCH)
 }
 
 /// Sends a progress message at most every 256 KiB of a file, and at its start and end.

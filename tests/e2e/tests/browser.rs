@@ -355,6 +355,226 @@ fn similarity_view_renders_the_heat_map_and_the_diagonal_wins() -> Result<()> {
     Ok(())
 }
 
+/// The search of the similarity view: one bundled example's title against every bundled
+/// description. The list must be the catalog ranked by descending cosine, as many as the page
+/// shows by default, with the example's own description among them; which one comes first is the
+/// model's business, so only the order and the top score are checked, not the winner.
+#[test]
+fn similarity_search_ranks_the_bundled_descriptions() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let examples: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.model.join("examples.json"))?)?;
+    ensure!(!examples.is_empty(), "examples.json has no examples");
+    // The middle one rather than the first, so that a page that lists the catalog in bundled
+    // order without ranking it would not pass by luck.
+    let pick = examples.len() / 2;
+    let title = examples[pick]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let expected = examples.len().min(10);
+
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/")?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    click(&tab, "#tab-similarity")?;
+
+    // An empty search shows no results and says what to do.
+    click(&tab, "#search-run")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#search-status').textContent !== ''",
+        Duration::from_secs(10),
+    )?;
+    let empty = eval_json(
+        &tab,
+        "({hits: document.querySelectorAll('#search-results li').length, status: document.querySelector('#search-status').textContent})",
+    )?;
+    ensure!(empty["hits"] == 0, "an empty search gave results: {empty}");
+    ensure!(
+        empty["status"]
+            .as_str()
+            .is_some_and(|t| t.contains("title")),
+        "an empty search gives no hint: {empty}"
+    );
+
+    set_value(&tab, "#search-input", &title)?;
+    click(&tab, "#search-run")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#search-status').dataset.running === 'false' && (document.querySelector('#search-results') || !/Type or paste/.test(document.querySelector('#search-status').textContent))",
+        Duration::from_secs(120),
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "similarity-search")?.display()
+    );
+    let page = eval_json(
+        &tab,
+        r#"(() => {
+            const list = document.querySelector('#search-results');
+            return {
+                status: document.querySelector('#search-status').textContent,
+                count: list ? +list.dataset.count : null,
+                catalog: list ? +list.dataset.catalog : null,
+                hits: list ? Array.from(list.querySelectorAll('li.search-hit')).map(li => ({
+                    rank: +li.dataset.rank, index: +li.dataset.index, id: li.dataset.id,
+                    score: parseFloat(li.dataset.score), own: li.dataset.own === 'true',
+                    title: li.querySelector('.hit-title-text').textContent,
+                    shown: li.querySelector('.score').textContent })) : [],
+            };
+        })()"#,
+    )?;
+    let hits = page["hits"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        hits.len() == expected && page["count"] == expected,
+        "{} results (data-count {}) for {} bundled examples, expected {expected}; status: {}",
+        hits.len(),
+        page["count"],
+        examples.len(),
+        page["status"]
+    );
+    ensure!(
+        page["catalog"] == examples.len(),
+        "the page searched {} descriptions, examples.json has {}",
+        page["catalog"],
+        examples.len()
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (rank, hit) in hits.iter().enumerate() {
+        ensure!(
+            hit["rank"] == rank,
+            "result {rank} says rank {}",
+            hit["rank"]
+        );
+        let index = hit["index"].as_u64().unwrap_or(u64::MAX) as usize;
+        ensure!(
+            index < examples.len() && seen.insert(index),
+            "result {rank}: bundled index {index} is not a new one: {hits:?}"
+        );
+        // Each result is its bundled example: description's id and title together.
+        ensure!(
+            hit["id"] == examples[index]["id"] && hit["title"] == examples[index]["title"],
+            "result {rank} shows {} / {} for bundled example {index}",
+            hit["id"],
+            hit["title"]
+        );
+        let score = hit["score"].as_f64().unwrap_or(f64::NAN);
+        ensure!(
+            (-1.0001..=1.0001).contains(&score),
+            "result {rank}: score {score} outside [-1, 1]"
+        );
+        ensure!(
+            hit["shown"]
+                .as_str()
+                .and_then(|t| t.parse::<f64>().ok())
+                .is_some_and(|shown| (shown - score).abs() < 1e-3),
+            "result {rank}: shows {} for score {score}",
+            hit["shown"]
+        );
+    }
+    let scores: Vec<f64> = hits
+        .iter()
+        .map(|h| h["score"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    ensure!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "results not in descending score order: {scores:?}"
+    );
+    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    ensure!(
+        scores[0] == max,
+        "the top score {} is not the maximum {max}",
+        scores[0]
+    );
+    // The searched title's own product is listed and marked as such.
+    let own: Vec<&Value> = hits.iter().filter(|h| h["index"] == pick).collect();
+    ensure!(
+        own.len() == 1,
+        "example {pick}'s own description is not among the results: {scores:?}"
+    );
+    ensure!(
+        own[0]["own"] == true,
+        "example {pick}'s result is not marked as the searched title's"
+    );
+    eprintln!(
+        "search: own description ranked {} of {} (score {}, top {})",
+        own[0]["rank"].as_u64().unwrap_or(0) + 1,
+        examples.len(),
+        own[0]["score"],
+        scores[0]
+    );
+
+    // "all" shows the whole catalog from the kept vectors, the first results unchanged.
+    eval_json(
+        &tab,
+        "(() => { const s = document.querySelector('#search-shown'); s.value = 'all'; s.dispatchEvent(new Event('change', { bubbles: true })); return true; })()",
+    )?;
+    wait_until(
+        &tab,
+        &format!(
+            "document.querySelectorAll('#search-results li.search-hit').length === {}",
+            examples.len()
+        ),
+        Duration::from_secs(10),
+    )?;
+    let all = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('#search-results li.search-hit')).map(li => +li.dataset.index)",
+    )?;
+    let first: Vec<Value> = hits.iter().map(|h| h["index"].clone()).collect();
+    ensure!(
+        all.as_array()
+            .is_some_and(|a| a.len() == examples.len() && a[..expected] == first[..]),
+        "showing all reordered the top results: {all} after {first:?}"
+    );
+    Ok(())
+}
+
+/// A model exported without examples.json: the search says there is nothing to search, and
+/// shows no results, rather than failing silently.
+#[test]
+fn similarity_search_without_examples_says_so() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let dir = multitag_e2e::artifacts_dir().join("no-examples/model");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&s.model)? {
+        let from = entry?.path();
+        let name = from.file_name().expect("a file name");
+        if name == "examples.json" {
+            continue;
+        }
+        if std::fs::hard_link(&from, dir.join(name)).is_err() {
+            std::fs::copy(&from, dir.join(name))?;
+        }
+    }
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(dir), "/")?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    click(&tab, "#tab-similarity")?;
+    set_value(&tab, "#search-input", TITLES[0])?;
+    click(&tab, "#search-run")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#search-status').dataset.running === 'false' && document.querySelector('#search-status').textContent !== ''",
+        Duration::from_secs(60),
+    )?;
+    let page = eval_json(
+        &tab,
+        "({hits: document.querySelectorAll('#search-results li').length, status: document.querySelector('#search-status').textContent, enabled: !document.querySelector('#search-run').disabled})",
+    )?;
+    ensure!(page["hits"] == 0, "results without examples: {page}");
+    ensure!(
+        page["status"]
+            .as_str()
+            .is_some_and(|t| t.contains("no bundled descriptions") && t.contains("examples.json")),
+        "the status does not say why there is nothing to search: {page}"
+    );
+    ensure!(page["enabled"] == true, "the search stays disabled: {page}");
+    Ok(())
+}
+
 /// `model/` and `model-baseline/` both served: two heat maps side by side. The baseline here is a
 /// copy of the same export (this tests the page, not the training), so both must agree.
 #[test]

@@ -10,6 +10,8 @@
 //! - `status`: the model status badge and the panel shown when the model cannot be loaded;
 //! - `tag`: the tag view, with its pasted text, run, result rows and legend;
 //! - `similarity`: the similarity view, with its inputs and heat maps;
+//! - `search`: the similarity view's search, a title against the bundled descriptions, with the
+//!   descriptions' vectors it keeps and its results;
 //! - `bench`: the benchmark mode (`?bench=1`), a `window` hook and a button in the tag view;
 //! - `examples`: the examples `trainer export` bundles, fetched once for both views;
 //! - `browser`: small wrappers over `window` (query string, clock, timers, fetch).
@@ -18,13 +20,16 @@
 //! (`tests/e2e`): `#model-status[data-state=starting|loading|ready|failed]` (with `data-load-ms`,
 //! `data-bytes`, `data-from-cache` when ready, and `data-workers` / `data-pool-size`: workers with
 //! the model loaded, of how many), `#model-error`, `#results > li.result`, `mark.ent[data-label]
-//! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`.
+//! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`,
+//! `#search-input`, `#search-run`, `#search-status[data-running]`, `#search-results[data-count]
+//! [data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`.
 use leptos::prelude::*;
 
 mod bench;
 mod browser;
 mod examples;
 mod model;
+mod search;
 mod similarity;
 mod status;
 mod tag;

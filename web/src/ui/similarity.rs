@@ -2,6 +2,7 @@
 //! similarity of every title's and description's sentence embedding, with each title's best match
 //! outlined. When a baseline model is exported (`model-baseline/`), its heat map is shown beside
 //! the triplet-trained model's, so the effect of the triplet loss can be seen on the same items.
+//! Below it, the search of the bundled descriptions (`super::search`), a component of its own.
 //!
 //! The view owns its inputs, the last comparison and its status line; the baseline's loading state
 //! is app-wide (`super::model`), since the primary worker reports it.
@@ -11,6 +12,7 @@ use leptos::task::spawn_local;
 use super::browser::sleep;
 use super::examples::{bundled_examples, one_line};
 use super::model::{BaselineState, ModelContext};
+use super::search::SearchPanel;
 use crate::client::pool;
 use crate::protocol::Slot;
 use crate::view::{
@@ -421,6 +423,7 @@ pub fn SimilarityView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
             </div>
             <div id="heatmaps" class="heatmaps">{panels}</div>
             {descriptions_list}
+            <SearchPanel/>
         </section>
     }
 }
