@@ -472,3 +472,37 @@ fn skipped_row_total_is_printed_beyond_the_first_ten() {
     );
     assert!(err.contains("no usable rows"), "{err}");
 }
+
+/// The pretrained baseline is one command: `eval` on a base encoder scores its embeddings only.
+#[test]
+fn eval_of_a_base_encoder_is_retrieval_only() {
+    let dir = scratch("eval-base");
+    let report = dir.join("eval.json");
+    let base = base_model();
+    let catalog = fixture("catalog_small.csv");
+    let out = trainer(
+        &[
+            "eval",
+            "--model",
+            base.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("a base encoder (no tags): retrieval only"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["test"], serde_json::Value::Null);
+    let retrieval = &report["retrieval"];
+    assert!(retrieval["items"].as_u64().unwrap() > 0, "{report}");
+    let at_1 = retrieval["accuracy_at_1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&at_1), "{report}");
+}

@@ -247,11 +247,11 @@ impl Comparison<'_> {
                 }
             }
         }
-        let (_, model) = self.base.trainable(self.labels, self.device, 0)?;
-        let tagger =
-            multitag_model::Tagger::new(model, self.base.tokenizer()?, self.device.clone());
+        let encoder = self
+            .base
+            .embedder(self.device, multitag_model::DenseCompute::F32)?;
         let report = evaluate_retrieval(
-            &tagger,
+            encoder.as_ref(),
             test,
             opts.title_tokens,
             opts.description_tokens,

@@ -11,7 +11,7 @@ use anyhow::Result;
 use multitag_core::{
     distinct_targets, retrieval, LabeledRecord, NerReport, RetrievalReport, SeenTitles,
 };
-use multitag_model::Predictor;
+use multitag_model::{Embedder, Predictor};
 use serde::Serialize;
 
 /// The predicted IOB2 tags of each record's words.
@@ -80,7 +80,7 @@ pub fn evaluate_held_out(
 /// Each title's own description ranked among the distinct descriptions of `records` (those that
 /// have one).
 pub fn evaluate_retrieval(
-    predictor: &dyn Predictor,
+    embedder: &dyn Embedder,
     records: &[&LabeledRecord],
     title_tokens: usize,
     description_tokens: usize,
@@ -97,8 +97,8 @@ pub fn evaluate_retrieval(
     let titles: Vec<&str> = records.iter().map(|r| r.title.as_str()).collect();
     let descriptions: Vec<&str> = records.iter().map(|r| r.description.as_str()).collect();
     let (candidates, targets) = distinct_targets(&descriptions);
-    let t = predictor.embed(&titles, title_tokens, batch)?;
-    let d = predictor.embed(&candidates, description_tokens, batch)?;
+    let t = embedder.embed(&titles, title_tokens, batch)?;
+    let d = embedder.embed(&candidates, description_tokens, batch)?;
     let similarity = t.matmul(&d.t()?)?.to_vec2::<f32>()?;
     Ok(retrieval(&similarity, &targets))
 }
@@ -106,9 +106,10 @@ pub fn evaluate_retrieval(
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub model: String,
-    pub test: NerReport,
+    /// None for a base encoder, which has no tags (retrieval only).
+    pub test: Option<NerReport>,
     /// The test items whose title does not occur in the training or dev items.
-    pub test_unseen: NerReport,
+    pub test_unseen: Option<NerReport>,
     pub gold: Option<NerReport>,
     /// The gold items whose title does not occur in the training or dev items.
     pub gold_unseen: Option<NerReport>,
@@ -120,8 +121,8 @@ pub fn print_report(report: &EvalReport) {
     println!("| set | items | precision | recall | F1 | exact match | token accuracy |");
     println!("|---|---|---|---|---|---|---|");
     for (name, r) in [
-        ("test, unseen titles", Some(&report.test_unseen)),
-        ("test", Some(&report.test)),
+        ("test, unseen titles", report.test_unseen.as_ref()),
+        ("test", report.test.as_ref()),
         ("gold, unseen titles", report.gold_unseen.as_ref()),
         ("gold", report.gold.as_ref()),
     ] {
@@ -140,7 +141,13 @@ pub fn print_report(report: &EvalReport) {
     println!();
     println!("| type | test P | test R | test F1 | support |");
     println!("|---|---|---|---|---|");
-    for (label, s) in &report.test.per_type {
+    let per_type = report
+        .test
+        .as_ref()
+        .map(|t| &t.per_type)
+        .into_iter()
+        .flatten();
+    for (label, s) in per_type {
         println!(
             "| {label} | {:.2} | {:.2} | {:.2} | {} |",
             100.0 * s.precision,

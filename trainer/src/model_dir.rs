@@ -262,8 +262,9 @@ impl ModelDir {
         // Said here rather than as an unused tensor: the directory lost a file, its config is fine.
         if tensors.keys().any(|name| name.starts_with("classifier.")) {
             bail!(
-                "{}: model.safetensors holds a token classifier (`classifier.*`) but there is no \
-                 labels.json beside it: a trained model missing its labels; restore labels.json",
+                "{}: model.safetensors holds a token classifier (`classifier.*`) but neither a \
+                 labels.json beside it nor an `id2label` in config.json: a trained model missing \
+                 its labels; restore labels.json",
                 self.path.display()
             );
         }

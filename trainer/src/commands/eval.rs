@@ -47,42 +47,49 @@ pub fn run(args: Args) -> Result<()> {
         matmul,
     } = args;
     let dir = ModelDir::read(&model)?;
-    let predictor = dir.predictor(&device.device()?, matmul.matmul)?;
+    let device = device.device()?;
     let dataset = labeled.load(&data)?;
     dataset.check_held_out(&model)?;
     let mut test = dataset.split(Split::Test);
     if let Some(limit) = limit {
         test.truncate(limit);
     }
-    let seen = dataset.seen_titles();
-    let gold = match gold_or_default(gold, &data, &labeled) {
-        Some(path) => {
+    let mut report = evaluate::EvalReport {
+        model: model.display().to_string(),
+        test: None,
+        test_unseen: None,
+        gold: None,
+        gold_unseen: None,
+        retrieval: Default::default(),
+    };
+    // A base encoder has no tags: only its embeddings are scored, the pretrained baseline of
+    // the retrieval figures.
+    let embedder = if dir.labels.is_none() {
+        eprintln!(
+            "{}: a base encoder (no tags): retrieval only",
+            model.display()
+        );
+        dir.embedder(&device, matmul.matmul)?
+    } else {
+        let predictor = dir.predictor(&device, matmul.matmul)?;
+        let seen = dataset.seen_titles();
+        if let Some(path) = gold_or_default(gold, &data, &labeled) {
             let gold = load_gold(&path, &dataset)?;
             let gold: Vec<_> = gold.iter().collect();
-            Some(evaluate::evaluate_held_out(
-                predictor.as_ref(),
-                &gold,
-                &seen,
-                64,
-            )?)
+            let scores = evaluate::evaluate_held_out(predictor.as_ref(), &gold, &seen, 64)?;
+            (report.gold, report.gold_unseen) = (Some(scores.all), Some(scores.unseen));
         }
-        None => None,
+        let scores = evaluate::evaluate_held_out(predictor.as_ref(), &test, &seen, 64)?;
+        (report.test, report.test_unseen) = (Some(scores.all), Some(scores.unseen));
+        predictor
     };
-    let test_ner = evaluate::evaluate_held_out(predictor.as_ref(), &test, &seen, 64)?;
-    let report = evaluate::EvalReport {
-        model: model.display().to_string(),
-        test: test_ner.all,
-        test_unseen: test_ner.unseen,
-        gold_unseen: gold.as_ref().map(|g| g.unseen.clone()),
-        gold: gold.map(|g| g.all),
-        retrieval: evaluate::evaluate_retrieval(
-            predictor.as_ref(),
-            &test,
-            predictor.max_tokens(),
-            description_tokens,
-            64,
-        )?,
-    };
+    report.retrieval = evaluate::evaluate_retrieval(
+        embedder.as_ref(),
+        &test,
+        embedder.max_tokens(),
+        description_tokens,
+        64,
+    )?;
     evaluate::print_report(&report);
     if let Some(path) = json {
         write_json(&path, &report)?;
