@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use multitag_core::{mean_std, LabelMap, LabeledRecord, NerReport, RetrievalReport, Split};
+use multitag_core::{
+    mean_std, LabelMap, LabeledRecord, NerReport, RetrievalReport, SeenTitles, Split,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
@@ -95,6 +97,7 @@ impl Comparison<'_> {
         let test: Vec<&LabeledRecord> = self.dataset.split(Split::Test);
         let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
         let pretrained = self.pretrained_retrieval(retrieval_items, &variants[0])?;
+        let seen = self.dataset.seen_titles();
         for seed in seeds {
             for variant in variants {
                 let name = variant.variant_name();
@@ -155,7 +158,7 @@ impl Comparison<'_> {
                     "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2} | {:.0} s",
                     100.0 * result.test.f1,
                     100.0 * result.test.exact_match,
-                    self.held_out_scores(&result)?
+                    self.held_out_scores(&result, &seen)?
                         .gold
                         .map(|g| format!("{:.2}", 100.0 * g.f1))
                         .unwrap_or("-".into()),
@@ -171,7 +174,7 @@ impl Comparison<'_> {
             }
         }
         for run in &mut done {
-            let scores = self.held_out_scores(run)?;
+            let scores = self.held_out_scores(run, &seen)?;
             run.test_unseen = Some(scores.test_unseen);
             run.gold = scores.gold;
             run.gold_unseen = scores.gold_unseen;
@@ -192,13 +195,12 @@ impl Comparison<'_> {
     /// The scores of a run that come from its saved test-split predictions: the test items whose
     /// titles were not seen in training, and the gold set (gold items are test items), so that
     /// these can be scored, or corrected, after the models are gone.
-    fn held_out_scores(&self, run: &RunResult) -> Result<HeldOutScores> {
+    fn held_out_scores(&self, run: &RunResult, seen: &SeenTitles) -> Result<HeldOutScores> {
         let path = predictions_path(self.out, &run.variant, run.seed);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let by_id: HashMap<String, Vec<String>> = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a map of id to tags", path.display()))?;
-        let seen = self.dataset.seen_titles();
         let score = |records: &[&LabeledRecord]| -> Result<(NerReport, NerReport)> {
             let predicted = records
                 .iter()

@@ -19,6 +19,7 @@ use multitag_core::{
     Split, ENTITY_TYPES,
 };
 
+use crate::model_dir::{ModelDir, TrainedSplit};
 use crate::output::write_atomic;
 
 /// The split of the paper: 30% of items held out for test, and 10% of the rest for early stopping.
@@ -65,35 +66,32 @@ impl Dataset {
         self.split.clone()
     }
 
-    /// Refuses to score the trained model in `model_dir` on this dataset's held-out items when it
+    /// Refuses to score the trained model `model` on this dataset's held-out items when it
     /// was trained on another split (another rule or seed): some of them would be its training
     /// items. Models trained before the split was recorded get a warning. A test file the user
     /// names (`--test`) is taken as held out: only they know what the model was trained on.
-    pub fn check_held_out(&self, model_dir: &Path) -> Result<()> {
+    pub fn check_held_out(&self, model: &ModelDir) -> Result<()> {
         if self.split["rule"] == FILES_RULE {
             return Ok(());
         }
-        let path = model_dir.join("training.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(()); // an export, or a base encoder: nothing recorded to check against
-        };
-        let training: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        match training.get("split") {
-            None => eprintln!(
+        let path = model.path.join("training.json");
+        match &model.split {
+            // An export, or a base encoder: nothing recorded to check against.
+            TrainedSplit::NotRecorded => {}
+            TrainedSplit::Unknown => eprintln!(
                 "warning: {} does not record its split (trained before splits were by id): if it \
                  was trained on the older position-based split, about half of these test items \
                  were training items and its scores are flattered; train it again",
                 path.display()
             ),
-            Some(split) if *split != self.split_record() => bail!(
+            TrainedSplit::Recorded(split) if *split != self.split_record() => bail!(
                 "{}: field `split`: the model was trained on split {split}, this evaluation uses \
                  {}; part of this test set was its training data. Pass the model's --split-seed, \
                  or train it again",
                 path.display(),
                 self.split_record()
             ),
-            Some(_) => {}
+            TrainedSplit::Recorded(_) => {}
         }
         Ok(())
     }

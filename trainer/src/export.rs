@@ -86,7 +86,7 @@ impl Export<'_> {
             },
         )
         .with_context(|| format!("exporting {source}"))?;
-        let examples = self.examples();
+        let examples = self.examples(&dir);
 
         let existed = self.out.exists();
         let staged = staging_dir(&self.out.join("export"))?;
@@ -142,14 +142,14 @@ impl Export<'_> {
     /// Up to `self.examples` TEST-split items spread evenly over the split (the first, then every
     /// n/k-th), or none with a warning when the data cannot be read or the model was trained
     /// on another split (its test items would be training items).
-    fn examples(&self) -> Vec<BundledExample> {
+    fn examples(&self, dir: &ModelDir) -> Vec<BundledExample> {
         if self.examples == 0 {
             return Vec::new();
         }
         let loaded = self
             .labeled
             .load(self.data)
-            .and_then(|d| d.check_held_out(self.model).map(|()| d));
+            .and_then(|d| d.check_held_out(dir).map(|()| d));
         let dataset = match loaded {
             Ok(d) => d,
             Err(e) => {

@@ -57,6 +57,17 @@ pub struct ModelDir {
     pub labels: Option<LabelMap>,
     /// The method a trained model was trained for.
     pub task: TaskKind,
+    /// The split it was trained on, as training.json records it.
+    pub split: TrainedSplit,
+}
+
+/// What a directory says of the split its model was trained on (`training.json`'s `split`).
+pub enum TrainedSplit {
+    /// No training.json: a base encoder, an export or another tool's model.
+    NotRecorded,
+    /// A training.json from before splits were recorded.
+    Unknown,
+    Recorded(serde_json::Value),
 }
 
 fn read_required(dir: &Path, name: &str) -> Result<Vec<u8>> {
@@ -128,6 +139,7 @@ impl ModelDir {
             weights: WeightsFormat::Safetensors(weights_bytes),
             labels,
             task: training.task,
+            split: training.split,
         })
     }
 
@@ -151,6 +163,7 @@ impl ModelDir {
             weights: WeightsFormat::Gguf(file),
             labels: Some(labels),
             task,
+            split: TrainedSplit::NotRecorded,
         })
     }
 
@@ -284,6 +297,7 @@ struct Training {
     task: TaskKind,
     /// The hash of the tag list the model was trained with, when recorded.
     labels_sha256: Option<String>,
+    split: TrainedSplit,
 }
 
 /// The `task` and `labels_sha256` of a trained model's `training.json`: a tagging model and no
@@ -292,6 +306,7 @@ fn read_training(path: &Path) -> Result<Training> {
     let mut training = Training {
         task: TaskKind::Tagging,
         labels_sha256: None,
+        split: TrainedSplit::NotRecorded,
     };
     if !path.is_file() {
         return Ok(training);
@@ -300,6 +315,10 @@ fn read_training(path: &Path) -> Result<Training> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    training.split = match value.get("split") {
+        None => TrainedSplit::Unknown,
+        Some(split) => TrainedSplit::Recorded(split.clone()),
+    };
     match value.get("task") {
         None => {}
         Some(serde_json::Value::String(name)) => {

@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::csv_table::DecodedText;
 use crate::error::DataError;
+use crate::record::check_word_offsets;
 use crate::tags::{check_tag, parts};
 use crate::words::{char_slice, split_words};
 
@@ -224,7 +225,7 @@ fn words_record(obj: &Map<String, Value>, err: ErrFn) -> Result<Parsed, DataErro
         (Some(_), Some(_)) => {
             let title: String = get(obj, "title", err)?;
             let offsets: Vec<(usize, usize)> = get(obj, "offsets", err)?;
-            check_offsets(&title, &words, &offsets).map_err(|m| err("offsets", m))?;
+            check_word_offsets(&title, &words, &offsets).map_err(|m| err("offsets", m))?;
             (title, offsets)
         }
         (None, None) => joined(&words),
@@ -250,33 +251,6 @@ fn joined(words: &[String]) -> (String, Vec<(usize, usize)>) {
         at += n;
     }
     (title, offsets)
-}
-
-fn check_offsets(title: &str, words: &[String], offsets: &[(usize, usize)]) -> Result<(), String> {
-    if offsets.len() != words.len() {
-        return Err(format!(
-            "{} offsets for {} words",
-            offsets.len(),
-            words.len()
-        ));
-    }
-    let chars = title.chars().count();
-    let mut last_end = 0;
-    for (i, (w, &(s, e))) in words.iter().zip(offsets).enumerate() {
-        if s < last_end || s >= e || e > chars {
-            return Err(format!(
-                "word {i}: offsets ({s}, {e}) out of order or outside the title ({chars} chars)"
-            ));
-        }
-        let actual = char_slice(title, s, e);
-        if actual != w {
-            return Err(format!(
-                "word {i}: title[{s}..{e}] is {actual:?}, not {w:?}"
-            ));
-        }
-        last_end = e;
-    }
-    Ok(())
 }
 
 #[derive(serde::Deserialize)]

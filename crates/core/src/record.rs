@@ -68,40 +68,48 @@ impl LabeledRecord {
         if self.tags.len() != n {
             return bad("tags", format!("{} tags for {n} words", self.tags.len()));
         }
-        if self.offsets.len() != n {
-            return bad(
-                "offsets",
-                format!("{} offsets for {n} words", self.offsets.len()),
-            );
-        }
         for (i, t) in self.tags.iter().enumerate() {
             if let Err(m) = check_tag(t) {
                 return bad("tags", format!("tag {i}: {m}"));
             }
         }
-        let chars: Vec<char> = self.title.chars().collect();
-        let mut last_end = 0;
-        for (i, (w, &(s, e))) in self.words.iter().zip(&self.offsets).enumerate() {
-            if s < last_end || s >= e || e > chars.len() {
-                return bad(
-                    "offsets",
-                    format!(
-                        "word {i}: offsets ({s}, {e}) out of order or outside the title ({} chars)",
-                        chars.len()
-                    ),
-                );
-            }
-            let actual: String = chars[s..e].iter().collect();
-            if &actual != w {
-                return bad(
-                    "offsets",
-                    format!("word {i}: title[{s}..{e}] is {actual:?}, not the word {w:?}"),
-                );
-            }
-            last_end = e;
-        }
-        Ok(())
+        check_word_offsets(&self.title, &self.words, &self.offsets)
+            .map_err(|m| ("offsets".to_string(), m))
     }
+}
+
+/// Checks that each word sits at its offsets `(start, end)` in `title` (characters, end
+/// exclusive), in order and without overlap; the error says which word is off.
+pub(crate) fn check_word_offsets(
+    title: &str,
+    words: &[String],
+    offsets: &[(usize, usize)],
+) -> Result<(), String> {
+    if offsets.len() != words.len() {
+        return Err(format!(
+            "{} offsets for {} words",
+            offsets.len(),
+            words.len()
+        ));
+    }
+    let chars: Vec<char> = title.chars().collect();
+    let mut last_end = 0;
+    for (i, (w, &(s, e))) in words.iter().zip(offsets).enumerate() {
+        if s < last_end || s >= e || e > chars.len() {
+            return Err(format!(
+                "word {i}: offsets ({s}, {e}) out of order or outside the title ({} chars)",
+                chars.len()
+            ));
+        }
+        let actual: String = chars[s..e].iter().collect();
+        if &actual != w {
+            return Err(format!(
+                "word {i}: title[{s}..{e}] is {actual:?}, not the word {w:?}"
+            ));
+        }
+        last_end = e;
+    }
+    Ok(())
 }
 
 /// One held-out catalog item that `trainer export` bundles with a model (`examples.json`) and the

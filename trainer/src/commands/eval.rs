@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     let dir = ModelDir::read(&model)?;
     let device = device.device()?;
     let dataset = labeled.load(&data)?;
-    dataset.check_held_out(&model)?;
+    dataset.check_held_out(&dir)?;
     let mut test = dataset.split(Split::Test);
     if let Some(limit) = limit {
         test.truncate(limit);
