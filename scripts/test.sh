@@ -21,7 +21,7 @@ fi
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true MULTITAG_E2E=1
 if [ ! -f public/model/manifest.json ]; then
-  web_model=runs/demo-triplet
+  web_model=runs/demo
   if [ ! -f "$web_model/model.safetensors" ]; then
     web_model=runs/e2e-model
     if [ ! -f "$web_model/model.safetensors" ]; then

@@ -21,9 +21,23 @@ use multitag_model::TripletForm;
 
 use crate::train::{Objective, TrainOptions, TrainRun};
 
-/// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options.
+/// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options; a
+/// `+distill:W` suffix (`infonce:0.1+distill:1`) adds the distillation term at weight W.
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
     let mut opts = template.clone();
+    opts.distill = 0.0;
+    let spec = match spec.split_once('+') {
+        Some((objective, extra)) => {
+            let weight = extra
+                .strip_prefix("distill:")
+                .with_context(|| format!("variant `{spec}`: unknown `+{extra}` (+distill:W)"))?;
+            opts.distill = weight
+                .parse::<f64>()
+                .with_context(|| format!("variant `{spec}`: bad distillation weight `{weight}`"))?;
+            objective
+        }
+        None => spec,
+    };
     let (kind, weight) = match spec.split_once(':') {
         Some((k, w)) => (
             k,
@@ -70,6 +84,9 @@ pub struct RunResult {
     #[serde(default)]
     pub gold_unseen: Option<NerReport>,
     pub retrieval: RetrievalReport,
+    /// Retrieval over the match set (another catalog, never trained on), when one is given.
+    #[serde(default)]
+    pub match_set: Option<RetrievalReport>,
     pub train_seconds: f64,
     pub epochs: usize,
 }
@@ -84,6 +101,9 @@ pub struct Comparison<'a> {
     /// Cap on the test items of the retrieval measure (a reduced CPU budget); `None` uses the
     /// whole 30% split. NER is always scored on the whole split.
     pub eval_limit: Option<usize>,
+    /// Titles with descriptions from another catalog, never trained on: each run (and the
+    /// pretrained encoder) also ranks every one's own description among theirs.
+    pub match_set: Option<&'a [LabeledRecord]>,
     /// Train nothing: tabulate the runs already in `runs.jsonl` (for example merged from
     /// several processes or machines).
     pub summary_only: bool,
@@ -96,7 +116,15 @@ impl Comparison<'_> {
         let mut done = read_runs(&runs_path)?;
         let test: Vec<&LabeledRecord> = self.dataset.split(Split::Test);
         let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
-        let pretrained = self.pretrained_retrieval(retrieval_items, &variants[0])?;
+        let pretrained =
+            self.pretrained_retrieval(retrieval_items, &variants[0], "pretrained_retrieval")?;
+        let match_set: Option<Vec<&LabeledRecord>> = self.match_set.map(|m| m.iter().collect());
+        let match_pretrained = match &match_set {
+            Some(items) => {
+                Some(self.pretrained_retrieval(items, &variants[0], "pretrained_match_set")?)
+            }
+            None => None,
+        };
         let seen = self.dataset.seen_titles();
         for seed in seeds {
             for variant in variants {
@@ -151,11 +179,21 @@ impl Comparison<'_> {
                         opts.description_tokens,
                         64,
                     )?,
+                    match_set: match &match_set {
+                        Some(items) => Some(evaluate_retrieval(
+                            predictor,
+                            items,
+                            opts.title_tokens,
+                            opts.description_tokens,
+                            64,
+                        )?),
+                        None => None,
+                    },
                     train_seconds: outcome.train_seconds,
                     epochs: outcome.history.len(),
                 };
                 eprintln!(
-                    "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2} | {:.0} s",
+                    "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2}{} | {:.0} s",
                     100.0 * result.test.f1,
                     100.0 * result.test.exact_match,
                     self.held_out_scores(&result, &seen)?
@@ -163,6 +201,11 @@ impl Comparison<'_> {
                         .map(|g| format!("{:.2}", 100.0 * g.f1))
                         .unwrap_or("-".into()),
                     100.0 * result.retrieval.accuracy_at_1,
+                    result
+                        .match_set
+                        .as_ref()
+                        .map(|m| format!(" (match set {:.2})", 100.0 * m.accuracy_at_1))
+                        .unwrap_or_default(),
                     result.train_seconds
                 );
                 let mut file = std::fs::OpenOptions::new()
@@ -184,7 +227,10 @@ impl Comparison<'_> {
             &done,
             &names,
             seeds,
-            &pretrained,
+            &Pretrained {
+                split: &pretrained,
+                match_set: match_pretrained.as_ref(),
+            },
             test.len(),
             retrieval_items.len(),
         );
@@ -235,12 +281,14 @@ impl Comparison<'_> {
         })
     }
 
+    /// The base encoder's retrieval over `test`, cached in `<out>/<name>.json`.
     fn pretrained_retrieval(
         &self,
         test: &[&LabeledRecord],
         opts: &TrainOptions,
+        name: &str,
     ) -> Result<RetrievalReport> {
-        let path: PathBuf = self.out.join("pretrained_retrieval.json");
+        let path: PathBuf = self.out.join(format!("{name}.json"));
         if let Ok(text) = std::fs::read_to_string(&path) {
             if let Ok(report) = serde_json::from_str::<RetrievalReport>(&text) {
                 // A report without `candidates` predates ties counted against the title.
@@ -304,12 +352,18 @@ fn pct(xs: &[f64]) -> String {
     format!("{:.2} ± {:.2}", s.mean, s.std)
 }
 
+/// The pretrained encoder's retrieval: on the test split, and on the match set when there is one.
+pub struct Pretrained<'a> {
+    pub split: &'a RetrievalReport,
+    pub match_set: Option<&'a RetrievalReport>,
+}
+
 /// The markdown report: one row per variant, then paired differences against the baseline.
 pub fn summarise(
     runs: &[RunResult],
     variants: &[String],
     seeds: &[u64],
-    pretrained: &RetrievalReport,
+    pretrained: &Pretrained,
     test_items: usize,
     retrieval_items: usize,
 ) -> String {
@@ -343,17 +397,37 @@ pub fn summarise(
          Retrieval: each of the first {retrieval_items} test titles' own description among their \
          distinct descriptions, ties counted against the title. Pretrained encoder (no \
          fine-tuning): R@1 {:.2}, MRR {:.4}.\n\n",
-        100.0 * pretrained.accuracy_at_1,
-        pretrained.mrr
+        100.0 * pretrained.split.accuracy_at_1,
+        pretrained.split.mrr
     ));
+    if let Some(m) = pretrained.match_set {
+        out.push_str(&format!(
+            "Match set (another catalog, never trained on): each of {} titles' own description \
+             among {} distinct descriptions, ties counted against the title. Pretrained encoder: \
+             R@1 {:.2}, MRR {:.4}.\n\n",
+            m.items,
+            m.candidates,
+            100.0 * m.accuracy_at_1,
+            m.mrr
+        ));
+    }
     if runs.iter().any(|r| r.retrieval.candidates == 0) {
         out.push_str(
             "Some runs' retrieval was measured before ties were counted against the title (and \
              before shared descriptions were merged); run them again for comparable R@1.\n\n",
         );
     }
-    out.push_str("| variant | seeds | unseen test F1 | unseen test exact match | test F1 | test exact match | unseen gold F1 | gold F1 | gold exact match | R@1 | MRR | train s/run |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let with_match_set = pretrained.match_set.is_some();
+    let (match_head, match_rule) = if with_match_set {
+        (" match-set R@1 |", "---|")
+    } else {
+        ("", "")
+    };
+    out.push_str(&format!("| variant | seeds | unseen test F1 | unseen test exact match | test F1 | test exact match | unseen gold F1 | gold F1 | gold exact match | R@1 | MRR |{match_head} train s/run |\n"));
+    out.push_str(&format!(
+        "|---|---|---|---|---|---|---|---|---|---|---|{match_rule}---|\n"
+    ));
+    let match_r1 = |r: &RunResult| r.match_set.as_ref().map(|m| m.accuracy_at_1);
     for v in variants {
         let rs = &by_variant[v.as_str()];
         if rs.is_empty() {
@@ -380,8 +454,18 @@ pub fn summarise(
             }
         })
         .collect();
+        let match_cell = if with_match_set {
+            let xs: Vec<f64> = rs.iter().filter_map(|r| match_r1(r)).collect();
+            if xs.is_empty() {
+                " - |".into()
+            } else {
+                format!(" {} |", pct(&xs))
+            }
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "| {v} | {} | {} | {:.4} | {:.0} |\n",
+            "| {v} | {} | {} | {:.4} |{match_cell} {:.0} |\n",
             rs.len(),
             cells.join(" | "),
             mean_std(&get(&|r| r.retrieval.mrr)).mean,
@@ -392,9 +476,11 @@ pub fn summarise(
         return out;
     };
     out.push_str("\nPaired differences against the baseline (same seed), in points: mean ± sd [per seed]\n\n");
-    out.push_str("| variant | unseen test F1 | test F1 | test exact match | unseen gold F1 | gold F1 | R@1 |\n|---|---|---|---|---|---|---|\n");
+    out.push_str(&format!(
+        "| variant | unseen test F1 | test F1 | test exact match | unseen gold F1 | gold F1 | R@1 |{match_head}\n|---|---|---|---|---|---|---|{match_rule}\n"
+    ));
     type Metric = fn(&RunResult) -> Option<f64>;
-    let metrics: [Metric; 6] = [
+    let mut metrics: Vec<Metric> = vec![
         |r| r.test_unseen.as_ref().map(|t| t.f1),
         |r| Some(r.test.f1),
         |r| Some(r.test.exact_match),
@@ -402,6 +488,9 @@ pub fn summarise(
         |r| r.gold.as_ref().map(|g| g.f1),
         |r| Some(r.retrieval.accuracy_at_1),
     ];
+    if with_match_set {
+        metrics.push(|r| r.match_set.as_ref().map(|m| m.accuracy_at_1));
+    }
     for v in variants.iter().filter(|v| v.as_str() != "baseline") {
         let rs = &by_variant[v.as_str()];
         let cells: Vec<String> = metrics
@@ -428,4 +517,43 @@ pub fn summarise(
         out.push_str(&format!("| {v} | {} |\n", cells.join(" | ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+
+    fn template() -> TrainOptions {
+        let mut options = Defaults::parse_from(["trainer"]).options;
+        options.distill = 3.0;
+        options
+    }
+
+    #[test]
+    fn variants_name_their_objective_and_distillation() -> Result<()> {
+        let plain = parse_variant("infonce:0.1", &template())?;
+        assert_eq!(plain.objective, Objective::Infonce);
+        assert_eq!((plain.lambda, plain.distill), (0.1, 0.0));
+        let distilled = parse_variant("infonce:0.1+distill:2", &template())?;
+        assert_eq!((distilled.lambda, distilled.distill), (0.1, 2.0));
+        assert_eq!(distilled.variant_name(), "infonce τ=0.05 λ=0.1 + distill 2");
+        let baseline = parse_variant("baseline+distill:1", &template())?;
+        assert_eq!(baseline.variant_name(), "baseline + distill 1");
+        for bad in [
+            "infonce:x",
+            "infonce:0.1+keep:1",
+            "infonce:0.1+distill:y",
+            "crf:1",
+        ] {
+            assert!(parse_variant(bad, &template()).is_err(), "{bad}");
+        }
+        Ok(())
+    }
 }

@@ -265,7 +265,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The commands that make the model files, shown whenever they are missing or unreadable.
-pub const MAKE_MODEL_COMMANDS: &str = "./scripts/demo.sh\n# or, from a trained model directory:\ntrainer export --model runs/demo-triplet --quant q4k --out public/model";
+pub const MAKE_MODEL_COMMANDS: &str = "./scripts/demo.sh\n# or, from a trained model directory:\ntrainer export --model runs/demo --quant q4k --out public/model";
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,14 @@ pub fn model_dir() -> PathBuf {
     env_path("MULTITAG_E2E_MODEL").unwrap_or_else(|| repo_root().join("public/model"))
 }
 
+/// The release `trainer` binary (`cargo build --release -p multitag-trainer`, which
+/// scripts/test.sh does first), under `CARGO_TARGET_DIR` or `<repo>/target`.
+pub fn trainer_path() -> Option<PathBuf> {
+    let target = env_path("CARGO_TARGET_DIR").unwrap_or_else(|| PathBuf::from("target"));
+    let path = repo_root().join(target).join("release/trainer");
+    path.is_file().then_some(path)
+}
+
 pub fn chromium_path() -> Option<PathBuf> {
     if let Some(p) = env_path("MULTITAG_CHROMIUM") {
         return Some(p);
@@ -97,7 +105,7 @@ pub fn setup(needs_model: bool) -> Option<Setup> {
     }
     if needs_model && !model.join("manifest.json").is_file() {
         missing.push(format!(
-            "{} (run `trainer export --model runs/demo-triplet --quant q4k --out public/model`)",
+            "{} (run `trainer export --model runs/demo --quant q4k --out public/model`)",
             model.join("manifest.json").display()
         ));
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use headless_chrome::Tab;
 use multitag_e2e::{
-    click, eval_json, launch, screenshot, set_value, setup, wait_for_model, wait_for_workers,
-    wait_until, Chromium, ModelMode, Server, Setup,
+    click, eval_json, launch, repo_root, screenshot, set_value, setup, trainer_path,
+    wait_for_model, wait_for_workers, wait_until, Chromium, ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -249,6 +249,102 @@ fn tag_view_tags_pasted_titles_with_character_offsets() -> Result<()> {
         screenshot(&small, "tag-view-phone")?.display()
     );
     ensure!(overflow == true, "the page scrolls sideways at phone width");
+    Ok(())
+}
+
+/// A model trained on a user's own label set (tests/fixtures/labeled_small.conll: BRAND, COLOUR,
+/// ITEM, where the catalog has BRAND, COLOR, GENDER, TYPE) and exported by `trainer export`: the
+/// page's legend and its chips carry that label set.
+#[test]
+fn tag_view_uses_the_label_set_of_a_model_trained_on_own_data() -> Result<()> {
+    let Some(s) = setup(false) else { return Ok(()) };
+    let Some(trainer) = trainer_path() else {
+        ensure!(
+            std::env::var_os("MULTITAG_E2E").is_none(),
+            "no release trainer binary (cargo build --release -p multitag-trainer)"
+        );
+        eprintln!("SKIPPED: no release trainer binary");
+        return Ok(());
+    };
+    let _one = serial();
+    let dir = std::env::temp_dir().join(format!("multitag-e2e-own-labels-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = repo_root().join("tests/fixtures/labeled_small.conll");
+    let (model, export) = (dir.join("model"), dir.join("export"));
+    let run = |args: &[&std::ffi::OsStr]| -> Result<()> {
+        let out = std::process::Command::new(&trainer)
+            .args(args)
+            .current_dir(repo_root())
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "trainer {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    run(&[
+        os("train"),
+        os("--data"),
+        data.as_os_str(),
+        os("--out"),
+        model.as_os_str(),
+        os("--epochs"),
+        os("2"),
+        os("--batch-size"),
+        os("4"),
+        os("--lr"),
+        os("1e-3"),
+    ])?;
+    run(&[
+        os("export"),
+        os("--model"),
+        model.as_os_str(),
+        os("--data"),
+        data.as_os_str(),
+        os("--quant"),
+        os("q4k"),
+        os("--out"),
+        export.as_os_str(),
+    ])?;
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(export), "/")?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let legend = eval_json(
+        &tab,
+        "Array.from(document.querySelectorAll('#legend [data-label]')).map(e => e.dataset.label)",
+    )?;
+    ensure!(
+        legend == serde_json::json!(["BRAND", "COLOUR", "ITEM"]),
+        "legend {legend}"
+    );
+    set_value(
+        &tab,
+        "#titles-input",
+        "Nike Slim Fit Blue Jacket\nZara Red Cap\n",
+    )?;
+    click(&tab, "#tag-button")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#tag-summary').dataset.running === 'false' && document.querySelectorAll('#results li.result').length === 2",
+        Duration::from_secs(120),
+    )?;
+    let shot = screenshot(&tab, "tag-view-own-labels")?;
+    eprintln!("screenshot: {}", shot.display());
+    let found: Vec<Value> = [chips(&tab, 0)?, chips(&tab, 1)?].concat();
+    let labels: Vec<&str> = found.iter().filter_map(|c| c["label"].as_str()).collect();
+    ensure!(!labels.is_empty(), "no entity chips: {found:?}");
+    ensure!(
+        labels
+            .iter()
+            .all(|l| ["BRAND", "COLOUR", "ITEM"].contains(l)),
+        "a label outside the model's set: {labels:?}"
+    );
+    ensure!(
+        labels.iter().any(|l| ["COLOUR", "ITEM"].contains(l)),
+        "none of the labels only this model has: {labels:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -691,7 +787,7 @@ fn missing_model_explains_how_to_make_one() -> Result<()> {
     for needle in [
         "missing",
         "./scripts/demo.sh",
-        "trainer export --model runs/demo-triplet --quant q4k --out public/model",
+        "trainer export --model runs/demo --quant q4k --out public/model",
     ] {
         ensure!(
             text.contains(needle),

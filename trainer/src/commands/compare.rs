@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::args::{base_model, gold_or_default, DataArgs, DeviceArgs, LabeledArgs};
 use crate::compare;
-use crate::data::load_gold;
+use crate::data::{load_gold, load_labeled, LabeledFiles};
 use crate::train::TrainOptions;
 
 #[derive(clap::Args)]
@@ -37,6 +37,11 @@ pub struct Args {
     /// Evaluate on only the first N test items (reduced CPU budget).
     #[arg(long)]
     eval_limit: Option<usize>,
+    /// Another catalog's titles with descriptions, never trained on (labeled titles in any format
+    /// `--data` reads, e.g. what `trainer label --catalog OTHER.csv --columns ...` writes): every
+    /// run, and the pretrained encoder, also rank each title's own description among theirs.
+    #[arg(long)]
+    match_set: Option<PathBuf>,
     /// Train nothing; print the table of the runs already in <out>/runs.jsonl.
     #[arg(long)]
     summary_only: bool,
@@ -56,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
         first_seed,
         variants,
         eval_limit,
+        match_set,
         summary_only,
         options,
     } = args;
@@ -63,6 +69,17 @@ pub fn run(args: Args) -> Result<()> {
     let dataset = labeled.load(&data)?;
     let gold = match gold_or_default(gold, &data, &labeled) {
         Some(path) => Some(load_gold(&path, &dataset)?),
+        None => None,
+    };
+    let match_set = match &match_set {
+        Some(path) => {
+            let files = LabeledFiles::Given {
+                train: None,
+                dev: None,
+                test: Some(path),
+            };
+            Some(load_labeled(files, 0)?.records)
+        }
         None => None,
     };
     let variants = variants
@@ -78,6 +95,7 @@ pub fn run(args: Args) -> Result<()> {
         device: &device.device()?,
         out: &out,
         eval_limit,
+        match_set: match_set.as_deref(),
         summary_only,
     }
     .run(&variants, &seeds)?;

@@ -48,6 +48,8 @@ pub fn encode_example(
         targets,
         weights,
         description,
+        title_anchor: Vec::new(),
+        description_anchor: Vec::new(),
     })
 }
 

@@ -47,6 +47,7 @@ impl TrainingModel {
             model: &self.model,
             pad_id: self.tokenizer.pad_id(),
             objective: opts.description_loss(),
+            distill: opts.distill,
             min_widths,
             device: &self.device,
         }

@@ -48,6 +48,12 @@ pub struct TrainOptions {
     /// InfoNCE temperature.
     #[arg(long, default_value_t = 0.05)]
     pub temperature: f64,
+    /// Weight of the distillation term: the cosine distance of each training title's (and
+    /// description's) embedding from the base encoder's embedding of it, which keeps the matching
+    /// the base encoder does on other catalogs (0 disables).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    pub distill: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Stop after this many epochs without a better dev F1.
@@ -86,6 +92,15 @@ impl TrainOptions {
     }
 
     pub fn variant_name(&self) -> String {
+        let name = self.objective_name();
+        if self.distill > 0.0 {
+            format!("{name} + distill {}", self.distill)
+        } else {
+            name
+        }
+    }
+
+    fn objective_name(&self) -> String {
         match (self.objective, self.uses_descriptions()) {
             (_, false) => "baseline".into(),
             (Objective::Triplet, _) => format!("triplet-{} λ={}", self.triplet_form, self.lambda),

@@ -1,22 +1,30 @@
 //! The tagging task's training loss: token cross-entropy on each word's first sub-word, plus
 //! `lambda` times a title/description objective on mean-pooled sentence embeddings (Siskind &
-//! Shah's triplet loss in either form, or in-batch InfoNCE).
-use candle_core::{Device, Result, Tensor};
+//! Shah's triplet loss in either form, or in-batch InfoNCE), plus `distill` times the cosine
+//! distance of each embedding from the base encoder's embedding of the same text ([`anchor`],
+//! learning without forgetting), which keeps what the base encoder matches on other catalogs.
+use candle_core::{DType, Device, Result, Tensor};
 
 use super::model::NerModel;
 use crate::models::mean_pool;
-use crate::nn::{info_nce_loss, token_cross_entropy, triplet_loss, Mode, TripletForm};
+use crate::nn::{
+    info_nce_loss, normalize_rows, token_cross_entropy, triplet_loss, Mode, TripletForm,
+};
 use crate::tasks::{Losses, Task};
 use crate::tokenize::{collate_to, pad_rows};
 
 /// A training title, tokenized: its sub-word ids, each word's tag id on its first sub-word
 /// (`weights` 1 there, 0 on the other sub-words), and its description's ids (empty when the
-/// objective uses none, or the title has no description: it then trains tagging only).
+/// objective uses none, or the title has no description: it then trains tagging only). The
+/// anchors are the base encoder's unit-length embeddings of the title and the description, set
+/// by [`anchor`] when the loss distills (empty otherwise).
 pub struct TitleExample {
     pub ids: Vec<u32>,
     pub targets: Vec<u32>,
     pub weights: Vec<f32>,
     pub description: Vec<u32>,
+    pub title_anchor: Vec<f32>,
+    pub description_anchor: Vec<f32>,
 }
 
 /// The objective trained beside the tags.
@@ -41,6 +49,9 @@ pub struct TaggingLoss<'a> {
     pub model: &'a NerModel,
     pub pad_id: u32,
     pub objective: DescriptionLoss,
+    /// Weight of the distance from the base encoder's embeddings (0: none; the examples must be
+    /// [`anchor`]ed otherwise).
+    pub distill: f64,
     /// Least widths of title and description rows (fixed shapes, for benchmarks that compute
     /// every pad as the reference does); 0 pads to the longest row of the batch.
     pub min_widths: (usize, usize),
@@ -51,7 +62,7 @@ impl Task for TaggingLoss<'_> {
     type Example = TitleExample;
 
     fn loss_parts(&self) -> &'static [&'static str] {
-        &["ner", "aux"]
+        &["ner", "aux", "distill"]
     }
 
     /// With the triplet objective, row i's negative is another row's description: `k` rows on,
@@ -107,18 +118,22 @@ impl Task for TaggingLoss<'_> {
         let (hidden, logits) = self.model.forward(&ids, &mask, mode)?;
         let ner = token_cross_entropy(&logits, &targets, &weights)?;
         let rows_described = (!every_row).then_some(described.as_slice());
-        let (aux, lambda) = match objective {
+        let described_rows: Vec<&TitleExample> = described.iter().map(|&i| rows[i]).collect();
+        let n = described_rows.len();
+        let dtype = ner.dtype();
+        let zero = || Tensor::zeros((), dtype, device);
+        let (aux, lambda, distill) = match objective {
             DescriptionLoss::None => {
-                let zero = Tensor::zeros((), ner.dtype(), device)?;
+                let distill = self.distill_term(&hidden, &mask, &rows, None)?;
+                let total = (&ner + (&distill * self.distill)?)?;
                 return Ok(Losses {
-                    total: ner.clone(),
-                    parts: vec![("ner", ner), ("aux", zero)],
+                    total,
+                    parts: vec![("ner", ner), ("aux", zero()?), ("distill", distill)],
                 });
             }
             DescriptionLoss::Triplet { form, lambda } => {
                 let (titles, described) =
                     self.embeddings(&hidden, &mask, rows_described, &descriptions, mode)?;
-                let n = titles.dim(0)?;
                 let negatives: Vec<u32> = negatives.iter().map(|&j| j as u32).collect();
                 let negatives = Tensor::new(negatives.as_slice(), device)?;
                 let aux = triplet_loss(
@@ -127,7 +142,13 @@ impl Task for TaggingLoss<'_> {
                     &described.index_select(&negatives, 0)?,
                     form,
                 )?;
-                (aux, lambda)
+                let distill = self.distill_term(
+                    &hidden,
+                    &mask,
+                    &rows,
+                    Some((&described.narrow(0, 0, n)?, &described_rows)),
+                )?;
+                (aux, lambda, distill)
             }
             DescriptionLoss::InfoNce {
                 temperature,
@@ -135,18 +156,61 @@ impl Task for TaggingLoss<'_> {
             } => {
                 let (titles, described) =
                     self.embeddings(&hidden, &mask, rows_described, &descriptions, mode)?;
-                (info_nce_loss(&titles, &described, temperature)?, lambda)
+                let aux = info_nce_loss(&titles, &described, temperature)?;
+                let distill =
+                    self.distill_term(&hidden, &mask, &rows, Some((&described, &described_rows)))?;
+                (aux, lambda, distill)
             }
         };
-        let total = (&ner + (&aux * lambda)?)?;
+        let mut total = (&ner + (&aux * lambda)?)?;
+        if self.distill > 0.0 {
+            total = (total + (&distill * self.distill)?)?;
+        }
         Ok(Losses {
             total,
-            parts: vec![("ner", ner), ("aux", aux)],
+            parts: vec![("ner", ner), ("aux", aux), ("distill", distill)],
         })
     }
 }
 
 impl TaggingLoss<'_> {
+    /// `distill`'s term: the mean cosine distance of every title of the batch, and of every
+    /// description it encoded (`descriptions`: their embeddings and rows, in order), from its
+    /// anchor. Zero when the loss does not distill.
+    fn distill_term(
+        &self,
+        hidden: &Tensor,
+        mask: &Tensor,
+        rows: &[&TitleExample],
+        descriptions: Option<(&Tensor, &[&TitleExample])>,
+    ) -> Result<Tensor> {
+        if self.distill <= 0.0 {
+            return Tensor::zeros((), hidden.dtype(), self.device);
+        }
+        let mut embedded = vec![mean_pool(hidden, mask)?];
+        let mut anchors: Vec<&[f32]> = rows.iter().map(|r| r.title_anchor.as_slice()).collect();
+        if let Some((described, described_rows)) = descriptions {
+            embedded.push(described.clone());
+            anchors.extend(
+                described_rows
+                    .iter()
+                    .map(|r| r.description_anchor.as_slice()),
+            );
+        }
+        let embedded = normalize_rows(&Tensor::cat(&embedded, 0)?.to_dtype(DType::F32)?)?;
+        let (n, hidden_size) = embedded.dims2()?;
+        if let Some(a) = anchors.iter().find(|a| a.len() != hidden_size) {
+            candle_core::bail!(
+                "distillation anchor of {} values for embeddings of {hidden_size}: the examples \
+                 were not anchored",
+                a.len()
+            );
+        }
+        let anchors = Tensor::from_vec(anchors.concat(), (n, hidden_size), self.device)?;
+        let cosine = (embedded * anchors)?.sum(1)?;
+        cosine.affine(-1.0, 1.0)?.mean_all()
+    }
+
     /// The titles' mean-pooled embeddings (of the `rows` given, else all) and the descriptions',
     /// encoded in one pass.
     fn embeddings(
@@ -166,6 +230,47 @@ impl TaggingLoss<'_> {
             collate_to(descriptions, self.pad_id, self.min_widths.1, self.device)?;
         Ok((titles, self.model.embed(&d_ids, &d_mask, mode)?))
     }
+}
+
+/// Sets each example's anchors ([`TitleExample`]) to `model`'s embeddings of its title and its
+/// description (when it has one), computed without dropout in batches of `batch_size`. Called
+/// before training, while `model` is still the base encoder, so the anchors are what the base
+/// encoder makes of the texts.
+pub fn anchor(
+    model: &NerModel,
+    examples: &mut [TitleExample],
+    pad_id: u32,
+    batch_size: usize,
+    device: &Device,
+) -> Result<()> {
+    let embed = |seqs: &[&[u32]]| -> Result<Vec<Vec<f32>>> {
+        let (ids, mask) = collate_to(seqs, pad_id, 0, device)?;
+        let embedded = model.embed(&ids, &mask, &Mode::Infer)?;
+        normalize_rows(&embedded.to_dtype(DType::F32)?)?.to_vec2::<f32>()
+    };
+    for chunk in examples.chunks_mut(batch_size.max(1)) {
+        let titles: Vec<&[u32]> = chunk.iter().map(|e| e.ids.as_slice()).collect();
+        let title_anchors = embed(&titles)?;
+        let described: Vec<usize> = (0..chunk.len())
+            .filter(|&i| !chunk[i].description.is_empty())
+            .collect();
+        let descriptions: Vec<&[u32]> = described
+            .iter()
+            .map(|&i| chunk[i].description.as_slice())
+            .collect();
+        let description_anchors = if descriptions.is_empty() {
+            Vec::new()
+        } else {
+            embed(&descriptions)?
+        };
+        for (example, a) in chunk.iter_mut().zip(title_anchors) {
+            example.title_anchor = a;
+        }
+        for (&i, a) in described.iter().zip(description_anchors) {
+            chunk[i].description_anchor = a;
+        }
+    }
+    Ok(())
 }
 
 /// Each row's triplet negative, as an index into the batch's descriptions (see
@@ -205,6 +310,8 @@ mod tests {
             targets: vec![0; ids.len()],
             weights: vec![1.0; ids.len()],
             description: description.to_vec(),
+            title_anchor: Vec::new(),
+            description_anchor: Vec::new(),
         }
     }
 
@@ -229,6 +336,7 @@ mod tests {
                 temperature: 0.1,
                 lambda: 1.0,
             },
+            distill: 0.0,
             min_widths: (0, 0),
             device: &dev,
         };
@@ -241,6 +349,57 @@ mod tests {
         assert!(mixed > 0.0);
         assert!((mixed - aux(&[0, 2])?).abs() < 1e-6, "{mixed}");
         assert_eq!(aux(&[0, 1])?, 0.0);
+        Ok(())
+    }
+
+    /// Anchored to the model itself, the distillation term is zero (each text is at its own
+    /// embedding); once the weights move, it is positive, and it counts the titles of rows
+    /// without a description as well as the described rows' titles and descriptions.
+    #[test]
+    fn distillation_measures_the_distance_from_the_anchors() -> Result<()> {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let config = super::super::model::tests::tiny_config(0.0);
+        let model = NerModel::load(&config, LabelMap::from_entity_types(&["T"]), vb)?;
+        let mut examples = vec![
+            example(&[1, 5, 6, 2], &[1, 10, 11, 2]),
+            example(&[1, 7, 2], &[]),
+            example(&[1, 8, 9, 2], &[1, 12, 2]),
+        ];
+        anchor(&model, &mut examples, 0, 2, &dev)?;
+        assert!(examples[1].description_anchor.is_empty());
+        assert_eq!(examples[2].description_anchor.len(), config.hidden_size);
+        let mut task = TaggingLoss {
+            model: &model,
+            pad_id: 0,
+            objective: DescriptionLoss::InfoNce {
+                temperature: 0.1,
+                lambda: 1.0,
+            },
+            distill: 1.0,
+            min_widths: (0, 0),
+            device: &dev,
+        };
+        let distill = |task: &TaggingLoss, batch: &[usize]| -> Result<f32> {
+            let losses = task.loss(&examples, batch, &mut draws(3), &Mode::Infer)?;
+            assert_eq!(losses.parts[2].0, "distill");
+            losses.parts[2].1.to_scalar::<f32>()
+        };
+        assert!(distill(&task, &[0, 1, 2])?.abs() < 1e-5);
+        task.objective = DescriptionLoss::None;
+        assert!(distill(&task, &[1])?.abs() < 1e-5);
+        // Move every weight: each text's embedding leaves its anchor.
+        for var in varmap.all_vars() {
+            let moved = (var.as_tensor() * 0.5)?.affine(1.0, 0.01)?;
+            var.set(&moved)?;
+        }
+        assert!(distill(&task, &[1])? > 1e-4);
+        task.objective = DescriptionLoss::InfoNce {
+            temperature: 0.1,
+            lambda: 1.0,
+        };
+        assert!(distill(&task, &[0, 1, 2])? > 1e-4);
         Ok(())
     }
 

@@ -20,6 +20,6 @@ pub mod tagger;
 mod gguf_tests;
 
 pub use head::TokenClassifier;
-pub use loss::{DescriptionLoss, TaggingLoss, TitleExample};
+pub use loss::{anchor, DescriptionLoss, TaggingLoss, TitleExample};
 pub use model::NerModel;
 pub use tagger::{Tagger, TaggingSource, TaggingView, WordPrediction, DEFAULT_TITLE_TOKENS};
