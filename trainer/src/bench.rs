@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap};
+use multitag_model::tasks::tagging::anchor;
 use multitag_model::{DenseCompute, DropoutRng, Mode, Predictor, Tagger};
 use serde::Serialize;
 
@@ -383,7 +384,17 @@ impl Bench<'_> {
                 tags: &item.tags,
                 description: Some(&item.description),
             });
-        let examples = encode_examples(&trained.tokenizer, self.labels, items, opts)?;
+        let mut examples = encode_examples(&trained.tokenizer, self.labels, items, opts)?;
+        if opts.distill > 0.0 {
+            // The anchors are made once before training, so they are not part of a step.
+            anchor(
+                &trained.model,
+                &mut examples,
+                trained.tokenizer.pad_id(),
+                64,
+                self.device,
+            )?;
+        }
         let mut stepper = Stepper::new(&trained.varmap, opts.weight_decay, self.device)?.timed();
         let dropout = DropoutRng::new(opts.seed);
         let shape = if multitask {
