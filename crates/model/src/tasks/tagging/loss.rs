@@ -125,7 +125,11 @@ impl Task for TaggingLoss<'_> {
         let (aux, lambda, distill) = match objective {
             DescriptionLoss::None => {
                 let distill = self.distill_term(&hidden, &mask, &rows, None)?;
-                let total = (&ner + (&distill * self.distill)?)?;
+                let total = if self.distill > 0.0 {
+                    (&ner + (&distill * self.distill)?)?
+                } else {
+                    ner.clone()
+                };
                 return Ok(Losses {
                     total,
                     parts: vec![("ner", ner), ("aux", zero()?), ("distill", distill)],
