@@ -314,3 +314,69 @@ fn a_trained_model_embeds_with_its_own_encoder_at_its_title_length() {
         assert!(max_diff(t, p) > 1e-4, "training moved the encoder");
     }
 }
+
+/// A tagger with a layer of its own (`--tagging-layers 1`) is stored as a deeper BERT whose
+/// sentence embedding stays at the base encoder's depth: trained at learning rate 0 (the shared
+/// layers as the base left them), it embeds exactly as the base encoder does, and so does its
+/// f32 export, while its tags read the extra layer.
+#[test]
+fn a_tagger_with_its_own_layer_embeds_at_the_base_encoder_depth() {
+    let dir = scratch("tagging-layers");
+    let model = dir.join("model");
+    let out = train_on_fixture(
+        &model,
+        &["--epochs", "1", "--lr", "0", "--tagging-layers", "1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read =
+        |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let base_layers = read(&base_model().join("config.json"))["num_hidden_layers"]
+        .as_u64()
+        .unwrap();
+    let config = read(&model.join("config.json"));
+    assert_eq!(config["num_hidden_layers"], base_layers + 1, "{config}");
+    assert_eq!(config["multitag_embedding_layers"], base_layers, "{config}");
+
+    let export = dir.join("export");
+    let catalog = common::fixture("catalog_small.csv");
+    run_ok(&[
+        "export",
+        "--model",
+        model.to_str().unwrap(),
+        "--quant",
+        "f32",
+        "--out",
+        export.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+    ]);
+    let texts = dir.join("texts.txt");
+    std::fs::write(&texts, TEXTS).unwrap();
+    let texts = texts.to_str().unwrap();
+    let vectors = |m: &str| -> Vec<Vec<f32>> {
+        jsonl(&run_ok(&[
+            "embed",
+            "--model",
+            m,
+            texts,
+            "--max-tokens",
+            "48",
+        ]))
+        .iter()
+        .map(|r| floats(&r["vector"]))
+        .collect()
+    };
+    let plain = vectors(&base());
+    for m in [&model, &export] {
+        let own = vectors(m.to_str().unwrap());
+        assert_eq!(own.len(), plain.len());
+        for (o, p) in own.iter().zip(&plain) {
+            assert!(max_diff(o, p) < 1e-5, "{}: {}", m.display(), max_diff(o, p));
+        }
+    }
+    let tagged = trainer(
+        &["tag", "--model", export.to_str().unwrap()],
+        Some("Nike Slim Fit Blue Jacket\n"),
+    );
+    assert!(tagged.status.success(), "{}", stderr(&tagged));
+}

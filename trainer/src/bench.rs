@@ -492,7 +492,7 @@ impl Bench<'_> {
         let tagger: Box<dyn Predictor> = if dir.labels.is_some() {
             dir.predictor(self.device, self.matmul)?
         } else {
-            let (_, model) = dir.trainable(self.labels, self.device, 0)?;
+            let (_, model) = dir.trainable(self.labels, self.device, 0, 0)?;
             Box::new(Tagger::new(model, dir.tokenizer()?, self.device.clone()))
         };
         let titles: Vec<&str> = self

@@ -22,22 +22,32 @@ use multitag_model::TripletForm;
 use crate::train::{Objective, TrainOptions, TrainRun};
 
 /// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options; a
-/// `+distill:W` suffix (`infonce:0.1+distill:1`) adds the distillation term at weight W.
+/// `+distill:W` suffix (`infonce:0.1+distill:1`) adds the distillation term at weight W, and
+/// `+layers:K` K tagging layers of the tagger's own.
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
     let mut opts = template.clone();
     opts.distill = 0.0;
-    let spec = match spec.split_once('+') {
-        Some((objective, extra)) => {
-            let weight = extra
-                .strip_prefix("distill:")
-                .with_context(|| format!("variant `{spec}`: unknown `+{extra}` (+distill:W)"))?;
-            opts.distill = weight
-                .parse::<f64>()
-                .with_context(|| format!("variant `{spec}`: bad distillation weight `{weight}`"))?;
-            objective
+    opts.tagging_layers = 0;
+    let mut parts = spec.split('+');
+    let objective = parts.next().unwrap_or_default();
+    for extra in parts {
+        let bad = || format!("variant `{spec}`: unknown `+{extra}` (+distill:W or +layers:K)");
+        let (key, value) = extra.split_once(':').with_context(bad)?;
+        match key {
+            "distill" => {
+                opts.distill = value.parse::<f64>().with_context(|| {
+                    format!("variant `{spec}`: bad distillation weight `{value}`")
+                })?
+            }
+            "layers" => {
+                opts.tagging_layers = value.parse::<usize>().with_context(|| {
+                    format!("variant `{spec}`: bad number of tagging layers `{value}`")
+                })?
+            }
+            _ => bail!(bad()),
         }
-        None => spec,
-    };
+    }
+    let spec = objective;
     let (kind, weight) = match spec.split_once(':') {
         Some((k, w)) => (
             k,
@@ -537,7 +547,7 @@ mod tests {
     }
 
     #[test]
-    fn variants_name_their_objective_and_distillation() -> Result<()> {
+    fn variants_name_their_objective_distillation_and_layers() -> Result<()> {
         let plain = parse_variant("infonce:0.1", &template())?;
         assert_eq!(plain.objective, Objective::Infonce);
         assert_eq!((plain.lambda, plain.distill), (0.1, 0.0));
@@ -546,10 +556,18 @@ mod tests {
         assert_eq!(distilled.variant_name(), "infonce τ=0.05 λ=0.1 + distill 2");
         let baseline = parse_variant("baseline+distill:1", &template())?;
         assert_eq!(baseline.variant_name(), "baseline + distill 1");
+        let layered = parse_variant("infonce:0.1+distill:1+layers:1", &template())?;
+        assert_eq!((layered.distill, layered.tagging_layers), (1.0, 1));
+        assert_eq!(
+            layered.variant_name(),
+            "infonce τ=0.05 λ=0.1 + distill 1 + 1 tagging layers"
+        );
         for bad in [
             "infonce:x",
             "infonce:0.1+keep:1",
             "infonce:0.1+distill:y",
+            "infonce:0.1+layers:-1",
+            "infonce:0.1+distill",
             "crf:1",
         ] {
             assert!(parse_variant(bad, &template()).is_err(), "{bad}");

@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_core::LabelMap;
 use multitag_model::error::printable;
@@ -198,13 +198,29 @@ impl ModelDir {
         labels: &LabelMap,
         device: &Device,
         seed: u64,
+        tagging_layers: usize,
     ) -> Result<(VarMap, NerModel)> {
         let bytes = self.require_safetensors("train from")?;
+        let config = self.trained_config(tagging_layers)?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = NerModel::load(&self.config, labels.clone(), vb)?;
+        let model = NerModel::load(&config, labels.clone(), vb)?;
         let source = self.source("model.safetensors");
-        let tensors = weights::load_safetensors(&source, bytes, device)?;
+        let mut tensors = weights::load_safetensors(&source, bytes, device)?;
+        // The tagger's own layers start as copies of the top pretrained layer, so at step 0 the
+        // tags read what they would read without them, one layer on.
+        let top = self.config.num_hidden_layers - 1;
+        let copies: Vec<(String, Tensor)> = (tensors.iter())
+            .filter_map(|(name, t)| {
+                let rest = name.strip_prefix(&format!("bert.encoder.layer.{top}."))?;
+                Some((rest.to_string(), t.clone()))
+            })
+            .collect();
+        for layer in self.config.num_hidden_layers..config.num_hidden_layers {
+            for (rest, t) in &copies {
+                tensors.insert(format!("bert.encoder.layer.{layer}.{rest}"), t.copy()?);
+            }
+        }
         let assigned = weights::assign_to_varmap(&source, &tensors, &varmap)?;
         if let Some(name) = assigned.missing.iter().find(|n| n.starts_with("bert.")) {
             bail!("{source}: missing encoder tensor `{name}`");
@@ -222,6 +238,25 @@ impl ModelDir {
         }
         crate::init::seeded_init(&varmap, &assigned.missing, seed)?;
         Ok((varmap, model))
+    }
+
+    /// The config a model trained from this one has: `tagging_layers` more layers, above the
+    /// embedding depth, which stays where it is.
+    pub fn trained_config(&self, tagging_layers: usize) -> Result<BertConfig> {
+        if tagging_layers == 0 {
+            return Ok(self.config.clone());
+        }
+        if self.config.embedding_layers.is_some() {
+            bail!(
+                "{}: this model already has tagging layers of its own; train from a base encoder",
+                self.source("config.json")
+            );
+        }
+        Ok(BertConfig {
+            num_hidden_layers: self.config.num_hidden_layers + tagging_layers,
+            embedding_layers: Some(self.config.num_hidden_layers),
+            ..self.config.clone()
+        })
     }
 
     /// The trained model's predictor (its method's, [`Self::task`]); requires a trained

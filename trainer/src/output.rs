@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_nn::VarMap;
 use multitag_core::LabelMap;
+use multitag_model::BertConfig;
 
 use crate::model_dir::ModelDir;
 
@@ -256,12 +257,13 @@ pub fn save_model(
     out: &Path,
     varmap: &VarMap,
     base: &ModelDir,
+    config: &BertConfig,
     labels: &LabelMap,
     training: &serde_json::Value,
 ) -> Result<()> {
     write_json(
         &out.join("config.json"),
-        &token_classifier_config(&base.config_text, labels)?,
+        &token_classifier_config(&base.config_text, config, labels)?,
     )?;
     write_atomic(&out.join("tokenizer.json"), &base.tokenizer_bytes)?;
     write_json(&out.join("labels.json"), labels)?;
@@ -284,13 +286,22 @@ pub fn save_model(
 
 /// The base model's config as a Hugging Face `BertForTokenClassification` config: its
 /// `architectures` and the tags by classifier row (`id2label`, `label2id`), so that transformers
-/// loads a trained directory as a tagger with our labels (`bench/reference/hf_check.py`).
-fn token_classifier_config(base_config: &str, labels: &LabelMap) -> Result<serde_json::Value> {
+/// loads a trained directory as a tagger with our labels (`bench/reference/hf_check.py`), and
+/// the layers of the trained `model` (a tagger's own layers make it deeper than its base).
+fn token_classifier_config(
+    base_config: &str,
+    model: &BertConfig,
+    labels: &LabelMap,
+) -> Result<serde_json::Value> {
     let mut config: serde_json::Value =
         serde_json::from_str(base_config).context("the base model's config.json is not JSON")?;
     let Some(fields) = config.as_object_mut() else {
         bail!("the base model's config.json is not a JSON object");
     };
+    fields.insert("num_hidden_layers".into(), model.num_hidden_layers.into());
+    if let Some(depth) = model.embedding_layers {
+        fields.insert("multitag_embedding_layers".into(), depth.into());
+    }
     let id2label: serde_json::Map<String, serde_json::Value> = (labels.labels.iter().enumerate())
         .map(|(i, tag)| (i.to_string(), tag.clone().into()))
         .collect();

@@ -14,6 +14,7 @@ pub mod labeling;
 pub mod metrics;
 pub mod overlap;
 pub mod record;
+pub mod relations;
 pub mod split;
 pub mod tags;
 pub mod titles;

@@ -24,6 +24,16 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub model_type: Option<String>,
+    /// How many layers the sentence embedding is pooled after; absent: all of them. A tagger
+    /// trained with layers of its own (`trainer train --tagging-layers`) is stored as a deeper
+    /// BERT whose top layers only the tags read, so the embedding keeps the base encoder's depth
+    /// and Hugging Face transformers, which ignores the key, still loads it as a token classifier.
+    #[serde(
+        default,
+        rename = "multitag_embedding_layers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub embedding_layers: Option<usize>,
 }
 
 fn default_act() -> String {
@@ -91,6 +101,17 @@ impl BertConfig {
                 );
             }
         }
+        if let Some(depth) = self.embedding_layers {
+            if depth == 0 || depth > self.num_hidden_layers {
+                return fail(
+                    "multitag_embedding_layers",
+                    &format!(
+                        "{depth} is not between 1 and the {} layers",
+                        self.num_hidden_layers
+                    ),
+                );
+            }
+        }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return fail(
                 "num_attention_heads",
@@ -132,6 +153,11 @@ impl BertConfig {
             );
         }
         Ok(())
+    }
+
+    /// The layers the sentence embedding is pooled after (see `embedding_layers`).
+    pub fn embedding_depth(&self) -> usize {
+        self.embedding_layers.unwrap_or(self.num_hidden_layers)
     }
 
     pub fn head_dim(&self) -> usize {
@@ -187,6 +213,31 @@ mod tests {
             assert!(
                 err.contains("m/config.json") && err.contains("layer_norm_eps"),
                 "{eps}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn embedding_depth_is_every_layer_unless_set_within_them() {
+        let two = with("num_hidden_layers", "2");
+        assert_eq!(
+            BertConfig::from_json("c", &two).unwrap().embedding_depth(),
+            2
+        );
+        let mut v: serde_json::Value = serde_json::from_str(&two).unwrap();
+        v["multitag_embedding_layers"] = 1.into();
+        let config = BertConfig::from_json("c", &v.to_string()).unwrap();
+        assert_eq!(config.embedding_depth(), 1);
+        let back = serde_json::to_value(&config).unwrap();
+        assert_eq!(back["multitag_embedding_layers"], 1);
+        for depth in [0, 3] {
+            v["multitag_embedding_layers"] = depth.into();
+            let err = BertConfig::from_json("m/config.json", &v.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("m/config.json") && err.contains("multitag_embedding_layers"),
+                "{depth}: {err}"
             );
         }
     }

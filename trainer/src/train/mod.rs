@@ -98,7 +98,14 @@ impl Method for Tagging<'_> {
     fn save(&self, out: &Path, training: &serde_json::Value) -> Result<()> {
         let mut training = training.clone();
         training["split"] = self.split.clone();
-        save_model(out, &self.model.varmap, self.base, self.labels, &training)
+        save_model(
+            out,
+            &self.model.varmap,
+            self.base,
+            &self.model.model.encoder.config,
+            self.labels,
+            &training,
+        )
     }
 }
 

@@ -22,15 +22,15 @@ pub struct TrainingModel {
 }
 
 impl TrainingModel {
-    /// The base model's encoder with a new head for `labels` (seeded from `opts.seed`),
-    /// computing in `opts.precision`.
+    /// The base model's encoder with a new head for `labels` (seeded from `opts.seed`) and the
+    /// tagging layers `opts` asks for, computing in `opts.precision`.
     pub fn from_base(
         base: &ModelDir,
         labels: &LabelMap,
         device: &Device,
         opts: &TrainOptions,
     ) -> Result<Self> {
-        let (varmap, mut model) = base.trainable(labels, device, opts.seed)?;
+        let (varmap, mut model) = base.trainable(labels, device, opts.seed, opts.tagging_layers)?;
         model.encoder.compute_dtype = opts.precision.dtype();
         Ok(Self {
             varmap,

@@ -54,6 +54,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub distill: f64,
+    /// Transformer layers of the tagger's own above the encoder, each starting as a copy of its
+    /// top layer: the tags read the top, sentence embeddings the base encoder's depth, so the
+    /// tagging task needs to move the shared layers less.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub tagging_layers: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Stop after this many epochs without a better dev F1.
@@ -92,12 +98,14 @@ impl TrainOptions {
     }
 
     pub fn variant_name(&self) -> String {
-        let name = self.objective_name();
+        let mut name = self.objective_name();
         if self.distill > 0.0 {
-            format!("{name} + distill {}", self.distill)
-        } else {
-            name
+            name = format!("{name} + distill {}", self.distill);
         }
+        if self.tagging_layers > 0 {
+            name = format!("{name} + {} tagging layers", self.tagging_layers);
+        }
+        name
     }
 
     fn objective_name(&self) -> String {

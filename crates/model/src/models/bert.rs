@@ -260,35 +260,68 @@ impl BertEncoder {
         attention_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        let grid = self
-            .embeddings
-            .forward(input_ids, mode)?
-            .to_dtype(self.compute_dtype)?;
-        let layout = TokenLayout::new(attention_mask, self.drop_padding)?;
-        let additive_mask = additive_attention_mask(attention_mask, grid.dtype())?;
-        let mut xs = layout.to_rows(&grid)?;
-        for layer in &self.layers {
-            xs = layer
-                .attention
-                .forward(&xs, &layout, &additive_mask, mode)?;
-            xs = layer.feed_forward.forward(&xs, mode)?;
-        }
-        layout.to_grid(&xs)?.to_dtype(DType::F32)
+        Ok(self
+            .run(input_ids, attention_mask, mode, self.layers.len())?
+            .0)
     }
 
-    /// Mean-pooled sentence embeddings `(batch, hidden)` ([`mean_pool`] over the real tokens):
-    /// the one pooling that the description loss trains and every embedder computes, so an
-    /// embedding at inference is the one training shaped.
+    /// The top layer's hidden states and those after the embedding depth
+    /// ([`BertConfig::embedding_depth`]; the same tensor when that is every layer), in one pass.
+    pub fn forward_with_embedding_states(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &Mode,
+    ) -> Result<(Tensor, Tensor)> {
+        let (top, at_depth) = self.run(input_ids, attention_mask, mode, self.layers.len())?;
+        Ok((top.clone(), at_depth.unwrap_or(top)))
+    }
+
+    /// Mean-pooled sentence embeddings `(batch, hidden)` ([`mean_pool`] over the real tokens)
+    /// after the embedding depth: the one pooling that the description loss trains and every
+    /// embedder computes, so an embedding at inference is the one training shaped. Layers above
+    /// that depth (a tagger's own) are not computed.
     pub fn embed(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
+        let depth = self.config.embedding_depth();
         mean_pool(
-            &self.forward(input_ids, attention_mask, mode)?,
+            &self.run(input_ids, attention_mask, mode, depth)?.0,
             attention_mask,
         )
+    }
+
+    /// The first `layers` layers: their output, and the output after the embedding depth when
+    /// that is below `layers`.
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &Mode,
+        layers: usize,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let grid = self
+            .embeddings
+            .forward(input_ids, mode)?
+            .to_dtype(self.compute_dtype)?;
+        let layout = TokenLayout::new(attention_mask, self.drop_padding)?;
+        let additive_mask = additive_attention_mask(attention_mask, grid.dtype())?;
+        let depth = self.config.embedding_depth();
+        let mut xs = layout.to_rows(&grid)?;
+        let mut at_depth = None;
+        for (i, layer) in self.layers[..layers].iter().enumerate() {
+            xs = layer
+                .attention
+                .forward(&xs, &layout, &additive_mask, mode)?;
+            xs = layer.feed_forward.forward(&xs, mode)?;
+            if i + 1 == depth && depth < layers {
+                at_depth = Some(layout.to_grid(&xs)?.to_dtype(DType::F32)?);
+            }
+        }
+        Ok((layout.to_grid(&xs)?.to_dtype(DType::F32)?, at_depth))
     }
 }
 
@@ -488,6 +521,35 @@ mod tests {
             Tensor::from_vec(ids, shape, &Device::Cpu).unwrap(),
             Tensor::from_vec(mask, shape, &Device::Cpu).unwrap(),
         )
+    }
+
+    /// With an embedding depth below the top, embeddings pool the states after that layer (what a
+    /// model of that many layers computes) and the top states are still every layer's.
+    #[test]
+    fn embeddings_pool_at_the_embedding_depth() -> Result<()> {
+        let (varmap, full) = tiny_encoder();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let shallow_config = BertConfig {
+            num_hidden_layers: 1,
+            ..full.config.clone()
+        };
+        let shallow = BertEncoder::load(&shallow_config, vb.clone())?;
+        let deep_config = BertConfig {
+            embedding_layers: Some(1),
+            ..full.config.clone()
+        };
+        let deep = BertEncoder::load(&deep_config, vb)?;
+        let (ids, mask) = batch(&[5, 3], 5);
+        let diff = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            (a - b)?.abs()?.max_all()?.to_scalar::<f32>()
+        };
+        let one_layer = shallow.embed(&ids, &mask, &Mode::Infer)?;
+        assert!(diff(&deep.embed(&ids, &mask, &Mode::Infer)?, &one_layer)? < 1e-6);
+        let (top, at_depth) = deep.forward_with_embedding_states(&ids, &mask, &Mode::Infer)?;
+        assert!(diff(&mean_pool(&at_depth, &mask)?, &one_layer)? < 1e-6);
+        assert!(diff(&top, &full.forward(&ids, &mask, &Mode::Infer)?)? < 1e-6);
+        assert!(diff(&full.embed(&ids, &mask, &Mode::Infer)?, &one_layer)? > 1e-3);
+        Ok(())
     }
 
     /// Per-sequence attention (inference and training) against the masked grid, on packed rows

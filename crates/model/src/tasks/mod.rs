@@ -8,6 +8,7 @@
 //! | module | method | example | output |
 //! |---|---|---|---|
 //! | [`tagging`] | multi-task triplet NER (Siskind & Shah): BIO token classification, plus a title/description loss on mean-pooled embeddings | a title's sub-words, tags on first sub-words, its description's sub-words | [`crate::TaggedTitle`] |
+//! | [`relations`] | span-based joint entity and relation extraction (SpERT; SpERT.MT's multi-task, IoU and enriched-input additions as switches) | a sentence's sub-words with each word's range, its gold entities and relations | entities and relations per sentence (`multitag_core::relations::Decoded`) |
 //!
 //! The interface was written from the tagging task and checked against the two methods planned
 //! next, so that each fits without changing it:
@@ -45,6 +46,7 @@ use crate::nn::{DenseCompute, Mode};
 use crate::tokenize::WordTokenizer;
 
 pub mod embedding;
+pub mod relations;
 pub mod tagging;
 
 /// The loss of one training batch: the `total` the optimizer minimises and its named `parts`

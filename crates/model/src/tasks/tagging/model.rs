@@ -1,5 +1,11 @@
 //! The multi-task NER model of Siskind & Shah: one BERT encoder shared by a token classifier (the
 //! tagging task) and mean-pooled sentence embeddings (the title/description task).
+//!
+//! The encoder may have layers above its embedding depth ([`BertConfig::embedding_depth`]) that
+//! only the token classifier reads: the tagger's own layers. Tagging then moves the shared
+//! layers less, so the embeddings keep more of what the base encoder matched on (measured in
+//! docs/results.md), and the model is still one BERT that Hugging Face transformers loads as a
+//! token classifier.
 use candle_core::{Device, Result, Tensor};
 use multitag_core::LabelMap;
 
@@ -89,11 +95,14 @@ impl NerModel {
         }
     }
 
-    /// Hidden states and tag logits for a padded batch.
+    /// The hidden states the sentence embedding pools (the encoder's embedding depth) and the
+    /// tag logits (read from the top layer) for a padded batch.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &Mode) -> Result<(Tensor, Tensor)> {
-        let hidden = self.encoder.forward(ids, mask, mode)?;
-        let logits = self.classifier.forward(&hidden, mode)?;
-        Ok((hidden, logits))
+        let (top, embedding_states) = self
+            .encoder
+            .forward_with_embedding_states(ids, mask, mode)?;
+        let logits = self.classifier.forward(&top, mode)?;
+        Ok((embedding_states, logits))
     }
 
     /// Mean-pooled sentence embeddings `(batch, hidden)`.
@@ -125,6 +134,7 @@ pub(crate) mod tests {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             model_type: Some("bert".into()),
+            embedding_layers: None,
         }
     }
 
