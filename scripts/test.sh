@@ -16,7 +16,8 @@ if ! command -v c++ >/dev/null 2>&1 && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq g++
 fi
 # Browser app (web/, tests/e2e): its tools, an exported model to serve (the demo's when there is
-# one, else a small triplet model trained here), and the release build. MULTITAG_E2E=1 makes the
+# one, else a small triplet model with a tagging layer of its own trained here, so the browser
+# reads a model deeper than its embeddings), and the release build. MULTITAG_E2E=1 makes the
 # headless-Chromium tests fail, not skip, when any of that is missing.
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true MULTITAG_E2E=1
@@ -27,7 +28,7 @@ if [ ! -f public/model/manifest.json ]; then
     if [ ! -f "$web_model/model.safetensors" ]; then
       cargo run --release -q -p multitag-trainer -- train \
         --out "$web_model" --objective triplet --lambda 1 --epochs 1 --limit-train 600 \
-        --batch-size 16 --lr 1e-4 --description-tokens 48
+        --batch-size 16 --lr 1e-4 --description-tokens 48 --tagging-layers 1
       # Only the weights are exported; the resume checkpoint is 270 MB of disk CI may not have.
       rm -rf "$web_model/checkpoint"
     fi
