@@ -25,7 +25,8 @@ pub struct TypeScores {
 }
 
 impl TypeScores {
-    fn from_counts(correct: usize, predicted: usize, support: usize) -> Self {
+    /// Precision, recall and F1 from counts, each 0 when its denominator is 0.
+    pub(crate) fn from_counts(correct: usize, predicted: usize, support: usize) -> Self {
         let precision = ratio(correct, predicted);
         let recall = ratio(correct, support);
         let f1 = if precision + recall > 0.0 {

@@ -83,12 +83,12 @@ impl Counts {
             if p + g == 0 {
                 continue;
             }
-            let s = scores(c, p, g);
+            let s = TypeScores::from_counts(c, p, g);
             out.per_type.insert(name.to_string(), s.clone());
             used.push(s);
             total = [total[0] + c, total[1] + p, total[2] + g];
         }
-        out.micro = scores(total[0], total[1], total[2]);
+        out.micro = TypeScores::from_counts(total[0], total[1], total[2]);
         let mean = |f: fn(&TypeScores) -> f64| {
             if used.is_empty() {
                 0.0
@@ -105,31 +105,6 @@ impl Counts {
             support: total[2],
         };
         out
-    }
-}
-
-fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
-}
-
-fn scores(correct: usize, predicted: usize, support: usize) -> TypeScores {
-    let (precision, recall) = (ratio(correct, predicted), ratio(correct, support));
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
-    TypeScores {
-        precision,
-        recall,
-        f1,
-        support,
-        predicted,
-        correct,
     }
 }
 
