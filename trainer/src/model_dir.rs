@@ -207,8 +207,8 @@ impl ModelDir {
         let model = NerModel::load(&config, labels.clone(), vb)?;
         let source = self.source("model.safetensors");
         let mut tensors = weights::load_safetensors(&source, bytes, device)?;
-        // The tagger's own layers start as copies of the top pretrained layer, so at step 0 the
-        // tags read what they would read without them, one layer on.
+        // The tagger's own layers start as copies of the top pretrained layer: pretrained weights
+        // that already read the states below them, where random ones would first have to learn to.
         let top = self.config.num_hidden_layers - 1;
         let copies: Vec<(String, Tensor)> = (tensors.iter())
             .filter_map(|(name, t)| {
