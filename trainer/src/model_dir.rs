@@ -209,12 +209,9 @@ impl ModelDir {
         let mut tensors = weights::load_safetensors(&source, bytes, device)?;
         // The tagger's own layers start as copies of the top pretrained layer: pretrained weights
         // that already read the states below them, where random ones would first have to learn to.
-        let top = self.config.num_hidden_layers - 1;
+        let top = format!("bert.encoder.layer.{}.", self.config.num_hidden_layers - 1);
         let copies: Vec<(String, Tensor)> = (tensors.iter())
-            .filter_map(|(name, t)| {
-                let rest = name.strip_prefix(&format!("bert.encoder.layer.{top}."))?;
-                Some((rest.to_string(), t.clone()))
-            })
+            .filter_map(|(name, t)| Some((name.strip_prefix(&top)?.to_string(), t.clone())))
             .collect();
         for layer in self.config.num_hidden_layers..config.num_hidden_layers {
             for (rest, t) in &copies {

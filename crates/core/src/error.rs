@@ -34,6 +34,21 @@ impl DataError {
             message: message.into(),
         }
     }
+
+    /// The error of a file in which every one of its `skipped` items (records, documents, each
+    /// named as `what`) was bad: readers keep the good items and report the bad ones, and fail
+    /// only when nothing is left. The first problem is quoted, since it is usually the cause.
+    pub fn nothing_usable(source: &str, what: &str, skipped: &[impl std::fmt::Display]) -> Self {
+        let why = skipped
+            .first()
+            .map_or(String::new(), |e| format!("; the first problem: {e}"));
+        DataError::new(
+            source,
+            0,
+            "file",
+            format!("no usable {what} ({} skipped){why}", skipped.len()),
+        )
+    }
 }
 
 #[cfg(test)]

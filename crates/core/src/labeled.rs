@@ -91,16 +91,7 @@ fn read_decoded(source: &str, decoded: &DecodedText) -> Result<LabeledRead, Data
         Some(_) => read_conll(source, text, &invalid),
     };
     if read.records.is_empty() {
-        let why = read
-            .skipped
-            .first()
-            .map_or(String::new(), |e| format!("; the first problem: {e}"));
-        return Err(DataError::new(
-            source,
-            0,
-            "file",
-            format!("no usable record ({} skipped){why}", read.skipped.len()),
-        ));
+        return Err(DataError::nothing_usable(source, "record", &read.skipped));
     }
     Ok(read)
 }

@@ -1,5 +1,25 @@
 //! Helpers shared by the crate's unit tests.
-use candle_core::Tensor;
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
+use candle_nn::VarMap;
+
+/// Asserts that `varmap` holds more than `more_than` variables and that each got a non-zero f32
+/// gradient in `grads` (the pitfall: a fused op that cuts the graph leaves some without one).
+pub fn assert_every_variable_trained(varmap: &VarMap, grads: &GradStore, more_than: usize) {
+    let data = varmap.data().lock().unwrap();
+    assert!(data.len() > more_than, "{} variables", data.len());
+    for (name, var) in data.iter() {
+        let grad = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        assert_eq!(grad.dtype(), DType::F32, "{name}");
+        let norm = grad
+            .abs()
+            .and_then(|g| g.sum_all()?.to_scalar::<f32>())
+            .unwrap();
+        assert!(norm > 0.0, "zero gradient for {name}");
+    }
+}
 
 /// The largest absolute difference between two tensors of the same shape.
 pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -308,16 +308,7 @@ pub fn read_documents(
         }
     }
     if read.documents.is_empty() {
-        let why = read
-            .skipped
-            .first()
-            .map_or(String::new(), |e| format!("; the first problem: {e}"));
-        return Err(DataError::new(
-            source,
-            0,
-            "file",
-            format!("no usable document ({} skipped){why}", read.skipped.len()),
-        ));
+        return Err(DataError::nothing_usable(source, "document", &read.skipped));
     }
     Ok(read)
 }

@@ -293,15 +293,7 @@ mod tests {
             &Mode::Train(&rng),
         )?;
         let grads = losses.total.backward()?;
-        let data = varmap.data().lock().unwrap();
-        assert!(data.len() > 30, "{} variables", data.len());
-        for (name, var) in data.iter() {
-            let grad = grads
-                .get(var)
-                .unwrap_or_else(|| panic!("no gradient for {name}"));
-            let norm = grad.abs()?.sum_all()?.to_scalar::<f32>()?;
-            assert!(norm > 0.0, "zero gradient for {name}");
-        }
+        crate::testing::assert_every_variable_trained(&varmap, &grads, 30);
         Ok(())
     }
 

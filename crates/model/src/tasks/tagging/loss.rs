@@ -120,21 +120,9 @@ impl Task for TaggingLoss<'_> {
         let rows_described = (!every_row).then_some(described.as_slice());
         let described_rows: Vec<&TitleExample> = described.iter().map(|&i| rows[i]).collect();
         let n = described_rows.len();
-        let dtype = ner.dtype();
-        let zero = || Tensor::zeros((), dtype, device);
-        let (aux, lambda, distill) = match objective {
-            DescriptionLoss::None => {
-                let distill = self.distill_term(&hidden, &mask, &rows, None)?;
-                let total = if self.distill > 0.0 {
-                    (&ner + (&distill * self.distill)?)?
-                } else {
-                    ner.clone()
-                };
-                return Ok(Losses {
-                    total,
-                    parts: vec![("ner", ner), ("aux", zero()?), ("distill", distill)],
-                });
-            }
+        // The weighted description term (none without descriptions) and the distillation term.
+        let (aux, distill) = match objective {
+            DescriptionLoss::None => (None, self.distill_term(&hidden, &mask, &rows, None)?),
             DescriptionLoss::Triplet { form, lambda } => {
                 let (titles, described) =
                     self.embeddings(&hidden, &mask, rows_described, &descriptions, mode)?;
@@ -152,7 +140,7 @@ impl Task for TaggingLoss<'_> {
                     &rows,
                     Some((&described.narrow(0, 0, n)?, &described_rows)),
                 )?;
-                (aux, lambda, distill)
+                (Some((aux, lambda)), distill)
             }
             DescriptionLoss::InfoNce {
                 temperature,
@@ -163,13 +151,21 @@ impl Task for TaggingLoss<'_> {
                 let aux = info_nce_loss(&titles, &described, temperature)?;
                 let distill =
                     self.distill_term(&hidden, &mask, &rows, Some((&described, &described_rows)))?;
-                (aux, lambda, distill)
+                (Some((aux, lambda)), distill)
             }
         };
-        let mut total = (&ner + (&aux * lambda)?)?;
+        // Without either term the total is the tagging loss itself, no zero term added.
+        let mut total = ner.clone();
+        if let Some((aux, lambda)) = &aux {
+            total = (total + (aux * *lambda)?)?;
+        }
         if self.distill > 0.0 {
             total = (total + (&distill * self.distill)?)?;
         }
+        let aux = match aux {
+            Some((aux, _)) => aux,
+            None => Tensor::zeros((), ner.dtype(), device)?,
+        };
         Ok(Losses {
             total,
             parts: vec![("ner", ner), ("aux", aux), ("distill", distill)],
