@@ -62,9 +62,24 @@ pub struct LabeledArgs {
     /// Labeled test titles, scored by `eval` and `compare`.
     #[arg(long, conflicts_with_all = ["catalog", "columns"])]
     test: Option<PathBuf>,
+    /// With --task relations: the SpERT types file [default: the one *_types.json in --data].
+    #[arg(long, conflicts_with_all = ["catalog", "columns"])]
+    types: Option<PathBuf>,
 }
 
 impl LabeledArgs {
+    /// The files as a relation extraction dataset (`--task relations`): `--data` is then a
+    /// directory of SpERT JSON files.
+    pub fn relation_files(&self) -> crate::relations::RelationFiles {
+        crate::relations::RelationFiles {
+            data: self.data.clone(),
+            train: self.train.clone(),
+            dev: self.dev.clone(),
+            test: self.test.clone(),
+            types: self.types.clone(),
+        }
+    }
+
     /// Whether labeled files replace the catalog.
     pub fn given(&self) -> bool {
         self.data.is_some() || self.train.is_some() || self.dev.is_some() || self.test.is_some()

@@ -23,15 +23,18 @@ use crate::train::{Objective, TrainOptions, TrainRun};
 
 /// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options; a
 /// `+distill:W` suffix (`infonce:0.1+distill:1`) adds the distillation term at weight W, and
-/// `+layers:K` K tagging layers of the tagger's own.
+/// `+layers:K` K tagging layers of the tagger's own, `+frozen:N` the embeddings and N bottom
+/// layers frozen.
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
     let mut opts = template.clone();
     opts.distill = 0.0;
     opts.tagging_layers = 0;
+    opts.frozen_layers = None;
     let mut parts = spec.split('+');
     let objective = parts.next().unwrap_or_default();
     for extra in parts {
-        let bad = || format!("variant `{spec}`: unknown `+{extra}` (+distill:W or +layers:K)");
+        let bad =
+            || format!("variant `{spec}`: unknown `+{extra}` (+distill:W, +layers:K or +frozen:N)");
         let (key, value) = extra.split_once(':').with_context(bad)?;
         match key {
             "distill" => {
@@ -43,6 +46,11 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
                 opts.tagging_layers = value.parse::<usize>().with_context(|| {
                     format!("variant `{spec}`: bad number of tagging layers `{value}`")
                 })?
+            }
+            "frozen" => {
+                opts.frozen_layers = Some(value.parse::<usize>().with_context(|| {
+                    format!("variant `{spec}`: bad number of frozen layers `{value}`")
+                })?)
             }
             _ => bail!(bad()),
         }
@@ -547,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn variants_name_their_objective_distillation_and_layers() -> Result<()> {
+    fn variants_name_their_objective_distillation_and_layers_and_frozen_layers() -> Result<()> {
         let plain = parse_variant("infonce:0.1", &template())?;
         assert_eq!(plain.objective, Objective::Infonce);
         assert_eq!((plain.lambda, plain.distill), (0.1, 0.0));
@@ -562,7 +570,14 @@ mod tests {
             layered.variant_name(),
             "infonce τ=0.05 λ=0.1 + distill 1 + 1 tagging layers"
         );
+        let frozen = parse_variant("infonce:0.1+layers:1+frozen:2", &template())?;
+        assert_eq!(frozen.frozen_layers, Some(2));
+        assert_eq!(
+            frozen.variant_name(),
+            "infonce τ=0.05 λ=0.1 + 1 tagging layers + 2 frozen layers"
+        );
         for bad in [
+            "infonce:0.1+frozen:x",
             "infonce:x",
             "infonce:0.1+keep:1",
             "infonce:0.1+distill:y",

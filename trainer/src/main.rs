@@ -14,6 +14,7 @@ mod model_dir;
 mod npy;
 mod optim;
 mod output;
+mod relations;
 mod runtime;
 mod search;
 mod settings;

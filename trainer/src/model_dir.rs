@@ -200,11 +200,27 @@ impl ModelDir {
         seed: u64,
         tagging_layers: usize,
     ) -> Result<(VarMap, NerModel)> {
-        let bytes = self.require_safetensors("train from")?;
         let config = self.trained_config(tagging_layers)?;
+        self.trainable_model(&config, device, seed, |vb| {
+            NerModel::load(&config, labels.clone(), vb)
+        })
+    }
+
+    /// Any task's model over this directory's encoder, as `build` makes it from a `VarBuilder`
+    /// of fresh variables (the encoder under `bert.`, as `config` describes it), then filled from
+    /// this directory's weights. Layers `config` has beyond this directory's (a tagger's own)
+    /// start as copies of its top layer; what no checkpoint tensor fills (a task's head) gets a
+    /// seeded normal(0, 0.02) init, so a CPU run is reproducible.
+    pub fn trainable_model<M>(
+        &self,
+        config: &BertConfig,
+        device: &Device,
+        seed: u64,
+        build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
+    ) -> Result<(VarMap, M)> {
+        let bytes = self.require_safetensors("train from")?;
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = NerModel::load(&config, labels.clone(), vb)?;
+        let model = build(VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         let source = self.source("model.safetensors");
         let mut tensors = weights::load_safetensors(&source, bytes, device)?;
         // The tagger's own layers start as copies of the top pretrained layer: pretrained weights

@@ -13,6 +13,9 @@ pub enum ModelError {
     /// The method a model names is not one this build has.
     #[error("task: {0}")]
     Task(String),
+    /// Input the model cannot take as it is (e.g. a sentence longer than its positions).
+    #[error("input: {0}")]
+    Input(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

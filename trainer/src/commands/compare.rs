@@ -1,4 +1,5 @@
-//! `trainer compare`: trains each variant over several seeds and prints Table 1.
+//! `trainer compare`: trains each variant over several seeds and prints Table 1; with
+//! `--task relations`, SpERT against SpERT.MT and its additions ([`crate::relations::compare`]).
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -6,7 +7,7 @@ use anyhow::Result;
 use crate::args::{base_model, gold_or_default, DataArgs, DeviceArgs, LabeledArgs};
 use crate::compare;
 use crate::data::{load_gold, load_labeled, LabeledFiles};
-use crate::train::TrainOptions;
+use crate::train::{Task, TrainOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,7 +32,12 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,triplet-bpr:0.03,triplet-bpr:0.1,triplet-bpr:0.3,triplet-bpr:1,triplet-sigmoid:1,infonce:0.1"
+        default_value = "baseline,triplet-bpr:0.03,triplet-bpr:0.1,triplet-bpr:0.3,triplet-bpr:1,triplet-sigmoid:1,infonce:0.1",
+        default_value_if(
+            "task",
+            "relations",
+            "spert,spert-mt,spert+mtl,spert+iou,spert+enriched"
+        )
     )]
     variants: Vec<String>,
     /// Evaluate on only the first N test items (reduced CPU budget).
@@ -66,6 +72,30 @@ pub fn run(args: Args) -> Result<()> {
         options,
     } = args;
     let base = base_model(model)?;
+    let seeds: Vec<u64> = (first_seed..first_seed + seeds).collect();
+    if options.task == Task::Relations {
+        let data = labeled.relation_files().read(true, true)?;
+        let variants: Vec<String> = variants.iter().map(|v| v.trim().to_string()).collect();
+        for v in &variants {
+            multitag_model::tasks::relations::SpanSettings::from_variant(v)
+                .map_err(|e| anyhow::anyhow!("--variants: {e}"))?;
+        }
+        let table = if summary_only {
+            crate::relations::compare::summary(&variants, &seeds, &out)?
+        } else {
+            crate::relations::compare::compare(
+                &base,
+                &data,
+                &options,
+                &variants,
+                &seeds,
+                &device.device()?,
+                &out,
+            )?
+        };
+        println!("{table}");
+        return Ok(());
+    }
     let dataset = labeled.load(&data)?;
     let gold = match gold_or_default(gold, &data, &labeled) {
         Some(path) => Some(load_gold(&path, &dataset)?),
@@ -86,7 +116,6 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|v| compare::parse_variant(v.trim(), &options))
         .collect::<Result<Vec<_>>>()?;
-    let seeds: Vec<u64> = (first_seed..first_seed + seeds).collect();
     let table = compare::Comparison {
         base: &base,
         dataset: &dataset,

@@ -1,4 +1,5 @@
-//! `trainer eval`: scores a trained model on the test split and gold set (NER and retrieval).
+//! `trainer eval`: scores a trained model on the test split and gold set (NER and retrieval); a
+//! relation model (training.json's `task`) on its test documents with SpERT's evaluator.
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use crate::data::load_gold;
 use crate::evaluate;
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
+use multitag_model::TaskKind;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,6 +50,11 @@ pub fn run(args: Args) -> Result<()> {
     } = args;
     let dir = ModelDir::read(&model)?;
     let device = device.device()?;
+    if dir.task == TaskKind::Relations {
+        let files = labeled.relation_files();
+        crate::relations::cli::eval(&dir, &files, &device, json.as_deref(), limit)?;
+        return Ok(());
+    }
     let dataset = labeled.load(&data)?;
     dataset.check_held_out(&dir)?;
     let mut test = dataset.split(Split::Test);

@@ -3,7 +3,8 @@
 //! with its source and line, and the closing summary gives the totals (docs/damaged-input.md).
 //! Each output line holds the title exactly as given (untrimmed: see `multitag_core::titles`), its
 //! 1-based input `line`, and its entities, whose `start..end` are character offsets (Unicode scalar
-//! values) into that title, so they slice the entity out of the user's own line.
+//! values) into that title, so they slice the entity out of the user's own line. A relation model
+//! (training.json's `task`) gives each line's entities and the relations between them instead.
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -39,7 +40,13 @@ pub fn run(args: Args) -> Result<()> {
         device,
         matmul,
     } = args;
-    let predictor = ModelDir::read(&model)?.predictor(&device.device()?, matmul.matmul)?;
+    let dir = ModelDir::read(&model)?;
+    let device = device.device()?;
+    if dir.task == multitag_model::TaskKind::Relations {
+        let (_, parsed) = read_texts(&input, &format)?;
+        return crate::relations::cli::tag(&dir, &parsed, batch, &device);
+    }
+    let predictor = dir.predictor(&device, matmul.matmul)?;
     let (_, parsed) = read_texts(&input, &format)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -1,11 +1,12 @@
-//! `trainer train`: fine-tunes a tagger on the training split and keeps the best-dev-F1 model.
+//! `trainer train`: fine-tunes a tagger on the training split and keeps the best-dev-F1 model;
+//! with `--task relations`, a SpERT / SpERT.MT model on SpERT JSON data ([`crate::relations`]).
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use crate::args::{base_model, DataArgs, DeviceArgs, LabeledArgs};
 use crate::output::{prepare_out, TRAINED_MODEL};
-use crate::train::{self, check_resume, TrainOptions};
+use crate::train::{self, check_resume, Task, TrainOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -50,6 +51,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let base = base_model(model)?;
+    if options.task == Task::Relations {
+        let files = labeled.relation_files();
+        return crate::relations::cli::train(
+            &base,
+            &files,
+            &options,
+            &device.device()?,
+            &out,
+            resume,
+        );
+    }
     let dataset = labeled.load(&data)?;
     let outcome = train::TrainRun {
         base: &base,

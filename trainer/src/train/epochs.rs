@@ -112,7 +112,7 @@ pub fn train_epochs<M: Method>(
     let mut history = Vec::new();
     let started = Instant::now();
     for epoch in state.epochs_done..opts.epochs {
-        if state.epochs_without_gain >= opts.patience.max(1) {
+        if !M::KEEP_LAST && state.epochs_without_gain >= opts.patience.max(1) {
             eprintln!(
                 "early stop: no dev {} gain for {} epochs",
                 M::DEV_SCORE,
@@ -202,7 +202,7 @@ pub fn train_epochs<M: Method>(
             log.sequences_per_second
         );
         state.epochs_done = epoch + 1;
-        if score > state.best_dev_f1 {
+        if M::KEEP_LAST || score > state.best_dev_f1 {
             state.best_dev_f1 = score;
             state.epochs_without_gain = 0;
             best = Some(snapshot(varmap)?);

@@ -33,6 +33,11 @@ pub trait Method {
     /// The name of [`Self::dev_score`] in logs (e.g. `F1`).
     const DEV_SCORE: &'static str;
 
+    /// Keep the model of the last epoch rather than the best on dev, and never stop early (the
+    /// dev report is then only logged): for a method whose published recipe trains a fixed
+    /// number of epochs and evaluates the final model.
+    const KEEP_LAST: bool = false;
+
     /// The number in a dev report that picks the best epoch (higher is better; a fraction,
     /// logged as a percentage).
     fn dev_score(report: &Self::DevReport) -> f64;

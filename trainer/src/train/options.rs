@@ -17,11 +17,28 @@ pub enum Objective {
     Infonce,
 }
 
+/// The method a command trains (`--task`, which also picks the defaults of [`TrainOptions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Tag titles (BIO), with the title/description objectives: multi-task triplet NER.
+    #[default]
+    Tagging,
+    /// Entities and relations between them in sentences: SpERT / SpERT.MT (SpERT JSON data).
+    Relations,
+}
+
+/// Training options. Defaults are the tagging recipe's; with `--task relations`, SpERT's
+/// (20 epochs of batch 2; the learning rate, warm-up, weight decay and clipping are the same).
 #[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
 pub struct TrainOptions {
-    #[arg(long, default_value_t = 3)]
+    /// What to train: tagging (titles, the description objectives) or relations (SpERT JSON).
+    #[arg(long, value_enum, default_value_t = Task::Tagging)]
+    #[serde(default)]
+    pub task: Task,
+    #[arg(long, default_value_t = 3, default_value_if("task", "relations", "20"))]
     pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, default_value_if("task", "relations", "2"))]
     pub batch_size: usize,
     #[arg(long, default_value_t = 5e-5)]
     pub lr: f64,
@@ -60,6 +77,35 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub tagging_layers: usize,
+    /// Keep the embeddings and this many bottom transformer layers as the base encoder has them
+    /// (0: the embeddings only): fewer weights to move away from what matches well, and no
+    /// backward pass through them. Unset: every weight trains.
+    #[arg(long)]
+    #[serde(default)]
+    pub frozen_layers: Option<usize>,
+    /// Relations: the model, `spert` (as published), `spert-mt` (SpERT.MT: all three additions)
+    /// or `spert` with any of `+mtl` (binary heads against the negative samples), `+iou` (IoU
+    /// targets for overlapping negatives), `+enriched` (argument type distributions in the pair
+    /// representation).
+    #[arg(long, default_value = "spert-mt")]
+    #[serde(default = "default_span_method")]
+    pub span_method: String,
+    /// Relations: negative (non-entity) spans sampled per sentence and step.
+    #[arg(long, default_value_t = 100)]
+    #[serde(default = "default_negatives")]
+    pub neg_entities: usize,
+    /// Relations: negative (unrelated entity) pairs sampled per sentence and step.
+    #[arg(long, default_value_t = 100)]
+    #[serde(default = "default_negatives")]
+    pub neg_relations: usize,
+    /// Relations: the longest candidate span, in words.
+    #[arg(long, default_value_t = 10)]
+    #[serde(default = "default_max_span_words")]
+    pub max_span_words: usize,
+    /// Relations: a relation is predicted when its sigmoid score is at least this.
+    #[arg(long, default_value_t = 0.4)]
+    #[serde(default = "default_rel_threshold")]
+    pub rel_threshold: f32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Stop after this many epochs without a better dev F1.
@@ -73,6 +119,22 @@ pub struct TrainOptions {
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     #[serde(default)]
     pub precision: Precision,
+}
+
+fn default_span_method() -> String {
+    "spert-mt".into()
+}
+
+fn default_negatives() -> usize {
+    multitag_core::relations::NEG_ENTITIES
+}
+
+fn default_max_span_words() -> usize {
+    multitag_core::relations::MAX_SPAN_WORDS
+}
+
+fn default_rel_threshold() -> f32 {
+    multitag_core::relations::REL_THRESHOLD
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -98,12 +160,18 @@ impl TrainOptions {
     }
 
     pub fn variant_name(&self) -> String {
-        let mut name = self.objective_name();
+        let mut name = match self.task {
+            Task::Tagging => self.objective_name(),
+            Task::Relations => self.span_method.clone(),
+        };
         if self.distill > 0.0 {
             name = format!("{name} + distill {}", self.distill);
         }
         if self.tagging_layers > 0 {
             name = format!("{name} + {} tagging layers", self.tagging_layers);
+        }
+        if let Some(n) = self.frozen_layers {
+            name = format!("{name} + {n} frozen layers");
         }
         name
     }

@@ -190,6 +190,39 @@ impl TypeSet {
     pub fn relation(&self, name: &str) -> Option<usize> {
         self.relations.iter().position(|t| t.name == name)
     }
+
+    /// The types as a SpERT types file, in order, so that [`read_types`] reads them back as
+    /// they are (a trained model stores its types this way). Written entry by entry because a
+    /// JSON map would sort the names, and the order is the model's class order.
+    pub fn to_spert_json(&self) -> String {
+        let quote = |s: &str| Value::String(s.to_string()).to_string();
+        let entities: Vec<String> = (self.entities.iter())
+            .map(|t| {
+                format!(
+                    "    {}: {{\"short\": {}, \"verbose\": {}}}",
+                    quote(&t.name),
+                    quote(&t.short),
+                    quote(&t.verbose)
+                )
+            })
+            .collect();
+        let relations: Vec<String> = (self.relations.iter())
+            .map(|t| {
+                format!(
+                    "    {}: {{\"short\": {}, \"verbose\": {}, \"symmetric\": {}}}",
+                    quote(&t.name),
+                    quote(&t.short),
+                    quote(&t.verbose),
+                    t.symmetric
+                )
+            })
+            .collect();
+        format!(
+            "{{\n  \"entities\": {{\n{}\n  }},\n  \"relations\": {{\n{}\n  }}\n}}\n",
+            entities.join(",\n"),
+            relations.join(",\n")
+        )
+    }
 }
 
 /// A JSON object's entries in the file's order (serde_json's `Map` sorts them unless a feature is
@@ -468,6 +501,15 @@ pub(crate) mod tests {
         let minimal = r#"{"entities": {"X": {}}, "relations": {}}"#;
         let t = read_types("m.json", minimal).unwrap();
         assert_eq!((t.entities[0].short.as_str(), t.relations.len()), ("X", 0));
+    }
+
+    #[test]
+    fn types_written_as_a_spert_file_read_back_in_order() {
+        let mut t = types();
+        t.entities[0].verbose = "a \"quoted\" place".into();
+        assert_eq!(read_types("w.json", &t.to_spert_json()).unwrap(), t);
+        let none = read_types("m.json", r#"{"entities": {"X": {}}, "relations": {}}"#).unwrap();
+        assert_eq!(read_types("w.json", &none.to_spert_json()).unwrap(), none);
     }
 
     #[test]

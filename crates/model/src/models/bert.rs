@@ -226,6 +226,10 @@ pub struct BertEncoder {
     /// Off, every pad is computed, as a padded PyTorch `BertModel` does (same-arithmetic
     /// benchmarks).
     pub drop_padding: bool,
+    /// In training, the embeddings and this many bottom layers stay as loaded: the gradient stops
+    /// above them (their output is detached), so they cost a forward pass and no backward, and
+    /// the optimizer leaves them alone. `None` trains everything.
+    pub frozen_layers: Option<usize>,
 }
 
 impl BertEncoder {
@@ -249,6 +253,7 @@ impl BertEncoder {
             config: cfg.clone(),
             compute_dtype: DType::F32,
             drop_padding: true,
+            frozen_layers: None,
         })
     }
 
@@ -311,12 +316,19 @@ impl BertEncoder {
         let additive_mask = additive_attention_mask(attention_mask, grid.dtype())?;
         let depth = self.config.embedding_depth();
         let mut xs = layout.to_rows(&grid)?;
+        let frozen = self.frozen_layers.filter(|_| mode.is_train());
+        if frozen == Some(0) {
+            xs = xs.detach();
+        }
         let mut at_depth = None;
         for (i, layer) in self.layers[..layers].iter().enumerate() {
             xs = layer
                 .attention
                 .forward(&xs, &layout, &additive_mask, mode)?;
             xs = layer.feed_forward.forward(&xs, mode)?;
+            if frozen == Some(i + 1) {
+                xs = xs.detach();
+            }
             if i + 1 == depth && depth < layers {
                 at_depth = Some(layout.to_grid(&xs)?.to_dtype(DType::F32)?);
             }
@@ -549,6 +561,46 @@ mod tests {
         assert!(diff(&mean_pool(&at_depth, &mask)?, &one_layer)? < 1e-6);
         assert!(diff(&top, &full.forward(&ids, &mask, &Mode::Infer)?)? < 1e-6);
         assert!(diff(&full.embed(&ids, &mask, &Mode::Infer)?, &one_layer)? > 1e-3);
+        Ok(())
+    }
+
+    /// Frozen layers get no gradient and the layers above them the same one as without freezing
+    /// (the forward is unchanged); inference ignores the setting.
+    #[test]
+    fn frozen_layers_get_no_gradient_and_change_nothing_above() -> Result<()> {
+        let (varmap, mut encoder) = tiny_encoder();
+        let (ids, mask) = batch(&[5, 3], 5);
+        let rng = DropoutRng::new(1);
+        let grads = |encoder: &BertEncoder| -> Result<_> {
+            let out = encoder.forward(&ids, &mask, &Mode::Train(&rng))?;
+            (out.sqr()?.sum_all()?).backward()
+        };
+        let all = grads(&encoder)?;
+        let vars = varmap.data().lock().unwrap();
+        let inference = encoder.forward(&ids, &mask, &Mode::Infer)?;
+        for frozen in 0..=2 {
+            encoder.frozen_layers = Some(frozen);
+            let some = grads(&encoder)?;
+            for (name, var) in vars.iter() {
+                let layer = name
+                    .strip_prefix("encoder.layer.")
+                    .and_then(|rest| rest.split('.').next())
+                    .map(|i| i.parse::<usize>().unwrap());
+                let trains = layer.is_some_and(|l| l >= frozen);
+                match (some.get(var), trains) {
+                    (None, false) => {}
+                    (Some(g), true) => {
+                        let reference = all.get(var).unwrap();
+                        let diff = (g - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                        assert!(diff < 1e-6, "{name}: {diff}");
+                    }
+                    (g, _) => panic!("{name} with {frozen} frozen: gradient {}", g.is_some()),
+                }
+            }
+            let same = encoder.forward(&ids, &mask, &Mode::Infer)?;
+            let diff = (same - &inference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0);
+        }
         Ok(())
     }
 

@@ -84,14 +84,17 @@ pub trait Task {
 pub enum TaskKind {
     /// [`tagging`]: token classification with the description losses.
     Tagging,
+    /// [`relations`]: span-based joint entity and relation extraction (SpERT, SpERT.MT).
+    Relations,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 1] = [TaskKind::Tagging];
+    pub const ALL: [TaskKind; 2] = [TaskKind::Tagging, TaskKind::Relations];
 
     pub fn name(self) -> &'static str {
         match self {
             TaskKind::Tagging => "tagging",
+            TaskKind::Relations => "relations",
         }
     }
 
@@ -186,6 +189,7 @@ pub fn predictor_from_gguf(
             device,
             compute,
         )?),
+        TaskKind::Relations => return Err(not_a_tagger(file.source())),
     };
     // Each task's loader checks this already (the tagging one does); checked here again so that
     // a new task's loader cannot forget it.
@@ -193,9 +197,18 @@ pub fn predictor_from_gguf(
     Ok(predictor)
 }
 
+/// A relation extraction model read where a [`Predictor`] is asked for: it is driven through
+/// [`relations::SpanExtractor`] instead (entities and relations, not tags).
+fn not_a_tagger(source: &str) -> ModelError {
+    ModelError::Task(format!(
+        "{source}: a relation extraction model (task `relations`), read by the relation \
+         commands (`trainer eval`/`tag` on its directory), not a tagger"
+    ))
+}
+
 /// Every tensor of the checkpoint `source` was read by the model `config` describes, or they
 /// disagree. A safetensors checkpoint's config is `config.json` beside it (Hugging Face's layout).
-fn check_all_read(
+pub(crate) fn check_all_read(
     source: &str,
     config: &BertConfig,
     log: &ReadLog,
@@ -241,6 +254,7 @@ pub fn predictor_from_tensors(
             check_all_read(source, config, &log)?;
             Box::new(tagging::Tagger::new(model, tokenizer, device.clone()))
         }
+        TaskKind::Relations => return Err(not_a_tagger(source)),
     };
     Ok(predictor)
 }

@@ -10,6 +10,7 @@
 //! | [`model`] | encoder + width embedding + both classifiers, and the settings ([`SpanSettings`]) |
 //! | [`loss`] | SpERT's loss and SpERT.MT's additions ([`crate::tasks::Task`]) |
 //! | [`extract`](mod@extract) | inference: every span, then pairs of predicted entities, decoded |
+//! | [`extractor`] | a trained model at inference: words or raw text to entities and relations |
 //!
 //! SpERT, as its code (lavis-nlp/spert, `models.py`, `loss.py`, `sampling.py`) does it:
 //! - a word is its sub-words (a word with none becomes `[UNK]`), the sentence `[CLS] ... [SEP]`;
@@ -68,12 +69,14 @@
 //! [`SplitMix64`]: multitag_core::SplitMix64
 pub mod example;
 pub mod extract;
+pub mod extractor;
 pub mod head;
 pub mod loss;
 pub mod model;
 
 pub use example::{SpanExample, SpanExamples, SpanSample, SubwordSentence, TooLong};
 pub use extract::{extract, ExtractConfig};
+pub use extractor::{FoundRelation, SpanExtractor, TextRelations};
 pub use head::{between, PooledRows, RelationClassifier, SpanClassifier};
 pub use loss::{entity_target, RelationLoss};
 pub use model::{PairScores, SpanModel, SpanRef, SpanScores, SpanSettings};

@@ -69,6 +69,55 @@ impl SpanSettings {
         }
     }
 
+    /// The settings a variant name asks for: `spert`, `spert-mt` (all three additions), or
+    /// `spert` with any of `+mtl` (1: both binary heads), `+iou` (2) and `+enriched` (3), the
+    /// ablation rows; e.g. `spert+iou+enriched`.
+    pub fn from_variant(spec: &str) -> std::result::Result<Self, String> {
+        let mut parts = spec.split('+');
+        let mut settings = match parts.next().unwrap_or_default() {
+            "spert" => Self::spert(),
+            "spert-mt" => Self::spert_mt(),
+            other => {
+                return Err(format!(
+                    "span method `{other}`: spert, spert-mt, or spert+mtl/+iou/+enriched"
+                ))
+            }
+        };
+        for addition in parts {
+            match addition {
+                "mtl" => (settings.span_aux, settings.pair_aux) = (true, true),
+                "iou" => settings.iou_targets = true,
+                "enriched" => settings.enriched = true,
+                other => {
+                    return Err(format!(
+                        "`{spec}`: unknown addition `+{other}` (+mtl, +iou, +enriched)"
+                    ))
+                }
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The variant's name, as [`Self::from_variant`] reads it (`spert-mt` for all three
+    /// additions), whatever the weights and scales.
+    pub fn variant(&self) -> String {
+        let mtl = self.span_aux && self.pair_aux;
+        if mtl && self.iou_targets && self.enriched {
+            return "spert-mt".into();
+        }
+        let mut name = String::from("spert");
+        for (on, addition) in [
+            (mtl, "+mtl"),
+            (self.iou_targets, "+iou"),
+            (self.enriched, "+enriched"),
+        ] {
+            if on {
+                name.push_str(addition);
+            }
+        }
+        name
+    }
+
     fn check(&self) -> Result<()> {
         if self.width_rows < 2 || self.width_dim == 0 {
             candle_core::bail!(
@@ -337,6 +386,26 @@ mod tests {
             "bert.embeddings.word_embeddings.weight",
         ] {
             assert!(vars.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn variant_names_round_trip() {
+        for name in [
+            "spert",
+            "spert-mt",
+            "spert+mtl",
+            "spert+iou",
+            "spert+enriched",
+        ] {
+            assert_eq!(SpanSettings::from_variant(name).unwrap().variant(), name);
+        }
+        let all = SpanSettings::from_variant("spert+mtl+iou+enriched").unwrap();
+        assert_eq!(all, SpanSettings::spert_mt());
+        let iou = SpanSettings::from_variant("spert+iou").unwrap();
+        assert!(iou.iou_targets && !iou.enriched && !iou.span_aux && !iou.pair_aux);
+        for bad in ["", "bert", "spert+crf", "spert-mt+x"] {
+            assert!(SpanSettings::from_variant(bad).is_err(), "{bad}");
         }
     }
 

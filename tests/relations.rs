@@ -1,0 +1,208 @@
+//! Relation extraction end to end (`--task relations`): a tiny SpERT JSON dataset
+//! (tests/fixtures/relations) trains, evaluates and tags from the base model, and the saved
+//! model predicts exactly what the model in training did.
+mod common;
+
+use std::path::Path;
+
+use common::{base_model, fixture, scratch, stderr, trainer};
+use serde_json::Value;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn train(out: &Path, data: &[&str], extra: &[&str]) -> std::process::Output {
+    let base = base_model();
+    let mut args = vec![
+        "train",
+        "--task",
+        "relations",
+        "--model",
+        s(&base),
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(data);
+    args.extend_from_slice(extra);
+    trainer(&args, None)
+}
+
+#[test]
+fn a_spert_dataset_trains_evaluates_and_tags() {
+    let dir = scratch("relations");
+    let data = fixture("relations");
+    let model = dir.join("model");
+    let o = train(
+        &model,
+        &["--data", s(&data)],
+        &["--epochs", "10", "--lr", "5e-4"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let training = json(&model.join("training.json"));
+    assert_eq!(training["task"], "relations");
+    assert_eq!(training["options"]["span_method"], "spert-mt");
+    // SpERT's recipe unless told otherwise: batch 2, no early stop, the last epoch kept.
+    assert_eq!(training["options"]["batch_size"], 2);
+    assert_eq!(training["epoch"], 10);
+    let dev = &training["dev"];
+    assert!(
+        dev["entities"]["micro"]["f1"].as_f64().unwrap() > 0.5,
+        "the model should learn the dev entities: {dev}"
+    );
+
+    // The saved model, read back, scores the dev documents exactly as training did.
+    let report = dir.join("dev.json");
+    let o = trainer(
+        &[
+            "eval",
+            "--model",
+            s(&model),
+            "--test",
+            s(&data.join("tiny_dev.json")),
+            "--json",
+            s(&report),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(&json(&report), dev);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("| relations (strict) |"), "{table}");
+
+    // Raw text: entities as character offsets into the line, relations indexing them.
+    let line = "Laura King works for Acme Corp .";
+    let o = trainer(&["tag", "--model", s(&model)], Some(&format!("{line}\n")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (out["text"].as_str(), out["line"].as_u64()),
+        (Some(line), Some(1))
+    );
+    let chars: Vec<char> = line.chars().collect();
+    let entities = out["entities"].as_array().unwrap();
+    assert!(!entities.is_empty(), "{out}");
+    for e in entities {
+        let (start, end) = (e["start"].as_u64().unwrap(), e["end"].as_u64().unwrap());
+        let text: String = chars[start as usize..end as usize].iter().collect();
+        assert_eq!(e["text"].as_str(), Some(text.as_str()));
+    }
+    for r in out["relations"].as_array().unwrap() {
+        for arg in ["head", "tail"] {
+            assert!((r[arg].as_u64().unwrap() as usize) < entities.len(), "{r}");
+        }
+    }
+}
+
+#[test]
+fn bad_documents_are_named_and_skipped_and_bad_options_refused() {
+    let dir = scratch("relations-bad");
+    let data = fixture("relations");
+    let bad = dir.join("bad_train.json");
+    let mut docs = json(&data.join("tiny_train.json"));
+    docs[1]["entities"][0]["end"] = 40.into();
+    docs[3]["relations"][0]["tail"] = 7.into();
+    std::fs::write(&bad, docs.to_string()).unwrap();
+    let model = dir.join("model");
+    let o = train(
+        &model,
+        &[
+            "--train",
+            s(&bad),
+            "--types",
+            s(&data.join("tiny_types.json")),
+        ],
+        &["--epochs", "1", "--span-method", "spert"],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("bad_train.json: document 1: entities[0].end"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad_train.json: document 3: relations[0].tail"),
+        "{err}"
+    );
+    assert!(err.contains("read 10 documents, skipped 2"), "{err}");
+    assert!(err.contains("no dev documents"), "{err}");
+    assert_eq!(
+        json(&model.join("training.json"))["options"]["span_method"],
+        "spert"
+    );
+
+    let o = trainer(
+        &[
+            "eval",
+            "--model",
+            s(&model),
+            "--catalog",
+            s(&fixture("catalog_small.csv")),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no test documents"), "{}", stderr(&o));
+    let o = train(
+        &dir.join("m2"),
+        &["--data", s(&data)],
+        &["--span-method", "spert+crf"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown addition `+crf`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn compare_trains_each_variant_once_and_resumes() {
+    let dir = scratch("relations-compare");
+    let data = fixture("relations");
+    let base = base_model();
+    let args = [
+        "compare",
+        "--task",
+        "relations",
+        "--model",
+        s(&base),
+        "--data",
+        s(&data),
+        "--seeds",
+        "1",
+        "--variants",
+        "spert,spert+iou",
+        "--epochs",
+        "1",
+        "--out",
+        s(&dir),
+    ];
+    let o = trainer(&args, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs = std::fs::read_to_string(dir.join("runs.jsonl")).unwrap();
+    assert_eq!(runs.lines().count(), 2);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(table.contains("| spert+iou | 1 |"), "{table}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("compare.md"))
+            .unwrap()
+            .trim(),
+        table.trim()
+    );
+    let o = trainer(&args, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("spert+iou seed 1: already in"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runs.jsonl")).unwrap(),
+        runs
+    );
+}

@@ -1,0 +1,138 @@
+//! The relation task's side of `trainer train`, `eval` and `tag` (`--task relations`, or a model
+//! directory whose training.json says `task: relations`).
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+use multitag_core::relations::{evaluate, ExtractionReport, TaskScores};
+
+use super::data::{read_part, RelationFiles};
+use super::model::{load_extractor, predict_documents};
+use super::train::{train_relations, EVAL_BATCH};
+use crate::model_dir::ModelDir;
+use crate::output::write_json;
+use crate::train::TrainOptions;
+use multitag_core::TitleInput;
+
+/// `trainer train --task relations`: trains on the training documents, logs dev each epoch, and
+/// keeps the last epoch's model in `out`.
+pub fn train(
+    base: &ModelDir,
+    files: &RelationFiles,
+    opts: &TrainOptions,
+    device: &Device,
+    out: &Path,
+    resume: bool,
+) -> Result<()> {
+    let data = files.read(true, false)?;
+    let outcome = train_relations(
+        base,
+        &data.types,
+        &data.train,
+        &data.dev,
+        data.files.clone(),
+        opts,
+        device,
+        Some(out),
+        resume,
+    )?;
+    let last = outcome.history.last().and_then(|h| h.dev.as_ref());
+    match last {
+        Some(dev) => eprintln!(
+            "dev: entities F1 {:.2}, relations F1 {:.2} (strict, micro)",
+            100.0 * dev.entities.micro.f1,
+            100.0 * dev.relations_strict.micro.f1
+        ),
+        None => eprintln!("no dev documents: the last epoch's model is kept"),
+    }
+    eprintln!(
+        "model in {} ({:.0} s of training)",
+        out.display(),
+        outcome.train_seconds
+    );
+    Ok(())
+}
+
+/// `trainer eval` of a relation model: SpERT's evaluator on the test documents (read with the
+/// model's types), printed and optionally written as JSON.
+pub fn eval(
+    dir: &ModelDir,
+    files: &RelationFiles,
+    device: &Device,
+    json: Option<&Path>,
+    limit: Option<usize>,
+) -> Result<ExtractionReport> {
+    let extractor = load_extractor(dir, device)?;
+    let Some(test) = files.test_file()? else {
+        bail!("no test documents: --test FILE, or --data DIR with *_test.json");
+    };
+    let mut documents = read_part(&test, extractor.types())?;
+    if let Some(limit) = limit {
+        documents.truncate(limit);
+    }
+    let predicted = predict_documents(
+        &extractor.model,
+        &extractor.tokenizer,
+        &extractor.config,
+        device,
+        &documents,
+        EVAL_BATCH,
+    )?;
+    let report =
+        evaluate(extractor.types(), &documents, &predicted, false).map_err(anyhow::Error::msg)?;
+    print_report(&test.display().to_string(), &report);
+    if let Some(path) = json {
+        write_json(path, &report)?;
+    }
+    Ok(report)
+}
+
+/// SpERT's three settings, micro and macro, as its evaluator prints them.
+pub fn print_report(source: &str, report: &ExtractionReport) {
+    println!("{source}: {} documents", report.documents);
+    println!("| setting | micro P | micro R | micro F1 | macro P | macro R | macro F1 |");
+    println!("|---|---|---|---|---|---|---|");
+    let row = |name: &str, s: &TaskScores| {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            100.0 * s.micro.precision,
+            100.0 * s.micro.recall,
+            100.0 * s.micro.f1,
+            100.0 * s.macro_avg.precision,
+            100.0 * s.macro_avg.recall,
+            100.0 * s.macro_avg.f1
+        )
+    };
+    row("entities", &report.entities);
+    row("relations (strict)", &report.relations_strict);
+    row("relations (boundaries)", &report.relations_boundaries);
+}
+
+/// `trainer tag` with a relation model: each text's entities (character offsets into it) and
+/// relations (indices into its entities), one JSON line per input line.
+pub fn tag(dir: &ModelDir, parsed: &TitleInput, batch: usize, device: &Device) -> Result<()> {
+    let extractor = load_extractor(dir, device)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut entities, mut relations) = (0, 0);
+    for chunk in parsed.titles.chunks(batch.max(1) * 8) {
+        let texts: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+        for ((line, _), found) in chunk.iter().zip(extractor.extract_texts(&texts, batch)?) {
+            entities += found.entities.len();
+            relations += found.relations.len();
+            let mut value = serde_json::to_value(&found)?;
+            value["line"] = (*line).into();
+            writeln!(out, "{}", serde_json::to_string(&value)?)?;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "{} texts: {entities} entities, {relations} relations ({} blank lines and {} bad rows \
+         skipped)",
+        parsed.titles.len(),
+        parsed.blank_lines,
+        parsed.problems.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The relation extraction task in the trainer (`--task relations`): SpERT and SpERT.MT
+//! ([`multitag_model::tasks::relations`]) on SpERT JSON data, trained by the shared epoch loop.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`data`] | the dataset's files: types, train, dev, test |
+//! | [`model`] | the span model over the base encoder; saving, loading, predicting documents |
+//! | [`train`] | the [`crate::train::Method`] and a training run |
+//! | [`cli`] | `train`, `eval` and `tag` for relation models |
+//! | [`compare`](mod@compare) | `compare`: SpERT, SpERT.MT and the ablation over seeds |
+pub mod cli;
+pub mod compare;
+pub mod data;
+pub mod model;
+pub mod train;
+
+pub use data::RelationFiles;
