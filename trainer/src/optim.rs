@@ -21,8 +21,28 @@ use rayon::prelude::*;
 /// split over the cores, small ones stay one task.
 const CHUNK: usize = 1 << 16;
 
+/// Which AdamW: PyTorch's `torch.optim.AdamW` (bias-corrected moments, every parameter decayed),
+/// or the one SpERT trains with (transformers' `AdamW(correct_bias=False)`, and no weight decay
+/// on biases and layer-norm weights: its `_get_optimizer_params`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdamWStyle {
+    #[default]
+    Pytorch,
+    Spert,
+}
+
+impl AdamWStyle {
+    fn decays(self, name: &str) -> bool {
+        match self {
+            AdamWStyle::Pytorch => true,
+            AdamWStyle::Spert => !(name.ends_with(".bias") || name.contains("LayerNorm.")),
+        }
+    }
+}
+
 pub struct AdamW {
     params: Vec<Param>,
+    style: AdamWStyle,
     pub step: usize,
     beta1: f64,
     beta2: f64,
@@ -32,18 +52,21 @@ pub struct AdamW {
 
 struct Param {
     name: String,
+    /// Whether weight decay applies ([`AdamWStyle`]).
+    decays: bool,
     var: Var,
     m: Tensor,
     v: Tensor,
 }
 
 impl AdamW {
-    pub fn new(varmap: &VarMap, weight_decay: f64) -> Result<Self> {
+    pub fn with_style(varmap: &VarMap, weight_decay: f64, style: AdamWStyle) -> Result<Self> {
         let data = varmap.data().lock().expect("variable map lock");
         let mut params: Vec<Param> = data
             .iter()
             .map(|(name, var)| {
                 Ok(Param {
+                    decays: style.decays(name),
                     name: name.clone(),
                     var: var.clone(),
                     m: var.zeros_like()?,
@@ -55,6 +78,7 @@ impl AdamW {
         params.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Self {
             params,
+            style,
             step: 0,
             beta1: 0.9,
             beta2: 0.999,
@@ -90,10 +114,13 @@ impl AdamW {
         };
         self.step += 1;
         let t = self.step as i32;
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2 = 1.0 - self.beta2.powi(t);
+        let (bias1, bias2) = match self.style {
+            AdamWStyle::Pytorch => (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t)),
+            AdamWStyle::Spert => (1.0, 1.0),
+        };
         for p in &mut self.params {
             let Some(g) = grads.get(&p.var) else { continue };
+            let weight_decay = if p.decays { self.weight_decay } else { 0.0 };
             if fused && fusable(g) && fusable(&p.m) && fusable(&p.v) {
                 let g = g.contiguous()?;
                 p.m.inplace_op2(
@@ -116,7 +143,7 @@ impl AdamW {
                     &p.m,
                     &p.v,
                     &Update {
-                        decay: (1.0 - lr * self.weight_decay) as f32,
+                        decay: (1.0 - lr * weight_decay) as f32,
                         lr: lr as f32,
                         bias1: bias1 as f32,
                         bias2: bias2 as f32,
@@ -129,7 +156,7 @@ impl AdamW {
             p.m = ((&p.m * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
             p.v = ((&p.v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let update = ((&p.m / bias1)? / ((&p.v / bias2)?.sqrt()? + self.eps)?)?;
-            let decayed = (p.var.as_tensor() * (1.0 - lr * self.weight_decay))?;
+            let decayed = (p.var.as_tensor() * (1.0 - lr * weight_decay))?;
             p.var.set(&(decayed - (update * lr)?)?)?;
         }
         Ok(norm)
@@ -385,7 +412,7 @@ mod tests {
         let start: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
         varmap.data().lock().unwrap()["w"].set(&Tensor::from_vec(start, (3, 4), device)?)?;
         let x = Tensor::new(&[[1f32, -2., 0.5], [0.3, 0.1, -1.0]], device)?;
-        let mut opt = AdamW::new(&varmap, 0.01)?;
+        let mut opt = AdamW::with_style(&varmap, 0.01, AdamWStyle::Pytorch)?;
         let mut norms = Vec::new();
         for step in 0..5 {
             let y = x.matmul(&w)?.broadcast_add(&b)?;
@@ -431,12 +458,49 @@ mod tests {
         Ok(())
     }
 
+    /// One step from 1.0 with gradient 1 (loss = sum), lr 0.1, weight decay 0.5, by hand: the
+    /// PyTorch update is `lr · m̂/√v̂ = lr`; SpERT's uncorrected one `lr · 0.1/√0.001`; SpERT's
+    /// style decays the weight but not the bias or the layer norm.
+    #[test]
+    fn the_spert_style_skips_bias_correction_and_decay_of_biases_and_norms() -> Result<()> {
+        for (style, fused) in [
+            (AdamWStyle::Pytorch, true),
+            (AdamWStyle::Spert, true),
+            (AdamWStyle::Spert, false),
+        ] {
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+            let names = ["dense.weight", "dense.bias", "LayerNorm.weight"];
+            let vars: Vec<Tensor> = names
+                .iter()
+                .map(|n| vb.get_with_hints(1, n, Init::Const(1.0)))
+                .collect::<candle_core::Result<_>>()?;
+            let mut opt = AdamW::with_style(&varmap, 0.5, style)?;
+            let loss = Tensor::cat(&vars, 0)?.sum_all()?;
+            opt.step_with(&loss.backward()?, 0.1, 0.0, fused)?;
+            let step = match style {
+                AdamWStyle::Pytorch => 0.1,
+                AdamWStyle::Spert => 0.1 * 0.1 / 0.001f64.sqrt(),
+            };
+            for (name, var) in names.iter().zip(&vars) {
+                let decays = style == AdamWStyle::Pytorch || *name == "dense.weight";
+                let expected = if decays { 1.0 - 0.1 * 0.5 } else { 1.0 } - step;
+                let got = var.to_vec1::<f32>()?[0] as f64;
+                assert!(
+                    (got - expected).abs() < 1e-5,
+                    "{style:?} {name}: {got} vs {expected}"
+                );
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn minimises_a_quadratic_and_clips() -> Result<()> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let x = vb.get_with_hints(2, "x", Init::Const(3.0))?;
-        let mut opt = AdamW::new(&varmap, 0.0)?;
+        let mut opt = AdamW::with_style(&varmap, 0.0, AdamWStyle::Pytorch)?;
         let mut first_norm = 0.0;
         for i in 0..300 {
             let loss = x.sqr()?.sum_all()?;

@@ -70,7 +70,7 @@ pub fn train_epochs<M: Method>(
     let varmap = method.varmap();
     let steps_per_epoch = examples.len().div_ceil(opts.batch_size);
     let total_steps = steps_per_epoch * opts.epochs;
-    let mut stepper = Stepper::new(varmap, opts.weight_decay, device)?;
+    let mut stepper = Stepper::with_style(varmap, opts.weight_decay, M::ADAMW, device)?;
 
     let mut state = CheckpointState {
         epochs_done: 0,
@@ -165,7 +165,7 @@ pub fn train_epochs<M: Method>(
         }
         bar.finish_and_clear();
         let seconds = epoch_start.elapsed().as_secs_f64();
-        let dev = method.evaluate_dev()?;
+        let dev = method.evaluate_dev(epoch + 1 == opts.epochs)?;
         let score = M::dev_score(&dev);
         let log = EpochLog {
             epoch: epoch + 1,

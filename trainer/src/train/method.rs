@@ -9,6 +9,8 @@ use candle_nn::VarMap;
 use multitag_model::{Task, TaskKind};
 use serde::Serialize;
 
+use crate::optim::AdamWStyle;
+
 pub trait Method {
     /// The task's training example.
     type Example;
@@ -27,8 +29,9 @@ pub trait Method {
 
     fn task(&self) -> Self::Task<'_>;
 
-    /// The model as it is now, scored on the dev set.
-    fn evaluate_dev(&self) -> Result<Self::DevReport>;
+    /// The model as it is now, scored on the dev set; `last` after the last epoch. A
+    /// [`Self::KEEP_LAST`] method may skip the earlier ones (nothing is selected on them).
+    fn evaluate_dev(&self, last: bool) -> Result<Self::DevReport>;
 
     /// The name of [`Self::dev_score`] in logs (e.g. `F1`).
     const DEV_SCORE: &'static str;
@@ -37,6 +40,9 @@ pub trait Method {
     /// dev report is then only logged): for a method whose published recipe trains a fixed
     /// number of epochs and evaluates the final model.
     const KEEP_LAST: bool = false;
+
+    /// The optimizer the method's published recipe uses.
+    const ADAMW: AdamWStyle = AdamWStyle::Pytorch;
 
     /// The number in a dev report that picks the best epoch (higher is better; a fraction,
     /// logged as a percentage).

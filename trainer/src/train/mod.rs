@@ -87,7 +87,7 @@ impl Method for Tagging<'_> {
         self.model.task(self.options, (0, 0))
     }
 
-    fn evaluate_dev(&self) -> Result<NerReport> {
+    fn evaluate_dev(&self, _last: bool) -> Result<NerReport> {
         evaluate_ner(&self.model, &self.dev, 64)
     }
 

@@ -7,7 +7,7 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use multitag_model::{Mode, Task};
 
-use crate::optim::AdamW;
+use crate::optim::{AdamW, AdamWStyle};
 
 /// What one step did: its loss (the total, and the task's named parts in
 /// [`Task::loss_parts`]' order), the gradient norm before clipping, and the seconds spent in the
@@ -29,8 +29,17 @@ pub struct Stepper {
 
 impl Stepper {
     pub fn new(varmap: &VarMap, weight_decay: f64, device: &Device) -> Result<Self> {
+        Self::with_style(varmap, weight_decay, AdamWStyle::Pytorch, device)
+    }
+
+    pub fn with_style(
+        varmap: &VarMap,
+        weight_decay: f64,
+        style: AdamWStyle,
+        device: &Device,
+    ) -> Result<Self> {
         Ok(Self {
-            optimizer: AdamW::new(varmap, weight_decay)?,
+            optimizer: AdamW::with_style(varmap, weight_decay, style)?,
             device: device.clone(),
             synchronize: false,
         })

@@ -271,7 +271,7 @@ fn the_task_key_picks_the_predictor() {
     let newer = with_metadata(&bytes, |m| {
         m.insert(
             KEY_TASK.into(),
-            gguf_file::Value::String("relations".into()),
+            gguf_file::Value::String("coreference".into()),
         );
     });
     let err = predictor(&newer)
@@ -279,9 +279,18 @@ fn the_task_key_picks_the_predictor() {
         .expect("an unknown task loaded")
         .to_string();
     assert!(
-        err.contains("model.gguf") && err.contains(KEY_TASK) && err.contains("`relations`"),
+        err.contains("model.gguf") && err.contains(KEY_TASK) && err.contains("`coreference`"),
         "{err}"
     );
+    // A relation model is not a tagger: its predictor is the span extractor.
+    let relations = with_metadata(&bytes, |m| {
+        m.insert(
+            KEY_TASK.into(),
+            gguf_file::Value::String("relations".into()),
+        );
+    });
+    let err = predictor(&relations).err().expect("a tagger").to_string();
+    assert!(err.contains("relation extraction model"), "{err}");
     let typed = with_metadata(&bytes, |m| {
         m.insert(KEY_TASK.into(), gguf_file::Value::U32(1));
     });
