@@ -1,13 +1,14 @@
 //! The relation task's side of `trainer train`, `eval` and `tag` (`--task relations`, or a model
 //! directory whose training.json says `task: relations`).
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use candle_core::Device;
-use multitag_core::relations::{evaluate, ExtractionReport, TaskScores};
+use multitag_core::relations::{evaluate, Document, ExtractionReport, TaskScores, TypeSet};
 
 use super::data::{read_part, RelationFiles};
+use super::evaluate::evaluate_unseen;
 use super::model::{load_extractor, predict_documents};
 use super::train::{train_relations, EVAL_BATCH};
 use crate::model_dir::ModelDir;
@@ -82,10 +83,47 @@ pub fn eval(
     let report =
         evaluate(extractor.types(), &documents, &predicted, false).map_err(anyhow::Error::msg)?;
     print_report(&test.display().to_string(), &report);
+    let unseen = match trained_on(dir, extractor.types())? {
+        Some(train) => {
+            let unseen = evaluate_unseen(extractor.types(), &train, &documents, &predicted)?;
+            print_report("test sentences never seen in training", &unseen);
+            Some(unseen)
+        }
+        None => None,
+    };
     if let Some(path) = json {
-        write_json(path, &report)?;
+        let value = serde_json::json!({
+            "model": dir.path.display().to_string(),
+            "test_file": test.display().to_string(),
+            "test": &report,
+            "test_unseen": unseen,
+        });
+        write_json(path, &value)?;
     }
     Ok(report)
+}
+
+/// The training documents training.json names (`data.train`), when that file is still there;
+/// without them the unseen-sentence figures are left out, with a note.
+fn trained_on(dir: &ModelDir, types: &TypeSet) -> Result<Option<Vec<Document>>> {
+    let path = dir.path.join("training.json");
+    let training: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let Some(train) = training["data"]["train"].as_str().map(PathBuf::from) else {
+        eprintln!(
+            "{}: no `data.train`: no unseen-sentence figures",
+            path.display()
+        );
+        return Ok(None);
+    };
+    if !train.is_file() {
+        eprintln!(
+            "{}: the training file it names, {}, is not there: no unseen-sentence figures",
+            path.display(),
+            train.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(read_part(&train, types)?))
 }
 
 /// SpERT's three settings, micro and macro, as its evaluator prints them.

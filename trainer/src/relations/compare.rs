@@ -15,6 +15,7 @@ use multitag_core::relations::{evaluate, ExtractionReport};
 use serde::{Deserialize, Serialize};
 
 use super::data::RelationData;
+use super::evaluate::evaluate_unseen;
 use super::train::{train_relations, EVAL_BATCH};
 use crate::model_dir::ModelDir;
 use crate::output::write_atomic;
@@ -26,6 +27,8 @@ pub struct RelationRun {
     pub variant: String,
     pub seed: u64,
     pub test: ExtractionReport,
+    /// On the test sentences whose words never occur as a training sentence.
+    pub test_unseen: ExtractionReport,
     pub train_seconds: f64,
     pub epochs: usize,
     pub device: String,
@@ -73,10 +76,12 @@ pub fn compare(
             let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
             let test =
                 evaluate(&data.types, &data.test, &predicted, false).map_err(anyhow::Error::msg)?;
+            let test_unseen = evaluate_unseen(&data.types, &data.train, &data.test, &predicted)?;
             let run = RelationRun {
                 variant: variant.clone(),
                 seed,
                 test,
+                test_unseen,
                 train_seconds: outcome.train_seconds,
                 epochs: outcome.history.len(),
                 device: format!("{device:?}"),
@@ -132,8 +137,9 @@ fn read_runs(path: &Path) -> Result<Vec<RelationRun>> {
 }
 
 /// The figures of a run, as percentages: (column name, value).
-fn figures(report: &ExtractionReport) -> [(&'static str, f64); 6] {
+fn figures(run: &RelationRun) -> [(&'static str, f64); 8] {
     let pct = |x: f64| 100.0 * x;
+    let (report, unseen) = (&run.test, &run.test_unseen);
     [
         ("entity F1 micro", pct(report.entities.micro.f1)),
         ("entity F1 macro", pct(report.entities.macro_avg.f1)),
@@ -153,16 +159,21 @@ fn figures(report: &ExtractionReport) -> [(&'static str, f64); 6] {
             "relation F1 boundaries macro",
             pct(report.relations_boundaries.macro_avg.f1),
         ),
+        ("unseen: entity F1 micro", pct(unseen.entities.micro.f1)),
+        (
+            "unseen: relation F1 strict micro",
+            pct(unseen.relations_strict.micro.f1),
+        ),
     ]
 }
 
 /// The table: per variant, mean ± sd of each figure over its seeds and the training time; then
 /// each variant minus the first, seed by seed (seeds both have), mean ± sd and the values.
 pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
-    let names: Vec<&str> = figures(&ExtractionReport::default())
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
+    let Some(first) = runs.first() else {
+        return "no runs\n".into();
+    };
+    let names: Vec<&str> = figures(first).iter().map(|(n, _)| *n).collect();
     let of = |variant: &str| -> Vec<&RelationRun> {
         let mut v: Vec<&RelationRun> = runs.iter().filter(|r| r.variant == variant).collect();
         v.sort_by_key(|r| r.seed);
@@ -180,7 +191,7 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
         }
         let cells: Vec<String> = (0..names.len())
             .map(|k| {
-                let values: Vec<f64> = rows.iter().map(|r| figures(&r.test)[k].1).collect();
+                let values: Vec<f64> = rows.iter().map(|r| figures(r)[k].1).collect();
                 let m = mean_std(&values);
                 format!("{:.2} ± {:.2}", m.mean, m.std)
             })
@@ -218,7 +229,7 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
             .map(|k| {
                 let diffs: Vec<f64> = pairs
                     .iter()
-                    .map(|(r, b)| figures(&r.test)[k].1 - figures(&b.test)[k].1)
+                    .map(|(r, b)| figures(r)[k].1 - figures(b)[k].1)
                     .collect();
                 let m = mean_std(&diffs);
                 let each: Vec<String> = diffs.iter().map(|d| format!("{d:+.2}")).collect();
@@ -253,6 +264,7 @@ mod tests {
                 relations_boundaries: scores(relation_f1),
                 documents: 3,
             },
+            test_unseen: ExtractionReport::default(),
             train_seconds: 10.0,
             epochs: 2,
             device: "Cpu".into(),

@@ -6,11 +6,13 @@
 //! | [`data`] | the dataset's files: types, train, dev, test |
 //! | [`model`] | the span model over the base encoder; saving, loading, predicting documents |
 //! | [`train`] | the [`crate::train::Method`] and a training run |
+//! | [`evaluate`] | scores on the test sentences never seen in training |
 //! | [`cli`] | `train`, `eval` and `tag` for relation models |
 //! | [`compare`](mod@compare) | `compare`: SpERT, SpERT.MT and the ablation over seeds |
 pub mod cli;
 pub mod compare;
 pub mod data;
+pub mod evaluate;
 pub mod model;
 pub mod train;
 
