@@ -17,7 +17,7 @@ $trainer label --out runs/labeled.jsonl
 if [ ! -f "$model/model.safetensors" ]; then
   echo "training the demo model: one epoch over the training split, tags (with a layer of their own)"
   echo "+ InfoNCE + distillation"
-  echo "(about 5 minutes on 2 CPU cores; less with more cores) ..."
+  echo "(about 4 minutes on 2 CPU cores; less with more cores) ..."
   $trainer train --out "$model" --objective infonce --lambda 0.1 --distill 2 --tagging-layers 1 \
     --epochs 1 --batch-size 32 --lr 1e-4 --description-tokens 32
   # Only the weights are needed from here on; the resume checkpoint is 270 MB.

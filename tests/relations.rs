@@ -79,7 +79,20 @@ fn a_spert_dataset_trains_evaluates_and_tags() {
 
     // Raw text: entities as character offsets into the line, relations indexing them.
     let line = "Laura King works for Acme Corp .";
-    let o = trainer(&["tag", "--model", s(&model)], Some(&format!("{line}\n")));
+    let o = trainer(
+        &["tag", "--model", s(&model), "--task", "tagging"],
+        Some(&format!("{line}\n")),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("a relations model, not a tagging one"),
+        "{}",
+        stderr(&o)
+    );
+    let o = trainer(
+        &["tag", "--model", s(&model), "--task", "relations"],
+        Some(&format!("{line}\n")),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(

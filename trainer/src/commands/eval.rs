@@ -10,6 +10,7 @@ use crate::data::load_gold;
 use crate::evaluate;
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
+use crate::train::Task;
 use multitag_model::TaskKind;
 
 #[derive(clap::Args)]
@@ -34,6 +35,9 @@ pub struct Args {
     description_tokens: usize,
     #[command(flatten)]
     matmul: MatmulArgs,
+    /// The task the model must be for (checked; by default the one its training.json names).
+    #[arg(long, value_enum)]
+    task: Option<Task>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -47,8 +51,12 @@ pub fn run(args: Args) -> Result<()> {
         limit,
         description_tokens,
         matmul,
+        task,
     } = args;
     let dir = ModelDir::read(&model)?;
+    if let Some(task) = task {
+        crate::train::check_task(&dir, task)?;
+    }
     let device = device.device()?;
     if dir.task == TaskKind::Relations {
         let files = labeled.relation_files();

@@ -13,6 +13,7 @@ use anyhow::Result;
 use crate::args::{DeviceArgs, MatmulArgs};
 use crate::input::{read_texts, FormatArgs};
 use crate::model_dir::ModelDir;
+use crate::train::Task;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,6 +30,9 @@ pub struct Args {
     device: DeviceArgs,
     #[command(flatten)]
     matmul: MatmulArgs,
+    /// The task the model must be for (checked; by default the one its training.json names).
+    #[arg(long, value_enum)]
+    task: Option<Task>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -39,8 +43,12 @@ pub fn run(args: Args) -> Result<()> {
         batch_size: batch,
         device,
         matmul,
+        task,
     } = args;
     let dir = ModelDir::read(&model)?;
+    if let Some(task) = task {
+        crate::train::check_task(&dir, task)?;
+    }
     let device = device.device()?;
     if dir.task == multitag_model::TaskKind::Relations {
         let (_, parsed) = read_texts(&input, &format)?;

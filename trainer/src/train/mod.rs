@@ -34,7 +34,7 @@ pub use epochs::{train_epochs, EpochLog};
 pub use examples::{encode_examples, TrainItem};
 pub use method::Method;
 pub use model::TrainingModel;
-pub use options::{Objective, Precision, Task, TrainOptions};
+pub use options::{check_task, Objective, Precision, Task, TrainOptions};
 pub use step::Stepper;
 
 use crate::data::Dataset;

@@ -121,6 +121,23 @@ pub struct TrainOptions {
     pub precision: Precision,
 }
 
+/// `dir`'s model is for `task`, or an error naming both.
+pub fn check_task(dir: &crate::model_dir::ModelDir, task: Task) -> anyhow::Result<()> {
+    let kind = match task {
+        Task::Tagging => multitag_model::TaskKind::Tagging,
+        Task::Relations => multitag_model::TaskKind::Relations,
+    };
+    if dir.task != kind {
+        anyhow::bail!(
+            "{}: a {} model, not a {} one",
+            dir.path.display(),
+            dir.task.name(),
+            kind.name()
+        );
+    }
+    Ok(())
+}
+
 fn default_span_method() -> String {
     "spert-mt".into()
 }
