@@ -277,7 +277,7 @@ fn tiny_training_run_then_tagging_any_script() {
         std::fs::copy(model.join(f), other.join(f)).unwrap();
     }
     let mut newer = training.clone();
-    newer["task"] = "relations".into();
+    newer["task"] = "coreference".into();
     std::fs::write(other.join("training.json"), newer.to_string()).unwrap();
     let out = trainer(
         &["tag", "--model", other.to_str().unwrap()],
@@ -286,7 +286,7 @@ fn tiny_training_run_then_tagging_any_script() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("training.json") && err.contains("`task`") && err.contains("`relations`"),
+        err.contains("training.json") && err.contains("`task`") && err.contains("`coreference`"),
         "{err}"
     );
 

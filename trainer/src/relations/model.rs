@@ -161,6 +161,12 @@ pub fn load_extractor(dir: &ModelDir, device: &Device) -> Result<SpanExtractor> 
         );
     }
     let types_path = dir.path.join("types.json");
+    if !types_path.is_file() {
+        bail!(
+            "{}: training.json says task `relations`, but there is no types.json beside it",
+            dir.path.display()
+        );
+    }
     let text = std::fs::read_to_string(&types_path)
         .with_context(|| format!("reading {}", types_path.display()))?;
     let types = multitag_core::relations::read_types(&types_path.display().to_string(), &text)?;
