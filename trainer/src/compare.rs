@@ -131,7 +131,7 @@ impl Comparison<'_> {
     pub fn run(&self, variants: &[TrainOptions], seeds: &[u64]) -> Result<String> {
         std::fs::create_dir_all(self.out.join("predictions"))?;
         let runs_path = self.out.join("runs.jsonl");
-        let mut done = read_runs(&runs_path)?;
+        let mut done: Vec<RunResult> = read_runs(&runs_path)?;
         let test: Vec<&LabeledRecord> = self.dataset.split(Split::Test);
         let retrieval_items = &test[..self.eval_limit.unwrap_or(test.len()).min(test.len())];
         let pretrained =
@@ -351,7 +351,9 @@ fn predictions_path(out: &Path, variant: &str, seed: u64) -> PathBuf {
         .join(format!("{slug}-seed{seed}.json"))
 }
 
-fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
+/// The runs of a comparison's `runs.jsonl` (none when the file is not there yet), each line one
+/// run; a line that does not parse is an error naming the file and line.
+pub fn read_runs<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(Vec::new());
     };

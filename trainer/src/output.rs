@@ -250,6 +250,15 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())
 }
 
+/// A trained model's variables as `out/model.safetensors`, written whole.
+pub fn write_weights(out: &Path, varmap: &VarMap) -> Result<()> {
+    write_with(&out.join("model.safetensors"), |tmp| {
+        varmap
+            .save(tmp)
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
 /// Writes a trained model into `out`, file by file, each atomically; `training.json` last, so a
 /// reader that finds it finds the weights it describes. Other files in `out` (metrics.jsonl,
 /// checkpoint/, a user's notes) are left as they are.
@@ -267,11 +276,7 @@ pub fn save_model(
     )?;
     write_atomic(&out.join("tokenizer.json"), &base.tokenizer_bytes)?;
     write_json(&out.join("labels.json"), labels)?;
-    write_with(&out.join("model.safetensors"), |tmp| {
-        varmap
-            .save(tmp)
-            .with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    write_weights(out, varmap)?;
     // The label list's hash: a labels.json edited or swapped later is refused on load
     // (`ModelDir::read`), since a reordering fits the head's shape and would tag wrongly.
     let mut training = training.clone();

@@ -27,17 +27,7 @@ pub fn train(
     resume: bool,
 ) -> Result<()> {
     let data = files.read(true, false)?;
-    let outcome = train_relations(
-        base,
-        &data.types,
-        &data.train,
-        &data.dev,
-        data.files.clone(),
-        opts,
-        device,
-        Some(out),
-        resume,
-    )?;
+    let outcome = train_relations(base, &data, opts, device, Some(out), resume)?;
     let last = outcome.history.last().and_then(|h| h.dev.as_ref());
     match last {
         Some(dev) => eprintln!(

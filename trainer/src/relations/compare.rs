@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::data::RelationData;
 use super::evaluate::evaluate_unseen;
 use super::train::{train_relations, EVAL_BATCH};
+use crate::compare::read_runs;
 use crate::model_dir::ModelDir;
 use crate::output::write_atomic;
 use crate::train::TrainOptions;
@@ -48,7 +49,7 @@ pub fn compare(
 ) -> Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let runs_path = out.join("runs.jsonl");
-    let mut runs = read_runs(&runs_path)?;
+    let mut runs: Vec<RelationRun> = read_runs(&runs_path)?;
     let encoder = base.path.display().to_string();
     for &seed in seeds {
         for variant in variants {
@@ -62,17 +63,7 @@ pub fn compare(
                 ..template.clone()
             };
             eprintln!("== {variant}, seed {seed}");
-            let outcome = train_relations(
-                base,
-                &data.types,
-                &data.train,
-                &data.dev,
-                data.files.clone(),
-                &opts,
-                device,
-                None,
-                false,
-            )?;
+            let outcome = train_relations(base, data, &opts, device, None, false)?;
             let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
             let test =
                 evaluate(&data.types, &data.test, &predicted, false).map_err(anyhow::Error::msg)?;
@@ -115,25 +106,11 @@ pub fn compare(
 
 /// The table of the runs already in `out/runs.jsonl` (`--summary-only`).
 pub fn summary(variants: &[String], seeds: &[u64], out: &Path) -> Result<String> {
-    let runs: Vec<RelationRun> = read_runs(&out.join("runs.jsonl"))?
+    let runs: Vec<RelationRun> = read_runs::<RelationRun>(&out.join("runs.jsonl"))?
         .into_iter()
         .filter(|r| variants.contains(&r.variant) && seeds.contains(&r.seed))
         .collect();
     Ok(table(&runs, variants))
-}
-
-fn read_runs(path: &Path) -> Result<Vec<RelationRun>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a relation run", path.display(), i + 1))
-        })
-        .collect()
 }
 
 /// The figures of a run, as percentages: (column name, value).

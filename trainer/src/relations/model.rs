@@ -17,7 +17,7 @@ use multitag_model::tasks::relations::{
 use multitag_model::{TaskKind, WordTokenizer};
 
 use crate::model_dir::ModelDir;
-use crate::output::{write_atomic, write_json, write_with};
+use crate::output::{write_atomic, write_json, write_weights};
 use crate::train::TrainOptions;
 
 /// The model's settings (`--span-method`), the negative sampling and the decoding of `opts`.
@@ -76,8 +76,7 @@ impl RelationModel {
         let (varmap, mut model) = base.trainable_model(&base.config, device, opts.seed, |vb| {
             SpanModel::load(&base.config, types.clone(), recipe.settings, vb)
         })?;
-        model.encoder.compute_dtype = opts.precision.dtype();
-        model.encoder.frozen_layers = opts.frozen_layers;
+        opts.set_up_encoder(&mut model.encoder, base)?;
         Ok(Self {
             varmap,
             model,
@@ -140,11 +139,7 @@ pub fn save_span_model(
     write_atomic(&out.join("config.json"), base.config_text.as_bytes())?;
     write_atomic(&out.join("tokenizer.json"), &base.tokenizer_bytes)?;
     write_atomic(&out.join("types.json"), types.to_spert_json().as_bytes())?;
-    write_with(&out.join("model.safetensors"), |tmp| {
-        varmap
-            .save(tmp)
-            .with_context(|| format!("writing {}", tmp.display()))
-    })?;
+    write_weights(out, varmap)?;
     let mut training = training.clone();
     training["task"] = TaskKind::Relations.name().into();
     write_json(&out.join("training.json"), &training)

@@ -12,6 +12,7 @@ use multitag_core::relations::{evaluate, Document, ExtractionReport, TypeSet};
 use multitag_model::tasks::relations::{RelationLoss, SpanExample};
 use multitag_model::TaskKind;
 
+use super::data::RelationData;
 use super::model::{save_span_model, RelationModel};
 use crate::model_dir::ModelDir;
 use crate::optim::AdamWStyle;
@@ -67,8 +68,8 @@ impl Method for Relations<'_> {
         ))
     }
 
-    fn dev_score(report: &Option<ExtractionReport>) -> f64 {
-        report.as_ref().map_or(0.0, |r| r.relations_strict.micro.f1)
+    fn dev_score(report: &Option<ExtractionReport>) -> Option<f64> {
+        report.as_ref().map(|r| r.relations_strict.micro.f1)
     }
 
     fn save(&self, out: &Path, training: &serde_json::Value) -> Result<()> {
@@ -84,20 +85,17 @@ pub struct RelationOutcome {
     pub train_seconds: f64,
 }
 
-/// Trains on `train`, logging `dev` each epoch; with `out`, saves there (model, metrics.jsonl,
-/// checkpoint; `resume` continues from the checkpoint).
-#[allow(clippy::too_many_arguments)]
+/// Trains on `data.train`, scoring `data.dev` after the last epoch; with `out`, saves there
+/// (model, metrics.jsonl, checkpoint; `resume` continues from the checkpoint).
 pub fn train_relations(
     base: &ModelDir,
-    types: &TypeSet,
-    train: &[Document],
-    dev: &[Document],
-    files: serde_json::Value,
+    data: &RelationData,
     opts: &TrainOptions,
     device: &Device,
     out: Option<&Path>,
     resume: bool,
 ) -> Result<RelationOutcome> {
+    let (types, train, dev) = (&data.types, &data.train, &data.dev);
     if opts.batch_size == 0 || opts.epochs == 0 {
         bail!("--batch-size and --epochs must be positive");
     }
@@ -128,7 +126,7 @@ pub fn train_relations(
         dev,
         types,
         base,
-        files,
+        files: data.files.clone(),
     };
     let epochs = train_epochs(&method, &examples, opts, device, out, resume)?;
     Ok(RelationOutcome {

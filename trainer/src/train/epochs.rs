@@ -190,20 +190,22 @@ pub fn train_epochs<M: Method>(
             .iter()
             .map(|(name, value)| format!("{name} {value:.4}"))
             .collect();
+        let dev_text = match score {
+            Some(score) => format!("dev {} {:.2}", M::DEV_SCORE, 100.0 * score),
+            None => "dev not scored".to_string(),
+        };
         eprintln!(
-            "epoch {}/{}: loss {:.4} ({}), dev {} {:.2}, {:.0} s, {:.1} seq/s",
+            "epoch {}/{}: loss {:.4} ({}), {dev_text}, {:.0} s, {:.1} seq/s",
             log.epoch,
             opts.epochs,
             log.loss,
             parts.join(", "),
-            M::DEV_SCORE,
-            100.0 * score,
             seconds,
             log.sequences_per_second
         );
         state.epochs_done = epoch + 1;
-        if M::KEEP_LAST || score > state.best_dev_f1 {
-            state.best_dev_f1 = score;
+        if M::KEEP_LAST || score.is_some_and(|s| s > state.best_dev_f1) {
+            state.best_dev_f1 = score.unwrap_or(state.best_dev_f1);
             state.epochs_without_gain = 0;
             best = Some(snapshot(varmap)?);
             if let Some(out) = out {

@@ -46,7 +46,8 @@ pub trait Method {
 
     /// The number in a dev report that picks the best epoch (higher is better; a fraction,
     /// logged as a percentage).
-    fn dev_score(report: &Self::DevReport) -> f64;
+    /// `None` when the report holds no score (a [`Self::KEEP_LAST`] method's skipped epochs).
+    fn dev_score(report: &Self::DevReport) -> Option<f64>;
 
     /// Writes the model as it is now, with `training` (options, epoch, dev report) as its
     /// provenance, to the directory `out`.

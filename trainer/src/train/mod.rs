@@ -91,8 +91,8 @@ impl Method for Tagging<'_> {
         evaluate_ner(&self.model, &self.dev, 64)
     }
 
-    fn dev_score(report: &NerReport) -> f64 {
-        report.f1
+    fn dev_score(report: &NerReport) -> Option<f64> {
+        Some(report.f1)
     }
 
     fn save(&self, out: &Path, training: &serde_json::Value) -> Result<()> {

@@ -31,15 +31,7 @@ impl TrainingModel {
         opts: &TrainOptions,
     ) -> Result<Self> {
         let (varmap, mut model) = base.trainable(labels, device, opts.seed, opts.tagging_layers)?;
-        model.encoder.compute_dtype = opts.precision.dtype();
-        if let Some(n) = opts.frozen_layers {
-            let layers = base.config.num_hidden_layers;
-            anyhow::ensure!(
-                n <= layers,
-                "--frozen-layers {n}: the base encoder has {layers} layers"
-            );
-        }
-        model.encoder.frozen_layers = opts.frozen_layers;
+        opts.set_up_encoder(&mut model.encoder, base)?;
         Ok(Self {
             varmap,
             model,

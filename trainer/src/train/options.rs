@@ -172,6 +172,25 @@ impl Precision {
 }
 
 impl TrainOptions {
+    /// What the options ask of the encoder being trained, whatever the task: its compute
+    /// precision and its frozen layers (at most the base encoder's).
+    pub fn set_up_encoder(
+        &self,
+        encoder: &mut multitag_model::BertEncoder,
+        base: &crate::model_dir::ModelDir,
+    ) -> anyhow::Result<()> {
+        if let Some(n) = self.frozen_layers {
+            let layers = base.config.num_hidden_layers;
+            anyhow::ensure!(
+                n <= layers,
+                "--frozen-layers {n}: the base encoder has {layers} layers"
+            );
+        }
+        encoder.compute_dtype = self.precision.dtype();
+        encoder.frozen_layers = self.frozen_layers;
+        Ok(())
+    }
+
     pub fn uses_descriptions(&self) -> bool {
         self.objective != Objective::None && self.lambda > 0.0
     }
