@@ -17,13 +17,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
-use multitag_core::{split_words, LabelMap};
+use multitag_core::{split_words, LabelMap, SplitMix64};
+use multitag_model::tasks::relations::{RelationLoss, SpanExample};
 use multitag_model::tasks::tagging::anchor;
 use multitag_model::{DenseCompute, DropoutRng, Mode, Predictor, Tagger};
 use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
+use crate::optim::AdamWStyle;
+use crate::relations::{RelationData, RelationModel};
 use crate::train::{encode_examples, Objective, Stepper, TrainItem, TrainOptions, TrainingModel};
 
 /// How training batches are padded.
@@ -52,6 +55,10 @@ pub enum Workload {
     /// `trainer train`'s own step (`TrainRun::time_steps`: training split, pad to longest, random
     /// negatives, the objective of --objective); needs the catalog. Not in the reference.
     TrainLoop,
+    /// Forward, backward and AdamW step of the span/relation model (--span-method, SpERT's
+    /// sampling and optimizer) on the first sentences of the relation training file (--data DIR
+    /// of SpERT JSON), in file order, each sentence at its own length.
+    TrainRelations,
 }
 
 impl Workload {
@@ -63,6 +70,7 @@ impl Workload {
             Self::Tag1 => "tag_batch_1",
             Self::Tag32 => "tag_batch_32",
             Self::TrainLoop => "train_loop",
+            Self::TrainRelations => "train_relations",
         }
     }
 }
@@ -207,6 +215,16 @@ impl BenchInput {
         })
     }
 
+    /// No titles and no items: workloads that read their own input (`source`).
+    pub fn empty(source: String) -> Self {
+        Self {
+            source,
+            titles: Vec::new(),
+            items: Vec::new(),
+            dataset: None,
+        }
+    }
+
     /// Titles from a plain file; every word is tagged O (speed does not depend on the tags), and
     /// item i's description is titles i+1..=i+8 joined with ". " (wrapping around).
     pub fn from_titles(path: &std::path::Path) -> Result<Self> {
@@ -250,6 +268,8 @@ impl BenchInput {
 
 pub struct Bench<'a> {
     pub base: &'a ModelDir,
+    /// The relation extraction dataset, for the span/relation workload.
+    pub relations: Option<&'a RelationData>,
     pub tag_model: Option<&'a ModelDir>,
     pub input: &'a BenchInput,
     pub labels: &'a LabelMap,
@@ -292,6 +312,7 @@ impl Bench<'_> {
                 Workload::Tag1 => self.tag(1, self.tag_titles_batch1)?,
                 Workload::Tag32 => self.tag(32, self.tag_titles)?,
                 Workload::TrainLoop => self.train_loop()?,
+                Workload::TrainRelations => self.train_relations()?,
             };
             eprintln!(
                 "  {}: {:.1} {} median (min {:.1}, max {:.1}, {} repetitions), peak RSS {}",
@@ -484,6 +505,85 @@ impl Bench<'_> {
         ))
     }
 
+    /// Sentences per second of the span/relation step: batches of `--batch-size` consecutive
+    /// training sentences from the first, negatives drawn as in training (seeded by `--seed`),
+    /// SpERT's optimizer; phases timed as in [`Self::train`].
+    fn train_relations(&self) -> Result<Measurement> {
+        let data = self
+            .relations
+            .context("the train-relations workload needs relation data (--task relations --data DIR)")?;
+        let opts = self.options;
+        let b = opts.batch_size;
+        if b == 0 {
+            bail!("--batch-size must be positive");
+        }
+        let needed = b * (self.warmup + self.steps);
+        if data.train.len() < needed {
+            bail!(
+                "need {needed} training sentences for {} steps of batch {b}, have {}",
+                self.warmup + self.steps,
+                data.train.len()
+            );
+        }
+        let model = RelationModel::from_base(self.base, &data.types, self.device, opts)?;
+        let read = SpanExample::from_documents(
+            &model.tokenizer,
+            &data.train[..needed],
+            model.model.max_positions(),
+        )?;
+        if let Some((index, e)) = read.too_long.first() {
+            bail!("training document {index}: {e}");
+        }
+        let examples = read.examples;
+        let mut stepper =
+            Stepper::with_style(&model.varmap, opts.weight_decay, AdamWStyle::Spert, self.device)?
+                .timed();
+        let task = RelationLoss {
+            model: &model.model,
+            sampling: model.recipe.sampling,
+            device: self.device,
+        };
+        let dropout = DropoutRng::new(opts.seed);
+        let mode = Mode::Train(&dropout);
+        let mut rng = SplitMix64::new(opts.seed);
+        let subwords: usize = examples.iter().map(|e| e.sentence.ids.len()).sum();
+        let shape = format!(
+            "{b} sentences a step ({:.1} sub-words on average), {}, {} + {} negatives",
+            subwords as f64 / examples.len() as f64,
+            model.recipe.settings.variant(),
+            opts.neg_entities,
+            opts.neg_relations
+        );
+        eprintln!(
+            "timing {} span/relation steps ({shape}) after {} warm-up ...",
+            self.steps, self.warmup
+        );
+        let mut rates = Vec::with_capacity(self.steps);
+        let mut phases = Vec::with_capacity(self.steps);
+        for step in 0..self.warmup + self.steps {
+            let batch: Vec<usize> = (step * b..(step + 1) * b).collect();
+            let report = stepper.step(
+                &task,
+                &examples,
+                &batch,
+                &mut |n| rng.below(n as u64) as usize,
+                &mode,
+                opts.lr,
+                opts.clip,
+            )?;
+            if !report.loss.is_finite() {
+                bail!("loss is {} at step {step}", report.loss);
+            }
+            if step >= self.warmup {
+                rates.push(b as f64 / report.phases.iter().sum::<f64>());
+                phases.push(report.phases);
+            }
+        }
+        let mut measurement = Measurement::of("seq/s", shape, rates, b);
+        measurement.phases_ms = Some(StepPhases::median_of(&phases));
+        Ok(measurement)
+    }
+
     /// Titles per second from strings to entities over the first `count` input titles.
     fn tag(&self, batch: usize, count: usize) -> Result<Measurement> {
         // A trained or exported (possibly quantized) tagger is timed as it is; a base encoder
@@ -556,15 +656,11 @@ pub fn print_bench(r: &BenchReport) {
     }
     println!("| workload | shape | median | min | q1 | q3 | max | reps | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let keys = [
-        Workload::TrainMultitask,
-        Workload::TrainNer,
-        Workload::Tag1,
-        Workload::Tag32,
-        Workload::TrainLoop,
-    ]
-    .map(Workload::key);
-    for key in keys {
+    let keys: Vec<&str> = Workload::value_variants()
+        .iter()
+        .map(|w| w.key())
+        .collect();
+    for &key in &keys {
         let Some(value) = r.results.get(key) else {
             continue;
         };

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
-use crate::args::{base_model, labels, DataArgs, DeviceArgs, MatmulArgs};
+use crate::args::{base_model, labels, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
 use crate::bench::{print_bench, Bench, BenchInput, BenchReport, Shapes, Workload};
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
@@ -21,6 +21,9 @@ pub struct Args {
     tag_model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
+    /// The train-relations workload's data: --data DIR of SpERT JSON (or --train and --types).
+    #[command(flatten)]
+    labeled: LabeledArgs,
     #[command(flatten)]
     device: DeviceArgs,
     /// A plain text file of titles (one a line) instead of the catalog, e.g. on a machine without
@@ -73,8 +76,25 @@ pub fn run(args: Args) -> Result<()> {
         return run_children(&args);
     }
     let device = args.device.device()?;
+    // The span/relation workload reads SpERT JSON and nothing of the catalog.
+    let relations_only = args
+        .workloads
+        .iter()
+        .all(|w| *w == Workload::TrainRelations);
+    let relations = if args.workloads.contains(&Workload::TrainRelations) {
+        Some(args.labeled.relation_files().read(true, false)?)
+    } else {
+        None
+    };
     let input = match &args.titles {
         Some(path) => BenchInput::from_titles(path)?,
+        None if relations_only => BenchInput::empty(
+            relations
+                .as_ref()
+                .and_then(|r| r.files["train"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        ),
         None => BenchInput::from_catalog(&args.data)?,
     };
     let tag_model = args.tag_model.as_deref().map(ModelDir::read).transpose()?;
@@ -95,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     let labels = labels();
     let report = Bench {
         base,
+        relations: relations.as_ref(),
         tag_model: tag_model.as_ref(),
         input: &input,
         labels: &labels,

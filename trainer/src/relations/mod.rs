@@ -16,4 +16,5 @@ pub mod evaluate;
 pub mod model;
 pub mod train;
 
-pub use data::RelationFiles;
+pub use data::{RelationData, RelationFiles};
+pub use model::RelationModel;
