@@ -4,6 +4,9 @@
 //! 1. The model scores every candidate span ([`enumerate_spans`](super::sampling::enumerate_spans))
 //!    with softmax probabilities over `1 + entity types` classes, class 0 being "no entity".
 //!    [`span_classes`] takes each span's most probable class (the first on ties, as `argmax` does).
+//!    With SpERT.MT's boundary scores (its IoU head: each span's predicted IoU with the gold entity
+//!    it overlaps), [`entity_classes`] then resolves overlapping spans of the same predicted type
+//!    to the one whose boundaries score best (see there).
 //! 2. [`relation_candidates`] lists the ordered pairs of spans classified as entities (every pair
 //!    of two different spans, head-major in span order); the model scores each with one sigmoid
 //!    per relation type (no "none" class). [`decode`] keeps every (pair, type) whose score is at
@@ -79,6 +82,53 @@ pub fn span_classes(entity_scores: &[f32], classes: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Each span's class as [`span_classes`]; with `boundary` (one score per span, higher for better
+/// boundaries), spans classified as the same type that overlap are resolved greedily: in order of
+/// boundary score (span order on ties), a span stays an entity unless it overlaps one already kept
+/// of its type. Why same-type only: a near miss ("John" beside "John Smith") is classified as the
+/// entity it misses, so a boundary error shows as two overlapping spans of one type; spans of
+/// different types that overlap are nested entities (ADE's gold has them) and are all kept, as
+/// SpERT keeps them.
+pub fn entity_classes(
+    spans: &[WordSpan],
+    entity_scores: &[f32],
+    classes: usize,
+    boundary: Option<&[f32]>,
+) -> Result<Vec<usize>, String> {
+    let mut class = span_classes(entity_scores, classes);
+    if class.len() != spans.len() {
+        return Err(format!(
+            "{} entity scores for {} spans of {classes} classes",
+            entity_scores.len(),
+            spans.len()
+        ));
+    }
+    let Some(boundary) = boundary else {
+        return Ok(class);
+    };
+    if boundary.len() != spans.len() {
+        return Err(format!(
+            "{} boundary scores for {} spans",
+            boundary.len(),
+            spans.len()
+        ));
+    }
+    let mut order: Vec<usize> = (0..spans.len()).filter(|&i| class[i] != 0).collect();
+    order.sort_by(|&a, &b| boundary[b].total_cmp(&boundary[a]));
+    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+    for i in order {
+        if kept
+            .iter()
+            .any(|&k| class[k] == class[i] && spans[k].overlaps(&spans[i]))
+        {
+            class[i] = 0;
+        } else {
+            kept.push(i);
+        }
+    }
+    Ok(class)
+}
+
 /// The ordered pairs `(head, tail)` of different spans classified as entities, head-major.
 pub fn relation_candidates(span_classes: &[usize]) -> Vec<(usize, usize)> {
     let entities: Vec<usize> = (0..span_classes.len())
@@ -92,12 +142,14 @@ pub fn relation_candidates(span_classes: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Entities and relations from the scores (see the module doc). `entity_scores` has one row of
-/// `1 + types.entities.len()` probabilities per span; `rel_scores` one row of
-/// `types.relations.len()` scores per pair, and `pairs` must pair spans classified as entities.
-/// Errors name the first shape mismatch or bad pair.
+/// `1 + types.entities.len()` probabilities per span, `boundary` (when the model has an IoU head)
+/// one score per span ([`entity_classes`]); `rel_scores` one row of `types.relations.len()`
+/// scores per pair, and `pairs` must pair spans classified as entities. Errors name the first
+/// shape mismatch or bad pair.
 pub fn decode(
     spans: &[WordSpan],
     entity_scores: &[f32],
+    boundary: Option<&[f32]>,
     pairs: &[(usize, usize)],
     rel_scores: &[f32],
     types: &TypeSet,
@@ -112,6 +164,7 @@ pub fn decode(
             spans.len()
         ));
     }
+    let class = entity_classes(spans, entity_scores, classes, boundary)?;
     if rel_scores.len() != pairs.len() * rel_types {
         return Err(format!(
             "{} relation scores for {} pairs of {rel_types} types",
@@ -119,7 +172,6 @@ pub fn decode(
             pairs.len()
         ));
     }
-    let class = span_classes(entity_scores, classes);
     let mention = |i: usize| EntityMention {
         ty: class[i] - 1,
         start: spans[i].start,
@@ -259,7 +311,7 @@ mod tests {
     fn decoding_follows_spert() {
         let (spans, s) = scores();
         let pairs = relation_candidates(&span_classes(&s, 5));
-        let d = decode(&spans, &s, &pairs, &REL, &types(), &DecodeConfig::default()).unwrap();
+        let d = decode(&spans, &s, None, &pairs, &REL, &types(), &DecodeConfig::default()).unwrap();
         let ents: Vec<(EntityMention, f32)> =
             d.entities.iter().map(|x| (x.entity, x.score)).collect();
         assert_eq!(
@@ -294,11 +346,38 @@ mod tests {
             no_overlapping: true,
             ..DecodeConfig::default()
         };
-        let d2 = decode(&spans, &s, &pairs, &REL, &types(), &config).unwrap();
+        let d2 = decode(&spans, &s, None, &pairs, &REL, &types(), &config).unwrap();
         // (2,3) and (2,4) overlap: both go; so does the relation between them, but not the
         // relations that use them (SpERT's behaviour).
         assert_eq!(d2.entities, d.entities[..1]);
         assert_eq!(d2.relations, d.relations[..3]);
+    }
+
+    /// Boundary scores resolve the two overlapping Org spans (2,3) and (2,4) to the better scored
+    /// one, and nothing else: the Peop span overlaps neither, and spans of other types that
+    /// overlap (here (0,2) made Loc) are kept.
+    #[test]
+    fn boundary_scores_resolve_same_type_overlaps() {
+        let (spans, mut s) = scores();
+        s[4 * 5..5 * 5].copy_from_slice(&row(1 + LOC, 0.9)); // (0,2) Loc, over the Peop (0,1)
+        let plain = entity_classes(&spans, &s, 5, None).unwrap();
+        assert_eq!(plain, [3, 0, 2, 0, 1, 0, 2]);
+        let prefer_long = [0.9, 0.0, 0.4, 0.0, 0.2, 0.0, 0.8];
+        assert_eq!(
+            entity_classes(&spans, &s, 5, Some(&prefer_long)).unwrap(),
+            [3, 0, 0, 0, 1, 0, 2]
+        );
+        let prefer_short = [0.9, 0.0, 0.8, 0.0, 0.2, 0.0, 0.4];
+        let classes = entity_classes(&spans, &s, 5, Some(&prefer_short)).unwrap();
+        assert_eq!(classes, [3, 0, 2, 0, 1, 0, 0]);
+        // Decoding agrees, and pairs only the kept spans.
+        let pairs = relation_candidates(&classes);
+        let rel = vec![0.0; pairs.len() * 2];
+        let d = decode(&spans, &s, Some(&prefer_short), &pairs, &rel, &types(), &DecodeConfig::default())
+            .unwrap();
+        let ents: Vec<EntityMention> = d.entities.iter().map(|x| x.entity).collect();
+        assert_eq!(ents, [e(PEOP, 0, 1), e(ORG, 2, 3), e(LOC, 0, 2)]);
+        assert!(entity_classes(&spans, &s, 5, Some(&[0.5])).is_err());
     }
 
     #[test]
@@ -332,15 +411,15 @@ mod tests {
         let (spans, s) = scores();
         let t = types();
         let c = DecodeConfig::default();
-        assert!(decode(&spans, &s[1..], &[], &[], &t, &c)
+        assert!(decode(&spans, &s[1..], None, &[], &[], &t, &c)
             .unwrap_err()
             .contains("entity scores"));
-        assert!(decode(&spans, &s, &[(0, 6)], &[0.5], &t, &c)
+        assert!(decode(&spans, &s, None, &[(0, 6)], &[0.5], &t, &c)
             .unwrap_err()
             .contains("relation scores"));
-        let e = decode(&spans, &s, &[(0, 1)], &[0.5, 0.5], &t, &c).unwrap_err();
+        let e = decode(&spans, &s, None, &[(0, 1)], &[0.5, 0.5], &t, &c).unwrap_err();
         assert!(e.contains("pair 0 (0, 1)"), "{e}");
-        assert!(decode(&spans, &s, &[(0, 0)], &[0.5, 0.5], &t, &c).is_err());
-        assert!(decode(&spans, &s, &[(0, 99)], &[0.5, 0.5], &t, &c).is_err());
+        assert!(decode(&spans, &s, None, &[(0, 0)], &[0.5, 0.5], &t, &c).is_err());
+        assert!(decode(&spans, &s, None, &[(0, 99)], &[0.5, 0.5], &t, &c).is_err());
     }
 }

@@ -34,7 +34,7 @@ pub mod evaluate;
 pub mod sampling;
 
 pub use decode::{
-    decode, relation_candidates, remove_overlapping, span_classes, DecodeConfig, Decoded,
+    decode, entity_classes, relation_candidates, remove_overlapping, span_classes, DecodeConfig, Decoded,
     ScoredEntity, ScoredRelation, REL_THRESHOLD,
 };
 pub use document::{

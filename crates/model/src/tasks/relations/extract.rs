@@ -1,13 +1,14 @@
 //! Inference for a batch of sentences, as SpERT's `_forward_inference` and `prediction.py`: one
 //! encoder pass for the batch; every span of up to `max_span_words` words of every sentence
 //! ([`enumerate_spans`], SpERT's order) classified, in chunks of `span_chunk` spans; the ordered
-//! pairs of spans classified as entities ([`relation_candidates`]) scored with one sigmoid per
+//! pairs of spans classified as entities ([`entity_classes`], same-type overlaps resolved by the
+//! IoU head where the model has one; [`relation_candidates`]) scored with one sigmoid per
 //! relation type, in chunks of `pair_chunk` pairs; then [`decode()`] per sentence. Chunks bound the
 //! memory of the pooling (a chunk gathers `chunk × longest range × hidden` values) and never
 //! change a result: each span and pair is scored on its own.
 use candle_core::{Device, Result};
 use multitag_core::relations::{
-    decode, enumerate_spans, relation_candidates, span_classes, DecodeConfig, Decoded, WordSpan,
+    decode, entity_classes, enumerate_spans, relation_candidates, DecodeConfig, Decoded, WordSpan,
     MAX_SPAN_WORDS,
 };
 
@@ -80,6 +81,13 @@ pub fn extract(
     let scored = SpanScores::cat(&chunks)?;
     let probs = candle_nn::ops::softmax_last_dim(&scored.logits)?;
     let probs: Vec<f32> = probs.flatten_all()?.to_vec1()?;
+    // SpERT.MT's IoU head: each span's predicted IoU, which resolves same-type overlaps.
+    let boundary: Option<Vec<f32>> = scored
+        .iou
+        .as_ref()
+        .map(|u| candle_nn::ops::sigmoid(u)?.to_vec1())
+        .transpose()?;
+    let boundary_of = |first: usize, n: usize| boundary.as_ref().map(|b| &b[first..first + n]);
     let classes = model.classes();
 
     // Candidate pairs per sentence, as indices into `spans`.
@@ -89,7 +97,9 @@ pub fn extract(
     let mut first = 0;
     for s in &word_spans {
         let span_probs = &probs[first * classes..(first + s.len()) * classes];
-        let candidates = relation_candidates(&span_classes(span_probs, classes));
+        let class = entity_classes(s, span_probs, classes, boundary_of(first, s.len()))
+            .map_err(candle_core::Error::msg)?;
+        let candidates = relation_candidates(&class);
         pairs.extend(candidates.iter().map(|&(h, t)| (first + h, first + t)));
         local_pairs.push(candidates);
         firsts.push(first);
@@ -109,6 +119,7 @@ pub fn extract(
         out[b] = decode(
             spans,
             &probs[first * classes..(first + spans.len()) * classes],
+            boundary_of(first, spans.len()),
             &local_pairs[b],
             &rel_scores[pair_first * relation_types..(pair_first + n_pairs) * relation_types],
             &model.types,

@@ -97,12 +97,22 @@ pub(crate) fn dense(weights: &Weights, in_dim: usize, out_dim: usize) -> Result<
     }
 }
 
-/// A linear layer to `classes` outputs and, optionally, a binary one (`binary.` under the same
-/// prefix), both over one dropped-out representation.
+/// A linear layer to `classes` outputs and, optionally, one-logit heads beside it over the same
+/// dropped-out representation: SpERT.MT's binary head (`binary.` under the same prefix) and, for
+/// spans, its IoU head (`iou.`).
 struct Scorer {
     classes: Dense,
     binary: Option<Dense>,
+    iou: Option<Dense>,
     dropout: f32,
+}
+
+/// A scorer's outputs: logits `(rows, classes)`, and the binary and IoU logits `(rows,)` of the
+/// heads it has.
+pub struct Scored {
+    pub logits: Tensor,
+    pub binary: Option<Tensor>,
+    pub iou: Option<Tensor>,
 }
 
 impl Scorer {
@@ -110,61 +120,75 @@ impl Scorer {
         weights: &Weights,
         input: usize,
         classes: usize,
-        binary: bool,
+        (binary, iou): (bool, bool),
         dropout: f32,
     ) -> Result<Self> {
+        let one = |on: bool, name: &str| {
+            on.then(|| dense(&weights.pp(name), input, 1))
+                .transpose()
+        };
         Ok(Self {
             classes: dense(weights, input, classes)?,
-            binary: binary
-                .then(|| dense(&weights.pp("binary"), input, 1))
-                .transpose()?,
+            binary: one(binary, "binary")?,
+            iou: one(iou, "iou")?,
             dropout,
         })
     }
 
-    /// `(rows, input)` -> logits `(rows, classes)` and binary logits `(rows,)`.
-    fn forward(&self, repr: &Tensor, mode: &Mode) -> Result<(Tensor, Option<Tensor>)> {
+    /// `(rows, input)` -> the logits of each head, all from one matrix product.
+    fn forward(&self, repr: &Tensor, mode: &Mode) -> Result<Scored> {
         let repr = mode.dropout(repr, self.dropout)?;
-        let Some(binary) = &self.binary else {
-            return Ok((self.classes.forward(&repr)?, None));
-        };
-        let both = Dense::forward_stacked(&[&self.classes, binary], &repr)?;
-        let classes = both.dim(1)? - 1;
-        Ok((
-            both.narrow(1, 0, classes)?.contiguous()?,
-            Some(both.narrow(1, classes, 1)?.squeeze(1)?.contiguous()?),
-        ))
+        if self.binary.is_none() && self.iou.is_none() {
+            return Ok(Scored {
+                logits: self.classes.forward(&repr)?,
+                binary: None,
+                iou: None,
+            });
+        }
+        let mut layers = vec![&self.classes];
+        layers.extend(self.binary.as_ref());
+        layers.extend(self.iou.as_ref());
+        let all = Dense::forward_stacked(&layers, &repr)?;
+        let classes = all.dim(1)? - (layers.len() - 1);
+        let column = |c: usize| all.narrow(1, c, 1)?.squeeze(1)?.contiguous();
+        let binary = self.binary.as_ref().map(|_| column(classes)).transpose()?;
+        let next = classes + usize::from(self.binary.is_some());
+        Ok(Scored {
+            logits: all.narrow(1, 0, classes)?.contiguous()?,
+            binary,
+            iou: self.iou.as_ref().map(|_| column(next)).transpose()?,
+        })
     }
 }
 
 /// Entity classification of spans: `[CLS] ⊕ span max-pool ⊕ width embedding` to `1 + types`
-/// logits (class 0 "none"), and SpERT.MT's entity-vs-non-entity logit.
+/// logits (class 0 "none"), SpERT.MT's entity-vs-non-entity logit and its IoU logit (the span's
+/// predicted IoU with the gold entity it overlaps, through a sigmoid).
 pub struct SpanClassifier {
     scorer: Scorer,
 }
 
 impl SpanClassifier {
-    /// `hidden`: the encoder's size; `width`: the width embedding's.
+    /// `hidden`: the encoder's size; `width`: the width embedding's; `heads`: whether the binary
+    /// and the IoU heads exist.
     pub fn load<'a>(
         hidden: usize,
         width: usize,
         classes: usize,
-        binary: bool,
+        heads: (bool, bool),
         dropout: f32,
         weights: impl Into<Weights<'a>>,
     ) -> Result<Self> {
-        let scorer = Scorer::load(
-            &weights.into(),
-            2 * hidden + width,
-            classes,
-            binary,
-            dropout,
-        )?;
+        let scorer = Scorer::load(&weights.into(), 2 * hidden + width, classes, heads, dropout)?;
         Ok(Self { scorer })
     }
 
     pub fn has_binary(&self) -> bool {
         self.scorer.binary.is_some()
+    }
+
+    pub fn has_iou(&self) -> bool {
+        self.scorer.iou.is_some()
     }
 
     /// Rows of `[CLS]` states, pooled spans and width embeddings, in SpERT's order.
@@ -174,7 +198,7 @@ impl SpanClassifier {
         pooled: &Tensor,
         widths: &Tensor,
         mode: &Mode,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    ) -> Result<Scored> {
         self.scorer
             .forward(&Tensor::cat(&[cls, pooled, widths], D::Minus1)?, mode)
     }
@@ -200,7 +224,13 @@ impl RelationClassifier {
         weights: impl Into<Weights<'a>>,
     ) -> Result<Self> {
         let input = 3 * hidden + 2 * width + 2 * enriched.unwrap_or(0);
-        let scorer = Scorer::load(&weights.into(), input, relation_types, binary, dropout)?;
+        let scorer = Scorer::load(
+            &weights.into(),
+            input,
+            relation_types,
+            (binary, false),
+            dropout,
+        )?;
         Ok(Self { scorer, enriched })
     }
 
@@ -214,7 +244,7 @@ impl RelationClassifier {
 
     /// `parts` in the order of the representation: context, head and tail pools, head and tail
     /// widths, then (enriched) head and tail class distributions.
-    pub fn forward(&self, parts: &[&Tensor], mode: &Mode) -> Result<(Tensor, Option<Tensor>)> {
+    pub fn forward(&self, parts: &[&Tensor], mode: &Mode) -> Result<Scored> {
         let expected = if self.enriched.is_some() { 7 } else { 5 };
         if parts.len() != expected {
             candle_core::bail!("{} pair representation parts for {expected}", parts.len());

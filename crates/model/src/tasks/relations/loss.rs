@@ -1,38 +1,34 @@
 //! The training loss of SpERT and SpERT.MT ([`Task`]), named parts of one total:
-//! - `entity`: cross-entropy of the entity classifier against each sampled span's target
-//!   distribution ([`entity_target`]: one-hot, or SpERT.MT's IoU soft target), averaged over the
-//!   sampled spans of the batch (SpERT's `loss.py`);
+//! - `entity`: cross-entropy of the entity classifier against each sampled span's class (its gold
+//!   type, or "none"), averaged over the sampled spans of the batch (SpERT's `loss.py`);
 //! - `relation`: binary cross-entropy of each relation type's logit against the multi-hot target,
 //!   averaged over the types and the sampled pairs of the batch; zero when the batch has no pair
 //!   (SpERT then trains the entity loss alone);
 //! - `span_aux`, `pair_aux`: SpERT.MT's binary cross-entropies, entity vs non-entity over the
-//!   sampled spans and related vs unrelated over the sampled pairs; zero when switched off.
+//!   sampled spans and related vs unrelated over the sampled pairs; zero when switched off;
+//! - `iou`: SpERT.MT's boundary loss, binary cross-entropy of the IoU head's logit against each
+//!   sampled span's IoU target (1 for a gold span, the best IoU with a gold entity for a negative,
+//!   0 when it overlaps none), averaged over the sampled spans; zero when switched off.
 //!
-//! `total = entity + relation + span_aux_weight · span_aux + pair_aux_weight · pair_aux`.
+//! `total = entity + relation + span_aux_weight · span_aux + pair_aux_weight · pair_aux
+//!  + iou_weight · iou`.
 use candle_core::{Device, Result, Tensor};
 use multitag_core::relations::{EntitySample, SamplingConfig};
 use multitag_core::SplitMix64;
 
 use super::example::{SpanExample, SpanSample};
-use super::model::{SpanModel, SpanRef, SpanSettings};
+use super::model::{SpanModel, SpanRef};
 use crate::nn::Mode;
 use crate::tasks::{Losses, Task};
 
-/// The entity loss's target distribution over `classes` (0 "none", `i + 1` type `i`) for a
-/// sampled span: one-hot on its class; for a negative with `iou_targets` on that overlaps a gold
-/// entity (best IoU `u`, type `t`), `iou_scale · u` on `t + 1` and the rest on "none".
-pub fn entity_target(sample: &EntitySample, classes: usize, settings: &SpanSettings) -> Vec<f32> {
-    let mut target = vec![0.0; classes];
-    match (sample.ty, sample.target.ty) {
-        (Some(ty), _) => target[ty + 1] = 1.0,
-        (None, Some(ty)) if settings.iou_targets && sample.target.iou > 0.0 => {
-            let share = settings.iou_scale * sample.target.iou;
-            target[ty + 1] = share;
-            target[0] = 1.0 - share;
-        }
-        (None, _) => target[0] = 1.0,
+/// The IoU head's target for a sampled span: 1 for a gold entity, else its best IoU with one
+/// (0 when it overlaps none).
+pub fn boundary_target(sample: &EntitySample) -> f32 {
+    if sample.ty.is_some() {
+        1.0
+    } else {
+        sample.target.iou
     }
-    target
 }
 
 /// SpERT's [`Task`]: the model being trained and how negatives are sampled.
@@ -53,7 +49,7 @@ impl Task for RelationLoss<'_> {
     type Example = SpanExample;
 
     fn loss_parts(&self) -> &'static [&'static str] {
-        &["entity", "relation", "span_aux", "pair_aux"]
+        &["entity", "relation", "span_aux", "pair_aux", "iou"]
     }
 
     /// The batch's samples are drawn first, from one [`SplitMix64`] seeded by two draws, in
@@ -80,8 +76,8 @@ impl Task for RelationLoss<'_> {
             .collect();
         let rows = model.encode(&sentences, device, mode)?;
 
-        let classes = model.classes();
         let (mut spans, mut targets, mut is_entity) = (Vec::new(), Vec::new(), Vec::new());
+        let mut iou_targets = Vec::new();
         let (mut pairs, mut relation_targets, mut related) = (Vec::new(), Vec::new(), Vec::new());
         for (sentence, sample) in samples.iter().enumerate() {
             let first = spans.len();
@@ -91,8 +87,9 @@ impl Task for RelationLoss<'_> {
                     subwords: subwords.clone(),
                     words: e.span.len(),
                 });
-                targets.extend(entity_target(e, classes, settings));
+                targets.push(e.ty.map_or(0, |ty| ty as u32 + 1));
                 is_entity.push(f32::from(e.ty.is_some() as u8));
+                iou_targets.push(boundary_target(e));
             }
             for r in &sample.relations {
                 pairs.push((first + r.head, first + r.tail));
@@ -111,12 +108,13 @@ impl Task for RelationLoss<'_> {
             });
         }
         let scored = model.spans(&rows, &spans, mode)?;
-        let n = spans.len();
-        let targets = Tensor::from_vec(targets, (n, classes), device)?;
-        let log_probs = candle_nn::ops::log_softmax(&scored.logits, 1)?;
-        let entity = ((log_probs * targets)?.sum_all()? / -(n as f64))?;
+        let entity = candle_nn::loss::cross_entropy(&scored.logits, &Tensor::new(targets, device)?)?;
         let span_aux = match &scored.binary {
             Some(b) => bce_with_logits(b, &Tensor::new(is_entity, device)?)?,
+            None => zero()?,
+        };
+        let iou = match &scored.iou {
+            Some(u) => bce_with_logits(u, &Tensor::new(iou_targets, device)?)?,
             None => zero()?,
         };
         let (relation, pair_aux) = if pairs.is_empty() {
@@ -139,7 +137,8 @@ impl Task for RelationLoss<'_> {
             (relation, pair_aux)
         };
         let total = ((&entity + &relation)? + weighted(&span_aux, settings.span_aux_weight)?)?
-            .add(&weighted(&pair_aux, settings.pair_aux_weight)?)?;
+            .add(&weighted(&pair_aux, settings.pair_aux_weight)?)?
+            .add(&weighted(&iou, settings.iou_weight)?)?;
         Ok(Losses {
             total,
             parts: vec![
@@ -147,6 +146,7 @@ impl Task for RelationLoss<'_> {
                 ("relation", relation),
                 ("span_aux", span_aux),
                 ("pair_aux", pair_aux),
+                ("iou", iou),
             ],
         })
     }
@@ -156,47 +156,22 @@ impl Task for RelationLoss<'_> {
 mod tests {
     use super::*;
     use crate::kernels::DropoutRng;
-    use crate::tasks::relations::fixtures;
-    use multitag_core::relations::{IouTarget, WordSpan};
-
-    fn sample(ty: Option<usize>, iou: f32, target_ty: Option<usize>) -> EntitySample {
-        EntitySample {
-            span: WordSpan::new(0, 1),
-            ty,
-            target: IouTarget { iou, ty: target_ty },
-        }
-    }
+    use crate::tasks::relations::{fixtures, SpanSettings};
 
     #[test]
-    fn iou_soft_targets_as_documented() {
-        let on = fixtures::settings(0.0);
-        let off = SpanSettings {
-            iou_targets: false,
-            ..on
+    fn boundary_targets_are_the_iou() {
+        use multitag_core::relations::{IouTarget, WordSpan};
+        let sample = |ty: Option<usize>, iou: f32| EntitySample {
+            span: WordSpan::new(0, 2),
+            ty,
+            target: IouTarget {
+                iou,
+                ty: (iou > 0.0).then_some(1),
+            },
         };
-        // Gold: one-hot whatever the switch.
-        assert_eq!(
-            entity_target(&sample(Some(2), 1.0, Some(2)), 4, &on),
-            [0., 0., 0., 1.]
-        );
-        // A negative sharing 1 of 3 words with an Org (type 1): 0.5 / 3 on Org.
-        let near = sample(None, 1.0 / 3.0, Some(1));
-        let t = entity_target(&near, 4, &on);
-        assert!(
-            (t[2] - 1.0 / 6.0).abs() < 1e-6 && (t[0] - 5.0 / 6.0).abs() < 1e-6,
-            "{t:?}"
-        );
-        assert_eq!((t[1], t[3]), (0.0, 0.0));
-        assert_eq!(entity_target(&near, 4, &off), [1., 0., 0., 0.]);
-        // Disjoint: "none".
-        assert_eq!(
-            entity_target(&sample(None, 0.0, None), 4, &on),
-            [1., 0., 0., 0.]
-        );
-        // At the default scale (0.5), "none" keeps the larger share of any negative (u < 1).
-        assert_eq!(on.iou_scale, 0.5);
-        let t = entity_target(&sample(None, 0.9, Some(0)), 4, &on);
-        assert!(t[0] > t[1]);
+        assert_eq!(boundary_target(&sample(Some(1), 1.0)), 1.0);
+        assert_eq!(boundary_target(&sample(None, 1.0 / 3.0)), 1.0 / 3.0);
+        assert_eq!(boundary_target(&sample(None, 0.0)), 0.0);
     }
 
     fn parts(model: &SpanModel, mode: &Mode) -> Vec<(&'static str, f32)> {
@@ -219,7 +194,8 @@ mod tests {
         let expected = parts[0].1
             + parts[1].1
             + s.span_aux_weight as f32 * parts[2].1
-            + s.pair_aux_weight as f32 * parts[3].1;
+            + s.pair_aux_weight as f32 * parts[3].1
+            + s.iou_weight as f32 * parts[4].1;
         assert!((total - expected).abs() < 1e-5, "{total} vs {expected}");
         parts
     }
@@ -234,7 +210,7 @@ mod tests {
         let all = parts(&model, &Mode::Infer);
         assert_eq!(
             all.iter().map(|p| p.0).collect::<Vec<_>>(),
-            ["entity", "relation", "span_aux", "pair_aux"]
+            ["entity", "relation", "span_aux", "pair_aux", "iou"]
         );
         assert!(all.iter().all(|p| p.1 > 0.0), "{all:?}");
         // Same weights, other switches: a model over the same variables.
@@ -250,28 +226,24 @@ mod tests {
                 &Mode::Infer,
             )
         };
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
         let spert = with(SpanSettings {
             span_aux: false,
             pair_aux: false,
-            iou_targets: false,
+            iou_boundaries: false,
             ..full
         });
-        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
-        assert_eq!((spert[2].1, spert[3].1), (0.0, 0.0));
-        assert!(close(spert[1].1, all[1].1));
-        assert!(
-            (spert[0].1 - all[0].1).abs() > 1e-4,
-            "IoU targets change the entity term"
-        );
+        assert_eq!((spert[2].1, spert[3].1, spert[4].1), (0.0, 0.0, 0.0));
+        assert!(close(spert[0].1, all[0].1) && close(spert[1].1, all[1].1));
         let no_iou = with(SpanSettings {
-            iou_targets: false,
+            iou_boundaries: false,
             ..full
         });
+        assert_eq!(no_iou[4].1, 0.0);
         assert!(
-            (1..4).all(|i| close(no_iou[i].1, all[i].1)),
+            (0..4).all(|i| close(no_iou[i].1, all[i].1)),
             "{no_iou:?} {all:?}"
         );
-        assert!(close(no_iou[0].1, spert[0].1));
     }
 
     /// The pitfall the crate's tests guard against: every parameter, the encoder's included,

@@ -33,10 +33,10 @@ pub struct SpanSettings {
     /// SpERT.MT (1): the related-vs-unrelated head and its loss weight.
     pub pair_aux: bool,
     pub pair_aux_weight: f64,
-    /// SpERT.MT (2): IoU soft targets for negative spans, `iou_scale · IoU` on the overlapped
-    /// entity's type.
-    pub iou_targets: bool,
-    pub iou_scale: f32,
+    /// SpERT.MT (2): the span classifier's IoU head, its loss weight, and decoding that resolves
+    /// same-type overlaps by it.
+    pub iou_boundaries: bool,
+    pub iou_weight: f64,
     /// SpERT.MT (3): the arguments' entity class distributions in the pair representation.
     pub enriched: bool,
 }
@@ -52,8 +52,8 @@ impl SpanSettings {
             span_aux_weight: 1.0,
             pair_aux: false,
             pair_aux_weight: 1.0,
-            iou_targets: false,
-            iou_scale: 0.5,
+            iou_boundaries: false,
+            iou_weight: 1.0,
             enriched: false,
         }
     }
@@ -63,7 +63,7 @@ impl SpanSettings {
         SpanSettings {
             span_aux: true,
             pair_aux: true,
-            iou_targets: true,
+            iou_boundaries: true,
             enriched: true,
             ..Self::spert()
         }
@@ -86,7 +86,7 @@ impl SpanSettings {
         for addition in parts {
             match addition {
                 "mtl" => (settings.span_aux, settings.pair_aux) = (true, true),
-                "iou" => settings.iou_targets = true,
+                "iou" => settings.iou_boundaries = true,
                 "enriched" => settings.enriched = true,
                 other => {
                     return Err(format!(
@@ -102,13 +102,13 @@ impl SpanSettings {
     /// additions), whatever the weights and scales.
     pub fn variant(&self) -> String {
         let mtl = self.span_aux && self.pair_aux;
-        if mtl && self.iou_targets && self.enriched {
+        if mtl && self.iou_boundaries && self.enriched {
             return "spert-mt".into();
         }
         let mut name = String::from("spert");
         for (on, addition) in [
             (mtl, "+mtl"),
-            (self.iou_targets, "+iou"),
+            (self.iou_boundaries, "+iou"),
             (self.enriched, "+enriched"),
         ] {
             if on {
@@ -126,12 +126,8 @@ impl SpanSettings {
                 self.width_dim
             );
         }
-        if !(0.0..=1.0).contains(&self.iou_scale) || !(0.0..1.0).contains(&self.dropout) {
-            candle_core::bail!(
-                "iou_scale {} or dropout {} out of range",
-                self.iou_scale,
-                self.dropout
-            );
+        if !(0.0..1.0).contains(&self.dropout) {
+            candle_core::bail!("dropout {} out of range", self.dropout);
         }
         Ok(())
     }
@@ -162,12 +158,13 @@ pub struct SpanRef {
 }
 
 /// Scored spans: their max-pools `(n, hidden)` and width embeddings `(n, width_dim)` (what pairs
-/// are built from), entity logits `(n, 1 + types)` and binary logits `(n,)`.
+/// are built from), entity logits `(n, 1 + types)`, binary logits and IoU logits `(n,)`.
 pub struct SpanScores {
     pub pooled: Tensor,
     pub widths: Tensor,
     pub logits: Tensor,
     pub binary: Option<Tensor>,
+    pub iou: Option<Tensor>,
 }
 
 impl SpanScores {
@@ -176,19 +173,18 @@ impl SpanScores {
         let cat = |f: fn(&SpanScores) -> &Tensor| {
             Tensor::cat(&chunks.iter().map(f).collect::<Vec<_>>(), 0)
         };
-        let binary = match chunks
-            .iter()
-            .map(|c| c.binary.as_ref())
-            .collect::<Option<Vec<_>>>()
-        {
-            Some(b) if !b.is_empty() => Some(Tensor::cat(&b, 0)?),
-            _ => None,
+        let optional = |f: fn(&SpanScores) -> Option<&Tensor>| {
+            match chunks.iter().map(f).collect::<Option<Vec<_>>>() {
+                Some(t) if !t.is_empty() => Tensor::cat(&t, 0).map(Some),
+                _ => Ok(None),
+            }
         };
         Ok(SpanScores {
             pooled: cat(|c| &c.pooled)?,
             widths: cat(|c| &c.widths)?,
             logits: cat(|c| &c.logits)?,
-            binary,
+            binary: optional(|c| c.binary.as_ref())?,
+            iou: optional(|c| c.iou.as_ref())?,
         })
     }
 }
@@ -230,7 +226,7 @@ impl SpanModel {
                 hidden,
                 width,
                 classes,
-                settings.span_aux,
+                (settings.span_aux, settings.iou_boundaries),
                 settings.dropout,
                 vb.pp("entity_classifier"),
             )?,
@@ -278,14 +274,15 @@ impl SpanModel {
         let widths = self
             .width_embedding
             .forward(&Tensor::new(widths, pooled.device())?)?;
-        let (logits, binary) = self
+        let scored = self
             .entity_classifier
             .forward(&cls, &pooled, &widths, mode)?;
         Ok(SpanScores {
             pooled,
             widths,
-            logits,
-            binary,
+            logits: scored.logits,
+            binary: scored.binary,
+            iou: scored.iou,
         })
     }
 
@@ -327,8 +324,11 @@ impl SpanModel {
             parts.push(probs.index_select(&tails, 0)?);
         }
         let parts: Vec<&Tensor> = parts.iter().collect();
-        let (logits, binary) = self.relation_classifier.forward(&parts, mode)?;
-        Ok(PairScores { logits, binary })
+        let scored = self.relation_classifier.forward(&parts, mode)?;
+        Ok(PairScores {
+            logits: scored.logits,
+            binary: scored.binary,
+        })
     }
 }
 
@@ -365,6 +365,11 @@ mod tests {
             ..full
         });
         assert_eq!(no_pair_aux.0, all - 2);
+        let no_iou = count(SpanSettings {
+            iou_boundaries: false,
+            ..full
+        });
+        assert_eq!(no_iou.0, all - 2);
         let plain = count(SpanSettings {
             enriched: false,
             ..full
@@ -375,13 +380,14 @@ mod tests {
             width_rows: 12,
             ..SpanSettings::spert()
         });
-        assert_eq!((spert.0, spert.1), (all - 4, 56));
+        assert_eq!((spert.0, spert.1), (all - 6, 56));
         let (varmap, _) = fixtures::model(full, 0.0);
         let vars = varmap.data().lock().unwrap();
         for name in [
             "width_embedding.weight",
             "entity_classifier.weight",
             "entity_classifier.binary.weight",
+            "entity_classifier.iou.bias",
             "relation_classifier.binary.bias",
             "bert.embeddings.word_embeddings.weight",
         ] {
@@ -403,7 +409,7 @@ mod tests {
         let all = SpanSettings::from_variant("spert+mtl+iou+enriched").unwrap();
         assert_eq!(all, SpanSettings::spert_mt());
         let iou = SpanSettings::from_variant("spert+iou").unwrap();
-        assert!(iou.iou_targets && !iou.enriched && !iou.span_aux && !iou.pair_aux);
+        assert!(iou.iou_boundaries && !iou.enriched && !iou.span_aux && !iou.pair_aux);
         for bad in ["", "bert", "spert+crf", "spert-mt+x"] {
             assert!(SpanSettings::from_variant(bad).is_err(), "{bad}");
         }
@@ -416,7 +422,7 @@ mod tests {
         let varmap = candle_nn::VarMap::new();
         let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
         let settings = SpanSettings {
-            iou_scale: 1.5,
+            dropout: 1.5,
             ..SpanSettings::spert_mt()
         };
         assert!(SpanModel::load(&fixtures::config(0.0), fixtures::types(), settings, vb).is_err());
