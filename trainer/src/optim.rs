@@ -28,9 +28,11 @@ use rayon::prelude::*;
 /// split over the cores, small ones stay one task.
 const CHUNK: usize = 1 << 16;
 
-/// Which AdamW: PyTorch's `torch.optim.AdamW` (bias-corrected moments, every parameter decayed),
-/// or the one SpERT trains with (transformers' `AdamW(correct_bias=False)`, and no weight decay
-/// on biases and layer-norm weights: its `_get_optimizer_params`).
+/// Which AdamW and schedule: PyTorch's `torch.optim.AdamW` (bias-corrected moments, eps 1e-8,
+/// every parameter decayed) with this project's schedule ([`learning_rate`]), or what SpERT trains
+/// with (lavis-nlp/spert `spert_trainer.py`): transformers' `AdamW(correct_bias=False)` (eps 1e-6,
+/// the weight decayed after the update), no weight decay on biases and layer-norm weights (its
+/// `_get_optimizer_params`), and transformers' `get_linear_schedule_with_warmup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AdamWStyle {
     #[default]
@@ -39,6 +41,21 @@ pub enum AdamWStyle {
 }
 
 impl AdamWStyle {
+    /// The learning rate of step `step` (from 0) of `total`, `warmup` the warm-up fraction.
+    pub fn learning_rate(self, base: f64, step: usize, total: usize, warmup: f64) -> f64 {
+        match self {
+            AdamWStyle::Pytorch => learning_rate(base, step, total, warmup),
+            AdamWStyle::Spert => linear_schedule_with_warmup(base, step, total, warmup),
+        }
+    }
+
+    fn eps(self) -> f64 {
+        match self {
+            AdamWStyle::Pytorch => 1e-8,
+            AdamWStyle::Spert => 1e-6,
+        }
+    }
+
     fn decays(self, name: &str) -> bool {
         match self {
             AdamWStyle::Pytorch => true,
@@ -151,7 +168,7 @@ impl AdamW {
             step: 0,
             beta1: 0.9,
             beta2: 0.999,
-            eps: 1e-8,
+            eps: style.eps(),
             weight_decay,
         })
     }
@@ -190,12 +207,18 @@ impl AdamW {
         for p in &mut self.params {
             let Some(g) = grads.get(&p.var) else { continue };
             let weight_decay = if p.decays { self.weight_decay } else { 0.0 };
+            let decay = 1.0 - lr * weight_decay;
+            // transformers decays after the update: (p - lr·u)·decay = p·decay - (lr·decay)·u.
+            let step_lr = match self.style {
+                AdamWStyle::Pytorch => lr,
+                AdamWStyle::Spert => lr * decay,
+            };
             let hyper = Hyper {
                 beta1: self.beta1 as f32,
                 beta2: self.beta2 as f32,
                 scale: scale as f32,
-                decay: (1.0 - lr * weight_decay) as f32,
-                lr: lr as f32,
+                decay: decay as f32,
+                lr: step_lr as f32,
                 bias1: bias1 as f32,
                 bias2: bias2 as f32,
                 eps: self.eps as f32,
@@ -225,8 +248,8 @@ impl AdamW {
             let m = ((&m * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
             let v = ((&v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + self.eps)?)?;
-            let decayed = (p.var.as_tensor() * (1.0 - lr * weight_decay))?;
-            p.var.set(&(decayed - (update * lr)?)?)?;
+            let decayed = (p.var.as_tensor() * decay)?;
+            p.var.set(&(decayed - (update * step_lr)?)?)?;
             p.moments.set(m, v)?;
         }
         Ok(norm)
@@ -496,6 +519,19 @@ impl InplaceOp3 for Update {
     }
 }
 
+/// transformers' `get_linear_schedule_with_warmup` as SpERT calls it (`warmup · total` warm-up
+/// steps, a float): from 0 at the first step up to `base` at the end of the warm-up, then down to 0
+/// at `total`.
+pub fn linear_schedule_with_warmup(base: f64, step: usize, total: usize, warmup: f64) -> f64 {
+    let (s, total) = (step as f64, total as f64);
+    let warm = warmup * total;
+    if s < warm {
+        base * s / warm.max(1.0)
+    } else {
+        base * ((total - s) / (total - warm).max(1.0)).max(0.0)
+    }
+}
+
 /// Linear warm-up over the first `warmup` fraction of steps, then linear decay to zero.
 pub fn learning_rate(base: f64, step: usize, total: usize, warmup: f64) -> f64 {
     let total = total.max(1) as f64;
@@ -509,6 +545,17 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use candle_nn::{Init, VarBuilder};
+
+    /// transformers' schedule for SpERT's CoNLL04 run: 9,220 steps, 922 of warm-up.
+    #[test]
+    fn spert_schedule_is_transformers_linear_warmup() {
+        let lr = |s| AdamWStyle::Spert.learning_rate(5e-5, s, 9220, 0.1);
+        assert_eq!(lr(0), 0.0);
+        assert!((lr(461) - 2.5e-5).abs() < 1e-15);
+        assert!((lr(922) - 5e-5).abs() < 1e-15);
+        assert!((lr(922 + 4149) - 2.5e-5).abs() < 1e-15);
+        assert_eq!(lr(9220), 0.0);
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {
@@ -584,8 +631,8 @@ mod tests {
     }
 
     /// One step from 1.0 with gradient 1 (loss = sum), lr 0.1, weight decay 0.5, by hand: the
-    /// PyTorch update is `lr · m̂/√v̂ = lr`; SpERT's uncorrected one `lr · 0.1/√0.001`; SpERT's
-    /// style decays the weight but not the bias or the layer norm.
+    /// PyTorch update is `lr · m̂/√v̂ = lr`; SpERT's uncorrected one `lr · 0.1/(√0.001 + 1e-6)`,
+    /// the decay after it; SpERT's style decays the weight but not the bias or the layer norm.
     #[test]
     fn the_spert_style_skips_bias_correction_and_decay_of_biases_and_norms() -> Result<()> {
         for (style, fused) in [
@@ -603,13 +650,18 @@ mod tests {
             let mut opt = AdamW::with_style(&varmap, 0.5, style)?;
             let loss = Tensor::cat(&vars, 0)?.sum_all()?;
             opt.step_with(&loss.backward()?, 0.1, 0.0, fused)?;
+            // SpERT: eps 1e-6, and the decay applied after the update.
             let step = match style {
                 AdamWStyle::Pytorch => 0.1,
-                AdamWStyle::Spert => 0.1 * 0.1 / 0.001f64.sqrt(),
+                AdamWStyle::Spert => 0.1 * 0.1 / (0.001f64.sqrt() + 1e-6),
             };
             for (name, var) in names.iter().zip(&vars) {
                 let decays = style == AdamWStyle::Pytorch || *name == "dense.weight";
-                let expected = if decays { 1.0 - 0.1 * 0.5 } else { 1.0 } - step;
+                let expected = match (style, decays) {
+                    (AdamWStyle::Pytorch, _) => 1.0 - 0.1 * 0.5 - step,
+                    (AdamWStyle::Spert, true) => (1.0 - step) * (1.0 - 0.1 * 0.5),
+                    (AdamWStyle::Spert, false) => 1.0 - step,
+                };
                 let got = var.to_vec1::<f32>()?[0] as f64;
                 assert!(
                     (got - expected).abs() < 1e-5,

@@ -17,7 +17,6 @@ use super::checkpoint::{
     load_checkpoint, restore, save_checkpoint, snapshot, snapshot_from_file, CheckpointState,
 };
 use super::{Method, Stepper, TrainOptions};
-use crate::optim::learning_rate;
 use crate::output::write_atomic;
 
 /// An epoch's mean losses, by the task's part names, serialized as `<name>_loss`.
@@ -138,7 +137,7 @@ pub fn train_epochs<M: Method>(
         let (mut sum_loss, mut sums, mut norm) = (0.0, vec![0.0; names.len()], 0.0);
         let mut lr = 0.0;
         for batch in order.chunks(opts.batch_size) {
-            lr = learning_rate(opts.lr, state.step, total_steps, opts.warmup);
+            lr = M::ADAMW.learning_rate(opts.lr, state.step, total_steps, opts.warmup);
             let step = stepper.step(
                 &task,
                 examples,
