@@ -8,6 +8,16 @@
 #                [--steps N] [--warmup-steps N] [--tag-titles N] [--tag-titles-batch1 N]
 #                [--repetitions N] [--workloads LIST] [--threads N] [--out DIR]
 #                [--precision f32|bf16] [--matmul f32|int8|quantized] [--skip-ours] [--skip-reference]
+#   bench/run.sh --relations [--data DIR] [--span-method spert] [--device ...] [--model DIR]
+#                [--batch-size N] [--steps N] [--warmup-steps N] [--threads N] [--out DIR] [--skip-*]
+#
+# --relations: the span/relation training step instead (SpERT): ours is `trainer bench --task
+# relations --span-method spert --workloads train-relations --data DIR`, the reference SpERT's step
+# as its published code runs it (reference.py's train-relations: transformers' BertModel, SpERT's
+# sampling, model, loss and AdamW(correct_bias=False)); the first batch * (warmup + steps) sentences
+# of DIR's *_train.json in file order (DIR default $MULTITAG_DATA/conll04), batch 2, each sentence
+# at its own length. The reference samples each batch before its step, as SpERT's data loader does;
+# ours samples inside the step. Reports land in runs/bench/DEVICE/relations by default.
 #
 # --tag-model: the model our tagging workloads use (e.g. the q8_0 export in public/model, which is
 # what onnxruntime int8 compares with); default --model with a fresh head.
@@ -33,6 +43,7 @@ cd "$root"
 device=cpu model="" tag_model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
 shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
 workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0 precision=f32 matmul=""
+relations=0 data="" span_method=spert
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
@@ -56,10 +67,19 @@ while [ $# -gt 0 ]; do
     --matmul) matmul="$2"; shift 2 ;;
     --skip-ours) skip_ours=1; shift ;;
     --skip-reference) skip_reference=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --relations) relations=1; shift ;;
+    --data) data="$2"; shift 2 ;;
+    --span-method) span_method="$2"; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+if [ "$relations" = 1 ]; then
+  workloads=train-relations
+  batch="${batch:-2}"
+  data="${data:-${MULTITAG_DATA:-../shared/data}/conll04}"
+  [ -d "$data" ] || { echo "bench/run.sh: no relation data directory $data (--data DIR)" >&2; exit 1; }
+fi
 case "$device" in
   cpu) batch="${batch:-16}" title_tokens="${title_tokens:-48}" ;;
   cuda) batch="${batch:-32}" title_tokens="${title_tokens:-64}" ;;
@@ -67,12 +87,18 @@ case "$device" in
 esac
 model="${model:-${MULTITAG_CACHE:-.cache}/models/all-MiniLM-L6-v2}"
 tag_titles_batch1="${tag_titles_batch1:-$tag_titles}"
-out="${out:-runs/bench/$device}"
+if [ "$relations" = 1 ]; then
+  out="${out:-runs/bench/$device/relations}"
+else
+  out="${out:-runs/bench/$device}"
+fi
 mkdir -p "$out"
 
 # Input: the same titles (and descriptions) for both sides.
 input=()
-if [ -n "$titles" ]; then
+if [ "$relations" = 1 ]; then
+  : # the relation data's training file, not the catalog
+elif [ -n "$titles" ]; then
   input=(--titles "$titles")
 else
   catalog="${catalog:-${MULTITAG_DATA:-../shared/data}/myntra_products/myntra_products_catalog.csv}"
@@ -131,23 +157,28 @@ common=(--device "$device" --model "$model" --batch-size "$batch" --title-tokens
   --description-tokens "$description_tokens" --shapes "$shapes" --steps "$steps"
   --warmup-steps "$warmup" --tag-titles "$tag_titles" --tag-titles-batch1 "$tag_titles_batch1"
   --repetitions "$repetitions" --workloads "$workloads")
+ours_task=() ref_task=()
+if [ "$relations" = 1 ]; then
+  ours_task=(--task relations --data "$data" --span-method "$span_method")
+  ref_task=(--data "$data" --span-method "$span_method")
+fi
 ours_pid="" ref_pid=""
 if [ "$skip_ours" = 0 ]; then
-  echo "== ours: $bin bench ${common[*]} ${input[*]}" >&2
+  echo "== ours: $bin bench ${common[*]} ${ours_task[*]} ${input[*]}" >&2
   threads_env=()
   [ -n "$threads" ] && threads_env=(RAYON_NUM_THREADS="$threads")
   ours_extra=(--precision "$precision")
   [ -n "$tag_model" ] && ours_extra+=(--tag-model "$tag_model")
   [ -n "$matmul" ] && ours_extra+=(--matmul "$matmul")
-  env "${threads_env[@]}" "$bin" bench "${common[@]}" "${input[@]}" "${ours_extra[@]}" --json "$out/ours.json" &
+  env "${threads_env[@]}" "$bin" bench "${common[@]}" "${ours_task[@]}" "${input[@]}" "${ours_extra[@]}" --json "$out/ours.json" &
   ours_pid=$!
   wait "$ours_pid"
 fi
 if [ "$skip_reference" = 0 ]; then
-  echo "== reference: $py bench/reference/reference.py ${common[*]} ${input[*]}" >&2
+  echo "== reference: $py bench/reference/reference.py ${common[*]} ${ref_task[*]} ${input[*]}" >&2
   extra=()
   [ -n "$threads" ] && extra=(--threads "$threads")
-  TRANSFORMERS_VERBOSITY=error PYTHONWARNINGS=ignore "$py" bench/reference/reference.py "${common[@]}" "${input[@]}" "${extra[@]}" --json "$out/reference.json" &
+  TRANSFORMERS_VERBOSITY=error PYTHONWARNINGS=ignore "$py" bench/reference/reference.py "${common[@]}" "${ref_task[@]}" "${input[@]}" "${extra[@]}" --json "$out/reference.json" &
   ref_pid=$!
   wait "$ref_pid"
 fi

@@ -16,6 +16,7 @@ WORKLOADS = [
     ("train_ner", "training, NER only"),
     ("tag_batch_1", "tagging, batch 1"),
     ("tag_batch_32", "tagging, batch 32"),
+    ("train_relations", "training, SpERT spans + relations"),
 ]
 
 

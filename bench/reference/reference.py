@@ -15,6 +15,9 @@ schema (`multitag-bench/1`), one report per implementation:
   softmax/argmax and a mean-pooled embedding output in the graph) exported to ONNX, fused with
   onnxruntime's BERT optimizer where it applies, and quantized with per-channel dynamic int8
   (QInt8 weights); tokenization with the `tokenizers` library directly.
+- train-relations (pytorch rows only): SpERT's training step (Eberts & Ulges 2020) as its published
+  code (lavis-nlp/spert) runs it, on the first sentences of --data's *_train.json: see the section
+  "Span/relation extraction" below.
 
 Inputs: the first catalog items in file order (--catalog, column ProductName and Description), or a
 plain file of titles (--titles) whose descriptions are each title's next eight titles joined with
@@ -26,13 +29,16 @@ Only torch and transformers are needed for --device cuda; onnxruntime/onnx only 
 import argparse
 import csv
 import json
+import math
 import os
 import platform
+import random
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 
 
 def parse_args():
@@ -59,8 +65,15 @@ def parse_args():
     p.add_argument(
         "--workloads",
         default="train-multitask,train-ner,tag1,tag32",
-        help="comma-separated subset of train-multitask,train-ner,tag1,tag32",
+        help="comma-separated subset of train-multitask,train-ner,tag1,tag32,train-relations",
     )
+    # train-relations (SpERT): the data and the recipe, as `trainer bench --task relations`.
+    p.add_argument("--data", help="relation data directory (SpERT JSON: *_train.json, *_types.json)")
+    p.add_argument("--span-method", default="spert", help="only spert (SpERT.MT's additions are ours alone)")
+    p.add_argument("--neg-entities", type=int, default=100)
+    p.add_argument("--neg-relations", type=int, default=100)
+    p.add_argument("--max-span-words", type=int, default=10)
+    p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of the linear schedule")
     p.add_argument(
         "--implementations",
         default="auto",
@@ -371,6 +384,115 @@ class Reference:
         }
         return out
 
+    def train_relations(self):
+        """SpERT's training step (see the section "Span/relation extraction"), timed as `train`."""
+        torch, args = self.torch, self.args
+        from tokenizers import Tokenizer
+
+        if not args.data:
+            sys.exit("train-relations needs --data DIR (SpERT JSON)")
+        if args.span_method != "spert":
+            sys.exit(f"--span-method {args.span_method}: the reference has SpERT only (spert)")
+        b = args.batch_size
+        total = args.warmup_steps + args.steps
+        needed = b * total
+        train_path, types_path = relation_files(args.data)
+        with open(types_path, encoding="utf-8") as f:
+            types = json.load(f, object_pairs_hook=OrderedDict)
+        entity_types = {name: i + 1 for i, name in enumerate(types["entities"])}
+        relation_types = {
+            name: (i + 1, bool(spec.get("symmetric", False)))
+            for i, (name, spec) in enumerate(types["relations"].items())
+        }
+        with open(train_path, encoding="utf-8") as f:
+            raw = json.load(f)
+        if len(raw) < needed:
+            sys.exit(f"need {needed} training sentences for {total} steps of batch {b}, have {len(raw)}")
+        tokenizer = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        ids = {t: tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")}
+        docs = [SpanDocument(d, tokenizer, ids, entity_types, relation_types) for d in raw[:needed]]
+        subwords = sum(len(d.encoding) for d in docs)
+
+        bert = self.BertModel.from_pretrained(args.model).float()  # with its pooler, as SpERT's
+        torch.manual_seed(args.seed)
+        model = span_relation_model(
+            torch, bert, ids["[CLS]"], 1 + len(entity_types), len(relation_types), prop_drop=0.1
+        ).to(self.device)
+        self.attention = getattr(bert.config, "_attn_implementation", None)
+        model.train()
+        named = list(model.named_parameters())
+        no_decay = ("bias", "LayerNorm.bias", "LayerNorm.weight")
+        groups = [
+            {"params": [p for n, p in named if not any(nd in n for nd in no_decay)], "weight_decay": args.weight_decay},
+            {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = TransformersAdamW.create(
+            torch, groups, lr=args.lr, weight_decay=args.weight_decay, correct_bias=False
+        )
+        warm = args.warmup * total
+
+        def schedule(step):  # transformers' get_linear_schedule_with_warmup
+            if step < warm:
+                return step / max(1.0, warm)
+            return max(0.0, (total - step) / max(1.0, total - warm))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        rng = random.Random(args.seed)
+        shape = (
+            f"{b} sentences a step ({subwords / len(docs):.1f} sub-words on average), {args.span_method}, "
+            f"{args.neg_entities} + {args.neg_relations} negatives"
+        )
+        print(
+            f"[{self.name()}] timing {args.steps} span/relation steps ({shape}) after {args.warmup_steps} warm-up ...",
+            file=sys.stderr,
+        )
+        self.gpu_reset()
+        rates, phases = [], []
+        fields = ("encodings", "context_masks", "entity_masks", "entity_sizes", "rels", "rel_masks")
+        for step in range(total):
+            # SpERT's data loader: sampling and collating, before the step (ours does it inside).
+            batch = spert_collate(
+                torch,
+                [
+                    spert_train_sample(
+                        torch, d, rng, args.neg_entities, args.neg_relations, args.max_span_words, len(relation_types)
+                    )
+                    for d in docs[step * b : (step + 1) * b]
+                ],
+            )
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            self.sync()
+            start = time.perf_counter()
+            with self.autocast():
+                entity_logits, rel_logits = model(*(batch[k] for k in fields))
+                loss = spert_loss(torch, entity_logits.float(), rel_logits.float(), batch)
+            self.sync()
+            forward = time.perf_counter()
+            loss.backward()
+            self.sync()
+            backward = time.perf_counter()
+            if args.clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            optimizer.step()
+            scheduler.step()
+            model.zero_grad()
+            value = loss.item()
+            self.sync()
+            end = time.perf_counter()
+            if value != value:
+                sys.exit(f"loss is NaN at step {step}")
+            if step >= args.warmup_steps:
+                rates.append(b / (end - start))
+                phases.append((forward - start, backward - forward, end - backward))
+        out = measurement("seq/s", shape, rates, b, self.gpu_peak())
+        out["phases_ms"] = {
+            name: quantile(sorted(p[i] * 1e3 for p in phases), 0.5)
+            for i, name in enumerate(("forward", "backward", "optimizer"))
+        }
+        return out
+
     def name(self):
         return "pytorch-tuned" if self.tuned else "pytorch-eager"
 
@@ -424,6 +546,279 @@ class Reference:
             len(titles),
             self.gpu_peak(),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Span/relation extraction: SpERT's training step, as lavis-nlp/spert runs it
+#
+# Measured as `trainer bench --task relations --workloads train-relations` measures ours
+# (trainer/src/bench.rs): the first batch * (warmup + steps) documents of --data's *_train.json in
+# file order, batches of --batch-size consecutive documents, each sentence [CLS] + its words'
+# sub-words + [SEP] (a word with none becomes [UNK]) padded to the batch's longest, the encoder
+# from --model, f32, dropout 0.1. What SpERT does (spert/sampling.py, models.py, loss.py,
+# spert_trainer.py), written anew here:
+# - sampling (its create_train_sample): every gold entity; up to --neg-entities spans of 1 to
+#   --max-span-words words that are no gold entity's span (random.sample); one positive relation
+#   per (head, tail) entity pair, multi-hot over the relation types; up to --neg-relations ordered
+#   pairs of gold entities with different spans and no gold relation (random.sample). SpERT
+#   samples in its data loader, so here a batch is sampled and collated before its step, outside
+#   the timed region. Ours samples inside the step (RelationLoss::loss draws the negatives), so our
+#   forward phase includes the sampling and the building of the index tensors.
+# - model: BertModel as SpERT builds it (pooler included; its output is unused and gets no
+#   gradient); a span = [CLS] state ⊕ max-pool of its sub-word states ⊕ width embedding (25 dims,
+#   100 rows); a pair = max-pool of the states strictly between its spans (zeros when there are
+#   none) ⊕ head pool ⊕ tail pool ⊕ head width ⊕ tail width; dropout 0.1 and one linear layer each
+#   (entities: "none" + types, relations: one logit per type); weights N(0, 0.02), biases 0; pairs
+#   in chunks of max_pairs (1000, configs/example_train.conf).
+# - loss: entity cross-entropy averaged over the batch's sampled spans + relation binary
+#   cross-entropy averaged over the types, then over the sampled pairs (left out when the batch
+#   has no pair).
+# - optimizer: transformers 4.x's AdamW(correct_bias=False) (TransformersAdamW: eps 1e-6, its
+#   default; decoupled weight decay after the update), weight decay --weight-decay except for
+#   parameters whose name contains "bias" or "LayerNorm.weight" (SpERT's _get_optimizer_params),
+#   global-norm clipping at --clip, a linear warm-up (--warmup) / decay schedule over the timed
+#   run's steps, stepped after the update as SpERT does (ours keeps --lr constant in `bench`: the
+#   same cost), then zero_grad. Phases: forward through the loss, backward, optimizer (clipping,
+#   update, schedule, zero_grad, reading the loss).
+
+
+class TransformersAdamW:
+    """Builds transformers 4.x's `AdamW` (gone from transformers 5) on torch.optim.Optimizer."""
+
+    @staticmethod
+    def create(torch, params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-6, correct_bias=True):
+        class AdamW(torch.optim.Optimizer):
+            def __init__(self, groups):
+                super().__init__(
+                    groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias)
+                )
+
+            @torch.no_grad()
+            def step(self):
+                for group in self.param_groups:
+                    beta1, beta2 = group["betas"]
+                    for p in group["params"]:
+                        if p.grad is None:
+                            continue
+                        state = self.state[p]
+                        if not state:
+                            state["step"] = 0
+                            state["exp_avg"] = torch.zeros_like(p)
+                            state["exp_avg_sq"] = torch.zeros_like(p)
+                        state["step"] += 1
+                        m, v = state["exp_avg"], state["exp_avg_sq"]
+                        m.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
+                        v.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
+                        denom = v.sqrt().add_(group["eps"])
+                        step_size = group["lr"]
+                        if group["correct_bias"]:
+                            t = state["step"]
+                            step_size *= math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+                        p.addcdiv_(m, denom, value=-step_size)
+                        if group["weight_decay"] > 0.0:
+                            p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+
+        return AdamW(params)
+
+
+def relation_files(data):
+    """--data's training and types files: the one *_train.json and *_types.json, as `trainer`."""
+
+    def one(ending):
+        names = sorted(n for n in os.listdir(data) if n.endswith(ending) and not n.endswith("_train_dev.json"))
+        if len(names) != 1:
+            sys.exit(f"{data}: expected one *{ending}, found {names}")
+        return os.path.join(data, names[0])
+
+    return one("_train.json"), one("_types.json")
+
+
+class SpanDocument:
+    """A sentence as SpERT's reader makes it: sub-word ids, each word's sub-word span, entities
+    (sub-word span, type index from 1, width in words) and relations (head, tail, type index from
+    1; a symmetric type's arguments in sentence order)."""
+
+    def __init__(self, doc, tokenizer, ids, entity_types, relation_types):
+        self.encoding = [ids["[CLS]"]]
+        self.word_spans = []
+        enc = tokenizer.encode(doc["tokens"], is_pretokenized=True, add_special_tokens=False)
+        per_word = [[] for _ in doc["tokens"]]
+        for i, w in zip(enc.ids, enc.word_ids):
+            if w is not None:
+                per_word[w].append(i)
+        for sub in per_word:
+            start = len(self.encoding)
+            self.encoding += sub or [ids["[UNK]"]]
+            self.word_spans.append((start, len(self.encoding)))
+        self.encoding.append(ids["[SEP]"])
+        self.entities = []
+        for e in doc["entities"]:
+            span = (self.word_spans[e["start"]][0], self.word_spans[e["end"] - 1][1])
+            self.entities.append((span, entity_types[e["type"]], e["end"] - e["start"], e["start"]))
+        self.relations = []
+        for r in doc["relations"]:
+            index, symmetric = relation_types[r["type"]]
+            head, tail = r["head"], r["tail"]
+            if symmetric and self.entities[tail][3] < self.entities[head][3]:
+                head, tail = tail, head
+            self.relations.append((head, tail, index))
+
+
+def spert_train_sample(torch, doc, rng, neg_entities, neg_relations, max_span, relation_types):
+    """SpERT's create_train_sample: tensors of one document (see the section comment)."""
+    context = len(doc.encoding)
+
+    def span_mask(start, end):
+        mask = torch.zeros(context, dtype=torch.bool)
+        mask[start:end] = True
+        return mask
+
+    def between_mask(s1, s2):
+        start, end = (s1[1], s2[0]) if s1[1] < s2[0] else (s2[1], s1[0])
+        return span_mask(start, end)
+
+    pos_spans = [e[0] for e in doc.entities]
+    pos_types = [e[1] for e in doc.entities]
+    pos_sizes = [e[2] for e in doc.entities]
+    # positive relations: one per (head entity, tail entity), multi-hot over types 1..R
+    by_pair = OrderedDict()
+    for head, tail, ty in doc.relations:
+        by_pair.setdefault((head, tail), []).append(ty)
+    rels, rel_span_pairs, rel_types = [], [], []
+    for (head, tail), types in by_pair.items():
+        s1, s2 = doc.entities[head][0], doc.entities[tail][0]
+        rels.append((pos_spans.index(s1), pos_spans.index(s2)))
+        rel_span_pairs.append((s1, s2))
+        rel_types.append([float(t in types) for t in range(1, relation_types + 1)])
+    # negative entities: every other span of up to max_span words, size by size
+    candidates = []
+    words = len(doc.word_spans)
+    for size in range(1, max_span + 1):
+        for i in range(words - size + 1):
+            span = (doc.word_spans[i][0], doc.word_spans[i + size - 1][1])
+            if span not in pos_spans:
+                candidates.append((span, size))
+    negatives = rng.sample(candidates, min(len(candidates), neg_entities))
+    # negative relations: unrelated ordered pairs of gold entities with different spans
+    pairs = [
+        (s1, s2) for s1 in pos_spans for s2 in pos_spans if s1 != s2 and (s1, s2) not in rel_span_pairs
+    ]
+    neg_pairs = rng.sample(pairs, min(len(pairs), neg_relations))
+
+    spans = pos_spans + [n[0] for n in negatives]
+    rel_masks = [between_mask(s1, s2) for s1, s2 in rel_span_pairs + neg_pairs]
+    rels += [(pos_spans.index(s1), pos_spans.index(s2)) for s1, s2 in neg_pairs]
+    rel_types += [[0.0] * relation_types] * len(neg_pairs)
+    sample = {
+        "encodings": torch.tensor(doc.encoding, dtype=torch.long),
+        "context_masks": torch.ones(context, dtype=torch.bool),
+    }
+    if spans:
+        sample["entity_masks"] = torch.stack([span_mask(*s) for s in spans])
+        sample["entity_sizes"] = torch.tensor(pos_sizes + [n[1] for n in negatives], dtype=torch.long)
+        sample["entity_types"] = torch.tensor(pos_types + [0] * len(negatives), dtype=torch.long)
+        sample["entity_sample_masks"] = torch.ones(len(spans), dtype=torch.bool)
+    else:
+        sample["entity_masks"] = torch.zeros((1, context), dtype=torch.bool)
+        sample["entity_sizes"] = torch.zeros(1, dtype=torch.long)
+        sample["entity_types"] = torch.zeros(1, dtype=torch.long)
+        sample["entity_sample_masks"] = torch.zeros(1, dtype=torch.bool)
+    if rels:
+        sample["rels"] = torch.tensor(rels, dtype=torch.long)
+        sample["rel_masks"] = torch.stack(rel_masks)
+        sample["rel_types"] = torch.tensor(rel_types, dtype=torch.float32)
+        sample["rel_sample_masks"] = torch.ones(len(rels), dtype=torch.bool)
+    else:
+        sample["rels"] = torch.zeros((1, 2), dtype=torch.long)
+        sample["rel_masks"] = torch.zeros((1, context), dtype=torch.bool)
+        sample["rel_types"] = torch.zeros((1, relation_types), dtype=torch.float32)
+        sample["rel_sample_masks"] = torch.zeros(1, dtype=torch.bool)
+    return sample
+
+
+def spert_collate(torch, samples):
+    """Stacks each field, zero-padding every dimension to the batch's largest (SpERT's padded_stack)."""
+    out = {}
+    for key in samples[0]:
+        ts = [s[key] for s in samples]
+        shape = [max(t.shape[d] for t in ts) for d in range(ts[0].dim())]
+        padded = []
+        for t in ts:
+            p = torch.zeros(shape, dtype=t.dtype)
+            p[tuple(slice(0, n) for n in t.shape)] = t
+            padded.append(p)
+        out[key] = torch.stack(padded)
+    return out
+
+
+def span_relation_model(
+    torch, bert, cls_id, entity_classes, relation_types, size_embedding=25, prop_drop=0.1, max_pairs=1000
+):
+    """SpERT's network (models.py's SpERT, training forward) over `bert`."""
+    nn = torch.nn
+    hidden = bert.config.hidden_size
+
+    class SpanRelationModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+            self.rel_classifier = nn.Linear(3 * hidden + 2 * size_embedding, relation_types)
+            self.entity_classifier = nn.Linear(2 * hidden + size_embedding, entity_classes)
+            self.size_embeddings = nn.Embedding(100, size_embedding)
+            self.dropout = nn.Dropout(prop_drop)
+            for module in (self.rel_classifier, self.entity_classifier, self.size_embeddings):
+                nn.init.normal_(module.weight, std=bert.config.initializer_range)
+            nn.init.zeros_(self.rel_classifier.bias)
+            nn.init.zeros_(self.entity_classifier.bias)
+
+        def forward(self, encodings, context_masks, entity_masks, entity_sizes, rels, rel_masks):
+            h = self.bert(input_ids=encodings, attention_mask=context_masks.float()).last_hidden_state
+            batch = encodings.shape[0]
+            sizes = self.size_embeddings(entity_sizes)
+            # spans: max-pool of the sub-words under each mask (-1e30 elsewhere)
+            floor = (entity_masks.unsqueeze(-1) == 0).float() * -1e30
+            pooled = (floor + h.unsqueeze(1).repeat(1, entity_masks.shape[1], 1, 1)).max(dim=2)[0]
+            cls = h.reshape(-1, hidden)[encodings.reshape(-1) == cls_id]  # one [CLS] a sentence
+            entity_repr = torch.cat([cls.unsqueeze(1).repeat(1, pooled.shape[1], 1), pooled, sizes], dim=2)
+            entity_logits = self.entity_classifier(self.dropout(entity_repr))
+            # pairs, in chunks of max_pairs
+            chunk = max(min(rels.shape[1], max_pairs), 1)
+            h_large = h.unsqueeze(1).repeat(1, chunk, 1, 1)
+            rel_logits = torch.zeros([batch, rels.shape[1], relation_types], device=h.device)
+            for start in range(0, rels.shape[1], max_pairs):
+                r = rels[:, start : start + max_pairs]
+                m = rel_masks[:, start : start + max_pairs]
+                hh = h_large[:, : r.shape[1]]
+                pair = torch.stack([pooled[i][r[i]] for i in range(batch)]).view(batch, r.shape[1], -1)
+                pair_sizes = torch.stack([sizes[i][r[i]] for i in range(batch)]).view(batch, r.shape[1], -1)
+                context = (((m == 0).float() * -1e30).unsqueeze(-1) + hh).max(dim=2)[0]
+                context[m.to(torch.uint8).any(-1) == 0] = 0  # adjacent or overlapping spans
+                rel_repr = torch.cat([context, pair, pair_sizes], dim=2)
+                rel_logits[:, start : start + max_pairs, :] = self.rel_classifier(self.dropout(rel_repr))
+            return entity_logits, rel_logits
+
+    return SpanRelationModel()
+
+
+def spert_loss(torch, entity_logits, rel_logits, batch):
+    """SpERT's loss.py: masked means of the entity cross-entropy and the relation BCE."""
+    F = torch.nn.functional
+    entity_masks = batch["entity_sample_masks"].reshape(-1).float()
+    entity = F.cross_entropy(
+        entity_logits.reshape(-1, entity_logits.shape[-1]), batch["entity_types"].reshape(-1), reduction="none"
+    )
+    loss = (entity * entity_masks).sum() / entity_masks.sum()
+    rel_masks = batch["rel_sample_masks"].reshape(-1).float()
+    count = rel_masks.sum()
+    if count.item() != 0:
+        rel = F.binary_cross_entropy_with_logits(
+            rel_logits.reshape(-1, rel_logits.shape[-1]),
+            batch["rel_types"].reshape(-1, rel_logits.shape[-1]),
+            reduction="none",
+        )
+        rel = rel.sum(-1) / rel.shape[-1]
+        loss = loss + (rel * rel_masks).sum() / count
+    return loss
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,13 +999,27 @@ def run_single(args, impl, workload):
     import logging
 
     logging.getLogger().setLevel(logging.ERROR)
-    source, titles, descriptions = read_input(args)
-    count1 = args.tag_titles_batch1 or args.tag_titles
-    key = {"train-multitask": "train_multitask", "train-ner": "train_ner", "tag1": "tag_batch_1", "tag32": "tag_batch_32"}
+    key = {
+        "train-multitask": "train_multitask",
+        "train-ner": "train_ner",
+        "tag1": "tag_batch_1",
+        "tag32": "tag_batch_32",
+        "train-relations": "train_relations",
+    }
     if workload not in key:
         sys.exit(f"unknown workload {workload}")
     versions = {"python": platform.python_version()}
     extra = {}
+    if workload == "train-relations":
+        # Its input is --data's training file, not the catalog.
+        if not impl.startswith("pytorch-"):
+            return None
+        source = relation_files(args.data)[0] if args.data else None
+        titles, descriptions = [], []
+        extra["variant"] = args.span_method
+    else:
+        source, titles, descriptions = read_input(args)
+    count1 = args.tag_titles_batch1 or args.tag_titles
     reset_peak_rss()
     if impl.startswith("pytorch-"):
         import torch
@@ -627,7 +1036,9 @@ def run_single(args, impl, workload):
             versions.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda)
         threads = torch.get_num_threads()
         ref = Reference(args, titles, descriptions, tuned=impl == "pytorch-tuned")
-        if workload == "train-multitask":
+        if workload == "train-relations":
+            m = ref.train_relations()
+        elif workload == "train-multitask":
             m = ref.train(True)
         elif workload == "train-ner":
             m = ref.train(False)
