@@ -35,6 +35,14 @@ printf '%s\n' \
 # The browser app: export the model for the page (q4k GGUF + tokenizer + examples), build it and
 # serve it at http://127.0.0.1:8080 (Ctrl-C stops). MULTITAG_DEMO_SERVE=0 builds without serving.
 $trainer export --model "$model" --quant q4k --out public/model
+# The Relations view reads a relation extraction model from public/relations: exported here when
+# one has been trained (MULTITAG_DEMO_RELATIONS, default runs/conll04, as `trainer train --task
+# relations --data ../shared/data/conll04 --out runs/conll04` writes it); without one the view
+# says how to make it.
+relations="${MULTITAG_DEMO_RELATIONS:-runs/conll04}"
+if [ -f "$relations/model.safetensors" ]; then
+  $trainer export --model "$relations" --quant q4k --out public/relations
+fi
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true
 if [ "${MULTITAG_DEMO_SERVE:-1}" != 0 ]; then

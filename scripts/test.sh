@@ -17,8 +17,9 @@ if ! command -v c++ >/dev/null 2>&1 && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
 fi
 # Browser app (web/, tests/e2e): its tools, an exported model to serve (the demo's when there is
 # one, else a small triplet model with a tagging layer of its own trained here, so the browser
-# reads a model deeper than its embeddings), and the release build. MULTITAG_E2E=1 makes the
-# headless-Chromium tests fail, not skip, when any of that is missing.
+# reads a model deeper than its embeddings), a relation model for the Relations view, and the
+# release build. MULTITAG_E2E=1 makes the headless-Chromium tests fail, not skip, when any of
+# that is missing.
 scripts/install-web-tools.sh
 export TRUNK_SKIP_VERSION_CHECK=true MULTITAG_E2E=1
 if [ ! -f public/model/manifest.json ]; then
@@ -34,6 +35,21 @@ if [ ! -f public/model/manifest.json ]; then
     fi
   fi
   cargo run --release -q -p multitag-trainer -- export --model "$web_model" --quant q4k --out public/model
+fi
+# The Relations view's model (tests/e2e), served beside the tagger as relations/: when none is
+# exported, a small SpERT trained here on CoNLL04 (the first 400 training sentences, 3 epochs,
+# lr 1e-4: about 2 minutes on 2 CPU cores; it finds relations in the CoNLL04 test sentence the
+# browser test reads), exported q4k with its test sentences as examples.
+if [ ! -f public/relations/manifest.json ]; then
+  relation_model=runs/e2e-relations
+  if [ ! -f "$relation_model/model.safetensors" ]; then
+    cargo run --release -q -p multitag-trainer -- train --task relations \
+      --data ../shared/data/conll04 --span-method spert --limit-train 400 --epochs 3 --lr 1e-4 \
+      --out "$relation_model"
+    rm -rf "$relation_model/checkpoint"
+  fi
+  cargo run --release -q -p multitag-trainer -- export --model "$relation_model" \
+    --data ../shared/data/conll04 --quant q4k --out public/relations
 fi
 trunk build --release
 cargo test --release --workspace

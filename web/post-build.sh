@@ -1,8 +1,9 @@
 #!/bin/sh
 # trunk post_build hook (see Trunk.toml), run from the repository root with TRUNK_STAGING_DIR and
 # TRUNK_PROFILE set:
-#  1. copies the exported models, when present, next to the page: public/model -> model/ and
-#     public/model-baseline -> model-baseline/ (they are generated and large, so not trunk assets);
+#  1. copies the exported models, when present, next to the page: public/model -> model/,
+#     public/model-baseline -> model-baseline/ and public/relations -> relations/ (the relation
+#     extraction model of the Relations view); they are generated and large, so not trunk assets;
 #  2. in release builds, optimizes the wasm files with wasm-opt if a recent one is present.
 #
 # wasm-opt is run here rather than by trunk (index.html sets data-wasm-opt="0") because binaryen
@@ -14,7 +15,7 @@
 set -eu
 stage="${TRUNK_STAGING_DIR:?run by trunk}"
 
-for m in model model-baseline; do
+for m in model model-baseline relations; do
   if [ -f "public/$m/manifest.json" ]; then
     mkdir -p "$stage/$m"
     cp public/$m/* "$stage/$m/"

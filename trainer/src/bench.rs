@@ -509,9 +509,9 @@ impl Bench<'_> {
     /// training sentences from the first, negatives drawn as in training (seeded by `--seed`),
     /// SpERT's optimizer; phases timed as in [`Self::train`].
     fn train_relations(&self) -> Result<Measurement> {
-        let data = self
-            .relations
-            .context("the train-relations workload needs relation data (--task relations --data DIR)")?;
+        let data = self.relations.context(
+            "the train-relations workload needs relation data (--task relations --data DIR)",
+        )?;
         let opts = self.options;
         let b = opts.batch_size;
         if b == 0 {
@@ -535,9 +535,13 @@ impl Bench<'_> {
             bail!("training document {index}: {e}");
         }
         let examples = read.examples;
-        let mut stepper =
-            Stepper::with_style(&model.varmap, opts.weight_decay, AdamWStyle::Spert, self.device)?
-                .timed();
+        let mut stepper = Stepper::with_style(
+            &model.varmap,
+            opts.weight_decay,
+            AdamWStyle::Spert,
+            self.device,
+        )?
+        .timed();
         let task = RelationLoss {
             model: &model.model,
             sampling: model.recipe.sampling,
@@ -656,10 +660,7 @@ pub fn print_bench(r: &BenchReport) {
     }
     println!("| workload | shape | median | min | q1 | q3 | max | reps | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let keys: Vec<&str> = Workload::value_variants()
-        .iter()
-        .map(|w| w.key())
-        .collect();
+    let keys: Vec<&str> = Workload::value_variants().iter().map(|w| w.key()).collect();
     for &key in &keys {
         let Some(value) = r.results.get(key) else {
             continue;

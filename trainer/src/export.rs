@@ -4,34 +4,55 @@
 //! <out>/model.gguf      every tensor of the trained model, stored by the rule of
 //!                       multitag_model::gguf (f32 vectors; matrices as the requested type,
 //!                       falling back per tensor when a row does not divide into its blocks), with
-//!                       the config, labels, task, requested type and source directory in the
-//!                       metadata, and SHA-256 checksums of the tensors, labels and config that
+//!                       the config, labels (a tagger's) or types and settings (a relation
+//!                       model's), task, requested type and source directory in the metadata, and
+//!                       SHA-256 checksums of the tensors, labels, task metadata and config that
 //!                       every load verifies (multitag_model::gguf)
 //! <out>/tokenizer.json  copied from the model directory
-//! <out>/examples.json   a few held-out TEST-split items (id, title, description) for the
-//!                       browser's similarity view; `[]` (with a warning) if the catalog is unreadable
-//! <out>/manifest.json   {task, quant, files: [{name, bytes}], source, labels, tensors: [{name,
-//!                       shape, type, bytes}]}
+//! <out>/examples.json   a few held-out TEST items: a tagger's (id, title, description) for the
+//!                       browser's similarity view, a relation model's test sentences (id, text)
+//!                       for its Relations view; `[]` (with a warning) if the data is unreadable
+//! <out>/manifest.json   {task, quant, files: [{name, bytes}], source, labels (a tagger's) or
+//!                       types and span_model (a relation model's), tensors: [{name, shape, type,
+//!                       bytes}]}
 //! ```
+//!
+//! A relation model (training.json's `task: relations`) is exported the same way, as the browser's
+//! `relations/` directory (`--out public/relations`): its heads (width embedding, entity and
+//! relation classifiers: everything outside the encoder) are stored f32 whatever `--quant` says
+//! (see [`Export::run_relations`] for why), its types (types.json, as a SpERT types file) and its
+//! settings and decoding (training.json's options: span method, widths, longest span, relation
+//! threshold) go into the metadata, and it loads back through
+//! `multitag_model::tasks::relations::SpanExtractor::from_gguf`.
 //!
 //! The files are staged in a hidden directory inside `<out>` and renamed into place one by one,
 //! `manifest.json` last (the browser reads it first and keys its cache on it), so every file is
 //! whole at every moment and other files in `<out>` are kept ([`crate::output`]). Before the
-//! renames the staged model is loaded back and
-//! its entities on the examples are compared with the float model's, through the predictor its
-//! task names, as `trainer tag` and the browser will load it.
+//! renames the staged model is loaded back and its output on the examples is compared with the
+//! float model's (a tagger's entities through the predictor its task names; a relation model's
+//! entities and relations through its extractor), as `trainer tag` and the browser will load it.
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use multitag_core::{BundledExample, Split};
+use multitag_core::relations::Document;
+use multitag_core::{BundledExample, Split, TextRelations};
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
-use multitag_model::{nn::weights, predictor_from_gguf, DenseCompute, GgufFile, Predictor, Quant};
+use multitag_model::tasks::relations::extractor::SpanModelSettings;
+use multitag_model::tasks::relations::SpanExtractor;
+use multitag_model::{
+    nn::weights, predictor_from_gguf, DenseCompute, GgufFile, Predictor, Quant, TaskKind,
+};
 use serde::Serialize;
 
 use crate::args::{DataArgs, LabeledArgs};
 use crate::model_dir::ModelDir;
 use crate::output::staging_dir;
+use crate::relations::data::read_part;
+use crate::relations::model::load_extractor;
+
+/// Sentences per encoder pass when a relation export is checked against its float model.
+const RELATION_BATCH: usize = 8;
 
 pub struct Export<'a> {
     pub model: &'a Path,
@@ -55,14 +76,43 @@ pub struct Manifest {
     pub quant: String,
     pub files: Vec<FileEntry>,
     pub source: String,
-    pub labels: Vec<String>,
+    /// A tagger's tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// A relation model's entity and relation types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub types: Option<ManifestTypes>,
+    /// A relation model's method (`spert`, `spert-mt`, `spert+iou`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_method: Option<String>,
+    /// A relation model's settings and decoding, as its metadata records them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_model: Option<SpanModelSettings>,
     pub tensors: Vec<StoredTensor>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManifestTypes {
+    pub entities: Vec<String>,
+    pub relations: Vec<String>,
+}
+
+/// A test sentence bundled with a relation export, for the browser's Relations view.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentenceExample {
+    /// `<test file name>#<document index>`.
+    pub id: String,
+    /// The document's tokens joined by single spaces.
+    pub text: String,
 }
 
 impl Export<'_> {
     pub fn run(&self) -> Result<Manifest> {
         let dir = ModelDir::read(self.model)?;
         let weights_bytes = dir.require_safetensors("export from")?;
+        if dir.task == TaskKind::Relations {
+            return self.run_relations(&dir, weights_bytes);
+        }
         let labels = dir.labels.clone().with_context(|| {
             format!(
                 "{}: no labels.json; only a trained model can be exported",
@@ -78,38 +128,129 @@ impl Export<'_> {
             &tensors,
             &ExportMetadata {
                 config_json: &dir.config_text,
-                labels: &labels,
+                labels: Some(&labels),
                 quant: self.quant,
                 source: &self.model.display().to_string(),
                 task: dir.task.name(),
                 tokenizer_json: Some(&dir.tokenizer_bytes),
+                task_metadata: &[],
+                float_prefixes: &[],
             },
         )
         .with_context(|| format!("exporting {source}"))?;
         let examples = self.examples(&dir);
+        let examples_json = serde_json::to_string_pretty(&examples)?;
+        let manifest = Manifest {
+            task: dir.task.name().to_string(),
+            quant: self.quant.name().to_string(),
+            files: Vec::new(),
+            source: self.model.display().to_string(),
+            labels: Some(labels.labels.clone()),
+            types: None,
+            span_method: None,
+            span_model: None,
+            tensors: stored,
+        };
+        self.write_out(
+            &gguf,
+            &dir.tokenizer_bytes,
+            &examples_json,
+            manifest,
+            |staged| {
+                self.verify(
+                    staged,
+                    &gguf,
+                    &dir.tokenizer_bytes,
+                    float.as_ref(),
+                    &examples,
+                )
+            },
+        )
+    }
 
+    /// A relation model: the float model is loaded first (every tensor it needs present, its
+    /// types and options read), then written with its types and settings in the metadata.
+    ///
+    /// Its heads stay f32, whatever `--quant` asks for: the width embedding and the entity and
+    /// relation classifiers (every tensor outside the encoder, `bert.`). Why: they are small
+    /// (for all-MiniLM-L6-v2 on CoNLL04, about 12,500 values, 50 KB in f32, beside an 18 MB q4k
+    /// encoder); their rows (793 and 1,202 values there) divide into no quantization block, so
+    /// q8_0 and q4k would store them as f16 anyway (the storage rule of `multitag_model::gguf`),
+    /// which would save 25 KB; and their outputs are the scores that decoding compares directly
+    /// (the entity class argmax, the relation threshold), so they are kept as trained. The loader
+    /// multiplies them in f32 too, whatever the encoder's kernel.
+    fn run_relations(&self, dir: &ModelDir, weights_bytes: &[u8]) -> Result<Manifest> {
+        let device = Device::Cpu;
+        let float = load_extractor(dir, &device)?;
+        let source = self.model.join("model.safetensors").display().to_string();
+        let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
+        let mut heads: Vec<&str> = tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !name.starts_with("bert."))
+            .collect();
+        heads.sort_unstable();
+        let task_metadata = float.export_metadata();
+        let (gguf, stored) = write_gguf(
+            &tensors,
+            &ExportMetadata {
+                config_json: &dir.config_text,
+                labels: None,
+                quant: self.quant,
+                source: &self.model.display().to_string(),
+                task: dir.task.name(),
+                tokenizer_json: Some(&dir.tokenizer_bytes),
+                task_metadata: &task_metadata,
+                float_prefixes: &heads,
+            },
+        )
+        .with_context(|| format!("exporting {source}"))?;
+        let examples = self.sentence_examples(dir, &float);
+        let examples_json = serde_json::to_string_pretty(&examples)?;
+        let types = float.types();
+        let manifest = Manifest {
+            task: dir.task.name().to_string(),
+            quant: self.quant.name().to_string(),
+            files: Vec::new(),
+            source: self.model.display().to_string(),
+            labels: None,
+            types: Some(ManifestTypes {
+                entities: types.entities.iter().map(|t| t.name.clone()).collect(),
+                relations: types.relations.iter().map(|t| t.name.clone()).collect(),
+            }),
+            span_method: Some(float.model.settings.variant()),
+            span_model: Some(SpanModelSettings::of(&float)),
+            tensors: stored,
+        };
+        self.write_out(
+            &gguf,
+            &dir.tokenizer_bytes,
+            &examples_json,
+            manifest,
+            |staged| self.verify_relations(staged, &gguf, &dir.tokenizer_bytes, &float, &examples),
+        )
+    }
+
+    /// Stages the files, writes the manifest (with the files' sizes), runs `verify` on the
+    /// staged directory, then moves everything into `self.out`, `manifest.json` last; on an
+    /// error nothing in `self.out` is touched.
+    fn write_out(
+        &self,
+        gguf: &[u8],
+        tokenizer: &[u8],
+        examples_json: &str,
+        mut manifest: Manifest,
+        verify: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Manifest> {
         let existed = self.out.exists();
         let staged = staging_dir(&self.out.join("export"))?;
-        let staged_result = self.stage(&staged, &gguf, &dir.tokenizer_bytes, &examples, &stored);
+        let staged_result = self.stage(&staged, gguf, tokenizer, examples_json, &manifest.tensors);
         let manifest = staged_result.and_then(|files| {
-            let manifest = Manifest {
-                task: dir.task.name().to_string(),
-                quant: self.quant.name().to_string(),
-                files,
-                source: self.model.display().to_string(),
-                labels: labels.labels.clone(),
-                tensors: stored,
-            };
+            manifest.files = files;
             let path = staged.join("manifest.json");
             std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
                 .with_context(|| format!("writing {}", path.display()))?;
-            self.verify(
-                &staged,
-                &gguf,
-                &dir.tokenizer_bytes,
-                float.as_ref(),
-                &examples,
-            )?;
+            verify(&staged)?;
             Ok(manifest)
         });
         match manifest {
@@ -169,15 +310,73 @@ impl Export<'_> {
             .collect()
     }
 
+    /// Up to `self.examples` test sentences of a relation model, spread evenly over its test
+    /// documents as [`Self::examples`] spreads a tagger's: from `--test` or `--data DIR`, else
+    /// the test file training.json names; none, with a warning, when there is no readable one.
+    fn sentence_examples(&self, dir: &ModelDir, float: &SpanExtractor) -> Vec<SentenceExample> {
+        if self.examples == 0 {
+            return Vec::new();
+        }
+        let test = match self.relation_test_file(dir) {
+            Ok(Some(path)) => path,
+            Ok(None) => {
+                eprintln!(
+                    "warning: writing no examples: no test documents (--test FILE or --data DIR, \
+                     or the test file training.json names)"
+                );
+                return Vec::new();
+            }
+            Err(e) => {
+                eprintln!("warning: writing no examples: {e:#}");
+                return Vec::new();
+            }
+        };
+        let documents: Vec<Document> = match read_part(&test, float.types()) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("warning: writing no examples: {e:#}");
+                return Vec::new();
+            }
+        };
+        let name = test
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let k = self.examples.min(documents.len());
+        (0..k)
+            .map(|i| &documents[i * documents.len() / k])
+            .map(|d| SentenceExample {
+                id: format!("{name}#{}", d.index),
+                text: d.tokens.join(" "),
+            })
+            .collect()
+    }
+
+    /// The relation test file: the command line's, else training.json's `data.test` when it is
+    /// still there.
+    fn relation_test_file(&self, dir: &ModelDir) -> Result<Option<std::path::PathBuf>> {
+        if let Some(path) = self.labeled.relation_files().test_file()? {
+            return Ok(Some(path));
+        }
+        let training = dir.path.join("training.json");
+        let text = std::fs::read_to_string(&training)
+            .with_context(|| format!("reading {}", training.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not JSON", training.display()))?;
+        Ok(value["data"]["test"]
+            .as_str()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_file()))
+    }
+
     fn stage(
         &self,
         staged: &Path,
         gguf: &[u8],
         tokenizer: &[u8],
-        examples: &[BundledExample],
+        examples_json: &str,
         stored: &[StoredTensor],
     ) -> Result<Vec<FileEntry>> {
-        let examples_json = serde_json::to_string_pretty(examples)?;
         let mut files = Vec::new();
         for (name, bytes) in [
             ("model.gguf", gguf),
@@ -271,4 +470,96 @@ impl Export<'_> {
         );
         Ok(())
     }
+
+    /// Loads the staged relation export back, as `trainer tag` and the browser do, and compares
+    /// its entities and relations on the examples with the float model's.
+    fn verify_relations(
+        &self,
+        staged: &Path,
+        gguf: &[u8],
+        tokenizer: &[u8],
+        float: &SpanExtractor,
+        examples: &[SentenceExample],
+    ) -> Result<()> {
+        let file = GgufFile::read(&staged.join("model.gguf").display().to_string(), gguf)?;
+        let exported = SpanExtractor::from_gguf(
+            &file,
+            &staged.join("tokenizer.json").display().to_string(),
+            tokenizer,
+            &Device::Cpu,
+            DenseCompute::default(),
+        )
+        .context("the exported model does not load back")?;
+        if exported.types() != float.types()
+            || SpanModelSettings::of(&exported) != SpanModelSettings::of(float)
+        {
+            bail!("the exported model's types or settings differ from the source's");
+        }
+        let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+        let a = float.extract_texts(&texts, RELATION_BATCH)?;
+        let b = exported.extract_texts(&texts, RELATION_BATCH)?;
+        let same = a.iter().zip(&b).filter(|(x, y)| same_found(x, y)).count();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| same_found(x, y))
+            .flat_map(|(x, y)| score_differences(x, y))
+            .fold(0.0f32, f32::max);
+        let (entities, relations) = a.iter().fold((0, 0), |(e, r), x| {
+            (e + x.entities.len(), r + x.relations.len())
+        });
+        let bytes: u64 = std::fs::read_dir(staged)?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        eprintln!(
+            "exported {} ({}) to {}: model.gguf {:.2} MB, {:.2} MB in all; the export finds the \
+             same entities and relations as the float model in {same} of {} examples (the float \
+             model: {entities} entities, {relations} relations; scores differ by at most \
+             {worst:.4} where both agree)",
+            self.model.display(),
+            self.quant,
+            self.out.display(),
+            gguf.len() as f64 / 1e6,
+            bytes as f64 / 1e6,
+            texts.len()
+        );
+        Ok(())
+    }
+}
+
+/// Whether two extractions of one text found the same entities (type and character span, in
+/// order) and the same relations (type and arguments), whatever their scores.
+pub fn same_found(a: &TextRelations, b: &TextRelations) -> bool {
+    let entities = |t: &TextRelations| -> Vec<(String, usize, usize)> {
+        t.entities
+            .iter()
+            .map(|e| (e.label.clone(), e.start, e.end))
+            .collect()
+    };
+    let relations = |t: &TextRelations| -> Vec<(String, usize, usize)> {
+        t.relations
+            .iter()
+            .map(|r| (r.label.clone(), r.head, r.tail))
+            .collect()
+    };
+    entities(a) == entities(b) && relations(a) == relations(b)
+}
+
+/// The score differences of the entities and relations of two extractions that [`same_found`].
+fn score_differences<'a>(
+    a: &'a TextRelations,
+    b: &'a TextRelations,
+) -> impl Iterator<Item = f32> + 'a {
+    let entities = a
+        .entities
+        .iter()
+        .zip(&b.entities)
+        .map(|(x, y)| (x.score - y.score).abs());
+    let relations = a
+        .relations
+        .iter()
+        .zip(&b.relations)
+        .map(|(x, y)| (x.score - y.score).abs());
+    entities.chain(relations)
 }

@@ -9,8 +9,9 @@
 //!
 //! A directory written by `trainer export` (model.gguf, tokenizer.json, manifest.json) is read too:
 //! when it has a `model.gguf` and no `model.safetensors`, config and labels come from the GGUF
-//! metadata and [`ModelDir::predictor`] loads the (possibly quantized) weights. Such a directory can
-//! be evaluated and used for tagging, not trained from or exported again.
+//! metadata and [`ModelDir::predictor`] loads the (possibly quantized) weights (a relation model's
+//! types and settings are in its metadata too, read by `crate::relations::model::load_extractor`).
+//! Such a directory can be evaluated and used for tagging, not trained from or exported again.
 //!
 //! Any of the three gives sentence embeddings ([`ModelDir::embedder`]): a base encoder's plain
 //! encoder, a trained or exported model's fine-tuned one.
@@ -153,15 +154,19 @@ impl ModelDir {
         let config_text = file
             .metadata_str(multitag_model::gguf::KEY_CONFIG)?
             .to_string();
-        let labels = file.labels()?;
         let task = TaskKind::of_gguf(&file)?;
+        // A relation model has no tags: its types are in its own metadata (read by its loader).
+        let labels = match task {
+            TaskKind::Tagging => Some(file.labels()?),
+            TaskKind::Relations => None,
+        };
         Ok(Self {
             path: dir.to_path_buf(),
             config,
             config_text,
             tokenizer_bytes,
             weights: WeightsFormat::Gguf(file),
-            labels: Some(labels),
+            labels,
             task,
             split: TrainedSplit::NotRecorded,
         })

@@ -96,14 +96,16 @@ enum Moments {
 impl Moments {
     fn zeros(var: &Var) -> Result<Self> {
         let t = var.as_tensor();
-        Ok(if t.device().is_cpu() && t.dtype() == candle_core::DType::F32 {
-            Moments::Host(Mutex::new(vec![0.0; 2 * t.elem_count()]))
-        } else {
-            Moments::Tensors {
-                m: t.zeros_like()?,
-                v: t.zeros_like()?,
-            }
-        })
+        Ok(
+            if t.device().is_cpu() && t.dtype() == candle_core::DType::F32 {
+                Moments::Host(Mutex::new(vec![0.0; 2 * t.elem_count()]))
+            } else {
+                Moments::Tensors {
+                    m: t.zeros_like()?,
+                    v: t.zeros_like()?,
+                }
+            },
+        )
     }
 
     /// `m` and `v` as tensors shaped like `like`.
@@ -130,8 +132,14 @@ impl Moments {
                 *vv = v;
             }
             Moments::Host(mv) => {
-                let m = m.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-                let v = v.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                let m = m
+                    .flatten_all()?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()?;
+                let v = v
+                    .flatten_all()?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec1::<f32>()?;
                 let mv = mv.get_mut().expect("moments lock");
                 if m.len() * 2 != mv.len() || v.len() * 2 != mv.len() {
                     anyhow::bail!("moment sizes differ from the parameter's");
@@ -592,7 +600,9 @@ mod tests {
             let max_norm = if step < 2 { 1.0 } else { 100.0 };
             norms.push(opt.step_with(&loss.backward()?, 0.01, max_norm, fused)? as f32);
         }
-        let moments = opt.params[1].moments.tensors(opt.params[1].var.as_tensor())?;
+        let moments = opt.params[1]
+            .moments
+            .tensors(opt.params[1].var.as_tensor())?;
         Ok(vec![
             w.flatten_all()?.to_vec1::<f32>()?,
             b.to_vec1::<f32>()?,

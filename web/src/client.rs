@@ -1,10 +1,12 @@
 //! The page's side of the workers: spawns them, queues messages until a worker's wasm is running,
-//! matches replies to requests (`tag`, `similarity` and `embed` are futures), and hands every other message
-//! of the primary worker (ready, progress, loaded, load failed) to one event callback.
+//! matches replies to requests (`tag`, `similarity`, `embed` and `relations` are futures), and
+//! hands every other message of the primary worker (ready, progress, loaded, load failed) to one
+//! event callback.
 //!
 //! WASM here has no threads (they need a cross-origin-isolated page), so the page runs a pool of
 //! workers, each with its own copy of the model, to use more than one core: tagging requests go to
-//! whichever loaded worker has the fewest open, while the primary also serves the similarity view.
+//! whichever loaded worker has the fewest open, while the primary also serves the similarity view
+//! and, with the relation model only it loads, the Relations view.
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,7 +16,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{decode, encode, FromWorker, Slot, TaggedTitle, TextKind, ToWorker};
+use crate::protocol::{
+    decode, encode, FromWorker, Slot, TaggedTitle, TextKind, TextRelations, ToWorker,
+};
 
 type Reply = Result<FromWorker, String>;
 
@@ -166,6 +170,7 @@ impl WorkerClient {
                 FromWorker::Tagged { id, .. }
                 | FromWorker::Similarity { id, .. }
                 | FromWorker::Embedded { id, .. }
+                | FromWorker::Relations { id, .. }
                 | FromWorker::Failed { id, .. } => Some(*id),
                 _ => None,
             };
@@ -299,6 +304,26 @@ impl WorkerClient {
             .await?
         {
             FromWorker::Similarity { matrix, ms, .. } => Ok((matrix, ms)),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Entities and relations of `texts` under the relation model (which only the primary
+    /// worker loads), and the worker's time.
+    pub async fn relations(
+        &self,
+        texts: Vec<String>,
+        batch_size: usize,
+    ) -> Result<(Vec<TextRelations>, f64), String> {
+        match self
+            .request(|id| ToWorker::Relations {
+                id,
+                texts,
+                batch_size,
+            })
+            .await?
+        {
+            FromWorker::Relations { results, ms, .. } => Ok((results, ms)),
             other => Err(format!("unexpected reply {other:?}")),
         }
     }

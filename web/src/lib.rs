@@ -1,7 +1,8 @@
 //! multitag-web: the browser app. A Leptos (client-side rendered) page where a person pastes
-//! product titles and sees their entities, or compares titles with descriptions, and a Web Worker
-//! that owns the model (the same `multitag_model::Predictor` as `trainer tag`, built from the GGUF
-//! file `trainer export` writes). Both are wasm binaries built by trunk from the repository root.
+//! product titles and sees their entities, compares titles with descriptions, or pastes sentences
+//! and sees their entities and the relations between them, and a Web Worker that owns the models
+//! (the same `multitag_model::Predictor` and `SpanExtractor` as `trainer tag`, built from the GGUF
+//! files `trainer export` writes). Both are wasm binaries built by trunk from the repository root.
 //!
 //! `protocol` (the messages between page and worker) and `view` (the page's pure logic) build
 //! natively so they are unit-tested with the rest of the workspace; the rest is wasm32 only.

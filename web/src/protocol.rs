@@ -3,13 +3,15 @@
 //! tests can check, and a message from an older or newer build fails loudly instead of silently.
 use serde::{Deserialize, Serialize};
 
-/// Which exported model a message is about: the triplet-trained tagger under `model/`, or the
-/// optional plain fine-tuned baseline under `model-baseline/` (only the similarity view uses it).
+/// Which exported model a message is about: the triplet-trained tagger under `model/`, the
+/// optional plain fine-tuned baseline under `model-baseline/` (only the similarity view uses it),
+/// or the optional relation extraction model under `relations/` (only the Relations view uses it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
     Main,
     Baseline,
+    Relations,
 }
 
 impl Slot {
@@ -18,6 +20,7 @@ impl Slot {
         match self {
             Slot::Main => "model",
             Slot::Baseline => "model-baseline",
+            Slot::Relations => "relations",
         }
     }
 
@@ -25,6 +28,15 @@ impl Slot {
         match self {
             Slot::Main => "triplet-trained",
             Slot::Baseline => "baseline",
+            Slot::Relations => "relation extraction",
+        }
+    }
+
+    /// The task the slot's model must be for (the exported file's `multitag.task`).
+    pub fn task(self) -> &'static str {
+        match self {
+            Slot::Main | Slot::Baseline => "tagging",
+            Slot::Relations => "relations",
         }
     }
 }
@@ -67,6 +79,13 @@ pub enum ToWorker {
         slot: Slot,
         texts: Vec<String>,
         kind: TextKind,
+    },
+    /// Entities and relations of `texts` under the relation model (`Slot::Relations`), in
+    /// batches of `batch_size`; answered by one `Relations`.
+    Relations {
+        id: u64,
+        texts: Vec<String>,
+        batch_size: usize,
     },
 }
 
@@ -111,7 +130,13 @@ pub enum FromWorker {
         vectors: Vec<Vec<f32>>,
         ms: f64,
     },
-    /// A `Tag`, `Similarity` or `Embed` request that could not be served.
+    Relations {
+        id: u64,
+        /// One per text, in the request's order.
+        results: Vec<TextRelations>,
+        ms: f64,
+    },
+    /// A `Tag`, `Similarity`, `Embed` or `Relations` request that could not be served.
     Failed {
         id: u64,
         message: String,
@@ -121,6 +146,8 @@ pub enum FromWorker {
 /// The tagger's own result type (from `multitag-core`), so the page's JSONL download is exactly
 /// `trainer tag`'s output and the worker sends results without copying them field by field.
 pub use multitag_core::TaggedTitle;
+/// The relation extractor's result type, likewise `trainer tag`'s for a relation model.
+pub use multitag_core::{FoundRelation, TextRelations};
 
 /// One fetched model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,8 +159,14 @@ pub struct FileInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// Entity types the tagger predicts (e.g. BRAND, COLOR, GENDER, TYPE).
+    /// The method the model is for (`tagging` or `relations`).
+    #[serde(default)]
+    pub task: String,
+    /// Entity types the model predicts (e.g. BRAND, COLOR, GENDER, TYPE).
     pub entity_types: Vec<String>,
+    /// Relation types, for a relation model.
+    #[serde(default)]
+    pub relation_types: Vec<String>,
     pub files: Vec<FileInfo>,
     /// Titles are cut at this many sub-words.
     pub max_tokens: usize,
@@ -161,6 +194,23 @@ impl ModelInfo {
             .and_then(|v| v.as_str())
             .map(str::to_string)
     }
+
+    /// A relation model's span method as the manifest records it (`spert`, `spert-mt`, ...).
+    pub fn span_method(&self) -> Option<String> {
+        self.manifest
+            .get("span_method")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// A relation model's relation threshold, from the manifest.
+    pub fn rel_threshold(&self) -> Option<f64> {
+        self.manifest
+            .get("span_model")?
+            .get("decode")?
+            .get("rel_threshold")?
+            .as_f64()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +222,9 @@ pub enum LoadErrorKind {
     Corrupt,
     /// The request itself failed (server down, offline).
     Network,
+    /// The files are a model for another task than the one asked for (a relation model where a
+    /// tagger is needed, or the other way round).
+    WrongTask,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,8 +299,71 @@ mod tests {
     }
 
     #[test]
+    fn relation_messages_round_trip() {
+        let m = ToWorker::Relations {
+            id: 9,
+            texts: vec!["Sirhan had killed Kennedy .".into()],
+            batch_size: 4,
+        };
+        let text = encode(&m);
+        assert!(text.contains(r#""type":"relations""#), "{text}");
+        assert_eq!(decode::<ToWorker>(&text).unwrap(), m);
+        let entity = |text: &str, start: usize| Entity {
+            label: "Peop".into(),
+            text: text.into(),
+            start,
+            end: start + text.chars().count(),
+            score: 0.75,
+        };
+        let r = FromWorker::Relations {
+            id: 9,
+            results: vec![TextRelations {
+                text: "Sirhan had killed Kennedy .".into(),
+                entities: vec![entity("Sirhan", 0), entity("Kennedy", 18)],
+                relations: vec![FoundRelation {
+                    label: "Kill".into(),
+                    head: 0,
+                    tail: 1,
+                    score: 0.93,
+                }],
+            }],
+            ms: 3.0,
+        };
+        assert_eq!(decode::<FromWorker>(&encode(&r)).unwrap(), r);
+        let load = ToWorker::Load {
+            slot: Slot::Relations,
+            base_url: Slot::Relations.dir().into(),
+        };
+        assert!(encode(&load).contains(r#""slot":"relations""#));
+        assert_eq!(Slot::Relations.task(), "relations");
+        assert_eq!(Slot::Baseline.task(), "tagging");
+    }
+
+    #[test]
+    fn relation_model_info_names_its_method_and_threshold() {
+        let info: ModelInfo = serde_json::from_str(
+            r#"{"task": "relations", "entity_types": ["Peop"], "relation_types": ["Kill"],
+                "files": [], "max_tokens": 512, "fetch_ms": 1, "parse_ms": 1,
+                "manifest": {"span_method": "spert", "span_model": {"decode": {"rel_threshold": 0.4}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(info.span_method().as_deref(), Some("spert"));
+        assert!((info.rel_threshold().unwrap() - 0.4).abs() < 1e-9);
+        // A tagger's manifest has neither; an older page's info (no task) still reads.
+        let old: ModelInfo = serde_json::from_str(
+            r#"{"entity_types": [], "files": [], "max_tokens": 48, "fetch_ms": 1,
+                "parse_ms": 1, "manifest": {}}"#,
+        )
+        .unwrap();
+        assert_eq!((old.task.as_str(), old.span_method()), ("", None));
+        assert_eq!(old.rel_threshold(), None);
+    }
+
+    #[test]
     fn model_info_reads_the_manifest_loosely() {
         let info = ModelInfo {
+            task: "tagging".into(),
+            relation_types: vec![],
             entity_types: vec![],
             files: vec![
                 FileInfo {

@@ -1,7 +1,7 @@
 //! The page's pure logic, kept apart from the DOM so it is unit-tested natively: reading pasted
 //! titles, cutting a title into plain and entity segments by character offsets, entity colours,
 //! best matches in a similarity matrix, the search's ranking, and small formatters.
-use multitag_core::Entity;
+use multitag_core::{Entity, FoundRelation};
 
 /// At most this many titles are tagged from one paste.
 pub const MAX_TITLES: usize = 5000;
@@ -35,6 +35,36 @@ pub fn parse_lines(text: &str, limit: usize) -> PastedTitles {
         }
         if out.titles.len() < limit {
             out.titles.push(line.to_string());
+        } else {
+            out.dropped += 1;
+        }
+    }
+    out
+}
+
+/// At most this many sentences go to the relation model from one paste.
+pub const MAX_SENTENCES: usize = 1000;
+/// Sentences per relation request: the primary worker alone holds the relation model, and a
+/// sentence costs every span of up to ten words, so small batches stream results sooner.
+pub const RELATION_BATCH: usize = 4;
+
+/// Pasted sentences with their 1-based line numbers in the paste, read as [`parse_lines`] reads
+/// titles (blank lines skipped but counted), so a line number is the one `trainer tag` gives
+/// the same line of a file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NumberedLines {
+    pub lines: Vec<(usize, String)>,
+    pub dropped: usize,
+}
+
+pub fn numbered_lines(text: &str, limit: usize) -> NumberedLines {
+    let mut out = NumberedLines::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if out.lines.len() < limit {
+            out.lines.push((i + 1, line.to_string()));
         } else {
             out.dropped += 1;
         }
@@ -112,6 +142,167 @@ pub fn label_class(label: &str, types: &[String]) -> String {
                 .unwrap_or(others.len())
     });
     format!("c{}", slot % 8)
+}
+
+/// The chip an entity's arcs attach to: its own when it is shown (`shown[i]`), else the first
+/// shown entity whose characters overlap its own ([`segments`] shows an entity overlapping an
+/// earlier one as plain text), else none.
+pub fn chip_of(entities: &[Entity], shown: &[bool], i: usize) -> Option<usize> {
+    if shown.get(i) == Some(&true) {
+        return Some(i);
+    }
+    let e = entities.get(i)?;
+    (0..entities.len()).find(|&j| {
+        shown.get(j) == Some(&true) && entities[j].start < e.end && e.start < entities[j].end
+    })
+}
+
+/// Which entities [`segments`] shows as chips of their own.
+pub fn shown_entities(text: &str, entities: &[Entity]) -> Vec<bool> {
+    let mut shown = vec![false; entities.len()];
+    for s in segments(text, entities) {
+        if let Some(i) = s.entity {
+            shown[i] = true;
+        }
+    }
+    shown
+}
+
+/// The height level of each relation's arc, from its arguments' character spans alone (so the
+/// room above the text is known before it is laid out): shorter arcs first, each on the lowest
+/// level where it overlaps no arc already placed, so an arc that spans another is drawn above it.
+pub fn arc_levels(entities: &[Entity], relations: &[FoundRelation]) -> Vec<usize> {
+    let span = |r: &FoundRelation| -> Option<(usize, usize)> {
+        let (h, t) = (entities.get(r.head)?, entities.get(r.tail)?);
+        Some((h.start.min(t.start), h.end.max(t.end)))
+    };
+    let mut order: Vec<usize> = (0..relations.len()).collect();
+    order.sort_by_key(|&i| span(&relations[i]).map_or((usize::MAX, i), |(lo, hi)| (hi - lo, lo)));
+    let mut levels = vec![0; relations.len()];
+    let mut placed: Vec<(usize, usize, usize)> = Vec::new();
+    for i in order {
+        let Some((lo, hi)) = span(&relations[i]) else {
+            continue;
+        };
+        let level = (0..)
+            .find(|&l| {
+                !placed
+                    .iter()
+                    .any(|&(plo, phi, pl)| pl == l && plo < hi && lo < phi)
+            })
+            .unwrap_or(0);
+        placed.push((lo, hi, level));
+        levels[i] = level;
+    }
+    levels
+}
+
+/// Height of a level-0 arc above its chips, and how much higher each level goes, in pixels.
+pub const ARC_BASE: f64 = 22.0;
+pub const ARC_STEP: f64 = 14.0;
+
+/// The room an arc of `level` needs above its chips: its apex (three quarters of its control
+/// height, for a cubic whose control points are level with each other) and its label.
+pub fn arc_room(level: usize) -> f64 {
+    0.75 * (ARC_BASE + ARC_STEP * level as f64) + 16.0
+}
+
+/// A laid-out chip, in pixels relative to the box the arcs are drawn in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChipBox {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// `s` escaped for an XML text node or attribute value.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The relations of one sentence as labelled arcs in an SVG of `width` x `height` pixels: one
+/// `g.arc` per relation whose arguments have a chip (`chips[i]`: entity `i`'s chip, see
+/// [`chip_of`], and `boxes[j]`: chip `j`'s box), from the head's chip to an arrow at the tail's,
+/// at the height of its level ([`arc_levels`]), with its type as a label and its type, arguments
+/// and score as a tooltip (`<title>`). `id` makes the arrow marker's id unique on the page.
+pub fn arc_svg(
+    id: &str,
+    entities: &[Entity],
+    relations: &[FoundRelation],
+    chips: &[Option<usize>],
+    boxes: &[Option<ChipBox>],
+    width: f64,
+    height: f64,
+) -> String {
+    let levels = arc_levels(entities, relations);
+    let marker = format!("arrow-{}", xml_escape(id));
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"rel-arcs-svg\" width=\"{width:.0}\" \
+         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\
+         <defs><marker id=\"{marker}\" viewBox=\"0 0 8 8\" refX=\"7\" refY=\"4\" \
+         markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\">\
+         <path class=\"arrow-head\" d=\"M0,0 L8,4 L0,8 z\"/></marker></defs>"
+    );
+    let box_of = |entity: usize| -> Option<ChipBox> {
+        let chip = (*chips.get(entity)?)?;
+        *boxes.get(chip)?
+    };
+    for (r, level) in relations.iter().zip(levels) {
+        let (Some(h), Some(t)) = (box_of(r.head), box_of(r.tail)) else {
+            continue;
+        };
+        let (hc, tc) = (h.left + h.width / 2.0, t.left + t.width / 2.0);
+        // Out of the head and into the tail a little off their centres, towards each other, so
+        // that an arc leaving a chip and one arriving at it do not meet.
+        let nudge = if tc >= hc { 4.0 } else { -4.0 };
+        let (x1, y1, x2, y2) = (hc + nudge, h.top, tc - nudge, t.top);
+        let rise = ARC_BASE + ARC_STEP * level as f64;
+        let top = y1.min(y2) - rise;
+        let d = format!("M{x1:.1},{y1:.1} C{x1:.1},{top:.1} {x2:.1},{top:.1} {x2:.1},{y2:.1}");
+        let (head, tail) = (&entities[r.head], &entities[r.tail]);
+        let title = format!(
+            "{}: {} ({}) → {} ({}) · score {:.3}",
+            r.label, head.text, head.label, tail.text, tail.label, r.score
+        );
+        let (lx, ly) = ((x1 + x2) / 2.0, y1.min(y2) - 0.75 * rise - 3.0);
+        svg.push_str(&format!(
+            "<g class=\"arc\" data-label=\"{label}\" data-head=\"{}\" data-tail=\"{}\" \
+             data-score=\"{:.4}\" data-level=\"{level}\"><title>{title}</title>\
+             <path class=\"arc-hit\" d=\"{d}\"/>\
+             <path class=\"arc-path\" d=\"{d}\" marker-end=\"url(#{marker})\"/>\
+             <text class=\"arc-label\" x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"middle\">{label}</text></g>",
+            r.head,
+            r.tail,
+            r.score,
+            label = xml_escape(&r.label),
+            title = xml_escape(&title),
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The JSON lines of a relation run, as `trainer tag` prints them for the same lines:
+/// `(line, result)` pairs in input order.
+pub fn relations_jsonl(rows: &[(usize, &multitag_core::TextRelations)]) -> String {
+    let mut out = String::new();
+    for (line, result) in rows {
+        out.push_str(&result.json_line(*line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Per row, the column with the highest similarity (the first on ties).
@@ -266,6 +457,9 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The commands that make the model files, shown whenever they are missing or unreadable.
 pub const MAKE_MODEL_COMMANDS: &str = "./scripts/demo.sh\n# or, from a trained model directory:\ntrainer export --model runs/demo --quant q4k --out public/model";
+
+/// The commands that make the relation model the Relations view reads (`relations/`).
+pub const MAKE_RELATION_MODEL_COMMANDS: &str = "trainer train --task relations --data ../shared/data/conll04 --out runs/conll04\ntrainer export --model runs/conll04 --data ../shared/data/conll04 --quant q4k --out public/relations";
 
 #[cfg(test)]
 mod tests {
@@ -470,6 +664,130 @@ mod tests {
         assert!(same_title("Roadster  Men\tShirt ", "roadster men shirt"));
         assert!(!same_title("Roadster Men Shirt", "Roadster Men Shirts"));
         assert!(!same_title("  ", ""));
+    }
+
+    #[test]
+    fn numbered_lines_keep_the_paste_line_numbers() {
+        let n = numbered_lines("a\n\n  \nb c\r\nd\ne", 3);
+        assert_eq!(
+            n.lines,
+            vec![(1, "a".to_string()), (4, "b c".into()), (5, "d".into())]
+        );
+        assert_eq!(n.dropped, 1);
+        // The same lines as the tag view reads.
+        let text = "x\n\n y \nz";
+        let titles: Vec<String> = numbered_lines(text, 10)
+            .lines
+            .into_iter()
+            .map(|l| l.1)
+            .collect();
+        assert_eq!(titles, parse_lines(text, 10).titles);
+    }
+
+    fn rel(label: &str, head: usize, tail: usize) -> FoundRelation {
+        FoundRelation {
+            label: label.into(),
+            head,
+            tail,
+            score: 0.5,
+        }
+    }
+
+    #[test]
+    fn arcs_that_span_others_go_higher() {
+        // A B C D, one character each, a space apart.
+        let e: Vec<Entity> = (0..4).map(|i| ent("X", "a", 2 * i, 2 * i + 1)).collect();
+        let r = vec![
+            rel("wide", 0, 3),
+            rel("ab", 0, 1),
+            rel("cd", 3, 2),
+            rel("bc", 1, 2),
+        ];
+        // ab, bc and cd are equally short: ab first, then bc, which shares B with ab (one level
+        // up), then cd, which shares nothing with ab (level 0); wide spans them all.
+        let levels = arc_levels(&e, &r);
+        assert_eq!(levels[1], 0);
+        assert_eq!(levels[2], 0);
+        assert_eq!(levels[3], 1);
+        assert_eq!(levels[0], 2);
+        // Out-of-range arguments are left at level 0 and never panic.
+        assert_eq!(arc_levels(&e, &[rel("x", 9, 0)]), vec![0]);
+        assert!(arc_room(2) > arc_room(0));
+    }
+
+    #[test]
+    fn hidden_overlapping_entities_borrow_the_chip_they_overlap() {
+        let text = "The Pacific Fleet Commander";
+        let e = vec![
+            ent("Org", "Pacific", 4, 11),
+            ent("Org", "Pacific Fleet", 4, 17),
+            ent("Peop", "Commander", 18, 27),
+        ];
+        let shown = shown_entities(text, &e);
+        assert_eq!(shown, vec![true, false, true]);
+        assert_eq!(chip_of(&e, &shown, 1), Some(0));
+        assert_eq!(chip_of(&e, &shown, 2), Some(2));
+        assert_eq!(chip_of(&e, &shown, 7), None);
+    }
+
+    #[test]
+    fn the_arc_svg_draws_each_relation_with_its_label_and_score_escaped() {
+        let e = vec![
+            ent("Peop", "Sirhan", 0, 6),
+            ent("Peop", "<Kennedy>", 18, 27),
+        ];
+        let r = vec![FoundRelation {
+            label: "Kill&Co".into(),
+            head: 0,
+            tail: 1,
+            score: 0.93,
+        }];
+        let boxes = vec![
+            Some(ChipBox {
+                left: 0.0,
+                top: 40.0,
+                width: 60.0,
+                height: 20.0,
+            }),
+            Some(ChipBox {
+                left: 200.0,
+                top: 40.0,
+                width: 80.0,
+                height: 20.0,
+            }),
+        ];
+        let svg = arc_svg("row-1", &e, &r, &[Some(0), Some(1)], &boxes, 400.0, 80.0);
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("<g class=\"arc\"").count(), 1);
+        assert!(svg.contains("data-label=\"Kill&amp;Co\""), "{svg}");
+        assert!(svg.contains("data-head=\"0\" data-tail=\"1\" data-score=\"0.9300\""));
+        assert!(svg.contains("&lt;Kennedy&gt;") && !svg.contains("<Kennedy>"));
+        // From the head's centre (nudged right) up and down into the tail's, arrow at the end.
+        assert!(
+            svg.contains("d=\"M34.0,40.0 C34.0,18.0 236.0,18.0 236.0,40.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("marker-end=\"url(#arrow-row-1)\""));
+        // A relation to an entity without a chip is not drawn.
+        let none = arc_svg("row-2", &e, &r, &[Some(0), None], &boxes, 400.0, 80.0);
+        assert!(!none.contains("<g class=\"arc\""));
+    }
+
+    #[test]
+    fn relation_jsonl_is_the_trainer_line() {
+        let found = multitag_core::TextRelations {
+            text: "Sirhan killed Kennedy".into(),
+            entities: vec![ent("Peop", "Sirhan", 0, 6), ent("Peop", "Kennedy", 14, 21)],
+            relations: vec![rel("Kill", 0, 1)],
+        };
+        let jsonl = relations_jsonl(&[(3, &found)]);
+        assert_eq!(
+            jsonl,
+            "{\"entities\":[{\"end\":6,\"label\":\"Peop\",\"score\":0.8999999761581421,\"start\":0,\"text\":\"Sirhan\"},{\"end\":21,\"label\":\"Peop\",\"score\":0.8999999761581421,\"start\":14,\"text\":\"Kennedy\"}],\"line\":3,\"relations\":[{\"head\":0,\"label\":\"Kill\",\"score\":0.5,\"tail\":1}],\"text\":\"Sirhan killed Kennedy\"}\n"
+        );
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The Web Worker that owns the model: it fetches the exported files (with progress, through the
 //! Cache API), builds the predictor the GGUF file's task names (`multitag_model::predictor_from_gguf`,
-//! as `trainer tag` does), and answers tagging, similarity and embedding requests, so the page never
-//! blocks on inference.
+//! as `trainer tag` does) or, for the relation slot, the span extractor
+//! (`SpanExtractor::from_gguf`, as `trainer tag` of a relation export does), and answers tagging,
+//! similarity, embedding and relation requests, so the page never blocks on inference.
 use std::cell::RefCell;
 
 use candle_core::Device;
-use multitag_model::{predictor_from_gguf, DenseCompute, GgufFile, Predictor, DEFAULT_TEXT_TOKENS};
+use multitag_model::tasks::relations::SpanExtractor;
+use multitag_model::{
+    predictor_from_gguf, DenseCompute, GgufFile, ModelError, Predictor, TaskKind,
+    DEFAULT_TEXT_TOKENS,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -24,6 +29,13 @@ const EMBED_BATCH: usize = 16;
 struct Models {
     main: Option<Box<dyn Predictor>>,
     baseline: Option<Box<dyn Predictor>>,
+    relations: Option<Box<SpanExtractor>>,
+}
+
+/// What a load built: a tagger's predictor, or a relation model's extractor.
+enum Loaded {
+    Predictor(Box<dyn Predictor>),
+    Relations(Box<SpanExtractor>),
 }
 
 thread_local! {
@@ -63,12 +75,15 @@ fn handle(message: ToWorker) {
     match message {
         ToWorker::Load { slot, base_url } => wasm_bindgen_futures::spawn_local(async move {
             match load(slot, &base_url).await {
-                Ok((predictor, info)) => {
+                Ok((loaded, info)) => {
                     MODELS.with(|m| {
                         let mut m = m.borrow_mut();
-                        match slot {
-                            Slot::Main => m.main = Some(predictor),
-                            Slot::Baseline => m.baseline = Some(predictor),
+                        // `load` checked that the model's task is the slot's.
+                        match (slot, loaded) {
+                            (Slot::Main, Loaded::Predictor(p)) => m.main = Some(p),
+                            (Slot::Baseline, Loaded::Predictor(p)) => m.baseline = Some(p),
+                            (Slot::Relations, Loaded::Relations(r)) => m.relations = Some(r),
+                            _ => {}
                         }
                     });
                     post(&FromWorker::Loaded { slot, info });
@@ -76,6 +91,32 @@ fn handle(message: ToWorker) {
                 Err(error) => post(&FromWorker::LoadFailed { slot, error }),
             }
         }),
+        ToWorker::Relations {
+            id,
+            texts,
+            batch_size,
+        } => post(&MODELS.with(|m| {
+            let m = m.borrow();
+            let Some(extractor) = m.relations.as_ref() else {
+                return FromWorker::Failed {
+                    id,
+                    message: "the relation extraction model is not loaded".into(),
+                };
+            };
+            let start = now();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            match extractor.extract_texts(&refs, batch_size) {
+                Ok(results) => FromWorker::Relations {
+                    id,
+                    results,
+                    ms: now() - start,
+                },
+                Err(e) => FromWorker::Failed {
+                    id,
+                    message: e.to_string(),
+                },
+            }
+        })),
         ToWorker::Tag {
             id,
             titles,
@@ -139,6 +180,8 @@ fn with_model(
         let predictor = match slot {
             Slot::Main => m.main.as_deref(),
             Slot::Baseline => m.baseline.as_deref(),
+            // Not a predictor: relation requests have their own message.
+            Slot::Relations => None,
         };
         match predictor {
             Some(p) => f(p).unwrap_or_else(|message| FromWorker::Failed { id, message }),
@@ -197,7 +240,61 @@ fn progress_reporter(slot: Slot, file: &'static str) -> impl FnMut(u64, Option<u
     }
 }
 
-async fn load(slot: Slot, base_url: &str) -> Result<(Box<dyn Predictor>, ModelInfo), LoadError> {
+/// Reads the exported model (already fetched): the one its task names, which must be the slot's.
+fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind), LoadError> {
+    let corrupt = |e: ModelError| {
+        // Only the tokenizer's own errors name tokenizer.json.
+        let file = if matches!(e, ModelError::Tokenizer(_)) {
+            "tokenizer.json"
+        } else {
+            "model.gguf"
+        };
+        LoadError {
+            kind: LoadErrorKind::Corrupt,
+            file: Some(file.to_string()),
+            message: e.to_string(),
+        }
+    };
+    let file = GgufFile::read("model.gguf", gguf).map_err(corrupt)?;
+    let task = TaskKind::of_gguf(&file).map_err(corrupt)?;
+    if task.name() != slot.task() {
+        let message = match task {
+            TaskKind::Relations => format!(
+                "{}/ holds a relation extraction model (task `relations`), not a tagger: the Tag \
+                 and Similarity views need a tagger there; export the relation model to \
+                 public/relations for the Relations view",
+                slot.dir()
+            ),
+            TaskKind::Tagging => format!(
+                "{}/ holds a tagging model (task `tagging`), not a relation extraction one: the \
+                 Relations view needs a model trained with `trainer train --task relations`",
+                slot.dir()
+            ),
+        };
+        return Err(LoadError {
+            kind: LoadErrorKind::WrongTask,
+            file: Some("model.gguf".into()),
+            message,
+        });
+    }
+    // Int8 weights with integer dot products: WASM SIMD has no fused multiply-add, so this
+    // tags faster than the f32 GEMM, which beats candle's quantized matmul (docs/browser.md).
+    // A relation model's heads stay f32 (`SpanExtractor::from_gguf`).
+    let compute = DenseCompute::Int8;
+    let loaded = match task {
+        TaskKind::Relations => Loaded::Relations(Box::new(
+            SpanExtractor::from_gguf(&file, "tokenizer.json", tokenizer, &Device::Cpu, compute)
+                .map_err(corrupt)?,
+        )),
+        TaskKind::Tagging => Loaded::Predictor(
+            predictor_from_gguf(&file, "tokenizer.json", tokenizer, &Device::Cpu, compute)
+                .map_err(corrupt)?,
+        ),
+    };
+    Ok((loaded, task))
+}
+
+async fn load(slot: Slot, base_url: &str) -> Result<(Loaded, ModelInfo), LoadError> {
     let base = base_url.trim_end_matches('/');
     let start = now();
     let manifest_bytes = fetch_fresh(&format!("{base}/manifest.json"), "manifest.json").await?;
@@ -225,58 +322,44 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Box<dyn Predictor>, ModelIn
     )
     .await?;
     let fetched = now();
-    let corrupt = |file: &str, message: String| LoadError {
-        kind: LoadErrorKind::Corrupt,
-        file: Some(file.to_string()),
-        message,
-    };
     let result = if !gguf.bytes.starts_with(b"GGUF") {
-        Err(corrupt(
-            "model.gguf",
-            format!(
+        Err(LoadError {
+            kind: LoadErrorKind::Corrupt,
+            file: Some("model.gguf".into()),
+            message: format!(
                 "model.gguf is not a GGUF file ({} bytes, no GGUF magic)",
                 gguf.bytes.len()
             ),
-        ))
+        })
     } else {
-        // Int8 weights with integer dot products: WASM SIMD has no fused multiply-add, so this
-        // tags faster than the f32 GEMM, which beats candle's quantized matmul (docs/browser.md).
-        let compute = DenseCompute::Int8;
-        GgufFile::read("model.gguf", gguf.bytes.as_slice())
-            .and_then(|file| {
-                predictor_from_gguf(
-                    &file,
-                    "tokenizer.json",
-                    &tokenizer.bytes,
-                    &Device::Cpu,
-                    compute,
-                )
-            })
-            // Every ModelError is a Corrupt load, so the page shows its error panel: among them
-            // the checksum mismatches `GgufFile::read` reports for damaged weights or edited
-            // labels (which would otherwise load and tag wrong), and tensors the config does not
-            // use. Only the tokenizer's own errors name tokenizer.json.
-            .map_err(|e| {
-                let message = e.to_string();
-                let file = if matches!(e, multitag_model::ModelError::Tokenizer(_)) {
-                    "tokenizer.json"
-                } else {
-                    "model.gguf"
-                };
-                corrupt(file, message)
-            })
+        // Every ModelError is a Corrupt load, so the page shows its error panel: among them the
+        // checksum mismatches `GgufFile::read` reports for damaged weights or edited labels
+        // (which would otherwise load and tag wrong), and tensors the config does not use.
+        build(slot, &gguf.bytes, &tokenizer.bytes)
     };
-    let predictor = match result {
-        Ok(p) => p,
+    let (loaded, task) = match result {
+        Ok(built) => built,
         Err(e) => {
             // Never serve the same unreadable bytes from the cache again.
-            forget(&gguf_url).await;
-            forget(&tokenizer_url).await;
+            if e.kind == LoadErrorKind::Corrupt {
+                forget(&gguf_url).await;
+                forget(&tokenizer_url).await;
+            }
             return Err(e);
         }
     };
+    let (entity_types, relation_types, max_tokens) = match &loaded {
+        Loaded::Predictor(p) => (p.entity_types(), Vec::new(), p.max_tokens()),
+        Loaded::Relations(r) => (
+            r.types().entities.iter().map(|t| t.name.clone()).collect(),
+            r.types().relations.iter().map(|t| t.name.clone()).collect(),
+            r.max_positions(),
+        ),
+    };
     let info = ModelInfo {
-        entity_types: predictor.entity_types(),
+        task: task.name().to_string(),
+        entity_types,
+        relation_types,
         files: vec![
             FileInfo {
                 name: "model.gguf".into(),
@@ -289,10 +372,10 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Box<dyn Predictor>, ModelIn
                 from_cache: tokenizer.from_cache,
             },
         ],
-        max_tokens: predictor.max_tokens(),
+        max_tokens,
         fetch_ms: fetched - start,
         parse_ms: now() - fetched,
         manifest,
     };
-    Ok((predictor, info))
+    Ok((loaded, info))
 }

@@ -35,6 +35,7 @@ pub use metrics::{
 };
 pub use overlap::SeenTitles;
 pub use record::{read_jsonl, to_jsonl, BundledExample, LabeledRecord};
+pub use relations::{FoundRelation, TextRelations};
 pub use split::{fnv1a64, split_of, Split, SplitMix64};
 pub use tags::{check_tag, iob2_from_spans, spans_from_iob2, LabelMap, Span};
 pub use titles::{read_titles, TitleFormat, TitleInput};

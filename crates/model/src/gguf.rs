@@ -14,7 +14,12 @@
 //! | `multitag.labels_sha256` | SHA-256 of the tag list ([`labels_sha256`]; `trainer train` records the same in `training.json`) |
 //! | `multitag.config_sha256` | SHA-256 of the `multitag.config` text |
 //! | `multitag.tokenizer_sha256` | SHA-256 of the `tokenizer.json` exported beside it, checked before that file is parsed ([`GgufFile::check_tokenizer`]) |
+//! | `multitag.types` | relation models: the entity and relation types, as a SpERT types file |
+//! | `multitag.span_model` | relation models: the span model's settings and its decoding (`crate::tasks::relations::extractor::SpanModelSettings`) |
+//! | `multitag.task_sha256` | SHA-256 of the task's own keys above ([`TASK_KEYS`], [`task_metadata_sha256`]) |
 //!
+//! A tagging model has `multitag.labels` (its tags); a relation model has none (its types are in
+//! `multitag.types`).
 //! **Integrity.** [`GgufFile::read`] checks each checksum the file has against what it holds, so a
 //! flipped byte in the weights or a label list edited in the metadata is a load error naming the
 //! file, not a model that silently tags wrong. Files exported before the keys existed have none
@@ -76,6 +81,12 @@ pub const KEY_TENSORS_SHA256: &str = "multitag.tensors_sha256";
 pub const KEY_LABELS_SHA256: &str = "multitag.labels_sha256";
 pub const KEY_CONFIG_SHA256: &str = "multitag.config_sha256";
 pub const KEY_TOKENIZER_SHA256: &str = "multitag.tokenizer_sha256";
+pub const KEY_TYPES: &str = "multitag.types";
+pub const KEY_SPAN_MODEL: &str = "multitag.span_model";
+pub const KEY_TASK_SHA256: &str = "multitag.task_sha256";
+/// The metadata a task writes for itself ([`ExportMetadata::task_metadata`]), covered by
+/// `multitag.task_sha256`.
+pub const TASK_KEYS: [&str; 2] = [KEY_TYPES, KEY_SPAN_MODEL];
 
 /// Errors from the GGUF reader quote what they read (names, counts); at most this many characters
 /// of such a message are kept.
@@ -90,6 +101,21 @@ pub fn labels_sha256(labels: &LabelMap) -> String {
     for tag in &labels.labels {
         hash.update((tag.len() as u64).to_le_bytes());
         hash.update(tag.as_bytes());
+    }
+    hex(&hash.finalize())
+}
+
+/// The SHA-256 of a task's own metadata, as lower-case hex: over the [`TASK_KEYS`] `value_of`
+/// has, in that order, each as its key and its value (each length-prefixed, u64 little-endian).
+pub fn task_metadata_sha256<'v>(value_of: impl Fn(&str) -> Option<&'v str>) -> String {
+    let mut hash = Sha256::new();
+    for key in TASK_KEYS {
+        if let Some(value) = value_of(key) {
+            for field in [key, value] {
+                hash.update((field.len() as u64).to_le_bytes());
+                hash.update(field.as_bytes());
+            }
+        }
     }
     hex(&hash.finalize())
 }
@@ -265,7 +291,8 @@ pub struct StoredTensor {
 pub struct ExportMetadata<'s> {
     /// The `config.json` text (validated before writing).
     pub config_json: &'s str,
-    pub labels: &'s LabelMap,
+    /// A tagger's tags; `None` for a task without (relations, whose types are task metadata).
+    pub labels: Option<&'s LabelMap>,
     pub quant: Quant,
     /// Where the model came from (a directory path, for provenance only).
     pub source: &'s str,
@@ -273,6 +300,11 @@ pub struct ExportMetadata<'s> {
     pub task: &'s str,
     /// The `tokenizer.json` exported beside the file, whose checksum is recorded.
     pub tokenizer_json: Option<&'s [u8]>,
+    /// The task's own string metadata (keys from [`TASK_KEYS`]), checksummed together.
+    pub task_metadata: &'s [(&'s str, String)],
+    /// Tensors whose names start with one of these are stored as f32 whatever `quant` asks for
+    /// (a task's small heads, see the exporter for why).
+    pub float_prefixes: &'s [&'s str],
 }
 
 /// Serialises named float tensors (canonical HF names) to GGUF bytes under the storage rule of the
@@ -282,7 +314,18 @@ pub fn write_gguf(
     meta: &ExportMetadata,
 ) -> Result<(Vec<u8>, Vec<StoredTensor>), ModelError> {
     let config = BertConfig::from_json(KEY_CONFIG, meta.config_json)?;
-    check_labels(KEY_LABELS, meta.labels)?;
+    if let Some(labels) = meta.labels {
+        check_labels(KEY_LABELS, labels)?;
+    }
+    if let Some((key, _)) = meta
+        .task_metadata
+        .iter()
+        .find(|(k, _)| !TASK_KEYS.contains(k))
+    {
+        return Err(ModelError::Config(format!(
+            "task metadata `{key}` is not one of {TASK_KEYS:?}"
+        )));
+    }
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     let mut stored = Vec::with_capacity(names.len());
@@ -293,7 +336,11 @@ pub fn write_gguf(
             .to_device(&Device::Cpu)
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(|e| ModelError::Weights(format!("tensor `{name}`: {e}")))?;
-        let dtype = meta.quant.storage_type(name, tensor.dims());
+        let dtype = if meta.float_prefixes.iter().any(|p| name.starts_with(p)) {
+            GgmlDType::F32
+        } else {
+            meta.quant.storage_type(name, tensor.dims())
+        };
         let q = QTensor::quantize(&tensor, dtype).map_err(|e| {
             ModelError::Weights(format!(
                 "tensor `{name}` {:?} as {}: {e}",
@@ -314,8 +361,6 @@ pub fn write_gguf(
         });
         quantized.push((name.as_str(), q));
     }
-    let labels_json = serde_json::to_string(&meta.labels.labels)
-        .map_err(|e| ModelError::Labels(e.to_string()))?;
     let values = [
         ("general.architecture", Value::String("bert".into())),
         (
@@ -326,18 +371,34 @@ pub fn write_gguf(
             )),
         ),
         (KEY_CONFIG, Value::String(meta.config_json.to_string())),
-        (KEY_LABELS, Value::String(labels_json)),
         (KEY_QUANT, Value::String(meta.quant.name().to_string())),
         (KEY_SOURCE, Value::String(meta.source.to_string())),
         (KEY_TASK, Value::String(meta.task.to_string())),
         (KEY_TENSORS_SHA256, Value::String(digest.finish())),
-        (KEY_LABELS_SHA256, Value::String(labels_sha256(meta.labels))),
         (
             KEY_CONFIG_SHA256,
             Value::String(hex(&Sha256::digest(meta.config_json.as_bytes()))),
         ),
     ];
     let mut values = values.to_vec();
+    if let Some(labels) = meta.labels {
+        let labels_json =
+            serde_json::to_string(&labels.labels).map_err(|e| ModelError::Labels(e.to_string()))?;
+        values.push((KEY_LABELS, Value::String(labels_json)));
+        values.push((KEY_LABELS_SHA256, Value::String(labels_sha256(labels))));
+    }
+    if !meta.task_metadata.is_empty() {
+        for (key, value) in meta.task_metadata {
+            values.push((key, Value::String(value.clone())));
+        }
+        let sha = task_metadata_sha256(|key| {
+            meta.task_metadata
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+        });
+        values.push((KEY_TASK_SHA256, Value::String(sha)));
+    }
     if let Some(tokenizer) = meta.tokenizer_json {
         values.push((
             KEY_TOKENIZER_SHA256,
@@ -413,6 +474,21 @@ impl<'a> GgufFile<'a> {
                 return Err(damaged(
                     &format!("the labels (`{KEY_LABELS}`)"),
                     KEY_LABELS_SHA256,
+                ));
+            }
+        }
+        if let Some(expected) = self.metadata_opt_str(KEY_TASK_SHA256)? {
+            let mut values = Vec::new();
+            for key in TASK_KEYS {
+                values.push((key, self.metadata_opt_str(key)?));
+            }
+            let actual = task_metadata_sha256(|key| {
+                values.iter().find(|(k, _)| *k == key).and_then(|(_, v)| *v)
+            });
+            if actual != expected {
+                return Err(damaged(
+                    &format!("the task's metadata ({})", TASK_KEYS.join(", ")),
+                    KEY_TASK_SHA256,
                 ));
             }
         }

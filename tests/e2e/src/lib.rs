@@ -7,6 +7,9 @@
 //! - `MULTITAG_E2E_MODEL`: the exported model served as `/model/`, default `<repo>/public/model`
 //!   (`trainer export ... --out public/model`); `<dir>-baseline` next to it, when present, is served
 //!   as `/model-baseline/`;
+//! - `MULTITAG_E2E_RELATIONS`: the exported relation extraction model served as `/relations/`,
+//!   default `<repo>/public/relations` (`trainer export --model <relation model> --out
+//!   public/relations`), when present;
 //! - `MULTITAG_CHROMIUM`: the browser, default `/usr/bin/chromium`.
 //!
 //! When any of these is missing the tests skip with a loud message, unless `MULTITAG_E2E` is set
@@ -44,6 +47,16 @@ pub fn dist_dir() -> PathBuf {
 
 pub fn model_dir() -> PathBuf {
     env_path("MULTITAG_E2E_MODEL").unwrap_or_else(|| repo_root().join("public/model"))
+}
+
+pub fn relations_dir() -> PathBuf {
+    env_path("MULTITAG_E2E_RELATIONS").unwrap_or_else(|| repo_root().join("public/relations"))
+}
+
+/// The relation export to serve as `/relations/` by default: [`relations_dir`] when it holds one.
+fn default_relations() -> Option<PathBuf> {
+    let dir = relations_dir();
+    dir.join("manifest.json").is_file().then_some(dir)
 }
 
 /// The release `trainer` binary (`cargo build --release -p multitag-trainer`, which
@@ -89,12 +102,24 @@ pub fn artifacts_dir() -> PathBuf {
 pub struct Setup {
     pub dist: PathBuf,
     pub model: PathBuf,
+    /// The relation export ([`relations_dir`]; only [`setup_relations`] checks it is there).
+    pub relations: PathBuf,
     pub chromium: PathBuf,
 }
 
 pub fn setup(needs_model: bool) -> Option<Setup> {
+    setup_needing(needs_model, false)
+}
+
+/// [`setup`] for the Relations view: the tagger and the relation export are both needed.
+pub fn setup_relations() -> Option<Setup> {
+    setup_needing(true, true)
+}
+
+fn setup_needing(needs_model: bool, needs_relations: bool) -> Option<Setup> {
     let dist = dist_dir();
     let model = model_dir();
+    let relations = relations_dir();
     let chromium = chromium_path();
     let mut missing = Vec::new();
     if !dist.join("index.html").is_file() {
@@ -109,6 +134,13 @@ pub fn setup(needs_model: bool) -> Option<Setup> {
             model.join("manifest.json").display()
         ));
     }
+    if needs_relations && !relations.join("manifest.json").is_file() {
+        missing.push(format!(
+            "{} (train a relation model with `trainer train --task relations`, then `trainer \
+             export --model <it> --out public/relations`; scripts/test.sh does)",
+            relations.join("manifest.json").display()
+        ));
+    }
     if chromium.is_none() {
         missing.push("chromium (apt-get install chromium chromium-driver)".into());
     }
@@ -116,6 +148,7 @@ pub fn setup(needs_model: bool) -> Option<Setup> {
         return Some(Setup {
             dist,
             model,
+            relations,
             chromium: chromium.expect("checked"),
         });
     }
@@ -163,7 +196,14 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves `dist`, the model as `mode` says under `/model/`, and the relation export of
+    /// [`relations_dir`] under `/relations/` when there is one.
     pub fn start(dist: &Path, model: ModelMode) -> Result<Server> {
+        Self::start_with(dist, model, default_relations().as_deref())
+    }
+
+    /// [`Server::start`] with `relations` (or nothing: 404) under `/relations/`.
+    pub fn start_with(dist: &Path, model: ModelMode, relations: Option<&Path>) -> Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0").context("bind a local port")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -171,6 +211,7 @@ impl Server {
         let routes = Arc::new(Routes {
             dist: dist.to_path_buf(),
             model,
+            relations: relations.map(Path::to_path_buf),
         });
         let thread = {
             let stop = stop.clone();
@@ -233,6 +274,7 @@ impl Drop for Server {
 struct Routes {
     dist: PathBuf,
     model: ModelMode,
+    relations: Option<PathBuf>,
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -266,6 +308,9 @@ impl Routes {
             let bytes = std::fs::read(&p).ok()?;
             Some((bytes, content_type(&p)))
         };
+        if let Some(rest) = path.strip_prefix("relations/") {
+            return read(under(self.relations.as_ref()?, rest)?);
+        }
         for (prefix, baseline) in [("model/", false), ("model-baseline/", true)] {
             let Some(rest) = path.strip_prefix(prefix) else {
                 continue;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use headless_chrome::Tab;
 use multitag_e2e::{
-    click, eval_json, launch, repo_root, screenshot, set_value, setup, trainer_path,
-    wait_for_model, wait_for_workers, wait_until, Chromium, ModelMode, Server, Setup,
+    click, eval_json, launch, repo_root, screenshot, set_value, setup, setup_relations,
+    trainer_path, wait_for_model, wait_for_workers, wait_until, Chromium, ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -842,6 +842,361 @@ fn corrupt_model_is_reported_not_blank() -> Result<()> {
     ensure!(
         text.contains("model.gguf") && text.contains("./scripts/demo.sh"),
         "the error panel does not name the file and the fix: {text}"
+    );
+    Ok(())
+}
+
+/// A CoNLL04 test sentence (conll04_test.json, document 246) with one relation, Kill(Sirhan,
+/// Kennedy), which the small SpERT scripts/test.sh trains finds (score 0.94 from its q4k export,
+/// natively and with the int8 kernel), among other entities (Israel twice, Markman).
+const CONLL04_SENTENCE: &str = "\" Sirhan had killed Kennedy for his warm feelings toward Israel , and I had come from Israel , \" Markman said .";
+/// Another (document 59): Work_For(Francisco Rojas, Pemex).
+const CONLL04_SECOND: &str = "Pemex Director Francisco Rojas told a news conference Wednesday that the production of crude oil , gasoline and petrochemicals had returned to normal .";
+
+/// Clicks the Relations tab and waits for the relation model's note to settle; returns its state.
+fn open_relations(tab: &Tab) -> Result<String> {
+    click(tab, "#tab-relations")?;
+    wait_until(
+        tab,
+        "['ready', 'missing', 'wrong-task', 'corrupt', 'network'].includes(document.querySelector('#relations-model')?.dataset.state)",
+        MODEL_TIMEOUT,
+    )?;
+    let state = eval_json(
+        tab,
+        "document.querySelector('#relations-model').dataset.state",
+    )?;
+    Ok(state.as_str().unwrap_or_default().to_string())
+}
+
+/// The Relations view with the relation export (public/relations) served beside the tagger: a
+/// known CoNLL04 test sentence shows its entities as chips over its own characters and at least
+/// one relation as an arc from its head's chip to its tail's, with scores on hover; the page says
+/// which model each view uses; the JSONL download is `trainer tag`'s lines, line numbers of the
+/// paste included, and holds what the page drew.
+#[test]
+fn relations_view_shows_entities_and_relation_arcs() -> Result<()> {
+    let Some(s) = setup_relations() else {
+        return Ok(());
+    };
+    let _one = serial();
+    let (server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/")?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    // Nothing of the relation model is fetched before its view is opened.
+    ensure!(
+        server.requests("/relations/model.gguf") == 0,
+        "the relation model was fetched before the Relations view was opened"
+    );
+    let state = open_relations(&tab)?;
+    let note = eval_json(&tab, "document.querySelector('#relations-model').innerText")?;
+    ensure!(
+        state == "ready",
+        "the relation model did not load ({state}): {note}"
+    );
+    let note = note.as_str().unwrap_or_default().to_string();
+    for needle in [
+        "Relation model",
+        "relations/",
+        "Kill",
+        "Peop",
+        "model/",
+        "tagger",
+    ] {
+        ensure!(
+            note.contains(needle),
+            "the model note lacks `{needle}`: {note}"
+        );
+    }
+    // Blank lines are skipped but counted: the download's line numbers are the paste's.
+    set_value(
+        &tab,
+        "#relations-input",
+        &format!("{CONLL04_SENTENCE}\n\n{CONLL04_SECOND}\n"),
+    )?;
+    click(&tab, "#relations-run")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#relations-summary').dataset.running === 'false' && document.querySelectorAll('#relations-results li.rel-result').length === 2",
+        Duration::from_secs(120),
+    )?;
+    // The arcs are drawn once the chips are laid out.
+    wait_until(
+        &tab,
+        "document.querySelectorAll('#relations-results li.rel-result[data-index=\"0\"] .rel-arcs g.arc').length >= 1",
+        Duration::from_secs(10),
+    )?;
+    let shot = screenshot(&tab, "relations-view")?;
+    eprintln!("screenshot: {}", shot.display());
+
+    let page = eval_json(
+        &tab,
+        r#"(() => {
+            const rows = Array.from(document.querySelectorAll('#relations-results li.rel-result'));
+            return rows.map(li => {
+                const text = li.querySelector('.rel-text');
+                return {
+                    line: +li.dataset.line,
+                    entities: +li.dataset.entities,
+                    relations: +li.dataset.relations,
+                    chips: Array.from(li.querySelectorAll('mark.ent')).map(m => ({
+                        entity: +m.dataset.entity, label: m.dataset.label, start: +m.dataset.start,
+                        end: +m.dataset.end, text: m.querySelector('.ent-text').textContent,
+                        title: m.title, left: m.offsetLeft, width: m.offsetWidth, top: m.offsetTop,
+                        color: getComputedStyle(m).borderColor })),
+                    arcs: Array.from(li.querySelectorAll('.rel-arcs g.arc')).map(g => ({
+                        label: g.dataset.label, head: +g.dataset.head, tail: +g.dataset.tail,
+                        score: parseFloat(g.dataset.score),
+                        title: g.querySelector('title').textContent,
+                        d: g.querySelector('path.arc-path').getAttribute('d'),
+                        ns: g.namespaceURI })),
+                    listed: Array.from(li.querySelectorAll('li.rel')).map(r => ({
+                        label: r.dataset.label, head: +r.dataset.head, tail: +r.dataset.tail })),
+                    width: text.offsetWidth,
+                };
+            });
+        })()"#,
+    )?;
+    let rows = page.as_array().cloned().unwrap_or_default();
+    ensure!(rows.len() == 2, "{} result rows: {page}", rows.len());
+    let first = &rows[0];
+    ensure!(
+        first["line"] == 1 && rows[1]["line"] == 3,
+        "line numbers: {page}"
+    );
+    let chars: Vec<char> = CONLL04_SENTENCE.chars().collect();
+    let chips = first["chips"].as_array().cloned().unwrap_or_default();
+    for c in &chips {
+        let (start, end) = (
+            c["start"].as_u64().unwrap_or(0) as usize,
+            c["end"].as_u64().unwrap_or(0) as usize,
+        );
+        let text: String = chars[start.min(chars.len())..end.min(chars.len())]
+            .iter()
+            .collect();
+        ensure!(
+            c["text"] == text.as_str(),
+            "chip {c} is not the sentence's characters {start}..{end}"
+        );
+        ensure!(
+            c["title"].as_str().is_some_and(|t| t.contains("score")),
+            "chip {c} shows no score on hover"
+        );
+    }
+    for name in ["Sirhan", "Kennedy"] {
+        ensure!(
+            chips
+                .iter()
+                .any(|c| c["text"] == name && c["label"] == "Peop"),
+            "no Peop chip `{name}`: {chips:?}"
+        );
+    }
+    // Type-coloured: the Peop chips share a colour, the Loc chip has another.
+    let color = |label: &str| -> Vec<Value> {
+        chips
+            .iter()
+            .filter(|c| c["label"] == label)
+            .map(|c| c["color"].clone())
+            .collect()
+    };
+    let (peop, loc) = (color("Peop"), color("Loc"));
+    ensure!(
+        peop.windows(2).all(|w| w[0] == w[1]) && loc.first().is_none_or(|l| *l != peop[0]),
+        "chip colours do not follow the types: Peop {peop:?}, Loc {loc:?}"
+    );
+    let arcs = first["arcs"].as_array().cloned().unwrap_or_default();
+    ensure!(!arcs.is_empty(), "no relation arc: {first}");
+    let entity_count = first["entities"].as_u64().unwrap_or(0);
+    for a in &arcs {
+        ensure!(
+            a["head"].as_u64().unwrap_or(u64::MAX) < entity_count
+                && a["tail"].as_u64().unwrap_or(u64::MAX) < entity_count,
+            "arc {a} points outside the sentence's {entity_count} entities"
+        );
+        ensure!(
+            a["ns"] == "http://www.w3.org/2000/svg",
+            "arc {a} is not SVG"
+        );
+        ensure!(
+            a["title"].as_str().is_some_and(
+                |t| t.contains("score") && t.contains(a["label"].as_str().unwrap_or("?"))
+            ),
+            "arc {a} shows no type and score on hover"
+        );
+        // It starts above its head's chip (or the chip it is drawn on) and ends above its tail's.
+        let d = a["d"].as_str().unwrap_or_default();
+        let numbers: Vec<f64> = d
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        ensure!(numbers.len() == 8, "arc path `{d}`");
+        // Over the chip of the entity, when it has one of its own (an entity overlapping an
+        // earlier one is drawn on that one's chip).
+        let over = |x: f64, entity: &Value| -> bool {
+            chips
+                .iter()
+                .find(|c| c["entity"] == *entity)
+                .is_none_or(|c| {
+                    let left = c["left"].as_f64().unwrap_or(0.0);
+                    x >= left && x <= left + c["width"].as_f64().unwrap_or(0.0)
+                })
+        };
+        ensure!(
+            over(numbers[0], &a["head"]) && over(numbers[6], &a["tail"]),
+            "arc {a} does not run from its head's chip to its tail's: {chips:?}"
+        );
+    }
+    let drawn: Vec<(Value, Value, Value)> = arcs
+        .iter()
+        .map(|a| (a["label"].clone(), a["head"].clone(), a["tail"].clone()))
+        .collect();
+    let listed: Vec<(Value, Value, Value)> = first["listed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (a["label"].clone(), a["head"].clone(), a["tail"].clone()))
+        .collect();
+    ensure!(drawn == listed, "arcs {drawn:?} but listed {listed:?}");
+
+    // The download: trainer tag's lines for the two sentences, with what the page shows.
+    let download = eval_json(
+        &tab,
+        r#"(async () => {
+            const href = document.querySelector('#relations-download').getAttribute('href');
+            const text = await (await fetch(href)).text();
+            return {text, lines: text.trim().split('\n').map(l => JSON.parse(l))};
+        })()"#,
+    )?;
+    let lines = download["lines"].as_array().cloned().unwrap_or_default();
+    ensure!(lines.len() == 2, "{} JSONL lines: {download}", lines.len());
+    ensure!(
+        lines[0]["text"] == CONLL04_SENTENCE && lines[0]["line"] == 1 && lines[1]["line"] == 3,
+        "JSONL texts and lines: {download}"
+    );
+    let keys: Vec<&str> = lines[0]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    ensure!(
+        keys == ["entities", "line", "relations", "text"],
+        "the JSONL line is not trainer tag's: keys {keys:?}"
+    );
+    let entities = lines[0]["entities"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        entities.len() as u64 == entity_count,
+        "{} entities in the download, {entity_count} on the page",
+        entities.len()
+    );
+    let downloaded: Vec<(Value, Value, Value)> = lines[0]["relations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (r["label"].clone(), r["head"].clone(), r["tail"].clone()))
+        .collect();
+    ensure!(
+        downloaded == drawn,
+        "the download's relations {downloaded:?} are not the arcs {drawn:?}"
+    );
+    let kill = lines[0]["relations"].as_array().is_some_and(|rs| {
+        rs.iter().any(|r| {
+            r["label"] == "Kill"
+                && entities[r["head"].as_u64().unwrap_or(0) as usize]["text"] == "Sirhan"
+                && entities[r["tail"].as_u64().unwrap_or(0) as usize]["text"] == "Kennedy"
+        })
+    });
+    eprintln!(
+        "relations: sentence 1 has {} entities and {} relations (Kill(Sirhan, Kennedy) found: \
+         {kill}); sentence 2 has {} entities and {} relations",
+        entity_count,
+        arcs.len(),
+        rows[1]["entities"],
+        rows[1]["relations"]
+    );
+    // "Load examples" fills the input with the test sentences the export bundled.
+    let bundled: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.relations.join("examples.json"))?)?;
+    click(&tab, "#relations-examples")?;
+    wait_until(
+        &tab,
+        &format!(
+            "document.querySelector('#relations-input').value.split('\\n').length === {}",
+            bundled.len()
+        ),
+        Duration::from_secs(30),
+    )?;
+    let filled = eval_json(&tab, "document.querySelector('#relations-input').value")?;
+    let expected: Vec<&str> = bundled.iter().filter_map(|e| e["text"].as_str()).collect();
+    ensure!(
+        filled.as_str() == Some(expected.join("\n").as_str()),
+        "the examples filled {filled}, examples.json has {expected:?}"
+    );
+    ensure!(
+        server.requests("/relations/model.gguf") == 1,
+        "relations/model.gguf was downloaded {} times",
+        server.requests("/relations/model.gguf")
+    );
+    Ok(())
+}
+
+/// A page that serves only a tagger: the Relations view says no relation model is served, that
+/// the served model is a tagger (and which), what model is needed and how to make one, and its
+/// button stays disabled. The other views are unaffected.
+#[test]
+fn relations_view_without_a_relation_model_says_which_is_needed() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start_with(&s.dist, ModelMode::Dir(s.model.clone()), None)?;
+    let browser = launch(&s.chromium, DESKTOP)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let state = open_relations(&tab)?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "relations-view-tagger-only")?.display()
+    );
+    let page = eval_json(
+        &tab,
+        "({text: document.querySelector('#relations-model').innerText, disabled: document.querySelector('#relations-run').disabled, tagReady: !document.querySelector('#tag-button').disabled})",
+    )?;
+    ensure!(state == "missing", "state {state}: {page}");
+    let text = page["text"].as_str().unwrap_or_default();
+    for needle in [
+        "No relation extraction model",
+        "tagger in model/",
+        "BRAND",
+        "--task relations",
+        "public/relations",
+        "trainer export",
+    ] {
+        ensure!(text.contains(needle), "the note lacks `{needle}`: {text}");
+    }
+    ensure!(
+        page["disabled"] == true,
+        "Find relations is enabled without a model"
+    );
+    ensure!(
+        page["tagReady"] == true,
+        "the tag view lost its model: {page}"
+    );
+    Ok(())
+}
+
+/// A relation export served where the tagger belongs (model/): the page says it is not a
+/// tagger, naming the task, rather than a damaged file.
+#[test]
+fn a_relation_model_served_as_the_tagger_is_named_as_such() -> Result<()> {
+    let Some(s) = setup_relations() else {
+        return Ok(());
+    };
+    let _one = serial();
+    let (_server, _browser, tab) = open(&s, ModelMode::Dir(s.relations.clone()), "/")?;
+    let panel = error_panel(&tab)?;
+    ensure!(panel["kind"] == "wrong-task", "{panel}");
+    let text = panel["text"].as_str().unwrap_or_default();
+    ensure!(
+        text.contains("not a tagger") && text.contains("relation extraction model"),
+        "the error panel does not say the model is a relation model: {text}"
     );
     Ok(())
 }

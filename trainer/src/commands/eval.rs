@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = device.device()?;
     if dir.task == TaskKind::Relations {
         let files = labeled.relation_files();
-        crate::relations::cli::eval(&dir, &files, &device, json.as_deref(), limit)?;
+        crate::relations::cli::eval(&dir, &files, &device, matmul.matmul, json.as_deref(), limit)?;
         return Ok(());
     }
     let dataset = labeled.load(&data)?;

@@ -9,7 +9,9 @@ use crate::output::{prepare_out, EXPORT};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A trained model directory (model.safetensors, config.json, tokenizer.json, labels.json).
+    /// A trained model directory (model.safetensors, config.json, tokenizer.json, labels.json;
+    /// or, for a relation model, types.json and training.json with `task: relations`, exported
+    /// for the browser's Relations view, e.g. `--out public/relations`).
     #[arg(long)]
     model: PathBuf,
     /// Weight type: f32, f16, q8_0 or q4k (per-tensor fallbacks: see `multitag_model::gguf`).
@@ -23,7 +25,7 @@ pub struct Args {
     // test items.
     #[command(flatten)]
     labeled: LabeledArgs,
-    /// How many test-split items to write to examples.json.
+    /// How many test-split items (a relation model's: test sentences) to write to examples.json.
     #[arg(long, default_value_t = 16)]
     examples: usize,
     /// Write into --out even when it holds files that no export wrote (they are kept).

@@ -52,7 +52,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = device.device()?;
     if dir.task == multitag_model::TaskKind::Relations {
         let (_, parsed) = read_texts(&input, &format)?;
-        return crate::relations::cli::tag(&dir, &parsed, batch, &device);
+        return crate::relations::cli::tag(&dir, &parsed, batch, &device, matmul.matmul);
     }
     let predictor = dir.predictor(&device, matmul.matmul)?;
     let (_, parsed) = read_texts(&input, &format)?;

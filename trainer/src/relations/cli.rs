@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use multitag_core::relations::{evaluate, Document, ExtractionReport, TaskScores, TypeSet};
+use multitag_model::DenseCompute;
 
 use super::data::{read_part, RelationFiles};
 use super::evaluate::evaluate_unseen;
-use super::model::{load_extractor, predict_documents};
+use super::model::{load_extractor_with, predict_documents};
 use super::train::{train_relations, EVAL_BATCH};
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
@@ -51,10 +52,11 @@ pub fn eval(
     dir: &ModelDir,
     files: &RelationFiles,
     device: &Device,
+    compute: DenseCompute,
     json: Option<&Path>,
     limit: Option<usize>,
 ) -> Result<ExtractionReport> {
-    let extractor = load_extractor(dir, device)?;
+    let extractor = load_extractor_with(dir, device, compute)?;
     let Some(test) = files.test_file()? else {
         bail!("no test documents: --test FILE, or --data DIR with *_test.json");
     };
@@ -94,9 +96,17 @@ pub fn eval(
 }
 
 /// The training documents training.json names (`data.train`), when that file is still there;
-/// without them the unseen-sentence figures are left out, with a note.
+/// without them (or without training.json: an export) the unseen-sentence figures are left out,
+/// with a note.
 fn trained_on(dir: &ModelDir, types: &TypeSet) -> Result<Option<Vec<Document>>> {
     let path = dir.path.join("training.json");
+    if !path.is_file() {
+        eprintln!(
+            "{}: no training.json (an exported model?): no unseen-sentence figures",
+            dir.path.display()
+        );
+        return Ok(None);
+    }
     let training: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
     let Some(train) = training["data"]["train"].as_str().map(PathBuf::from) else {
         eprintln!(
@@ -139,8 +149,14 @@ pub fn print_report(source: &str, report: &ExtractionReport) {
 
 /// `trainer tag` with a relation model: each text's entities (character offsets into it) and
 /// relations (indices into its entities), one JSON line per input line.
-pub fn tag(dir: &ModelDir, parsed: &TitleInput, batch: usize, device: &Device) -> Result<()> {
-    let extractor = load_extractor(dir, device)?;
+pub fn tag(
+    dir: &ModelDir,
+    parsed: &TitleInput,
+    batch: usize,
+    device: &Device,
+    compute: DenseCompute,
+) -> Result<()> {
+    let extractor = load_extractor_with(dir, device, compute)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut entities, mut relations) = (0, 0);
@@ -149,9 +165,7 @@ pub fn tag(dir: &ModelDir, parsed: &TitleInput, batch: usize, device: &Device) -
         for ((line, _), found) in chunk.iter().zip(extractor.extract_texts(&texts, batch)?) {
             entities += found.entities.len();
             relations += found.relations.len();
-            let mut value = serde_json::to_value(&found)?;
-            value["line"] = (*line).into();
-            writeln!(out, "{}", serde_json::to_string(&value)?)?;
+            writeln!(out, "{}", found.json_line(*line))?;
         }
     }
     out.flush()?;

@@ -14,9 +14,9 @@ use multitag_model::nn::weights;
 use multitag_model::tasks::relations::{
     extract, ExtractConfig, SpanExtractor, SpanModel, SpanSettings, SubwordSentence,
 };
-use multitag_model::{TaskKind, WordTokenizer};
+use multitag_model::{DenseCompute, TaskKind, WordTokenizer};
 
-use crate::model_dir::ModelDir;
+use crate::model_dir::{ModelDir, WeightsFormat};
 use crate::output::{write_atomic, write_json, write_weights};
 use crate::train::TrainOptions;
 
@@ -146,14 +146,36 @@ pub fn save_span_model(
 }
 
 /// A trained relation model directory at inference: its types, its options (from training.json)
-/// and its weights, every tensor checked to be used.
+/// and its weights, every tensor checked to be used; or an exported one (model.gguf, whose
+/// metadata holds the types and settings), its dense layers dequantized to f32.
 pub fn load_extractor(dir: &ModelDir, device: &Device) -> Result<SpanExtractor> {
+    load_extractor_with(dir, device, DenseCompute::default())
+}
+
+/// [`load_extractor`], an export's encoder multiplying as `compute` says (`--matmul`; its heads
+/// are always f32, see [`SpanExtractor::from_gguf`]); a trained directory's float weights ignore
+/// it.
+pub fn load_extractor_with(
+    dir: &ModelDir,
+    device: &Device,
+    compute: DenseCompute,
+) -> Result<SpanExtractor> {
     if dir.task != TaskKind::Relations {
         bail!(
             "{}: a {} model, not a relation extraction one (train one with --task relations)",
             dir.path.display(),
             dir.task.name()
         );
+    }
+    if let WeightsFormat::Gguf(file) = &dir.weights {
+        let tokenizer_source = dir.path.join("tokenizer.json").display().to_string();
+        return Ok(SpanExtractor::from_gguf(
+            file,
+            &tokenizer_source,
+            &dir.tokenizer_bytes,
+            device,
+            compute,
+        )?);
     }
     let types_path = dir.path.join("types.json");
     if !types_path.is_file() {

@@ -1,7 +1,8 @@
-//! The page: a tag view (titles in, coloured entity chips out, JSONL download) and a similarity
-//! view (title x description cosine heat map, side by side with the baseline when one is exported).
-//! All model work happens in the workers (`crate::client`); this module and its children only keep
-//! state and render.
+//! The page: a tag view (titles in, coloured entity chips out, JSONL download), a similarity
+//! view (title x description cosine heat map, side by side with the baseline when one is exported)
+//! and a Relations view (sentences in, entities and the relations between them out, from a
+//! relation extraction model exported beside the tagger as `relations/`). All model work happens
+//! in the workers (`crate::client`); this module and its children only keep state and render.
 //!
 //! The page is split by view, each view a component that owns its own signals:
 //! - this module: the shell (`start`, `App`: header, tabs, footer) and which tab is shown;
@@ -12,6 +13,8 @@
 //! - `similarity`: the similarity view, with its inputs and heat maps;
 //! - `search`: the similarity view's search, a title against the bundled descriptions, with the
 //!   descriptions' vectors it keeps and its results;
+//! - `relations`: the Relations view, with its pasted sentences, run, result rows (chips and
+//!   arcs), download, and the note on which model it uses;
 //! - `bench`: the benchmark mode (`?bench=1`), a `window` hook and a button in the tag view;
 //! - `examples`: the examples `trainer export` bundles, fetched once for both views;
 //! - `browser`: small wrappers over `window` (query string, clock, timers, fetch).
@@ -22,19 +25,27 @@
 //! the model loaded, of how many), `#model-error`, `#results > li.result`, `mark.ent[data-label]
 //! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`,
 //! `#search-input`, `#search-run`, `#search-status[data-running]`, `#search-results[data-count]
-//! [data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`.
+//! [data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`,
+//! `#relations-model[data-state=idle|loading|ready|missing|wrong-task|corrupt|network]`,
+//! `#relations-input`, `#relations-run`, `#relations-summary[data-running][data-done]`,
+//! `#relations-results > li.rel-result[data-index][data-line][data-entities][data-relations]`
+//! holding `mark.ent[data-entity][data-label][data-start][data-end][data-score]`,
+//! `.rel-arcs g.arc[data-label][data-head][data-tail][data-score]` and `li.rel[...]` alike,
+//! `#relations-download`.
 use leptos::prelude::*;
 
 mod bench;
 mod browser;
 mod examples;
 mod model;
+mod relations;
 mod search;
 mod similarity;
 mod status;
 mod tag;
 
 use model::ModelContext;
+use relations::RelationsView;
 use similarity::SimilarityView;
 use status::{ModelErrorPanel, ModelStatus};
 use tag::TagView;
@@ -49,6 +60,7 @@ pub fn start() {
 enum Tab {
     Tag,
     Similarity,
+    Relations,
 }
 
 #[component]
@@ -76,6 +88,10 @@ fn App() -> impl IntoView {
                     if which == Tab::Similarity {
                         models.ensure_baseline_loading();
                     }
+                    // The relation model only loads for the view that uses it.
+                    if which == Tab::Relations {
+                        models.ensure_relations_loading();
+                    }
                 }
             >
                 {label}
@@ -96,11 +112,13 @@ fn App() -> impl IntoView {
         <nav class="tabs" role="tablist">
             {tab_button(Tab::Tag, "tab-tag", "Tag titles")}
             {tab_button(Tab::Similarity, "tab-similarity", "Title ↔ description")}
+            {tab_button(Tab::Relations, "tab-relations", "Relations")}
         </nav>
         <main>
             <ModelErrorPanel/>
             <TagView bench=bench shown=Signal::derive(move || tab.get() == Tab::Tag)/>
             <SimilarityView shown=Signal::derive(move || tab.get() == Tab::Similarity)/>
+            <RelationsView shown=Signal::derive(move || tab.get() == Tab::Relations)/>
         </main>
         <footer class="footer">
             "Multi-task triplet NER (BERT + title/description triplet loss). The model runs in a Web Worker on your device; nothing you paste leaves this page."

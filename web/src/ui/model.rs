@@ -1,7 +1,8 @@
-//! The app-wide state: how far the workers have got loading the main model and the baseline, as
-//! they report it. It is the only state more than one view reads (the status badge, the error
-//! panel, both views' buttons, the tag view's legend, the similarity view's baseline note), so it
-//! is shared through context as [`ModelContext`]; everything else lives in the view that uses it.
+//! The app-wide state: how far the workers have got loading the main model, the baseline and the
+//! relation model, as they report it. It is the only state more than one view reads (the status
+//! badge, the error panel, the views' buttons, the tag view's legend, the similarity view's
+//! baseline note, the Relations view's note on the tagger), so it is shared through context as
+//! [`ModelContext`]; everything else lives in the view that uses it.
 //! The worker pool itself is the page's one `crate::client::pool()`.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -40,6 +41,22 @@ pub enum BaselineState {
     Failed(String),
 }
 
+/// The relation extraction model the Relations view uses (`relations/`), loaded by the primary
+/// worker when the view is first opened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelationsState {
+    /// Not asked for yet.
+    Idle,
+    Loading {
+        file: String,
+        loaded: u64,
+        total: Option<u64>,
+    },
+    Ready(ModelInfo),
+    /// `relations/` is not served, is not a relation model, or cannot be read: the error says which.
+    Failed(LoadError),
+}
+
 /// The models' state as copyable signal handles, provided by `App` for every view.
 #[derive(Clone, Copy)]
 pub struct ModelContext {
@@ -49,6 +66,7 @@ pub struct ModelContext {
     /// Workers with the main model loaded.
     pub taggers: RwSignal<usize>,
     pub baseline: RwSignal<BaselineState>,
+    pub relations: RwSignal<RelationsState>,
 }
 
 impl ModelContext {
@@ -58,6 +76,25 @@ impl ModelContext {
             load_ms: RwSignal::new(None),
             taggers: RwSignal::new(0),
             baseline: RwSignal::new(BaselineState::Absent),
+            relations: RwSignal::new(RelationsState::Idle),
+        }
+    }
+
+    /// Asks the primary worker for the relation model, the first time only (the view then shows
+    /// how that went, a missing model included).
+    pub fn ensure_relations_loading(self) {
+        if self.relations.get_untracked() == RelationsState::Idle {
+            if let Some(pool) = pool() {
+                self.relations.set(RelationsState::Loading {
+                    file: "manifest.json".into(),
+                    loaded: 0,
+                    total: None,
+                });
+                pool.primary().send(&ToWorker::Load {
+                    slot: Slot::Relations,
+                    base_url: Slot::Relations.dir().into(),
+                });
+            }
         }
     }
 
@@ -141,10 +178,29 @@ pub fn start_workers(models: ModelContext) {
             models.model.set(ModelState::Ready(info));
             spawn_local(look_for_baseline(models));
         }
+        FromWorker::Progress {
+            slot: Slot::Relations,
+            file,
+            loaded,
+            total,
+            ..
+        } => models.relations.set(RelationsState::Loading {
+            file,
+            loaded,
+            total,
+        }),
         FromWorker::Loaded {
             slot: Slot::Baseline,
             ..
         } => models.baseline.set(BaselineState::Ready),
+        FromWorker::Loaded {
+            slot: Slot::Relations,
+            info,
+        } => models.relations.set(RelationsState::Ready(info)),
+        FromWorker::LoadFailed {
+            slot: Slot::Relations,
+            error,
+        } => models.relations.set(RelationsState::Failed(error)),
         FromWorker::LoadFailed {
             slot: Slot::Main,
             error,

@@ -182,6 +182,8 @@ fn heatmap(panel: &SimPanel, titles: &[String], descriptions: &[String], ms: f64
     let slot = match panel.slot {
         Slot::Main => "main",
         Slot::Baseline => "baseline",
+        // The relation model is never compared here.
+        Slot::Relations => "relations",
     };
     let caption = if square {
         format!(

@@ -104,12 +104,9 @@ pub fn ModelErrorPanel() -> impl IntoView {
                     LoadErrorKind::Missing => "The model files are missing.",
                     LoadErrorKind::Corrupt => "The model files could not be read.",
                     LoadErrorKind::Network => "The model files could not be fetched.",
+                    LoadErrorKind::WrongTask => "The served model is not a tagger.",
                 };
-                let kind = match error.kind {
-                    LoadErrorKind::Missing => "missing",
-                    LoadErrorKind::Corrupt => "corrupt",
-                    LoadErrorKind::Network => "network",
-                };
+                let kind = error_kind_name(error.kind);
                 (headline, error.message, kind)
             }
             ModelState::Crashed(message) => ("The model worker stopped.", message, "crashed"),
@@ -133,5 +130,15 @@ pub fn ModelErrorPanel() -> impl IntoView {
                 </p>
             </section>
         })
+    }
+}
+
+/// The `data-kind` of a load error, for the error panels and the end-to-end tests.
+pub fn error_kind_name(kind: LoadErrorKind) -> &'static str {
+    match kind {
+        LoadErrorKind::Missing => "missing",
+        LoadErrorKind::Corrupt => "corrupt",
+        LoadErrorKind::Network => "network",
+        LoadErrorKind::WrongTask => "wrong-task",
     }
 }

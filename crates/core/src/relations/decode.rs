@@ -311,7 +311,16 @@ mod tests {
     fn decoding_follows_spert() {
         let (spans, s) = scores();
         let pairs = relation_candidates(&span_classes(&s, 5));
-        let d = decode(&spans, &s, None, &pairs, &REL, &types(), &DecodeConfig::default()).unwrap();
+        let d = decode(
+            &spans,
+            &s,
+            None,
+            &pairs,
+            &REL,
+            &types(),
+            &DecodeConfig::default(),
+        )
+        .unwrap();
         let ents: Vec<(EntityMention, f32)> =
             d.entities.iter().map(|x| (x.entity, x.score)).collect();
         assert_eq!(
@@ -373,8 +382,16 @@ mod tests {
         // Decoding agrees, and pairs only the kept spans.
         let pairs = relation_candidates(&classes);
         let rel = vec![0.0; pairs.len() * 2];
-        let d = decode(&spans, &s, Some(&prefer_short), &pairs, &rel, &types(), &DecodeConfig::default())
-            .unwrap();
+        let d = decode(
+            &spans,
+            &s,
+            Some(&prefer_short),
+            &pairs,
+            &rel,
+            &types(),
+            &DecodeConfig::default(),
+        )
+        .unwrap();
         let ents: Vec<EntityMention> = d.entities.iter().map(|x| x.entity).collect();
         assert_eq!(ents, [e(PEOP, 0, 1), e(ORG, 2, 3), e(LOC, 0, 2)]);
         assert!(entity_classes(&spans, &s, 5, Some(&[0.5])).is_err());

@@ -15,9 +15,12 @@
 //! - [`sampling`]: candidate spans, training samples with negative entities and relations drawn
 //!   from a caller's seeded [`SplitMix64`](crate::SplitMix64), and IoU targets;
 //! - [`decode`](mod@decode): span classes and relation scores to entities and relations, as
-//!   SpERT's `prediction.py` (overlapping predictions kept unless asked otherwise);
+//!   SpERT's `prediction.py` (overlapping predictions kept unless asked otherwise, or SpERT.MT's
+//!   boundary scores resolve same-type overlaps);
 //! - [`evaluate`](mod@evaluate): SpERT's evaluator: entities, relations strict (with entity types)
-//!   and boundaries-only, micro and macro, per type.
+//!   and boundaries-only, micro and macro, per type;
+//! - [`text`]: a raw text's entities (character offsets) and relations, as `trainer tag` prints
+//!   them and the browser shows them.
 //!
 //! Choices that hold throughout:
 //! - Everything is over words. Mapping words to sub-words (SpERT pools sub-word vectors of a span)
@@ -32,10 +35,11 @@ pub mod decode;
 pub mod document;
 pub mod evaluate;
 pub mod sampling;
+pub mod text;
 
 pub use decode::{
-    decode, entity_classes, relation_candidates, remove_overlapping, span_classes, DecodeConfig, Decoded,
-    ScoredEntity, ScoredRelation, REL_THRESHOLD,
+    decode, entity_classes, relation_candidates, remove_overlapping, span_classes, DecodeConfig,
+    Decoded, ScoredEntity, ScoredRelation, REL_THRESHOLD,
 };
 pub use document::{
     read_documents, read_types, Document, DocumentError, DocumentRead, EntityMention, EntityType,
@@ -47,6 +51,7 @@ pub use sampling::{
     train_sample, EntitySample, IouTarget, RelationSample, SamplingConfig, TrainSample,
     MAX_SPAN_WORDS, NEG_ENTITIES, NEG_RELATIONS,
 };
+pub use text::{FoundRelation, TextRelations};
 
 #[cfg(test)]
 mod tests {

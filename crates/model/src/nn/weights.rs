@@ -27,11 +27,13 @@ use crate::gguf::GgufFile;
 pub enum Weights<'a> {
     /// Float weights; the only kind training builds.
     Float(VarBuilder<'a>),
-    /// An exported GGUF model: matrices may be quantized, vectors are f32; dense layers multiply
-    /// as `compute` says.
+    /// An exported GGUF model: matrices may be quantized, vectors are f32; the encoder's dense
+    /// layers (`bert.*`) multiply as `compute` says, the others (a task's heads) as
+    /// `head_compute` does (the same unless [`Weights::with_head_compute`]).
     Gguf {
         file: &'a GgufFile<'a>,
         compute: DenseCompute,
+        head_compute: DenseCompute,
         device: Device,
         prefix: String,
     },
@@ -50,8 +52,30 @@ impl<'a> Weights<'a> {
         Weights::Gguf {
             file,
             compute,
+            head_compute: compute,
             device: device.clone(),
             prefix: String::new(),
+        }
+    }
+
+    /// The same source with the dense layers outside the encoder (not under `bert.`: a task's
+    /// heads) multiplying as `compute` says; float weights are unchanged.
+    pub fn with_head_compute(self, compute: DenseCompute) -> Self {
+        match self {
+            Weights::Gguf {
+                file,
+                compute: encoder,
+                device,
+                prefix,
+                ..
+            } => Weights::Gguf {
+                file,
+                compute: encoder,
+                head_compute: compute,
+                device,
+                prefix,
+            },
+            float => float,
         }
     }
 
@@ -62,11 +86,13 @@ impl<'a> Weights<'a> {
             Weights::Gguf {
                 file,
                 compute,
+                head_compute,
                 device,
                 ..
             } => Weights::Gguf {
                 file,
                 compute: *compute,
+                head_compute: *head_compute,
                 device: device.clone(),
                 prefix: self.full_name(&name.to_string()),
             },
@@ -99,12 +125,19 @@ impl<'a> Weights<'a> {
             Weights::Gguf {
                 file,
                 compute,
+                head_compute,
                 device,
                 ..
             } => {
-                let weight = file.qtensor(&self.full_name("weight"), &[out_dim, in_dim], device)?;
+                let name = self.full_name("weight");
+                let compute = if name.starts_with("bert.") {
+                    *compute
+                } else {
+                    *head_compute
+                };
+                let weight = file.qtensor(&name, &[out_dim, in_dim], device)?;
                 let bias = file.f32_tensor(&self.full_name("bias"), &[out_dim], device)?;
-                Dense::from_qtensor(weight, Some(bias), *compute)
+                Dense::from_qtensor(weight, Some(bias), compute)
             }
         }
     }

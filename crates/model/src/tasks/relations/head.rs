@@ -123,10 +123,7 @@ impl Scorer {
         (binary, iou): (bool, bool),
         dropout: f32,
     ) -> Result<Self> {
-        let one = |on: bool, name: &str| {
-            on.then(|| dense(&weights.pp(name), input, 1))
-                .transpose()
-        };
+        let one = |on: bool, name: &str| on.then(|| dense(&weights.pp(name), input, 1)).transpose();
         Ok(Self {
             classes: dense(weights, input, classes)?,
             binary: one(binary, "binary")?,

@@ -108,7 +108,8 @@ impl Task for RelationLoss<'_> {
             });
         }
         let scored = model.spans(&rows, &spans, mode)?;
-        let entity = candle_nn::loss::cross_entropy(&scored.logits, &Tensor::new(targets, device)?)?;
+        let entity =
+            candle_nn::loss::cross_entropy(&scored.logits, &Tensor::new(targets, device)?)?;
         let span_aux = match &scored.binary {
             Some(b) => bce_with_logits(b, &Tensor::new(is_entity, device)?)?,
             None => zero()?,

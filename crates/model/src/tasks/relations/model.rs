@@ -173,11 +173,13 @@ impl SpanScores {
         let cat = |f: fn(&SpanScores) -> &Tensor| {
             Tensor::cat(&chunks.iter().map(f).collect::<Vec<_>>(), 0)
         };
-        let optional = |f: fn(&SpanScores) -> Option<&Tensor>| {
-            match chunks.iter().map(f).collect::<Option<Vec<_>>>() {
-                Some(t) if !t.is_empty() => Tensor::cat(&t, 0).map(Some),
-                _ => Ok(None),
-            }
+        let optional = |f: fn(&SpanScores) -> Option<&Tensor>| match chunks
+            .iter()
+            .map(f)
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(t) if !t.is_empty() => Tensor::cat(&t, 0).map(Some),
+            _ => Ok(None),
         };
         Ok(SpanScores {
             pooled: cat(|c| &c.pooled)?,

@@ -86,11 +86,13 @@ fn export(varmap: &VarMap, quant: Quant) -> (Vec<u8>, Vec<StoredTensor>) {
         &tensors,
         &ExportMetadata {
             config_json: CONFIG,
-            labels: &labels,
+            labels: Some(&labels),
             quant,
             source: "test",
             task: TaskKind::Tagging.name(),
             tokenizer_json: Some(TOKENIZER.as_bytes()),
+            task_metadata: &[],
+            float_prefixes: &[],
         },
     )
     .unwrap()
