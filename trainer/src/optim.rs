@@ -8,8 +8,8 @@
 //! one pass over the gradients gives the clipping norm. The optimizer is memory traffic only
 //! (half of MiniLM's parameters are the 30k x 384 word embeddings, updated every step however few
 //! rows a batch touches, as PyTorch does); three passes (each moment, then the parameter) took
-//! about 40% more time than one, and the tensor-op formulation (about 17 temporaries the size of
-//! each parameter) far more. On CUDA the moments stay tensors and in-place kernels update them
+//! half as long again as one (a SpERT step's optimizer phase: 43.7 against 28.5 ms), and the
+//! tensor-op formulation (about 17 temporaries the size of each parameter) far more. On CUDA the moments stay tensors and in-place kernels update them
 //! (`multitag_model::cuda`, where switched on); other devices keep the tensor-op path.
 use std::collections::HashMap;
 use std::path::Path;
