@@ -20,6 +20,7 @@ use clap::ValueEnum;
 use multitag_core::{split_words, LabelMap, SplitMix64};
 use multitag_model::tasks::relations::{RelationLoss, SpanExample};
 use multitag_model::tasks::tagging::anchor;
+use multitag_model::tasks::Task;
 use multitag_model::{DenseCompute, DropoutRng, Mode, Predictor, Tagger};
 use serde::Serialize;
 
@@ -439,32 +440,9 @@ impl Bench<'_> {
         );
         let task = trained.task(&workload_opts, self.fixed_widths());
         let mode = Mode::Train(&dropout);
-        let mut rates = Vec::with_capacity(self.steps);
-        let mut phases = Vec::with_capacity(self.steps);
-        for step in 0..self.warmup + self.steps {
-            let batch: Vec<usize> = (step * b..(step + 1) * b).collect();
-            // Row i's negative: the next row's description (in-batch, as `trainer train`, with
-            // the shift fixed at one row: the draw is always 0).
-            let report = stepper.step(
-                &task,
-                &examples,
-                &batch,
-                &mut |_| 0,
-                &mode,
-                opts.lr,
-                opts.clip,
-            )?;
-            if !report.loss.is_finite() {
-                bail!("loss is {} at step {step}", report.loss);
-            }
-            if step >= self.warmup {
-                rates.push(b as f64 / report.phases.iter().sum::<f64>());
-                phases.push(report.phases);
-            }
-        }
-        let mut measurement = Measurement::of("seq/s", shape, rates, b);
-        measurement.phases_ms = Some(StepPhases::median_of(&phases));
-        Ok(measurement)
+        // Row i's negative: the next row's description (in-batch, as `trainer train`, with the
+        // shift fixed at one row: the draw is always 0).
+        self.timed_steps(&mut stepper, &task, &examples, &mode, &mut |_| 0, shape)
     }
 
     /// Seconds per step of the training loop itself, as a check that the steps above match it.
@@ -562,19 +540,27 @@ impl Bench<'_> {
             "timing {} span/relation steps ({shape}) after {} warm-up ...",
             self.steps, self.warmup
         );
+        let mut draw = |n: usize| rng.below(n as u64) as usize;
+        self.timed_steps(&mut stepper, &task, &examples, &mode, &mut draw, shape)
+    }
+
+    /// `warmup` untimed then `steps` timed steps on consecutive batches of `--batch-size`
+    /// examples from the first: sequences per second of each timed step and its phases' medians.
+    fn timed_steps<T: Task>(
+        &self,
+        stepper: &mut Stepper,
+        task: &T,
+        examples: &[T::Example],
+        mode: &Mode,
+        draw: &mut dyn FnMut(usize) -> usize,
+        shape: String,
+    ) -> Result<Measurement> {
+        let (b, opts) = (self.options.batch_size, self.options);
         let mut rates = Vec::with_capacity(self.steps);
         let mut phases = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let batch: Vec<usize> = (step * b..(step + 1) * b).collect();
-            let report = stepper.step(
-                &task,
-                &examples,
-                &batch,
-                &mut |n| rng.below(n as u64) as usize,
-                &mode,
-                opts.lr,
-                opts.clip,
-            )?;
+            let report = stepper.step(task, examples, &batch, draw, mode, opts.lr, opts.clip)?;
             if !report.loss.is_finite() {
                 bail!("loss is {} at step {step}", report.loss);
             }
