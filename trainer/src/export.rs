@@ -454,10 +454,7 @@ impl Export<'_> {
             let eb = exported.embed(&titles, exported.max_tokens(), 16)?;
             (ea * eb)?.sum(1)?.min(0)?.to_scalar::<f32>()?
         };
-        let bytes: u64 = std::fs::read_dir(staged)?
-            .filter_map(|e| e.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes = staged_bytes(staged)?;
         eprintln!(
             "exported {} ({}) to {}: model.gguf {:.2} MB, {:.2} MB in all; the export tags {same} of \
              {} examples exactly as the float model does (title embeddings: cosine >= {min_cosine:.4})",
@@ -508,10 +505,7 @@ impl Export<'_> {
         let (entities, relations) = a.iter().fold((0, 0), |(e, r), x| {
             (e + x.entities.len(), r + x.relations.len())
         });
-        let bytes: u64 = std::fs::read_dir(staged)?
-            .filter_map(|e| e.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes = staged_bytes(staged)?;
         eprintln!(
             "exported {} ({}) to {}: model.gguf {:.2} MB, {:.2} MB in all; the export finds the \
              same entities and relations as the float model in {same} of {} examples (the float \
@@ -562,4 +556,12 @@ fn score_differences<'a>(
         .zip(&b.relations)
         .map(|(x, y)| (x.score - y.score).abs());
     entities.chain(relations)
+}
+
+/// The bytes of the files staged for an export, as the summary line reports them.
+fn staged_bytes(staged: &Path) -> Result<u64> {
+    Ok(std::fs::read_dir(staged)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum())
 }

@@ -45,3 +45,12 @@ pub async fn fetch_text(url: &str) -> Result<Option<String>, String> {
         .map_err(|e| format!("{e:?}"))?;
     Ok(text.as_string())
 }
+
+/// An object URL for `text` as an `application/x-ndjson` blob (the views' JSONL downloads).
+pub fn jsonl_url(text: &str) -> Option<String> {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/x-ndjson");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 
-use super::browser::{fetch_text, now};
+use super::browser::{fetch_text, jsonl_url, now};
 use super::examples::one_line;
 use super::model::{ModelContext, ModelState, RelationsState};
 use super::status::error_kind_name;
@@ -149,15 +149,6 @@ impl Extraction {
         self.rows.set(Vec::new());
         self.run.set(RelationRun::default());
     }
-}
-
-/// An object URL for `text` as an `application/x-ndjson` blob.
-fn jsonl_url(text: &str) -> Option<String> {
-    let parts = js_sys::Array::of1(&JsValue::from_str(text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type("application/x-ndjson");
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).ok()?;
-    web_sys::Url::create_object_url_with_blob(&blob).ok()
 }
 
 fn summary(run: &RelationRun) -> String {

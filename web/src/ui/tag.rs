@@ -11,9 +11,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsValue;
 
-use super::browser::now;
+use super::browser::{jsonl_url, now};
 use super::examples::{bundled_examples, one_line};
 use super::model::{ModelContext, ModelState};
 use crate::client::pool;
@@ -154,15 +153,6 @@ impl Tagging {
         self.rows.set(Vec::new());
         self.run.set(TagRun::default());
     }
-}
-
-/// An object URL for `text` as an `application/x-ndjson` blob.
-fn jsonl_url(text: &str) -> Option<String> {
-    let parts = js_sys::Array::of1(&JsValue::from_str(text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type("application/x-ndjson");
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).ok()?;
-    web_sys::Url::create_object_url_with_blob(&blob).ok()
 }
 
 /// The summary line under the buttons.
