@@ -21,7 +21,7 @@ use multitag_core::{split_words, LabelMap, SplitMix64};
 use multitag_model::tasks::relations::{RelationLoss, SpanExample};
 use multitag_model::tasks::tagging::anchor;
 use multitag_model::tasks::Task;
-use multitag_model::{DenseCompute, DropoutRng, Mode, Predictor, Tagger};
+use multitag_model::{DenseCompute, DropoutRng, Predictor, Tagger};
 use serde::Serialize;
 
 use crate::data::Dataset;
@@ -439,10 +439,9 @@ impl Bench<'_> {
             self.warmup
         );
         let task = trained.task(&workload_opts, self.fixed_widths());
-        let mode = Mode::Train(&dropout);
         // Row i's negative: the next row's description (in-batch, as `trainer train`, with the
         // shift fixed at one row: the draw is always 0).
-        self.timed_steps(&mut stepper, &task, &examples, &mode, &mut |_| 0, shape)
+        self.timed_steps(&mut stepper, &task, &examples, &dropout, &mut |_| 0, shape)
     }
 
     /// Seconds per step of the training loop itself, as a check that the steps above match it.
@@ -526,7 +525,6 @@ impl Bench<'_> {
             device: self.device,
         };
         let dropout = DropoutRng::new(opts.seed);
-        let mode = Mode::Train(&dropout);
         let mut rng = SplitMix64::new(opts.seed);
         let subwords: usize = examples.iter().map(|e| e.sentence.ids.len()).sum();
         let shape = format!(
@@ -541,7 +539,7 @@ impl Bench<'_> {
             self.steps, self.warmup
         );
         let mut draw = |n: usize| rng.below(n as u64) as usize;
-        self.timed_steps(&mut stepper, &task, &examples, &mode, &mut draw, shape)
+        self.timed_steps(&mut stepper, &task, &examples, &dropout, &mut draw, shape)
     }
 
     /// `warmup` untimed then `steps` timed steps on consecutive batches of `--batch-size`
@@ -551,7 +549,7 @@ impl Bench<'_> {
         stepper: &mut Stepper,
         task: &T,
         examples: &[T::Example],
-        mode: &Mode,
+        dropout: &DropoutRng,
         draw: &mut dyn FnMut(usize) -> usize,
         shape: String,
     ) -> Result<Measurement> {
@@ -560,7 +558,7 @@ impl Bench<'_> {
         let mut phases = Vec::with_capacity(self.steps);
         for step in 0..self.warmup + self.steps {
             let batch: Vec<usize> = (step * b..(step + 1) * b).collect();
-            let report = stepper.step(task, examples, &batch, draw, mode, opts.lr, opts.clip)?;
+            let report = stepper.step(task, examples, &batch, draw, dropout, opts.lr, opts.clip)?;
             if !report.loss.is_finite() {
                 bail!("loss is {} at step {step}", report.loss);
             }

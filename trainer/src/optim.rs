@@ -19,9 +19,10 @@ use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 #[cfg(feature = "cuda")]
 use candle_core::InplaceOp3;
-use candle_core::{CpuStorage, Device, InplaceOp2, Layout, Tensor, Var};
+use candle_core::{CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Tensor, Var};
 
 use candle_nn::VarMap;
+use multitag_model::{RowGradients, SparseRows};
 use rayon::prelude::*;
 
 /// Elements per parallel task of the in-place updates: large parameters (the word embeddings) are
@@ -183,23 +184,70 @@ impl AdamW {
 
     /// One update; returns the gradient norm before clipping.
     pub fn step(&mut self, grads: &GradStore, lr: f64, max_norm: f64) -> Result<f64> {
-        self.step_with(grads, lr, max_norm, true)
+        self.step_with(grads, None, lr, max_norm, true)
+    }
+
+    /// One update where lookup tables may have been read through `rows`
+    /// ([`Mode::TrainRows`](multitag_model::Mode)): their gradients are the rows read, and the
+    /// update is the same as from the dense gradient (zero elsewhere).
+    pub fn step_rows(
+        &mut self,
+        grads: &GradStore,
+        rows: &RowGradients,
+        lr: f64,
+        max_norm: f64,
+    ) -> Result<f64> {
+        self.step_with(grads, Some(rows), lr, max_norm, true)
+    }
+
+    /// Each parameter's gradient, in `self.params`' order.
+    fn gradients(&self, grads: &GradStore, rows: Option<&RowGradients>) -> Result<Vec<Grad>> {
+        self.params
+            .iter()
+            .map(|p| {
+                let dense = grads.get(&p.var).cloned();
+                let sparse = match rows {
+                    Some(rows) if p.var.rank() == 2 => rows.take(p.var.as_tensor(), grads)?,
+                    _ => None,
+                };
+                Ok(match (dense, sparse) {
+                    (None, None) => Grad::None,
+                    (Some(g), None) => Grad::Dense(g),
+                    (None, Some(r)) => Grad::Rows(r),
+                    (Some(_), Some(_)) => anyhow::bail!(
+                        "{}: read both as a whole and by rows in one step; its gradient would \
+                         be split",
+                        p.name
+                    ),
+                })
+            })
+            .collect()
     }
 
     /// `allow_fused: false` forces the tensor-op path (the reference the fused one is tested on).
     fn step_with(
         &mut self,
         grads: &GradStore,
+        rows: Option<&RowGradients>,
         lr: f64,
         max_norm: f64,
         allow_fused: bool,
     ) -> Result<f64> {
+        let mut gradients = self.gradients(grads, rows)?;
         let fused = allow_fused && self.params.iter().all(|p| fusable(p.var.as_tensor()));
         let on_cpu = self.params.iter().all(|p| p.var.device().is_cpu());
+        if !(fused && on_cpu) {
+            // Row gradients are a CPU saving; elsewhere they become dense again.
+            for (g, p) in gradients.iter_mut().zip(&self.params) {
+                if let Grad::Rows(r) = g {
+                    *g = Grad::Dense(r.to_dense(p.var.dim(0)?, p.var.device())?);
+                }
+            }
+        }
         let norm = if fused && on_cpu {
-            self.grad_norm_cpu(grads)?
+            grad_norm_cpu(&self.params, &gradients)?
         } else {
-            self.grad_norm_tensors(grads)?
+            grad_norm_tensors(&gradients)?
         };
         let scale = if max_norm > 0.0 && norm > max_norm {
             max_norm / (norm + 1e-6)
@@ -212,8 +260,7 @@ impl AdamW {
             AdamWStyle::Pytorch => (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t)),
             AdamWStyle::Spert => (1.0, 1.0),
         };
-        for p in &mut self.params {
-            let Some(g) = grads.get(&p.var) else { continue };
+        for (p, g) in self.params.iter_mut().zip(gradients) {
             let weight_decay = if p.decays { self.weight_decay } else { 0.0 };
             let decay = 1.0 - lr * weight_decay;
             // transformers decays after the update: (p - lr·u)·decay = p·decay - (lr·decay)·u.
@@ -231,7 +278,23 @@ impl AdamW {
                 bias2: bias2 as f32,
                 eps: self.eps as f32,
             };
-            if fused && fusable(g) {
+            let g = match g {
+                Grad::None => continue,
+                Grad::Rows(rows) => {
+                    let Moments::Host(mv) = &p.moments else {
+                        unreachable!("row gradients are made dense off the fused CPU path")
+                    };
+                    let op = RowStep {
+                        hyper,
+                        moments: mv,
+                        rows: &rows,
+                    };
+                    p.var.as_tensor().inplace_op1(&op)?;
+                    continue;
+                }
+                Grad::Dense(g) => g,
+            };
+            if fused && fusable(&g) {
                 match &p.moments {
                     Moments::Host(mv) => {
                         let g = g.contiguous()?;
@@ -261,44 +324,6 @@ impl AdamW {
             p.moments.set(m, v)?;
         }
         Ok(norm)
-    }
-
-    fn grad_norm_tensors(&self, grads: &GradStore) -> Result<f64> {
-        let mut squares = Vec::with_capacity(self.params.len());
-        for p in &self.params {
-            if let Some(g) = grads.get(&p.var) {
-                squares.push(g.sqr()?.sum_all()?);
-            }
-        }
-        Ok(if squares.is_empty() {
-            0.0
-        } else {
-            Tensor::stack(&squares, 0)?
-                .sum_all()?
-                .to_scalar::<f32>()?
-                .sqrt() as f64
-        })
-    }
-
-    /// The global gradient norm read straight from CPU storage (f64 accumulation, fixed order).
-    fn grad_norm_cpu(&self, grads: &GradStore) -> Result<f64> {
-        let mut total = 0f64;
-        for p in &self.params {
-            let Some(g) = grads.get(&p.var) else { continue };
-            let g = g.contiguous()?;
-            let (storage, layout) = g.storage_and_layout();
-            let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-                anyhow::bail!("gradient of {} is not f32 on the CPU", p.name);
-            };
-            let (start, end) = layout.contiguous_offsets().context("contiguous gradient")?;
-            // Chunk sums in parallel, added in chunk order: the same total whatever the threads.
-            let partials: Vec<f64> = data[start..end]
-                .par_chunks(4096)
-                .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-                .collect();
-            total += partials.iter().sum::<f64>();
-        }
-        Ok(total.sqrt())
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -335,6 +360,75 @@ impl AdamW {
         self.step = step;
         Ok(())
     }
+}
+
+/// One parameter's gradient in a step.
+enum Grad {
+    None,
+    Dense(Tensor),
+    Rows(SparseRows),
+}
+
+fn grad_norm_tensors(gradients: &[Grad]) -> Result<f64> {
+    let mut squares = Vec::with_capacity(gradients.len());
+    for g in gradients {
+        if let Grad::Dense(g) = g {
+            squares.push(g.sqr()?.sum_all()?);
+        }
+    }
+    Ok(if squares.is_empty() {
+        0.0
+    } else {
+        Tensor::stack(&squares, 0)?
+            .sum_all()?
+            .to_scalar::<f32>()?
+            .sqrt() as f64
+    })
+}
+
+/// Elements per partial sum of the clipping norm on the CPU.
+const NORM_CHUNK: usize = 4096;
+
+/// The global gradient norm read straight from CPU storage: f64 sums of [`NORM_CHUNK`] elements
+/// in parallel, added in order, parameters in a fixed order, so the same total whatever the
+/// threads. Row gradients are summed in the same groups as their dense form (whose other
+/// elements add exact zeros), so both forms give the same norm to the bit.
+fn grad_norm_cpu(params: &[Param], gradients: &[Grad]) -> Result<f64> {
+    let mut total = 0f64;
+    for (p, g) in params.iter().zip(gradients) {
+        match g {
+            Grad::None => {}
+            Grad::Dense(g) => {
+                let g = g.contiguous()?;
+                let (storage, layout) = g.storage_and_layout();
+                let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+                    anyhow::bail!("gradient of {} is not f32 on the CPU", p.name);
+                };
+                let (start, end) = layout.contiguous_offsets().context("contiguous gradient")?;
+                let partials: Vec<f64> = data[start..end]
+                    .par_chunks(NORM_CHUNK)
+                    .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+                    .collect();
+                total += partials.iter().sum::<f64>();
+            }
+            Grad::Rows(r) => {
+                let (mut sum, mut partial, mut chunk) = (0f64, 0f64, None);
+                for (row, values) in r.rows.iter().zip(r.values.chunks_exact(r.width)) {
+                    for (j, &x) in values.iter().enumerate() {
+                        let at = (*row as usize * r.width + j) / NORM_CHUNK;
+                        if chunk != Some(at) {
+                            sum += partial;
+                            partial = 0.0;
+                            chunk = Some(at);
+                        }
+                        partial += (x as f64) * (x as f64);
+                    }
+                }
+                total += sum + partial;
+            }
+        }
+    }
+    Ok(total.sqrt())
 }
 
 /// f32, and on the CPU or on CUDA with the training kernels switched on (`multitag_model::cuda`).
@@ -426,6 +520,64 @@ impl InplaceOp2 for FusedStep<'_> {
                 for ((p, &g), mv) in p.iter_mut().zip(g).zip(mv.chunks_exact_mut(2)) {
                     let [m, v] = mv else { unreachable!() };
                     h.apply(p, g, m, v);
+                }
+            });
+        Ok(())
+    }
+}
+
+/// The CPU step of a lookup table from its row gradient: every row is updated, as from the dense
+/// gradient, but the rows without one are updated from a zero held in a register rather than
+/// read from a table of zeros.
+struct RowStep<'a> {
+    hyper: Hyper,
+    moments: &'a Mutex<Vec<f32>>,
+    rows: &'a SparseRows,
+}
+
+impl InplaceOp1 for RowStep<'_> {
+    fn name(&self) -> &'static str {
+        "adamw-row-step"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
+        let p = slice_mut(dst, dst_l, "parameter")?;
+        let mut mv = self.moments.lock().expect("moments lock");
+        let SparseRows {
+            rows,
+            values,
+            width,
+        } = self.rows;
+        let width = *width;
+        if width == 0 || p.len() % width != 0 || 2 * p.len() != mv.len() {
+            candle_core::bail!("AdamW: table, row width and moment sizes differ");
+        }
+        if rows.last().is_some_and(|&r| r as usize >= p.len() / width) {
+            candle_core::bail!("AdamW: a row gradient lies outside the table");
+        }
+        let h = self.hyper;
+        let rows_per_task = CHUNK.div_ceil(width);
+        p.par_chunks_mut(rows_per_task * width)
+            .zip(mv.par_chunks_mut(2 * rows_per_task * width))
+            .enumerate()
+            .for_each(|(task, (p, mv))| {
+                let first = task * rows_per_task;
+                let mut next = rows.partition_point(|&r| (r as usize) < first);
+                for (i, (p, mv)) in p
+                    .chunks_exact_mut(width)
+                    .zip(mv.chunks_exact_mut(2 * width))
+                    .enumerate()
+                {
+                    let grad = if rows.get(next).is_some_and(|&r| r as usize == first + i) {
+                        next += 1;
+                        Some(&values[(next - 1) * width..next * width])
+                    } else {
+                        None
+                    };
+                    for (j, (p, mv)) in p.iter_mut().zip(mv.chunks_exact_mut(2)).enumerate() {
+                        let [m, v] = mv else { unreachable!() };
+                        h.apply(p, grad.map_or(0.0, |g| g[j]), m, v);
+                    }
                 }
             });
         Ok(())
@@ -598,7 +750,7 @@ mod tests {
             let loss = (y.sqr()?.sum_all()? * 3.0)?;
             // Clipping kicks in on the first steps (large gradients), not later.
             let max_norm = if step < 2 { 1.0 } else { 100.0 };
-            norms.push(opt.step_with(&loss.backward()?, 0.01, max_norm, fused)? as f32);
+            norms.push(opt.step_with(&loss.backward()?, None, 0.01, max_norm, fused)? as f32);
         }
         let moments = opt.params[1]
             .moments
@@ -610,6 +762,76 @@ mod tests {
             moments.1.flatten_all()?.to_vec1::<f32>()?,
             norms,
         ])
+    }
+
+    /// Four steps on a lookup table read twice a step (rows repeated, shared between the reads,
+    /// the last row included) and a dense weight, the table read whole or by rows: the table,
+    /// its moments, the weight and the gradient norms afterwards.
+    fn table_steps(by_rows: bool) -> Result<Vec<Vec<f32>>> {
+        let device = &Device::Cpu;
+        let (rows, width) = (4000, 20);
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let table = vb.get_with_hints((rows, width), "embeddings.weight", Init::Const(0.0))?;
+        let start: Vec<f32> = (0..rows * width).map(|i| (i as f32 * 0.37).sin()).collect();
+        varmap.data().lock().unwrap()["embeddings.weight"].set(&Tensor::from_vec(
+            start,
+            (rows, width),
+            device,
+        )?)?;
+        let w = vb.get_with_hints(width, "dense.weight", Init::Const(0.3))?;
+        let mut opt = AdamW::with_style(&varmap, 0.01, AdamWStyle::Spert)?;
+        let reads = RowGradients::default();
+        let mut norms = Vec::new();
+        for step in 0..4u32 {
+            let first = Tensor::new(&[[3u32, 3999, 3 + step], [17, 3, 3500]], device)?;
+            let second = Tensor::new(&[5u32, 3999, 2 * step], device)?;
+            let lookup = |ids: &Tensor| -> candle_core::Result<Tensor> {
+                if by_rows {
+                    reads.gather(&table, ids)
+                } else {
+                    let mut dims = ids.dims().to_vec();
+                    dims.push(width);
+                    table.index_select(&ids.flatten_all()?, 0)?.reshape(dims)
+                }
+            };
+            let a = lookup(&first)?.broadcast_mul(&w)?.sqr()?.sum_all()?;
+            let b = (lookup(&second)?.sum_all()? * 0.5)?;
+            let grads = (a + b)?.backward()?;
+            let max_norm = if step < 2 { 1.0 } else { 100.0 };
+            let norm = if by_rows {
+                opt.step_rows(&grads, &reads, 0.01, max_norm)?
+            } else {
+                opt.step(&grads, 0.01, max_norm)?
+            };
+            norms.push(norm as f32);
+        }
+        let at = opt
+            .params
+            .iter()
+            .position(|p| p.name == "embeddings.weight");
+        let table_param = &opt.params[at.unwrap()];
+        let (m, v) = table_param.moments.tensors(table_param.var.as_tensor())?;
+        Ok(vec![
+            table.flatten_all()?.to_vec1::<f32>()?,
+            m.flatten_all()?.to_vec1::<f32>()?,
+            v.flatten_all()?.to_vec1::<f32>()?,
+            w.to_vec1::<f32>()?,
+            norms,
+        ])
+    }
+
+    #[test]
+    fn row_gradients_update_a_table_as_its_dense_gradient_does() -> Result<()> {
+        let (by_rows, dense) = (table_steps(true)?, table_steps(false)?);
+        // Equal to the bit: the same arithmetic on every element, zeros held rather than read.
+        for (ours, reference) in by_rows.iter().zip(&dense) {
+            let bits = |xs: &[f32]| xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(ours), bits(reference));
+        }
+        // The table moved where it was read and (decay, moments) elsewhere too.
+        assert!(by_rows[1][3 * 20] != 0.0 && by_rows[1][100 * 20] == 0.0);
+        Ok(())
     }
 
     fn assert_close(ours: &[Vec<f32>], reference: &[Vec<f32>]) {
@@ -659,7 +881,7 @@ mod tests {
                 .collect::<candle_core::Result<_>>()?;
             let mut opt = AdamW::with_style(&varmap, 0.5, style)?;
             let loss = Tensor::cat(&vars, 0)?.sum_all()?;
-            opt.step_with(&loss.backward()?, 0.1, 0.0, fused)?;
+            opt.step_with(&loss.backward()?, None, 0.1, 0.0, fused)?;
             // SpERT: eps 1e-6, and the decay applied after the update.
             let step = match style {
                 AdamWStyle::Pytorch => 0.1,

@@ -35,7 +35,7 @@ pub use models::{mean_pool, BertConfig, BertEncoder};
 pub use multitag_core::TaggedTitle;
 pub use nn::{
     info_nce_loss, token_cross_entropy, triplet_loss, Dense, DenseCompute, EmbeddingTable, Mode,
-    TripletForm, Weights,
+    RowGradients, SparseRows, TripletForm, Weights,
 };
 pub use tasks::embedding::EncoderEmbedder;
 pub use tasks::tagging::{NerModel, Tagger, WordPrediction};

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use multitag_model::{DropoutRng, Mode, Task};
+use multitag_model::{DropoutRng, Task};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::ser::SerializeMap;
 use serde::Serialize;
@@ -143,7 +143,7 @@ pub fn train_epochs<M: Method>(
                 examples,
                 batch,
                 &mut |n| rng.gen_range(0..n),
-                &Mode::Train(&dropout),
+                &dropout,
                 lr,
                 opts.clip,
             )?;

@@ -18,7 +18,7 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use multitag_core::{LabelMap, LabeledRecord, NerReport, Split};
 use multitag_model::tasks::tagging::{anchor, TaggingLoss, TitleExample};
-use multitag_model::{DropoutRng, Mode, TaskKind};
+use multitag_model::{DropoutRng, TaskKind};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 pub mod checkpoint;
@@ -234,7 +234,7 @@ impl TrainRun<'_> {
                 &examples,
                 batch,
                 &mut |n| rng.gen_range(0..n),
-                &Mode::Train(&dropout),
+                &dropout,
                 opts.lr,
                 opts.clip,
             )?;

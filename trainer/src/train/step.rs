@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use candle_core::Device;
 use candle_nn::VarMap;
-use multitag_model::{Mode, Task};
+use multitag_model::{DropoutRng, Mode, RowGradients, Task};
 
 use crate::optim::{AdamW, AdamWStyle};
 
@@ -21,6 +21,9 @@ pub struct StepReport {
 
 pub struct Stepper {
     pub optimizer: AdamW,
+    /// On the CPU, lookups read rows through this, so the word embeddings' gradient is the rows a
+    /// batch used ([`RowGradients`]); elsewhere the dense gradient.
+    rows: Option<RowGradients>,
     device: Device,
     /// Synchronize the device at each phase boundary, so the phases are timed separately (on an
     /// accelerator work is queued; a benchmark wants each phase's own time, training does not).
@@ -40,6 +43,7 @@ impl Stepper {
     ) -> Result<Self> {
         Ok(Self {
             optimizer: AdamW::with_style(varmap, weight_decay, style)?,
+            rows: device.is_cpu().then(RowGradients::default),
             device: device.clone(),
             synchronize: false,
         })
@@ -52,7 +56,7 @@ impl Stepper {
     }
 
     /// One step on `batch` (indices into `examples`): `draw(n)` samples what the task samples
-    /// (uniform in `0..n`), `mode` carries the dropout generator.
+    /// (uniform in `0..n`), `dropout` draws the dropout masks.
     #[allow(clippy::too_many_arguments)]
     pub fn step<T: Task>(
         &mut self,
@@ -60,18 +64,28 @@ impl Stepper {
         examples: &[T::Example],
         batch: &[usize],
         draw: &mut dyn FnMut(usize) -> usize,
-        mode: &Mode,
+        dropout: &DropoutRng,
         lr: f64,
         clip: f64,
     ) -> Result<StepReport> {
         let start = Instant::now();
-        let losses = task.loss(examples, batch, draw, mode)?;
+        let mode = match &self.rows {
+            Some(rows) => {
+                rows.clear();
+                Mode::TrainRows(dropout, rows)
+            }
+            None => Mode::Train(dropout),
+        };
+        let losses = task.loss(examples, batch, draw, &mode)?;
         self.boundary()?;
         let forward = start.elapsed().as_secs_f64();
         let grads = losses.total.backward()?;
         self.boundary()?;
         let backward = start.elapsed().as_secs_f64();
-        let grad_norm = self.optimizer.step(&grads, lr, clip)?;
+        let grad_norm = match &self.rows {
+            Some(rows) => self.optimizer.step_rows(&grads, rows, lr, clip)?,
+            None => self.optimizer.step(&grads, lr, clip)?,
+        };
         let loss = losses.total.to_scalar::<f32>()? as f64;
         let parts = losses
             .parts

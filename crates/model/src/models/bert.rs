@@ -38,7 +38,12 @@ impl Embeddings {
     /// Single-segment inputs only: every token has type 0, so its embedding is one broadcast row.
     fn forward(&self, input_ids: &Tensor, mode: &Mode) -> Result<Tensor> {
         let (_, seq_len) = input_ids.dims2()?;
-        let words = self.word.forward(input_ids)?;
+        let words = match (mode.row_gradients(), &self.word) {
+            (Some(rows), EmbeddingTable::Float(table)) => {
+                rows.gather(table.embeddings(), input_ids)?
+            }
+            _ => self.word.forward(input_ids)?,
+        };
         let positions = self.position.embeddings().narrow(0, 0, seq_len)?;
         let segment = self.token_type.embeddings().narrow(0, 0, 1)?;
         let xs = words.broadcast_add(&positions.broadcast_add(&segment)?)?;
@@ -108,7 +113,7 @@ impl SelfAttention {
     ) -> Result<Tensor> {
         Ok(match (layout.segments(), mode) {
             // On the CPU, attention per sequence over the rows as they are.
-            (Some(segments), Mode::Train(_)) if dispatch::cpu_applies(&[xs]) => {
+            (Some(segments), _) if mode.is_train() && dispatch::cpu_applies(&[xs]) => {
                 let qkv = Dense::forward_stacked(&[&self.query, &self.key, &self.value], xs)?;
                 let dropout = mode.dropout_draw(self.attention_dropout);
                 kernels::trainable_attention(&qkv, segments, self.heads, dropout)?
@@ -500,6 +505,7 @@ pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::kernels::DropoutRng;
+    use crate::nn::RowGradients;
     use candle_core::Device;
     use candle_nn::{VarBuilder, VarMap};
 
@@ -561,6 +567,45 @@ mod tests {
         assert!(diff(&mean_pool(&at_depth, &mask)?, &one_layer)? < 1e-6);
         assert!(diff(&top, &full.forward(&ids, &mask, &Mode::Infer)?)? < 1e-6);
         assert!(diff(&full.embed(&ids, &mask, &Mode::Infer)?, &one_layer)? > 1e-3);
+        Ok(())
+    }
+
+    /// Reading the word embeddings by rows changes nothing in the pass: the same output, the same
+    /// gradients elsewhere, and the rows' gradients are the dense gradient's non-zero rows.
+    #[test]
+    fn row_reads_give_the_dense_gradient_as_rows() -> Result<()> {
+        let (varmap, encoder) = tiny_encoder();
+        let (ids, mask) = batch(&[5, 3], 5);
+        let rows = RowGradients::default();
+        let (dense_rng, rows_rng) = (DropoutRng::new(1), DropoutRng::new(1));
+        let dense_out = encoder.forward(&ids, &mask, &Mode::Train(&dense_rng))?;
+        let rows_out = encoder.forward(&ids, &mask, &Mode::TrainRows(&rows_rng, &rows))?;
+        assert_eq!(crate::testing::max_diff(&dense_out, &rows_out), 0.0);
+        let dense = dense_out.sqr()?.sum_all()?.backward()?;
+        let by_rows = rows_out.sqr()?.sum_all()?.backward()?;
+        let vars = varmap.data().lock().unwrap();
+        let table = &vars["embeddings.word_embeddings.weight"];
+        assert!(by_rows.get(table).is_none());
+        let sparse = rows.take(table, &by_rows)?.expect("rows were read");
+        let (vocab, _) = table.dims2()?;
+        let reference = dense.get(table).unwrap();
+        assert_eq!(
+            crate::testing::max_diff(&sparse.to_dense(vocab, &Device::Cpu)?, reference),
+            0.0
+        );
+        let mut read: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+        read.sort_unstable();
+        read.dedup();
+        assert_eq!(sparse.rows, read);
+        for (name, var) in vars
+            .iter()
+            .filter(|(name, _)| !name.contains("word_embeddings"))
+        {
+            let diff = crate::testing::max_diff(by_rows.get(var).unwrap(), dense.get(var).unwrap());
+            assert_eq!(diff, 0.0, "{name}");
+        }
+        // Taken once: the reads are forgotten.
+        assert!(rows.take(table, &by_rows)?.is_none());
         Ok(())
     }
 

@@ -18,7 +18,7 @@ pub mod norm;
 pub mod weights;
 
 pub use dense::{Dense, DenseCompute};
-pub use embedding::EmbeddingTable;
+pub use embedding::{EmbeddingTable, RowGradients, SparseRows};
 pub use losses::{info_nce_loss, normalize_rows, token_cross_entropy, triplet_loss, TripletForm};
 pub use mode::Mode;
 pub use norm::LayerNorm;

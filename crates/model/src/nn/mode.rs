@@ -4,6 +4,7 @@
 //! dropout draws from an unseedable CPU RNG; every layer asks its [`Mode`] instead of choosing.
 use candle_core::{DType, Result, Tensor};
 
+use super::embedding::RowGradients;
 use super::norm::LayerNorm;
 use crate::kernels::{self, DropoutDraw, DropoutRng};
 
@@ -12,30 +13,45 @@ use crate::kernels::{self, DropoutDraw, DropoutRng};
 pub enum Mode<'a> {
     Infer,
     Train(&'a DropoutRng),
+    /// Training whose word-embedding lookups read their rows through [`RowGradients`], so the
+    /// table's gradient comes back as the rows a batch used rather than a dense table.
+    TrainRows(&'a DropoutRng, &'a RowGradients),
 }
 
 impl Mode<'_> {
     pub fn is_train(&self) -> bool {
-        matches!(self, Mode::Train(_))
+        !matches!(self, Mode::Infer)
+    }
+
+    fn rng(&self) -> Option<&DropoutRng> {
+        match self {
+            Mode::Infer => None,
+            Mode::Train(rng) | Mode::TrainRows(rng, _) => Some(rng),
+        }
+    }
+
+    /// Where lookups record the rows they read, if this pass does.
+    pub fn row_gradients(&self) -> Option<&RowGradients> {
+        match self {
+            Mode::TrainRows(_, rows) => Some(rows),
+            _ => None,
+        }
     }
 
     /// One dropout draw of probability `p` for a fused kernel, where training with `p > 0`.
     pub fn dropout_draw(&self, p: f32) -> Option<DropoutDraw> {
-        match self {
-            Mode::Train(rng) => DropoutDraw::from_rng(rng, p),
-            Mode::Infer => None,
-        }
+        DropoutDraw::from_rng(self.rng()?, p)
     }
 
     /// Inverted dropout: zero with probability `p`, scale the rest by 1/(1-p).
     pub fn dropout(&self, xs: &Tensor, p: f32) -> Result<Tensor> {
-        match self {
-            Mode::Train(rng) if p > 0.0 && xs.device().is_cpu() => {
+        match self.rng() {
+            Some(rng) if p > 0.0 && xs.device().is_cpu() => {
                 let mask = rng.mask(xs.elem_count(), p);
                 let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
                 xs * mask
             }
-            Mode::Train(_) if p > 0.0 => kernels::dropout_on_device(xs, p),
+            Some(_) if p > 0.0 => kernels::dropout_on_device(xs, p),
             _ => Ok(xs.clone()),
         }
     }
