@@ -1,6 +1,7 @@
 //! Seeded parameter initialisation. candle's CPU random generator cannot be seeded, so new
 //! parameters (a task head) are drawn here from a seeded generator: BERT's normal(0, 0.02) for
-//! weights, zeros for biases.
+//! weights, zeros for biases. BINDER's log-scales (`*_logit_scale`) keep the constant the model
+//! set (`ln(1 / 0.07)`).
 use anyhow::Result;
 use candle_core::Tensor;
 use candle_nn::VarMap;
@@ -9,7 +10,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 pub fn seeded_init(varmap: &VarMap, names: &[String], seed: u64) -> Result<()> {
     let data = varmap.data().lock().expect("variable map lock");
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_1417);
-    for name in names {
+    for name in names.iter().filter(|n| !n.ends_with("_logit_scale")) {
         let var = &data[name];
         let n = var.elem_count();
         let values: Vec<f32> = if name.ends_with(".bias") {

@@ -4,6 +4,7 @@
 //! threads or ML framework, so the same code runs in the trainer, in tests and in a wasm build.
 //! Readers parse `&str` and name a caller-chosen source in their errors; I/O lives in callers.
 
+pub mod binder;
 pub mod catalog;
 pub mod csv_table;
 pub mod decode;

@@ -203,9 +203,9 @@ impl LabelMap {
     }
 }
 
-/// A tag from a file, for an error message: quoted, escaped, and cut at 40 characters so a hostile
-/// file cannot fill the message (or the terminal) with its bytes.
-fn quoted(tag: &str) -> String {
+/// Text from a file (a tag, a type name), for an error message: quoted, escaped, and cut at 40
+/// characters so a hostile file cannot fill the message (or the terminal) with its bytes.
+pub(crate) fn quoted(tag: &str) -> String {
     const MAX: usize = 40;
     let mut out: String = tag.chars().take(MAX).flat_map(char::escape_debug).collect();
     if tag.chars().nth(MAX).is_some() {

@@ -63,6 +63,23 @@ impl std::str::FromStr for DenseCompute {
 }
 
 impl Dense {
+    /// A dense layer initialised as BERT initialises its own (and so SpERT and BINDER their
+    /// heads): weights N(0, 0.02), biases 0. A loaded model reads them whatever their source.
+    pub fn initialised(weights: &super::Weights, in_dim: usize, out_dim: usize) -> Result<Dense> {
+        match weights {
+            super::Weights::Float(vb) => {
+                let init = candle_nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                };
+                let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+                let bias = vb.get_with_hints(out_dim, "bias", candle_nn::Init::Const(0.0))?;
+                Ok(Dense::Float(Linear::new(weight, Some(bias))))
+            }
+            _ => weights.dense(in_dim, out_dim),
+        }
+    }
+
     /// Builds an inference layer from a (possibly quantized) weight of shape `(out, in)` as
     /// `compute` asks. Float storage types (f32, f16, bf16) are never multiplied quantized, and the
     /// int8 kernel is CPU code (native and WASM): elsewhere both become f32.

@@ -45,6 +45,7 @@ use crate::nn::weights::{ReadLog, TrackedTensors};
 use crate::nn::{DenseCompute, Mode};
 use crate::tokenize::WordTokenizer;
 
+pub mod binder;
 pub mod embedding;
 pub mod relations;
 pub mod tagging;

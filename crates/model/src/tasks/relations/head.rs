@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use candle_core::{Result, Tensor, D};
-use candle_nn::{Init, Linear};
 
 use crate::nn::{Dense, Mode, Weights};
 
@@ -80,23 +79,6 @@ pub fn between(a: &Range<usize>, b: &Range<usize>) -> Range<usize> {
     }
 }
 
-/// A dense layer initialised as BERT (and so SpERT) initialises its own: weights N(0, 0.02),
-/// biases 0. A loaded model reads them whatever their source.
-pub(crate) fn dense(weights: &Weights, in_dim: usize, out_dim: usize) -> Result<Dense> {
-    match weights {
-        Weights::Float(vb) => {
-            let init = Init::Randn {
-                mean: 0.0,
-                stdev: 0.02,
-            };
-            let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-            let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
-            Ok(Dense::Float(Linear::new(weight, Some(bias))))
-        }
-        _ => weights.dense(in_dim, out_dim),
-    }
-}
-
 /// A linear layer to `classes` outputs and, optionally, one-logit heads beside it over the same
 /// dropped-out representation: SpERT.MT's binary head (`binary.` under the same prefix) and, for
 /// spans, its IoU head (`iou.`).
@@ -123,9 +105,12 @@ impl Scorer {
         (binary, iou): (bool, bool),
         dropout: f32,
     ) -> Result<Self> {
-        let one = |on: bool, name: &str| on.then(|| dense(&weights.pp(name), input, 1)).transpose();
+        let one = |on: bool, name: &str| {
+            on.then(|| Dense::initialised(&weights.pp(name), input, 1))
+                .transpose()
+        };
         Ok(Self {
-            classes: dense(weights, input, classes)?,
+            classes: Dense::initialised(weights, input, classes)?,
             binary: one(binary, "binary")?,
             iou: one(iou, "iou")?,
             dropout,
