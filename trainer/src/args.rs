@@ -63,7 +63,9 @@ pub struct LabeledArgs {
     #[arg(long, conflicts_with_all = ["catalog", "columns"])]
     test: Option<PathBuf>,
     /// With --task relations: the SpERT types file [default: the one *_types.json in --data].
-    #[arg(long, conflicts_with_all = ["catalog", "columns"])]
+    /// With --task binder: each entity type's name and description in words (JSON, see
+    /// data/binder/README.md).
+    #[arg(long)]
     types: Option<PathBuf>,
 }
 
@@ -78,6 +80,11 @@ impl LabeledArgs {
             test: self.test.clone(),
             types: self.types.clone(),
         }
+    }
+
+    /// `--types`, for BINDER.
+    pub fn types_file(&self) -> Option<&std::path::Path> {
+        self.types.as_deref()
     }
 
     /// Whether labeled files replace the catalog.

@@ -577,7 +577,7 @@ impl Bench<'_> {
         // A trained or exported (possibly quantized) tagger is timed as it is; a base encoder
         // gets a fresh head, which tags at the same speed as a trained one.
         let dir = self.tag_model.unwrap_or(self.base);
-        let tagger: Box<dyn Predictor> = if dir.labels.is_some() {
+        let tagger: Box<dyn Predictor> = if dir.is_trained() {
             dir.predictor(self.device, self.matmul)?
         } else {
             let (_, model) = dir.trainable(self.labels, self.device, 0, 0)?;

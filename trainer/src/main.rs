@@ -2,6 +2,7 @@
 //! match and bench.
 mod args;
 mod bench;
+mod binder;
 mod compare;
 mod data;
 mod embedding;

@@ -158,7 +158,7 @@ impl ModelDir {
         // A relation model has no tags: its types are in its own metadata (read by its loader).
         let labels = match task {
             TaskKind::Tagging => Some(file.labels()?),
-            TaskKind::Relations => None,
+            TaskKind::Relations | TaskKind::Binder => None,
         };
         Ok(Self {
             path: dir.to_path_buf(),
@@ -206,7 +206,7 @@ impl ModelDir {
         tagging_layers: usize,
     ) -> Result<(VarMap, NerModel)> {
         let config = self.trained_config(tagging_layers)?;
-        self.trainable_model(&config, device, seed, |vb| {
+        self.trainable_model(&config, device, seed, &[], |vb| {
             NerModel::load(&config, labels.clone(), vb)
         })
     }
@@ -216,11 +216,15 @@ impl ModelDir {
     /// this directory's weights. Layers `config` has beyond this directory's (a tagger's own)
     /// start as copies of its top layer; what no checkpoint tensor fills (a task's head) gets a
     /// seeded normal(0, 0.02) init, so a CPU run is reproducible.
+    ///
+    /// `encoder_copies`: prefixes under which the model holds more encoders started from the same
+    /// pretrained weights (BINDER's `type_encoder`).
     pub fn trainable_model<M>(
         &self,
         config: &BertConfig,
         device: &Device,
         seed: u64,
+        encoder_copies: &[&str],
         build: impl FnOnce(VarBuilder) -> candle_core::Result<M>,
     ) -> Result<(VarMap, M)> {
         let bytes = self.require_safetensors("train from")?;
@@ -239,8 +243,22 @@ impl ModelDir {
                 tensors.insert(format!("bert.encoder.layer.{layer}.{rest}"), t.copy()?);
             }
         }
+        for prefix in encoder_copies {
+            let copies: Vec<(String, Tensor)> = (tensors.iter())
+                .filter_map(|(name, t)| Some((name.strip_prefix("bert.")?.to_string(), t.clone())))
+                .collect();
+            for (rest, t) in copies {
+                tensors.insert(format!("{prefix}.{rest}"), t.copy()?);
+            }
+        }
         let assigned = weights::assign_to_varmap(&source, &tensors, &varmap)?;
-        if let Some(name) = assigned.missing.iter().find(|n| n.starts_with("bert.")) {
+        let encoders = || {
+            std::iter::once("bert.".to_string())
+                .chain(encoder_copies.iter().map(|p| format!("{p}.")))
+        };
+        if let Some(name) =
+            (assigned.missing.iter()).find(|n| encoders().any(|p| n.starts_with(&p)))
+        {
             bail!("{source}: missing encoder tensor `{name}`");
         }
         // Training from a config that says fewer layers than the checkpoint has would silently
@@ -277,9 +295,17 @@ impl ModelDir {
         })
     }
 
+    /// A trained model (a tagger's labels, or a BINDER model's types), not a base encoder.
+    pub fn is_trained(&self) -> bool {
+        self.labels.is_some() || self.task == TaskKind::Binder
+    }
+
     /// The trained model's predictor (its method's, [`Self::task`]); requires a trained
     /// directory (with labels.json) or an exported one.
     pub fn predictor(&self, device: &Device, compute: DenseCompute) -> Result<Box<dyn Predictor>> {
+        if self.task == TaskKind::Binder {
+            return Ok(Box::new(crate::binder::load_tagger(self, device)?));
+        }
         let labels = self.labels.clone().with_context(|| {
             format!(
                 "{}: no labels.json; this is a base encoder, not a trained model",
@@ -317,7 +343,7 @@ impl ModelDir {
     /// every tensor must be used, the pooler, pretraining heads and position ids aside
     /// ([`weights::unused_by_design`]).
     pub fn embedder(&self, device: &Device, compute: DenseCompute) -> Result<Box<dyn Embedder>> {
-        if self.labels.is_some() {
+        if self.is_trained() {
             let predictor: Box<dyn Embedder> = self.predictor(device, compute)?;
             return Ok(predictor);
         }

@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     // A base encoder has no tags: only its embeddings are scored, the pretrained baseline of
     // the retrieval figures.
-    let embedder = if dir.labels.is_none() {
+    let embedder = if !dir.is_trained() {
         eprintln!(
             "{}: a base encoder (no tags): retrieval only",
             model.display()

@@ -33,6 +33,10 @@ pub struct Args {
     /// The task the model must be for (checked; by default the one its training.json names).
     #[arg(long, value_enum)]
     task: Option<Task>,
+    /// A BINDER model: entity types described in words to tag besides the trained ones (a file
+    /// as data/binder/README.md describes; the trained types may be in it, unchanged).
+    #[arg(long)]
+    types: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -44,6 +48,7 @@ pub fn run(args: Args) -> Result<()> {
         device,
         matmul,
         task,
+        types,
     } = args;
     let dir = ModelDir::read(&model)?;
     if let Some(task) = task {
@@ -54,7 +59,24 @@ pub fn run(args: Args) -> Result<()> {
         let (_, parsed) = read_texts(&input, &format)?;
         return crate::relations::cli::tag(&dir, &parsed, batch, &device, matmul.matmul);
     }
-    let predictor = dir.predictor(&device, matmul.matmul)?;
+    let predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
+        (multitag_model::TaskKind::Binder, Some(path)) => {
+            let mut tagger = crate::binder::load_tagger(&dir, &device)?;
+            let added = tagger.add_types(&crate::binder::read_types(&path)?)?;
+            eprintln!(
+                "{}: {added} type(s) described at tag time, after the {} trained",
+                path.display(),
+                tagger.types().len() - added
+            );
+            Box::new(tagger)
+        }
+        (_, Some(_)) => anyhow::bail!(
+            "--types adds described types to a BINDER model; {} is a {} model",
+            dir.path.display(),
+            dir.task.name()
+        ),
+        (_, None) => dir.predictor(&device, matmul.matmul)?,
+    };
     let (_, parsed) = read_texts(&input, &format)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -63,6 +63,29 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let dataset = labeled.load(&data)?;
+    if options.task == Task::Binder {
+        let Some(types_path) = labeled.types_file() else {
+            anyhow::bail!("--task binder needs --types FILE: each entity type described in words");
+        };
+        let types = crate::binder::read_types(types_path)?;
+        let outcome = crate::binder::train_binder(
+            &base,
+            &dataset,
+            types,
+            &types_path.display().to_string(),
+            &options,
+            &device.device()?,
+            Some(&out),
+            resume,
+        )?;
+        eprintln!(
+            "best dev F1 {:.2}; model in {} ({:.0} s of training)",
+            100.0 * outcome.best_dev_f1,
+            out.display(),
+            outcome.train_seconds
+        );
+        return Ok(());
+    }
     let outcome = train::TrainRun {
         base: &base,
         dataset: &dataset,

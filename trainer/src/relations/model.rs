@@ -73,9 +73,10 @@ impl RelationModel {
         opts: &TrainOptions,
     ) -> Result<Self> {
         let recipe = Recipe::of(opts)?;
-        let (varmap, mut model) = base.trainable_model(&base.config, device, opts.seed, |vb| {
-            SpanModel::load(&base.config, types.clone(), recipe.settings, vb)
-        })?;
+        let (varmap, mut model) =
+            base.trainable_model(&base.config, device, opts.seed, &[], |vb| {
+                SpanModel::load(&base.config, types.clone(), recipe.settings, vb)
+            })?;
         opts.set_up_encoder(&mut model.encoder, base)?;
         Ok(Self {
             varmap,

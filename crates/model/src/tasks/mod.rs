@@ -87,15 +87,18 @@ pub enum TaskKind {
     Tagging,
     /// [`relations`]: span-based joint entity and relation extraction (SpERT, SpERT.MT).
     Relations,
+    /// [`binder`]: bi-encoder NER against entity types described in words (BINDER).
+    Binder,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 2] = [TaskKind::Tagging, TaskKind::Relations];
+    pub const ALL: [TaskKind; 3] = [TaskKind::Tagging, TaskKind::Relations, TaskKind::Binder];
 
     pub fn name(self) -> &'static str {
         match self {
             TaskKind::Tagging => "tagging",
             TaskKind::Relations => "relations",
+            TaskKind::Binder => "binder",
         }
     }
 
@@ -191,6 +194,7 @@ pub fn predictor_from_gguf(
             compute,
         )?),
         TaskKind::Relations => return Err(not_a_tagger(file.source())),
+        TaskKind::Binder => return Err(no_binder_export(file.source())),
     };
     // Each task's loader checks this already (the tagging one does); checked here again so that
     // a new task's loader cannot forget it.
@@ -204,6 +208,14 @@ fn not_a_tagger(source: &str) -> ModelError {
     ModelError::Task(format!(
         "{source}: a relation extraction model (task `relations`), read by the relation \
          commands (`trainer eval`/`tag` on its directory), not a tagger"
+    ))
+}
+
+/// An exported file that says BINDER: this build writes no such export.
+fn no_binder_export(source: &str) -> ModelError {
+    ModelError::Task(format!(
+        "{source}: a BINDER model; exported BINDER models are not read by this build (use the \
+         trained model directory)"
     ))
 }
 
@@ -256,6 +268,13 @@ pub fn predictor_from_tensors(
             Box::new(tagging::Tagger::new(model, tokenizer, device.clone()))
         }
         TaskKind::Relations => return Err(not_a_tagger(source)),
+        // Its types' descriptions are not among these arguments.
+        TaskKind::Binder => {
+            return Err(ModelError::Task(format!(
+                "{source}: a BINDER model is read with its type descriptions \
+                 (binder::BinderTagger::from_tensors)"
+            )))
+        }
     };
     Ok(predictor)
 }

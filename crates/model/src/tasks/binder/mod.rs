@@ -40,6 +40,8 @@
 //!   `2h + 128` concatenation for every candidate).
 pub mod loss;
 pub mod model;
+pub mod tagger;
 
 pub use loss::{BinderExample, BinderLoss};
 pub use model::{BinderModel, BinderSettings, Candidates, TypeVectors};
+pub use tagger::{encode_descriptions, BinderTagger, BinderView};
