@@ -320,3 +320,93 @@ impl Predictor for BinderTagger {
         self.view().predict_tags(words, batch_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::tests::tiny;
+    use super::*;
+
+    fn described(name: &str, description: &str) -> TypeDescription {
+        TypeDescription {
+            name: name.into(),
+            description: description.into(),
+        }
+    }
+
+    fn tagger() -> BinderTagger {
+        let (_, model) = tiny();
+        let tokenizer =
+            WordTokenizer::from_bytes("tokenizer.json", crate::testing::TOKENIZER.as_bytes())
+                .unwrap();
+        // The tiny tokenizer's vocabulary stands in for descriptions.
+        let types = vec![described("COLOR", "navy blue"), described("TYPE", "shirt")];
+        BinderTagger::new(model, tokenizer, types, Device::Cpu).unwrap()
+    }
+
+    fn rows(t: &Tensor) -> Vec<Vec<u32>> {
+        t.to_vec2::<f32>()
+            .unwrap()
+            .iter()
+            .map(|r| r.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    }
+
+    /// Types described at tag time come after the trained ones, whose vectors stay as they were
+    /// computed once; a trained type given again unchanged is skipped, changed is refused.
+    #[test]
+    fn described_types_extend_the_cached_vectors() {
+        let mut tagger = tagger();
+        let before = rows(&tagger.vectors.span);
+        let added = tagger
+            .add_types(&[described("COLOR", "navy blue"), described("GENDER", "men")])
+            .unwrap();
+        assert_eq!(added, 1);
+        let names: Vec<&str> = tagger.types().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["COLOR", "TYPE", "GENDER"]);
+        let after = rows(&tagger.vectors.span);
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[..2], before[..]);
+        // The new type's vector is its description's, as if it had been there from the start.
+        let alone = type_vectors(
+            &tagger.model,
+            &tagger.tokenizer,
+            &[described("GENDER", "men")],
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(after[2], rows(&alone.span)[0]);
+        let e = tagger
+            .add_types(&[described("TYPE", "roadster")])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`TYPE` is already described otherwise"),
+            "{e}"
+        );
+        assert_eq!(tagger.types().len(), 3);
+    }
+
+    /// Entities are slices of the text at their character offsets, one tag per word.
+    #[test]
+    fn extract_and_tags_index_the_input() {
+        let tagger = tagger();
+        let texts = ["Roadster  men navy blue shirt", "shirt"];
+        for tagged in tagger.extract(&texts, 8).unwrap() {
+            let chars: Vec<char> = tagged.title.chars().collect();
+            for e in &tagged.entities {
+                assert_eq!(e.text, chars[e.start..e.end].iter().collect::<String>());
+            }
+            assert!(!tagged.truncated);
+        }
+        let words = vec![vec!["roadster", "men", "navy"], vec!["shirt"]];
+        let tags = tagger.predict_tags(&words, 8).unwrap();
+        assert_eq!(tags.iter().map(Vec::len).collect::<Vec<_>>(), [3, 1]);
+        // Past the encoder's 16 positions the words are cut: tagged O, the text marked truncated.
+        let long = vec!["shirt"; 20];
+        let view = tagger.view();
+        let (found, cut) = &view.predict_words(std::slice::from_ref(&long), 8).unwrap()[0];
+        assert!(*cut && found.iter().all(|s| s.span.end <= 14));
+        assert_eq!(tagger.predict_tags(&[long], 8).unwrap()[0].len(), 20);
+        assert!(tagger.extract(&[&"shirt ".repeat(20)], 8).unwrap()[0].truncated);
+    }
+}
