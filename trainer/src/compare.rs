@@ -19,12 +19,19 @@ use crate::model_dir::ModelDir;
 use crate::output::write_atomic;
 use multitag_model::TripletForm;
 
-use crate::train::{Objective, TrainOptions, TrainRun};
+use crate::binder::BinderOutcome;
+use crate::train::{Objective, Task, TrainOptions, TrainOutcome, TrainRun};
+use multitag_core::binder::TypeDescription;
+use multitag_model::tasks::binder::TypeVectors;
+use multitag_model::tasks::tagging::TaggingSource;
+use multitag_model::Predictor;
 
 /// Parses `baseline`, `triplet-bpr:1`, `triplet-sigmoid:0.3`, `infonce:0.1` into options; a
 /// `+distill:W` suffix (`infonce:0.1+distill:1`) adds the distillation term at weight W, and
 /// `+layers:K` K tagging layers of the tagger's own, `+frozen:N` the embeddings and N bottom
-/// layers frozen.
+/// layers frozen. `binder` is BINDER with its published recipe (20 epochs
+/// of batch 8, learning rate 3e-5 decaying linearly from the first step, no weight decay,
+/// patience 5; `binder+epochs:N` for fewer), the types described by the command's `--types`.
 pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions> {
     let mut opts = template.clone();
     opts.distill = 0.0;
@@ -32,31 +39,7 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
     opts.frozen_layers = None;
     let mut parts = spec.split('+');
     let objective = parts.next().unwrap_or_default();
-    for extra in parts {
-        let bad =
-            || format!("variant `{spec}`: unknown `+{extra}` (+distill:W, +layers:K or +frozen:N)");
-        let (key, value) = extra.split_once(':').with_context(bad)?;
-        match key {
-            "distill" => {
-                opts.distill = value.parse::<f64>().with_context(|| {
-                    format!("variant `{spec}`: bad distillation weight `{value}`")
-                })?
-            }
-            "layers" => {
-                opts.tagging_layers = value.parse::<usize>().with_context(|| {
-                    format!("variant `{spec}`: bad number of tagging layers `{value}`")
-                })?
-            }
-            "frozen" => {
-                opts.frozen_layers = Some(value.parse::<usize>().with_context(|| {
-                    format!("variant `{spec}`: bad number of frozen layers `{value}`")
-                })?)
-            }
-            _ => bail!(bad()),
-        }
-    }
-    let spec = objective;
-    let (kind, weight) = match spec.split_once(':') {
+    let (kind, weight) = match objective.split_once(':') {
         Some((k, w)) => (
             k,
             Some(
@@ -64,7 +47,7 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
                     .with_context(|| format!("variant `{spec}`: bad lambda `{w}`"))?,
             ),
         ),
-        None => (spec, None),
+        None => (objective, None),
     };
     match kind {
         "baseline" => {
@@ -80,12 +63,46 @@ pub fn parse_variant(spec: &str, template: &TrainOptions) -> Result<TrainOptions
             opts.triplet_form = TripletForm::Sigmoid;
         }
         "infonce" => opts.objective = Objective::Infonce,
+        "binder" if weight.is_none() => {
+            opts.task = Task::Binder;
+            opts.objective = Objective::None;
+            opts.lambda = 0.0;
+            (opts.epochs, opts.batch_size, opts.lr) = (20, 8, 3e-5);
+            (opts.warmup, opts.weight_decay, opts.patience) = (0.0, 0.0, 5);
+        }
         other => bail!(
-            "unknown variant `{other}` (baseline, triplet-bpr:L, triplet-sigmoid:L, infonce:L)"
+            "unknown variant `{other}` (baseline, triplet-bpr:L, triplet-sigmoid:L, infonce:L, \
+             binder)"
         ),
     }
     if let Some(w) = weight {
         opts.lambda = w;
+    }
+    for extra in parts {
+        let bad = || {
+            format!(
+                "variant `{spec}`: unknown `+{extra}` (+distill:W, +layers:K, +frozen:N; \
+                 binder+epochs:N)"
+            )
+        };
+        let (key, value) = extra.split_once(':').with_context(bad)?;
+        let count = |what: &str| {
+            value
+                .parse::<usize>()
+                .with_context(|| format!("variant `{spec}`: bad number of {what} `{value}`"))
+        };
+        match key {
+            "distill" => {
+                opts.distill = value.parse::<f64>().with_context(|| {
+                    format!("variant `{spec}`: bad distillation weight `{value}`")
+                })?
+            }
+            "layers" => opts.tagging_layers = count("tagging layers")?,
+            "frozen" => opts.frozen_layers = Some(count("frozen layers")?),
+            // Only BINDER's recipe fixes its epochs (and names them); the others take --epochs.
+            "epochs" if opts.task == Task::Binder => opts.epochs = count("epochs")?,
+            _ => bail!(bad()),
+        }
     }
     Ok(opts)
 }
@@ -125,6 +142,37 @@ pub struct Comparison<'a> {
     /// Train nothing: tabulate the runs already in `runs.jsonl` (for example merged from
     /// several processes or machines).
     pub summary_only: bool,
+    /// For `binder` variants: the entity types described in words, and the file they came from.
+    pub types: Option<(&'a [TypeDescription], &'a str)>,
+}
+
+/// A variant's trained model, best epoch on dev.
+enum Trained {
+    Tagger(TrainOutcome),
+    Binder(BinderOutcome, TypeVectors),
+}
+
+impl Trained {
+    fn predictor(&self) -> Box<dyn Predictor + '_> {
+        match self {
+            Trained::Tagger(outcome) => Box::new(outcome.model.view()),
+            Trained::Binder(outcome, vectors) => Box::new(outcome.model.view(vectors)),
+        }
+    }
+
+    fn train_seconds(&self) -> f64 {
+        match self {
+            Trained::Tagger(outcome) => outcome.train_seconds,
+            Trained::Binder(outcome, _) => outcome.train_seconds,
+        }
+    }
+
+    fn epochs(&self) -> usize {
+        match self {
+            Trained::Tagger(outcome) => outcome.history.len(),
+            Trained::Binder(outcome, _) => outcome.epochs,
+        }
+    }
 }
 
 impl Comparison<'_> {
@@ -158,17 +206,9 @@ impl Comparison<'_> {
                 eprintln!("== {name}, seed {seed}");
                 let mut opts = variant.clone();
                 opts.seed = *seed;
-                let outcome = TrainRun {
-                    base: self.base,
-                    dataset: self.dataset,
-                    labels: self.labels,
-                    options: &opts,
-                    device: self.device,
-                    out: None,
-                    resume: false,
-                }
-                .run()?;
-                let predictor = &outcome.model;
+                let trained = self.train(&opts)?;
+                let predictor = trained.predictor();
+                let predictor = predictor.as_ref();
                 let predicted = predict_tags(predictor, &test, 64)?;
                 let by_id: HashMap<&str, &Vec<String>> = test
                     .iter()
@@ -207,8 +247,8 @@ impl Comparison<'_> {
                         )?),
                         None => None,
                     },
-                    train_seconds: outcome.train_seconds,
-                    epochs: outcome.history.len(),
+                    train_seconds: trained.train_seconds(),
+                    epochs: trained.epochs(),
                 };
                 eprintln!(
                     "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2}{} | {:.0} s",
@@ -254,6 +294,38 @@ impl Comparison<'_> {
         );
         write_atomic(&self.out.join("compare.md"), table.as_bytes())?;
         Ok(table)
+    }
+
+    fn train(&self, opts: &TrainOptions) -> Result<Trained> {
+        if opts.task != Task::Binder {
+            return Ok(Trained::Tagger(
+                TrainRun {
+                    base: self.base,
+                    dataset: self.dataset,
+                    labels: self.labels,
+                    options: opts,
+                    device: self.device,
+                    out: None,
+                    resume: false,
+                }
+                .run()?,
+            ));
+        }
+        let Some((types, source)) = self.types else {
+            bail!("the `binder` variant needs --types FILE: each entity type described in words");
+        };
+        let outcome = crate::binder::train_binder(
+            self.base,
+            self.dataset,
+            types.to_vec(),
+            source,
+            opts,
+            self.device,
+            None,
+            false,
+        )?;
+        let vectors = outcome.model.type_vectors()?;
+        Ok(Trained::Binder(outcome, vectors))
     }
 
     /// The scores of a run that come from its saved test-split predictions: the test items whose
@@ -586,9 +658,28 @@ mod tests {
             "infonce:0.1+layers:-1",
             "infonce:0.1+distill",
             "crf:1",
+            "baseline+epochs:2",
+            "binder:0.5",
         ] {
             assert!(parse_variant(bad, &template()).is_err(), "{bad}");
         }
+        Ok(())
+    }
+
+    /// `binder` brings BINDER's recipe whatever the tagging template says; `+epochs:N` a budget,
+    /// which its name records.
+    #[test]
+    fn the_binder_variant_takes_its_recipe() -> Result<()> {
+        let binder = parse_variant("binder", &template())?;
+        assert_eq!(binder.task, Task::Binder);
+        assert_eq!(
+            (binder.epochs, binder.batch_size, binder.lr, binder.warmup),
+            (20, 8, 3e-5, 0.0)
+        );
+        assert_eq!((binder.weight_decay, binder.patience), (0.0, 5));
+        assert_eq!(binder.variant_name(), "binder (20 epochs)");
+        let short = parse_variant("binder+epochs:4", &template())?;
+        assert_eq!(short.variant_name(), "binder (4 epochs)");
         Ok(())
     }
 }

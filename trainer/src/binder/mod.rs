@@ -12,4 +12,4 @@ pub mod model;
 pub mod train;
 
 pub use model::{load_tagger, read_types};
-pub use train::train_binder;
+pub use train::{train_binder, BinderOutcome};

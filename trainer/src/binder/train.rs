@@ -131,6 +131,10 @@ pub fn binder_examples(
 }
 
 pub struct BinderOutcome {
+    /// The best epoch's model.
+    pub model: BinderTraining,
+    /// Epochs trained (early stopping may end it before `--epochs`).
+    pub epochs: usize,
     pub best_dev_f1: f64,
     pub train_seconds: f64,
 }
@@ -180,6 +184,8 @@ pub fn train_binder(
     };
     let epochs = train_epochs(&method, &examples, opts, device, out, resume)?;
     Ok(BinderOutcome {
+        model: method.model,
+        epochs: epochs.history.len(),
         best_dev_f1: epochs.best_dev_score,
         train_seconds: started.elapsed().as_secs_f64(),
     })

@@ -116,6 +116,10 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|v| compare::parse_variant(v.trim(), &options))
         .collect::<Result<Vec<_>>>()?;
+    let types = match labeled.types_file() {
+        Some(path) => Some((crate::binder::read_types(path)?, path.display().to_string())),
+        None => None,
+    };
     let table = compare::Comparison {
         base: &base,
         dataset: &dataset,
@@ -126,6 +130,9 @@ pub fn run(args: Args) -> Result<()> {
         eval_limit,
         match_set: match_set.as_deref(),
         summary_only,
+        types: types
+            .as_ref()
+            .map(|(t, source)| (t.as_slice(), source.as_str())),
     }
     .run(&variants, &seeds)?;
     println!("{table}");

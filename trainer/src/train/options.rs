@@ -211,7 +211,7 @@ impl TrainOptions {
         let mut name = match self.task {
             Task::Tagging => self.objective_name(),
             Task::Relations => self.span_method.clone(),
-            Task::Binder => "binder".into(),
+            Task::Binder => format!("binder ({} epochs)", self.epochs),
         };
         if self.distill > 0.0 {
             name = format!("{name} + distill {}", self.distill);
