@@ -149,28 +149,28 @@ pub struct Comparison<'a> {
 /// A variant's trained model, best epoch on dev.
 enum Trained {
     Tagger(TrainOutcome),
-    Binder(BinderOutcome, TypeVectors),
+    Binder(Box<(BinderOutcome, TypeVectors)>),
 }
 
 impl Trained {
     fn predictor(&self) -> Box<dyn Predictor + '_> {
         match self {
             Trained::Tagger(outcome) => Box::new(outcome.model.view()),
-            Trained::Binder(outcome, vectors) => Box::new(outcome.model.view(vectors)),
+            Trained::Binder(b) => Box::new(b.0.model.view(&b.1)),
         }
     }
 
     fn train_seconds(&self) -> f64 {
         match self {
             Trained::Tagger(outcome) => outcome.train_seconds,
-            Trained::Binder(outcome, _) => outcome.train_seconds,
+            Trained::Binder(b) => b.0.train_seconds,
         }
     }
 
     fn epochs(&self) -> usize {
         match self {
             Trained::Tagger(outcome) => outcome.history.len(),
-            Trained::Binder(outcome, _) => outcome.epochs,
+            Trained::Binder(b) => b.0.epochs,
         }
     }
 }
@@ -325,7 +325,7 @@ impl Comparison<'_> {
             false,
         )?;
         let vectors = outcome.model.type_vectors()?;
-        Ok(Trained::Binder(outcome, vectors))
+        Ok(Trained::Binder(Box::new((outcome, vectors))))
     }
 
     /// The scores of a run that come from its saved test-split predictions: the test items whose
