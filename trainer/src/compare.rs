@@ -148,7 +148,7 @@ pub struct Comparison<'a> {
 
 /// A variant's trained model, best epoch on dev.
 enum Trained {
-    Tagger(TrainOutcome),
+    Tagger(Box<TrainOutcome>),
     Binder(Box<(BinderOutcome, TypeVectors)>),
 }
 
@@ -298,7 +298,7 @@ impl Comparison<'_> {
 
     fn train(&self, opts: &TrainOptions) -> Result<Trained> {
         if opts.task != Task::Binder {
-            return Ok(Trained::Tagger(
+            return Ok(Trained::Tagger(Box::new(
                 TrainRun {
                     base: self.base,
                     dataset: self.dataset,
@@ -309,7 +309,7 @@ impl Comparison<'_> {
                     resume: false,
                 }
                 .run()?,
-            ));
+            )));
         }
         let Some((types, source)) = self.types else {
             bail!("the `binder` variant needs --types FILE: each entity type described in words");
