@@ -123,6 +123,52 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
         assert_eq!(e["text"].as_str(), Some(text.as_str()));
     }
 
+    // Exported (q8_0: both encoders quantized, the heads f32), it loads back as `trainer tag` and
+    // the browser load it, with its types and their descriptions, and takes described types.
+    let export = dir.join("export");
+    let o = trainer(
+        &[
+            "export",
+            "--model",
+            s(&model),
+            "--quant",
+            "q8_0",
+            "--test",
+            s(&data.join("dev.tsv")),
+            "--out",
+            s(&export),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest = json(&export.join("manifest.json"));
+    assert_eq!(manifest["task"], "binder");
+    assert_eq!(manifest["described_types"], json(&data.join("types.json")));
+    std::fs::write(
+        &extra,
+        r#"[{"name": "Organ", "description": "an organ entity is a part of the body such as the liver, heart or kidney."}]"#,
+    )
+    .unwrap();
+    let o = trainer(
+        &["tag", "--model", s(&export), "--types", s(&extra)],
+        Some(&format!("{line}\n")),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let spans = |v: &Value| -> Vec<(String, u64, u64)> {
+        (v["entities"].as_array().unwrap().iter())
+            .map(|e| {
+                let label = e["label"].as_str().unwrap().to_string();
+                (
+                    label,
+                    e["start"].as_u64().unwrap(),
+                    e["end"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(spans(&exported), spans(&out));
+
     // A trained type described otherwise is refused, not silently redefined.
     std::fs::write(
         &extra,

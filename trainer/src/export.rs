@@ -35,9 +35,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use multitag_core::binder::TypeDescription;
 use multitag_core::relations::Document;
 use multitag_core::{BundledExample, Split, TextRelations};
 use multitag_model::gguf::{write_gguf, ExportMetadata, StoredTensor};
+use multitag_model::nn::weights::ENCODER_PREFIXES;
 use multitag_model::tasks::relations::extractor::SpanModelSettings;
 use multitag_model::tasks::relations::SpanExtractor;
 use multitag_model::{
@@ -88,6 +90,9 @@ pub struct Manifest {
     /// A relation model's settings and decoding, as its metadata records them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub span_model: Option<SpanModelSettings>,
+    /// A BINDER model's trained types with their descriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub described_types: Option<Vec<TypeDescription>>,
     pub tensors: Vec<StoredTensor>,
 }
 
@@ -112,6 +117,9 @@ impl Export<'_> {
         let weights_bytes = dir.require_safetensors("export from")?;
         if dir.task == TaskKind::Relations {
             return self.run_relations(&dir, weights_bytes);
+        }
+        if dir.task == TaskKind::Binder {
+            return self.run_binder(&dir, weights_bytes);
         }
         let labels = dir.labels.clone().with_context(|| {
             format!(
@@ -149,6 +157,7 @@ impl Export<'_> {
             types: None,
             span_method: None,
             span_model: None,
+            described_types: None,
             tensors: stored,
         };
         self.write_out(
@@ -220,6 +229,7 @@ impl Export<'_> {
             }),
             span_method: Some(float.model.settings.variant()),
             span_model: Some(SpanModelSettings::of(&float)),
+            described_types: None,
             tensors: stored,
         };
         self.write_out(
@@ -228,6 +238,60 @@ impl Export<'_> {
             &examples_json,
             manifest,
             |staged| self.verify_relations(staged, &gguf, &dir.tokenizer_bytes, &float, &examples),
+        )
+    }
+
+    /// A BINDER model, as a tagger is exported (its examples are test titles, checked through the
+    /// same predictor interface), with its trained types and settings in the metadata. Both
+    /// encoders take `--quant`; the heads (everything outside them: BINDER's projections, width
+    /// embedding and log-scales, about 0.2 M values) stay f32 as a relation model's do, so that
+    /// the scores compared with the `[CLS]` threshold are the trained ones.
+    fn run_binder(&self, dir: &ModelDir, weights_bytes: &[u8]) -> Result<Manifest> {
+        let device = Device::Cpu;
+        let float = crate::binder::load_tagger(dir, &device, DenseCompute::default())?;
+        let source = self.model.join("model.safetensors").display().to_string();
+        let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
+        let mut heads: Vec<&str> = tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)))
+            .collect();
+        heads.sort_unstable();
+        let task_metadata = float.export_metadata();
+        let (gguf, stored) = write_gguf(
+            &tensors,
+            &ExportMetadata {
+                config_json: &dir.config_text,
+                labels: None,
+                quant: self.quant,
+                source: &self.model.display().to_string(),
+                task: dir.task.name(),
+                tokenizer_json: Some(&dir.tokenizer_bytes),
+                task_metadata: &task_metadata,
+                float_prefixes: &heads,
+            },
+        )
+        .with_context(|| format!("exporting {source}"))?;
+        let examples = self.examples(dir);
+        let examples_json = serde_json::to_string_pretty(&examples)?;
+        let manifest = Manifest {
+            task: dir.task.name().to_string(),
+            quant: self.quant.name().to_string(),
+            files: Vec::new(),
+            source: self.model.display().to_string(),
+            labels: None,
+            types: None,
+            span_method: None,
+            span_model: None,
+            described_types: Some(float.types().to_vec()),
+            tensors: stored,
+        };
+        self.write_out(
+            &gguf,
+            &dir.tokenizer_bytes,
+            &examples_json,
+            manifest,
+            |staged| self.verify(staged, &gguf, &dir.tokenizer_bytes, &float, &examples),
         )
     }
 

@@ -304,7 +304,7 @@ impl ModelDir {
     /// directory (with labels.json) or an exported one.
     pub fn predictor(&self, device: &Device, compute: DenseCompute) -> Result<Box<dyn Predictor>> {
         if self.task == TaskKind::Binder {
-            return Ok(Box::new(crate::binder::load_tagger(self, device)?));
+            return Ok(Box::new(crate::binder::load_tagger(self, device, compute)?));
         }
         let labels = self.labels.clone().with_context(|| {
             format!(

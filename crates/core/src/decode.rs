@@ -31,7 +31,8 @@ pub struct Entity {
     pub start: usize,
     /// Character offset one past the last char.
     pub end: usize,
-    /// Mean word probability over the span.
+    /// How sure the model is: a token tagger's mean word probability over the span; BINDER's
+    /// span score (a scaled cosine, kept when above its type's `[CLS]` score).
     pub score: f32,
 }
 

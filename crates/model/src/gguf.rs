@@ -14,8 +14,9 @@
 //! | `multitag.labels_sha256` | SHA-256 of the tag list ([`labels_sha256`]; `trainer train` records the same in `training.json`) |
 //! | `multitag.config_sha256` | SHA-256 of the `multitag.config` text |
 //! | `multitag.tokenizer_sha256` | SHA-256 of the `tokenizer.json` exported beside it, checked before that file is parsed ([`GgufFile::check_tokenizer`]) |
-//! | `multitag.types` | relation models: the entity and relation types, as a SpERT types file |
+//! | `multitag.types` | relation models: the entity and relation types, as a SpERT types file; BINDER models: the trained types and their descriptions (`multitag_core::binder::to_json`) |
 //! | `multitag.span_model` | relation models: the span model's settings and its decoding (`crate::tasks::relations::extractor::SpanModelSettings`) |
+//! | `multitag.binder` | BINDER models: its settings (`crate::tasks::binder::BinderSettings`) |
 //! | `multitag.task_sha256` | SHA-256 of the task's own keys above ([`TASK_KEYS`], [`task_metadata_sha256`]) |
 //!
 //! A tagging model has `multitag.labels` (its tags); a relation model has none (its types are in
@@ -83,10 +84,11 @@ pub const KEY_CONFIG_SHA256: &str = "multitag.config_sha256";
 pub const KEY_TOKENIZER_SHA256: &str = "multitag.tokenizer_sha256";
 pub const KEY_TYPES: &str = "multitag.types";
 pub const KEY_SPAN_MODEL: &str = "multitag.span_model";
+pub const KEY_BINDER: &str = "multitag.binder";
 pub const KEY_TASK_SHA256: &str = "multitag.task_sha256";
 /// The metadata a task writes for itself ([`ExportMetadata::task_metadata`]), covered by
 /// `multitag.task_sha256`.
-pub const TASK_KEYS: [&str; 2] = [KEY_TYPES, KEY_SPAN_MODEL];
+pub const TASK_KEYS: [&str; 3] = [KEY_TYPES, KEY_SPAN_MODEL, KEY_BINDER];
 
 /// Errors from the GGUF reader quote what they read (names, counts); at most this many characters
 /// of such a message are kept.

@@ -12,7 +12,7 @@ use multitag_model::nn::weights;
 use multitag_model::tasks::binder::{
     encode_descriptions, tagger, BinderModel, BinderSettings, BinderTagger, BinderView, TypeVectors,
 };
-use multitag_model::{TaskKind, WordTokenizer};
+use multitag_model::{DenseCompute, TaskKind, WordTokenizer};
 
 use crate::model_dir::{ModelDir, WeightsFormat};
 use crate::output::{write_atomic, write_json, write_weights};
@@ -102,8 +102,9 @@ pub fn save_binder_model(
 }
 
 /// A trained BINDER directory at inference: its types (types.json) and weights, every tensor
-/// checked to be used.
-pub fn load_tagger(dir: &ModelDir, device: &Device) -> Result<BinderTagger> {
+/// checked to be used; or an exported one (model.gguf, whose metadata holds the types and
+/// settings), its encoders' dense layers multiplying as `compute` says.
+pub fn load_tagger(dir: &ModelDir, device: &Device, compute: DenseCompute) -> Result<BinderTagger> {
     if dir.task != TaskKind::Binder {
         bail!(
             "{}: a {} model, not a BINDER one (train one with --task binder)",
@@ -111,11 +112,15 @@ pub fn load_tagger(dir: &ModelDir, device: &Device) -> Result<BinderTagger> {
             dir.task.name()
         );
     }
-    if let WeightsFormat::Gguf(_) = &dir.weights {
-        bail!(
-            "{}: exported BINDER models are not read by this build; use the trained directory",
-            dir.path.display()
-        );
+    if let WeightsFormat::Gguf(file) = &dir.weights {
+        let tokenizer_source = dir.path.join("tokenizer.json").display().to_string();
+        return Ok(BinderTagger::from_gguf(
+            file,
+            &tokenizer_source,
+            &dir.tokenizer_bytes,
+            device,
+            compute,
+        )?);
     }
     let types_path = dir.path.join("types.json");
     if !types_path.is_file() {

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
         (multitag_model::TaskKind::Binder, Some(path)) => {
-            let mut tagger = crate::binder::load_tagger(&dir, &device)?;
+            let mut tagger = crate::binder::load_tagger(&dir, &device, matmul.matmul)?;
             let added = tagger.add_types(&crate::binder::read_types(&path)?)?;
             eprintln!(
                 "{}: {added} type(s) described at tag time, after the {} trained",

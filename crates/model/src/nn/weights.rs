@@ -22,6 +22,11 @@ use super::embedding::EmbeddingTable;
 use crate::error::{printable, ModelError};
 use crate::gguf::GgufFile;
 
+/// Where encoders live in a checkpoint: the text encoder every task has, and BINDER's type
+/// encoder. An export's dense layers under them multiply as its `compute` says, the others (a
+/// task's heads) as its `head_compute`.
+pub const ENCODER_PREFIXES: [&str; 2] = ["bert.", "type_encoder."];
+
 /// A source of parameters, positioned at a name prefix (like `VarBuilder::pp`).
 #[derive(Clone)]
 pub enum Weights<'a> {
@@ -130,7 +135,7 @@ impl<'a> Weights<'a> {
                 ..
             } => {
                 let name = self.full_name("weight");
-                let compute = if name.starts_with("bert.") {
+                let compute = if ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)) {
                     *compute
                 } else {
                     *head_compute

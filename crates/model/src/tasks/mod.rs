@@ -194,7 +194,13 @@ pub fn predictor_from_gguf(
             compute,
         )?),
         TaskKind::Relations => return Err(not_a_tagger(file.source())),
-        TaskKind::Binder => return Err(no_binder_export(file.source())),
+        TaskKind::Binder => Box::new(binder::BinderTagger::from_gguf(
+            file,
+            tokenizer_source,
+            tokenizer_json,
+            device,
+            compute,
+        )?),
     };
     // Each task's loader checks this already (the tagging one does); checked here again so that
     // a new task's loader cannot forget it.
@@ -208,14 +214,6 @@ fn not_a_tagger(source: &str) -> ModelError {
     ModelError::Task(format!(
         "{source}: a relation extraction model (task `relations`), read by the relation \
          commands (`trainer eval`/`tag` on its directory), not a tagger"
-    ))
-}
-
-/// An exported file that says BINDER: this build writes no such export.
-fn no_binder_export(source: &str) -> ModelError {
-    ModelError::Task(format!(
-        "{source}: a BINDER model; exported BINDER models are not read by this build (use the \
-         trained model directory)"
     ))
 }
 

@@ -7,14 +7,16 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use multitag_core::binder::{ScoredSpan, TypeDescription};
+use multitag_core::binder::{read_type_descriptions, to_json, ScoredSpan, TypeDescription};
 use multitag_core::{iob2_from_spans, split_words, Entity, Span, TaggedTitle};
 
 use super::model::{BinderModel, BinderSettings, TypeVectors};
 use crate::config::BertConfig;
-use crate::error::ModelError;
+use crate::error::{printable, ModelError};
+use crate::gguf::{GgufFile, KEY_BINDER, KEY_TYPES};
 use crate::nn::weights::TrackedTensors;
 use crate::nn::Mode;
+use crate::nn::{DenseCompute, Weights};
 use crate::tasks::embedding::embed_texts;
 use crate::tasks::relations::SubwordSentence;
 use crate::tasks::{check_all_read, on_worker_threads, Embedder, Predictor, TaskKind};
@@ -200,7 +202,9 @@ pub struct BinderTagger {
     pub model: BinderModel,
     pub tokenizer: WordTokenizer,
     pub device: Device,
+    /// The trained types, then those described at tag time.
     types: Vec<TypeDescription>,
+    trained: usize,
     vectors: TypeVectors,
 }
 
@@ -217,9 +221,63 @@ impl BinderTagger {
             model,
             tokenizer,
             device,
+            trained: types.len(),
             types,
             vectors,
         })
+    }
+
+    /// An exported model (task `binder`): its config, trained types and settings from the
+    /// metadata, its weights through [`crate::nn::Weights`] like every exported model's. Both
+    /// encoders' dense layers multiply as `compute` says, the heads in f32 (`trainer export` stores
+    /// them f32). `tokenizer_json` is checked against the file's checksum before it is parsed, and
+    /// every tensor in the file must be used.
+    pub fn from_gguf(
+        file: &GgufFile,
+        tokenizer_source: &str,
+        tokenizer_json: &[u8],
+        device: &Device,
+        compute: DenseCompute,
+    ) -> Result<Self, ModelError> {
+        let task = TaskKind::of_gguf(file)?;
+        if task != TaskKind::Binder {
+            return Err(ModelError::Task(format!(
+                "{}: a {} model, not a BINDER one (train one with --task binder)",
+                file.source(),
+                task.name()
+            )));
+        }
+        file.check_tokenizer(tokenizer_source, tokenizer_json)?;
+        let config = file.config()?;
+        let types_source = format!("{}: {KEY_TYPES}", file.source());
+        let types = read_type_descriptions(&types_source, file.metadata_str(KEY_TYPES)?)
+            .map_err(|e| ModelError::Config(e.to_string()))?;
+        let settings: BinderSettings = serde_json::from_str(file.metadata_str(KEY_BINDER)?)
+            .map_err(|e| {
+                ModelError::Config(format!(
+                    "{}: {KEY_BINDER}: {}",
+                    file.source(),
+                    printable(&e.to_string(), 200)
+                ))
+            })?;
+        let weights = Weights::gguf(file, compute, device).with_head_compute(DenseCompute::F32);
+        let model = BinderModel::load(&config, settings, weights)
+            .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))?;
+        file.check_every_tensor_read(&config)?;
+        let tokenizer = WordTokenizer::from_bytes(tokenizer_source, tokenizer_json)?;
+        Self::new(model, tokenizer, types, device.clone())
+    }
+
+    /// What an export records of this model beside its weights ([`crate::gguf::TASK_KEYS`]): the
+    /// trained types with their descriptions, and the settings.
+    pub fn export_metadata(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (KEY_TYPES, to_json(&self.types[..self.trained])),
+            (
+                KEY_BINDER,
+                serde_json::to_string(&self.model.settings).expect("plain settings serialize"),
+            ),
+        ]
     }
 
     /// The model of float weights `tensors` (Hugging Face names; `source` names the file in
