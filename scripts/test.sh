@@ -51,6 +51,20 @@ if [ ! -f public/relations/manifest.json ]; then
   cargo run --release -q -p multitag-trainer -- export --model "$relation_model" \
     --data ../shared/data/conll04 --quant q4k --out public/relations
 fi
+# The Tag view's types described in words (tests/e2e): when none is exported, a small BINDER
+# model trained here on the catalog's derived labels (600 titles, 2 epochs, lr 1e-4: about a
+# minute and a half on 2 CPU cores), exported q4k with test titles as examples.
+if [ ! -f public/binder/manifest.json ]; then
+  binder_model=runs/e2e-binder
+  if [ ! -f "$binder_model/model.safetensors" ]; then
+    cargo run --release -q -p multitag-trainer -- train --task binder \
+      --types data/binder/catalog_types.json --limit-train 600 --epochs 2 --lr 1e-4 \
+      --out "$binder_model"
+    rm -rf "$binder_model/checkpoint"
+  fi
+  cargo run --release -q -p multitag-trainer -- export --model "$binder_model" --quant q4k \
+    --out public/binder
+fi
 trunk build --release
 cargo test --release --workspace
 cargo check --release --target wasm32-unknown-unknown -p multitag-core -p multitag-model

@@ -18,6 +18,7 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use crate::protocol::{
     decode, encode, FromWorker, Slot, TaggedTitle, TextKind, TextRelations, ToWorker,
+    TypeDescription,
 };
 
 type Reply = Result<FromWorker, String>;
@@ -304,6 +305,28 @@ impl WorkerClient {
             .await?
         {
             FromWorker::Similarity { matrix, ms, .. } => Ok((matrix, ms)),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Entities of `titles` under the BINDER model (which only the primary worker loads), of its
+    /// trained types and the `described` ones, and the worker's time.
+    pub async fn tag_described(
+        &self,
+        titles: Vec<String>,
+        batch_size: usize,
+        described: Vec<TypeDescription>,
+    ) -> Result<(Vec<TaggedTitle>, f64), String> {
+        match self
+            .request(|id| ToWorker::TagDescribed {
+                id,
+                titles,
+                batch_size,
+                described,
+            })
+            .await?
+        {
+            FromWorker::Tagged { results, ms, .. } => Ok((results, ms)),
             other => Err(format!("unexpected reply {other:?}")),
         }
     }

@@ -12,6 +12,9 @@ pub enum Slot {
     Main,
     Baseline,
     Relations,
+    /// The optional BINDER model under `binder/`: entity types described in words, in the Tag
+    /// view.
+    Binder,
 }
 
 impl Slot {
@@ -21,6 +24,7 @@ impl Slot {
             Slot::Main => "model",
             Slot::Baseline => "model-baseline",
             Slot::Relations => "relations",
+            Slot::Binder => "binder",
         }
     }
 
@@ -29,6 +33,7 @@ impl Slot {
             Slot::Main => "triplet-trained",
             Slot::Baseline => "baseline",
             Slot::Relations => "relation extraction",
+            Slot::Binder => "described types (BINDER)",
         }
     }
 
@@ -37,6 +42,7 @@ impl Slot {
         match self {
             Slot::Main | Slot::Baseline => "tagging",
             Slot::Relations => "relations",
+            Slot::Binder => "binder",
         }
     }
 }
@@ -79,6 +85,14 @@ pub enum ToWorker {
         slot: Slot,
         texts: Vec<String>,
         kind: TextKind,
+    },
+    /// Entities of `titles` under the BINDER model (`Slot::Binder`), of its trained types and
+    /// the `described` ones after them, in batches of `batch_size`; answered by one `Tagged`.
+    TagDescribed {
+        id: u64,
+        titles: Vec<String>,
+        batch_size: usize,
+        described: Vec<TypeDescription>,
     },
     /// Entities and relations of `texts` under the relation model (`Slot::Relations`), in
     /// batches of `batch_size`; answered by one `Relations`.
@@ -143,6 +157,8 @@ pub enum FromWorker {
     },
 }
 
+/// An entity type described in words (BINDER), as `trainer tag --types` reads them.
+pub use multitag_core::binder::TypeDescription;
 /// The tagger's own result type (from `multitag-core`), so the page's JSONL download is exactly
 /// `trainer tag`'s output and the worker sends results without copying them field by field.
 pub use multitag_core::TaggedTitle;

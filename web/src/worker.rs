@@ -6,9 +6,10 @@
 use std::cell::RefCell;
 
 use candle_core::Device;
+use multitag_model::tasks::binder::BinderTagger;
 use multitag_model::tasks::relations::SpanExtractor;
 use multitag_model::{
-    predictor_from_gguf, DenseCompute, GgufFile, ModelError, Predictor, TaskKind,
+    predictor_from_gguf, DenseCompute, Embedder, GgufFile, ModelError, Predictor, TaskKind,
     DEFAULT_TEXT_TOKENS,
 };
 use wasm_bindgen::prelude::*;
@@ -30,12 +31,15 @@ struct Models {
     main: Option<Box<dyn Predictor>>,
     baseline: Option<Box<dyn Predictor>>,
     relations: Option<Box<SpanExtractor>>,
+    binder: Option<Box<BinderTagger>>,
 }
 
-/// What a load built: a tagger's predictor, or a relation model's extractor.
+/// What a load built: a tagger's predictor, a relation model's extractor, or a BINDER model
+/// (which takes types described at tag time).
 enum Loaded {
     Predictor(Box<dyn Predictor>),
     Relations(Box<SpanExtractor>),
+    Binder(Box<BinderTagger>),
 }
 
 thread_local! {
@@ -83,6 +87,7 @@ fn handle(message: ToWorker) {
                             (Slot::Main, Loaded::Predictor(p)) => m.main = Some(p),
                             (Slot::Baseline, Loaded::Predictor(p)) => m.baseline = Some(p),
                             (Slot::Relations, Loaded::Relations(r)) => m.relations = Some(r),
+                            (Slot::Binder, Loaded::Binder(b)) => m.binder = Some(b),
                             _ => {}
                         }
                     });
@@ -107,6 +112,36 @@ fn handle(message: ToWorker) {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             match extractor.extract_texts(&refs, batch_size) {
                 Ok(results) => FromWorker::Relations {
+                    id,
+                    results,
+                    ms: now() - start,
+                },
+                Err(e) => FromWorker::Failed {
+                    id,
+                    message: e.to_string(),
+                },
+            }
+        })),
+        ToWorker::TagDescribed {
+            id,
+            titles,
+            batch_size,
+            described,
+        } => post(&MODELS.with(|m| {
+            let mut m = m.borrow_mut();
+            let Some(tagger) = m.binder.as_mut() else {
+                return FromWorker::Failed {
+                    id,
+                    message: "the BINDER model is not loaded".into(),
+                };
+            };
+            let start = now();
+            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
+            let tagged = tagger
+                .set_described(&described)
+                .and_then(|()| tagger.extract(&refs, batch_size));
+            match tagged {
+                Ok(results) => FromWorker::Tagged {
                     id,
                     results,
                     ms: now() - start,
@@ -180,8 +215,8 @@ fn with_model(
         let predictor = match slot {
             Slot::Main => m.main.as_deref(),
             Slot::Baseline => m.baseline.as_deref(),
-            // Not a predictor: relation requests have their own message.
-            Slot::Relations => None,
+            // Relation and BINDER requests have their own messages.
+            Slot::Relations | Slot::Binder => None,
         };
         match predictor {
             Some(p) => f(p).unwrap_or_else(|message| FromWorker::Failed { id, message }),
@@ -265,10 +300,11 @@ fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind)
                  public/relations for the Relations view",
                 slot.dir()
             ),
-            TaskKind::Tagging => format!(
-                "{}/ holds a tagging model (task `tagging`), not a relation extraction one: the \
-                 Relations view needs a model trained with `trainer train --task relations`",
-                slot.dir()
+            TaskKind::Tagging | TaskKind::Binder => format!(
+                "{}/ holds a model of task `{}`, not the `{}` model this view needs",
+                slot.dir(),
+                task.name(),
+                slot.task()
             ),
         };
         return Err(LoadError {
@@ -290,6 +326,10 @@ fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind)
             predictor_from_gguf(&file, "tokenizer.json", tokenizer, &Device::Cpu, compute)
                 .map_err(corrupt)?,
         ),
+        TaskKind::Binder => Loaded::Binder(Box::new(
+            BinderTagger::from_gguf(&file, "tokenizer.json", tokenizer, &Device::Cpu, compute)
+                .map_err(corrupt)?,
+        )),
     };
     Ok((loaded, task))
 }
@@ -355,6 +395,7 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Loaded, ModelInfo), LoadErr
             r.types().relations.iter().map(|t| t.name.clone()).collect(),
             r.max_positions(),
         ),
+        Loaded::Binder(b) => (b.entity_types(), Vec::new(), b.max_tokens()),
     };
     let info = ModelInfo {
         task: task.name().to_string(),

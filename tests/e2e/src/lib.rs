@@ -10,6 +10,8 @@
 //! - `MULTITAG_E2E_RELATIONS`: the exported relation extraction model served as `/relations/`,
 //!   default `<repo>/public/relations` (`trainer export --model <relation model> --out
 //!   public/relations`), when present;
+//! - `MULTITAG_E2E_BINDER`: the exported BINDER model served as `/binder/`, default
+//!   `<repo>/public/binder`, when present;
 //! - `MULTITAG_CHROMIUM`: the browser, default `/usr/bin/chromium`.
 //!
 //! When any of these is missing the tests skip with a loud message, unless `MULTITAG_E2E` is set
@@ -51,6 +53,16 @@ pub fn model_dir() -> PathBuf {
 
 pub fn relations_dir() -> PathBuf {
     env_path("MULTITAG_E2E_RELATIONS").unwrap_or_else(|| repo_root().join("public/relations"))
+}
+
+pub fn binder_dir() -> PathBuf {
+    env_path("MULTITAG_E2E_BINDER").unwrap_or_else(|| repo_root().join("public/binder"))
+}
+
+/// The BINDER export to serve as `/binder/`: [`binder_dir`] when it holds one.
+fn default_binder() -> Option<PathBuf> {
+    let dir = binder_dir();
+    dir.join("manifest.json").is_file().then_some(dir)
 }
 
 /// The relation export to serve as `/relations/` by default: [`relations_dir`] when it holds one.
@@ -104,22 +116,30 @@ pub struct Setup {
     pub model: PathBuf,
     /// The relation export ([`relations_dir`]; only [`setup_relations`] checks it is there).
     pub relations: PathBuf,
+    /// The BINDER export ([`binder_dir`]; only [`setup_binder`] checks it is there).
+    pub binder: PathBuf,
     pub chromium: PathBuf,
 }
 
 pub fn setup(needs_model: bool) -> Option<Setup> {
-    setup_needing(needs_model, false)
+    setup_needing(needs_model, false, false)
 }
 
 /// [`setup`] for the Relations view: the tagger and the relation export are both needed.
 pub fn setup_relations() -> Option<Setup> {
-    setup_needing(true, true)
+    setup_needing(true, true, false)
 }
 
-fn setup_needing(needs_model: bool, needs_relations: bool) -> Option<Setup> {
+/// [`setup`] for types described in words: the tagger and the BINDER export are both needed.
+pub fn setup_binder() -> Option<Setup> {
+    setup_needing(true, false, true)
+}
+
+fn setup_needing(needs_model: bool, needs_relations: bool, needs_binder: bool) -> Option<Setup> {
     let dist = dist_dir();
     let model = model_dir();
     let relations = relations_dir();
+    let binder = binder_dir();
     let chromium = chromium_path();
     let mut missing = Vec::new();
     if !dist.join("index.html").is_file() {
@@ -141,6 +161,13 @@ fn setup_needing(needs_model: bool, needs_relations: bool) -> Option<Setup> {
             relations.join("manifest.json").display()
         ));
     }
+    if needs_binder && !binder.join("manifest.json").is_file() {
+        missing.push(format!(
+            "{} (train a BINDER model with `trainer train --task binder --types FILE`, then \
+             `trainer export --model <it> --out public/binder`; scripts/test.sh does)",
+            binder.join("manifest.json").display()
+        ));
+    }
     if chromium.is_none() {
         missing.push("chromium (apt-get install chromium chromium-driver)".into());
     }
@@ -149,6 +176,7 @@ fn setup_needing(needs_model: bool, needs_relations: bool) -> Option<Setup> {
             dist,
             model,
             relations,
+            binder,
             chromium: chromium.expect("checked"),
         });
     }
@@ -196,8 +224,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `dist`, the model as `mode` says under `/model/`, and the relation export of
-    /// [`relations_dir`] under `/relations/` when there is one.
+    /// Serves `dist`, the model as `mode` says under `/model/`, the relation export of
+    /// [`relations_dir`] under `/relations/` and the BINDER export of [`binder_dir`] under
+    /// `/binder/` when there are.
     pub fn start(dist: &Path, model: ModelMode) -> Result<Server> {
         Self::start_with(dist, model, default_relations().as_deref())
     }
@@ -212,6 +241,7 @@ impl Server {
             dist: dist.to_path_buf(),
             model,
             relations: relations.map(Path::to_path_buf),
+            binder: default_binder(),
         });
         let thread = {
             let stop = stop.clone();
@@ -275,6 +305,7 @@ struct Routes {
     dist: PathBuf,
     model: ModelMode,
     relations: Option<PathBuf>,
+    binder: Option<PathBuf>,
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -310,6 +341,9 @@ impl Routes {
         };
         if let Some(rest) = path.strip_prefix("relations/") {
             return read(under(self.relations.as_ref()?, rest)?);
+        }
+        if let Some(rest) = path.strip_prefix("binder/") {
+            return read(under(self.binder.as_ref()?, rest)?);
         }
         for (prefix, baseline) in [("model/", false), ("model-baseline/", true)] {
             let Some(rest) = path.strip_prefix(prefix) else {

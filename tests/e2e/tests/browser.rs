@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use headless_chrome::Tab;
 use multitag_e2e::{
-    click, eval_json, launch, repo_root, screenshot, set_value, setup, setup_relations,
-    trainer_path, wait_for_model, wait_for_workers, wait_until, Chromium, ModelMode, Server, Setup,
+    click, eval_json, launch, repo_root, screenshot, set_value, setup, setup_binder,
+    setup_relations, trainer_path, wait_for_model, wait_for_workers, wait_until, Chromium,
+    ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -1197,6 +1198,104 @@ fn a_relation_model_served_as_the_tagger_is_named_as_such() -> Result<()> {
     ensure!(
         text.contains("not a tagger") && text.contains("relation extraction model"),
         "the error panel does not say the model is a relation model: {text}"
+    );
+    Ok(())
+}
+
+/// A sentence describing a type the BINDER model of scripts/test.sh was not trained with: the
+/// catalog's brand, in other words and under another name.
+const MAKER: &str =
+    "a maker entity is the name of the company or label that makes the product, at the start of the title.";
+
+/// Types described in words (BINDER, the export public/binder served as binder/): the Tag view
+/// switches to BINDER on request (nothing of it is fetched before), lists its trained types with
+/// their descriptions, refuses an incomplete type, takes a type a person describes, and tags the
+/// titles with it beside the trained types, which stay; the legend shows every type.
+#[test]
+fn tag_view_tags_a_type_described_in_words() -> Result<()> {
+    let Some(s) = setup_binder() else {
+        return Ok(());
+    };
+    let _one = serial();
+    let (server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), "/")?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    ensure!(
+        server.requests("/binder/model.gguf") == 0,
+        "the BINDER model was fetched before it was asked for"
+    );
+    click(&tab, "#use-binder")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#binder-status').dataset.ready === 'true' || document.querySelector('#binder-status').innerText.startsWith('No BINDER')",
+        MODEL_TIMEOUT,
+    )?;
+    let trained = eval_json(
+        &tab,
+        "({ready: document.querySelector('#binder-status').dataset.ready, status: document.querySelector('#binder-status').innerText, names: Array.from(document.querySelectorAll('#trained-types li')).map(li => li.dataset.name), text: document.querySelector('#trained-types').innerText})",
+    )?;
+    ensure!(trained["ready"] == "true", "BINDER did not load: {trained}");
+    ensure!(
+        trained["names"] == serde_json::json!(["BRAND", "COLOR", "GENDER", "TYPE"]),
+        "trained types: {trained}"
+    );
+    ensure!(
+        trained["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a brand entity is"),
+        "the trained types come without their descriptions: {trained}"
+    );
+    // A name alone is refused with a message; with its sentence the type is listed.
+    set_value(&tab, "#type-name", "MAKER")?;
+    click(&tab, "#add-type")?;
+    wait_until(
+        &tab,
+        "!!document.querySelector('#type-problem')",
+        Duration::from_secs(5),
+    )?;
+    set_value(&tab, "#type-description", MAKER)?;
+    click(&tab, "#add-type")?;
+    wait_until(
+        &tab,
+        "!!document.querySelector('#described-types li[data-name=\"MAKER\"]')",
+        Duration::from_secs(5),
+    )?;
+    click(&tab, "#tag-examples")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#titles-input').value.split('\\n').length >= 8",
+        Duration::from_secs(20),
+    )?;
+    click(&tab, "#tag-button")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#tag-summary').dataset.running === 'false' && +document.querySelector('#tag-summary').dataset.done > 0",
+        Duration::from_secs(120),
+    )?;
+    let page = eval_json(
+        &tab,
+        "({summary: document.querySelector('#tag-summary').innerText, labels: Array.from(document.querySelectorAll('#results mark.ent')).map(m => m.dataset.label), legend: Array.from(document.querySelectorAll('#legend [data-label]')).map(e => e.dataset.label)})",
+    )?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "tag-view-described-type")?.display()
+    );
+    let labels: Vec<&str> = (page["labels"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(
+        labels.contains(&"MAKER"),
+        "no title was tagged with the described type: {page}"
+    );
+    for trained in ["BRAND", "COLOR", "TYPE"] {
+        ensure!(
+            labels.contains(&trained),
+            "the trained type {trained} is gone: {page}"
+        );
+    }
+    ensure!(
+        page["legend"] == serde_json::json!(["BRAND", "COLOR", "GENDER", "TYPE", "MAKER"]),
+        "legend: {page}"
     );
     Ok(())
 }

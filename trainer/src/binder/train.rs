@@ -102,6 +102,20 @@ pub fn check_described(
     Ok(index)
 }
 
+/// `record` with the entities of `types` turned into plain words (`O`).
+pub fn without_types(record: &LabeledRecord, types: &[String]) -> LabeledRecord {
+    let mut record = record.clone();
+    for tag in &mut record.tags {
+        let held = tag
+            .split_once('-')
+            .is_some_and(|(_, ty)| types.iter().any(|t| t == ty));
+        if held {
+            *tag = "O".into();
+        }
+    }
+    record
+}
+
 /// The training examples of `records`: sentences with at least one entity (the reference drops
 /// training windows without one), and how many were dropped.
 pub fn binder_examples(
@@ -157,9 +171,20 @@ pub fn train_binder(
         bail!("--batch-size and --epochs must be positive");
     }
     let started = std::time::Instant::now();
-    let train = dataset.split(Split::Train);
+    let held_out = |records: Vec<&LabeledRecord>| -> Vec<LabeledRecord> {
+        records
+            .into_iter()
+            .map(|r| without_types(r, &opts.hold_out_types))
+            .collect()
+    };
+    let train = held_out(dataset.split(Split::Train));
+    let train: Vec<&LabeledRecord> = train.iter().collect();
     let train = &train[..opts.limit_train.unwrap_or(train.len()).min(train.len())];
-    let dev = dataset.split(Split::Dev);
+    let dev = held_out(dataset.split(Split::Dev));
+    let dev: Vec<&LabeledRecord> = dev.iter().collect();
+    if let Some(t) = (opts.hold_out_types.iter()).find(|t| types.iter().any(|d| &d.name == *t)) {
+        bail!("--hold-out-types {t}: {types_source} describes it; a held-out type is described only at tag time");
+    }
     let index = check_described(train, &types, types_source)?;
     check_described(&dev, &types, types_source)?;
     let model = BinderTraining::from_base(base, types, device, opts)?;

@@ -122,6 +122,12 @@ pub struct TrainOptions {
     /// 2,000 steps on BC5CDR).
     #[arg(long, default_value_t = 2, default_value_if("task", "binder", "5"))]
     pub patience: usize,
+    /// BINDER: entity types to leave out of training as if they were not labeled (their words
+    /// become plain words in the training and dev records), so a type can be described at tag
+    /// time and measured zero-shot.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub hold_out_types: Vec<String>,
     /// Train on only the first N training items (a reduced budget for CPU runs).
     #[arg(long)]
     pub limit_train: Option<usize>,

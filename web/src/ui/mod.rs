@@ -44,6 +44,7 @@ mod similarity;
 mod status;
 mod tag;
 
+use crate::protocol::Slot;
 use model::ModelContext;
 use relations::RelationsView;
 use similarity::SimilarityView;
@@ -90,7 +91,7 @@ fn App() -> impl IntoView {
                     }
                     // The relation model only loads for the view that uses it.
                     if which == Tab::Relations {
-                        models.ensure_relations_loading();
+                        models.ensure_loading(Slot::Relations);
                     }
                 }
             >

@@ -41,10 +41,11 @@ pub enum BaselineState {
     Failed(String),
 }
 
-/// The relation extraction model the Relations view uses (`relations/`), loaded by the primary
-/// worker when the view is first opened.
+/// A model the primary worker loads when a view first asks for it: the relation extraction model
+/// of the Relations view (`relations/`), the BINDER model of the Tag view's described types
+/// (`binder/`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum RelationsState {
+pub enum OnDemandState {
     /// Not asked for yet.
     Idle,
     Loading {
@@ -53,7 +54,8 @@ pub enum RelationsState {
         total: Option<u64>,
     },
     Ready(ModelInfo),
-    /// `relations/` is not served, is not a relation model, or cannot be read: the error says which.
+    /// The folder is not served, holds another kind of model, or cannot be read: the error says
+    /// which.
     Failed(LoadError),
 }
 
@@ -66,7 +68,8 @@ pub struct ModelContext {
     /// Workers with the main model loaded.
     pub taggers: RwSignal<usize>,
     pub baseline: RwSignal<BaselineState>,
-    pub relations: RwSignal<RelationsState>,
+    pub relations: RwSignal<OnDemandState>,
+    pub binder: RwSignal<OnDemandState>,
 }
 
 impl ModelContext {
@@ -76,23 +79,36 @@ impl ModelContext {
             load_ms: RwSignal::new(None),
             taggers: RwSignal::new(0),
             baseline: RwSignal::new(BaselineState::Absent),
-            relations: RwSignal::new(RelationsState::Idle),
+            relations: RwSignal::new(OnDemandState::Idle),
+            binder: RwSignal::new(OnDemandState::Idle),
         }
     }
 
-    /// Asks the primary worker for the relation model, the first time only (the view then shows
+    /// The state of an on-demand slot (`Relations` or `Binder`).
+    fn on_demand(self, slot: Slot) -> Option<RwSignal<OnDemandState>> {
+        match slot {
+            Slot::Relations => Some(self.relations),
+            Slot::Binder => Some(self.binder),
+            Slot::Main | Slot::Baseline => None,
+        }
+    }
+
+    /// Asks the primary worker for an on-demand model, the first time only (the view then shows
     /// how that went, a missing model included).
-    pub fn ensure_relations_loading(self) {
-        if self.relations.get_untracked() == RelationsState::Idle {
+    pub fn ensure_loading(self, slot: Slot) {
+        let Some(state) = self.on_demand(slot) else {
+            return;
+        };
+        if state.get_untracked() == OnDemandState::Idle {
             if let Some(pool) = pool() {
-                self.relations.set(RelationsState::Loading {
+                state.set(OnDemandState::Loading {
                     file: "manifest.json".into(),
                     loaded: 0,
                     total: None,
                 });
                 pool.primary().send(&ToWorker::Load {
-                    slot: Slot::Relations,
-                    base_url: Slot::Relations.dir().into(),
+                    slot,
+                    base_url: slot.dir().into(),
                 });
             }
         }
@@ -179,28 +195,40 @@ pub fn start_workers(models: ModelContext) {
             spawn_local(look_for_baseline(models));
         }
         FromWorker::Progress {
-            slot: Slot::Relations,
+            slot: slot @ (Slot::Relations | Slot::Binder),
             file,
             loaded,
             total,
             ..
-        } => models.relations.set(RelationsState::Loading {
-            file,
-            loaded,
-            total,
-        }),
+        } => {
+            if let Some(state) = models.on_demand(slot) {
+                state.set(OnDemandState::Loading {
+                    file,
+                    loaded,
+                    total,
+                })
+            }
+        }
         FromWorker::Loaded {
             slot: Slot::Baseline,
             ..
         } => models.baseline.set(BaselineState::Ready),
         FromWorker::Loaded {
-            slot: Slot::Relations,
+            slot: slot @ (Slot::Relations | Slot::Binder),
             info,
-        } => models.relations.set(RelationsState::Ready(info)),
+        } => {
+            if let Some(state) = models.on_demand(slot) {
+                state.set(OnDemandState::Ready(info))
+            }
+        }
         FromWorker::LoadFailed {
-            slot: Slot::Relations,
+            slot: slot @ (Slot::Relations | Slot::Binder),
             error,
-        } => models.relations.set(RelationsState::Failed(error)),
+        } => {
+            if let Some(state) = models.on_demand(slot) {
+                state.set(OnDemandState::Failed(error))
+            }
+        }
         FromWorker::LoadFailed {
             slot: Slot::Main,
             error,

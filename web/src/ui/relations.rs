@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 
 use super::browser::{fetch_text, jsonl_url, now};
 use super::examples::one_line;
-use super::model::{ModelContext, ModelState, RelationsState};
+use super::model::{ModelContext, ModelState, OnDemandState};
 use super::status::error_kind_name;
 use crate::client::pool;
 use crate::protocol::{LoadErrorKind, Slot, TextRelations};
@@ -217,14 +217,14 @@ fn RelationModelNote() -> impl IntoView {
         _ => "the tagger in model/".into(),
     };
     let state = move || match models.relations.get() {
-        RelationsState::Idle => "idle",
-        RelationsState::Loading { .. } => "loading",
-        RelationsState::Ready(_) => "ready",
-        RelationsState::Failed(e) => error_kind_name(e.kind),
+        OnDemandState::Idle => "idle",
+        OnDemandState::Loading { .. } => "loading",
+        OnDemandState::Ready(_) => "ready",
+        OnDemandState::Failed(e) => error_kind_name(e.kind),
     };
     let body = move || match models.relations.get() {
-        RelationsState::Idle
-        | RelationsState::Loading {
+        OnDemandState::Idle
+        | OnDemandState::Loading {
             file: _,
             total: None,
             ..
@@ -232,7 +232,7 @@ fn RelationModelNote() -> impl IntoView {
             <p>"Loading the relation extraction model (relations/)…"</p>
         }
         .into_any(),
-        RelationsState::Loading {
+        OnDemandState::Loading {
             file,
             loaded,
             total: Some(total),
@@ -246,7 +246,7 @@ fn RelationModelNote() -> impl IntoView {
             </p>
         }
         .into_any(),
-        RelationsState::Ready(info) => {
+        OnDemandState::Ready(info) => {
             let method = info.span_method().unwrap_or_else(|| "span model".into());
             let quant = info
                 .quantization()
@@ -270,7 +270,7 @@ fn RelationModelNote() -> impl IntoView {
             }
             .into_any()
         }
-        RelationsState::Failed(error) => {
+        OnDemandState::Failed(error) => {
             let headline = match error.kind {
                 LoadErrorKind::Missing => {
                     "No relation extraction model is served (relations/ is not there)."
@@ -304,7 +304,7 @@ fn RelationModelNote() -> impl IntoView {
         <div
             id="relations-model"
             class="card relation-model"
-            class:error-panel=move || matches!(models.relations.get(), RelationsState::Failed(_))
+            class:error-panel=move || matches!(models.relations.get(), OnDemandState::Failed(_))
             data-state=state
         >
             {body}
@@ -495,9 +495,9 @@ pub fn RelationsView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
             extraction.run.update(|r| r.running = false);
         }
     });
-    let ready = move || matches!(models.relations.get(), RelationsState::Ready(_));
+    let ready = move || matches!(models.relations.get(), OnDemandState::Ready(_));
     let types = Signal::derive(move || match models.relations.get() {
-        RelationsState::Ready(info) => info.entity_types,
+        OnDemandState::Ready(info) => info.entity_types,
         _ => Vec::new(),
     });
     let fill_examples = move |_| {

@@ -182,8 +182,9 @@ fn heatmap(panel: &SimPanel, titles: &[String], descriptions: &[String], ms: f64
     let slot = match panel.slot {
         Slot::Main => "main",
         Slot::Baseline => "baseline",
-        // The relation model is never compared here.
+        // The relation and BINDER models are never compared here.
         Slot::Relations => "relations",
+        Slot::Binder => "binder",
     };
     let caption = if square {
         format!(

@@ -14,9 +14,9 @@ use leptos::task::spawn_local;
 
 use super::browser::{jsonl_url, now};
 use super::examples::{bundled_examples, one_line};
-use super::model::{ModelContext, ModelState};
+use super::model::{ModelContext, ModelState, OnDemandState};
 use crate::client::pool;
-use crate::protocol::TaggedTitle;
+use crate::protocol::{Slot, TaggedTitle, TypeDescription};
 use crate::view::{
     batch_order, format_ms, label_class, parse_lines, segments, BATCH_SIZE, MAX_TITLES, SORT_WINDOW,
 };
@@ -52,6 +52,9 @@ struct Tagging {
     generation: RwSignal<u64>,
     /// An object URL of the last finished run's JSONL.
     download_url: RwSignal<Option<String>>,
+    /// The entity types of the last run's model (the legend and the chips' colours), when it was
+    /// BINDER's: its trained types and the described ones.
+    types: RwSignal<Option<Vec<String>>>,
 }
 
 impl Tagging {
@@ -61,11 +64,13 @@ impl Tagging {
             run: RwSignal::new(TagRun::default()),
             generation: RwSignal::new(0),
             download_url: RwSignal::new(None),
+            types: RwSignal::new(None),
         }
     }
 
-    /// Tags the titles in `text`, replacing the previous run and its results.
-    fn start(self, text: &str) {
+    /// Tags the titles in `text`, replacing the previous run and its results: with the main
+    /// tagger, or with BINDER and `described` types after its trained ones.
+    fn start(self, text: &str, binder: Option<(Vec<String>, Vec<TypeDescription>)>) {
         let parsed = parse_lines(text, MAX_TITLES);
         let generation = self.generation.get_untracked() + 1;
         self.generation.set(generation);
@@ -81,25 +86,44 @@ impl Tagging {
             running: !titles.is_empty(),
             ..TagRun::default()
         });
+        self.types.set(binder.as_ref().map(|(trained, described)| {
+            let mut names = trained.clone();
+            names.extend(described.iter().map(|t| t.name.clone()));
+            names
+        }));
         if titles.is_empty() {
             return;
         }
-        spawn_local(self.tag(titles, generation));
+        spawn_local(self.tag(titles, generation, binder.map(|(_, described)| described)));
     }
 
-    async fn tag(self, titles: Vec<String>, generation: u64) {
+    async fn tag(
+        self,
+        titles: Vec<String>,
+        generation: u64,
+        described: Option<Vec<TypeDescription>>,
+    ) {
         let Some(pool) = pool() else { return };
         let started = now();
         let lengths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
-        // One batch open per worker; replies come back in batch order.
+        // BINDER is loaded by the primary worker only; the tagger by every worker, one batch open
+        // per worker. Replies come back in batch order.
+        let open = if described.is_some() { 1 } else { pool.size() };
         let requests = batch_order(&lengths, BATCH_SIZE, SORT_WINDOW)
             .into_iter()
             .map(|batch| {
                 let texts: Vec<String> = batch.iter().map(|&i| titles[i].clone()).collect();
                 let pool = pool.clone();
-                async move { (batch, pool.tag(texts, BATCH_SIZE).await) }
+                let described = described.clone();
+                async move {
+                    let reply = match described {
+                        Some(types) => pool.primary().tag_described(texts, BATCH_SIZE, types).await,
+                        None => pool.tag(texts, BATCH_SIZE).await,
+                    };
+                    (batch, reply)
+                }
             });
-        let mut replies = futures_util::stream::iter(requests).buffered(pool.size());
+        let mut replies = futures_util::stream::iter(requests).buffered(open);
         while let Some((batch, reply)) = replies.next().await {
             if self.generation.get_untracked() != generation {
                 return;
@@ -191,6 +215,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
     let models = expect_context::<ModelContext>();
     let input = RwSignal::new(String::new());
     let tagging = Tagging::new();
+    let described = Described::new();
     let bench_output = RwSignal::new(None::<String>);
     // A crash of the primary worker ends the run (its open requests fail with the crash): show it
     // stopped at once, together with the model status.
@@ -249,7 +274,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
                         id="tag-button"
                         class="primary"
                         prop:disabled=move || !models.ready() || run.get().running
-                        on:click=move |_| tagging.start(&input.get_untracked())
+                        on:click=move |_| tagging.start(&input.get_untracked(), described.request())
                     >
                         "Tag titles"
                     </button>
@@ -303,27 +328,36 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
                 </p>
                 {move || bench_output.get().map(|b| view! { <pre id="bench-output" class="bench">{b}</pre> })}
             </div>
-            <Legend/>
+            <DescribedTypes described=described/>
+            <Legend run_types=tagging.types/>
             <ol id="results" class="results">
                 <For
                     each=move || tagging.rows.get()
                     key=|row| row.index
-                    children=move |row| result_row(row, &models.entity_types())
+                    children=move |row| {
+                        let types = tagging
+                            .types
+                            .get_untracked()
+                            .unwrap_or_else(|| models.entity_types());
+                        result_row(row, &types)
+                    }
                 />
             </ol>
         </section>
     }
 }
 
-/// The entity types and their colours, once the model is loaded.
+/// The entity types and their colours: the last run's when it was BINDER's, else the main
+/// model's once it is loaded.
 #[component]
-fn Legend() -> impl IntoView {
+fn Legend(run_types: RwSignal<Option<Vec<String>>>) -> impl IntoView {
     let models = expect_context::<ModelContext>();
     move || {
-        let ModelState::Ready(info) = models.model.get() else {
-            return None;
+        let types = match (run_types.get(), models.model.get()) {
+            (Some(types), _) => types,
+            (None, ModelState::Ready(info)) => info.entity_types.clone(),
+            (None, _) => return None,
         };
-        let types = info.entity_types.clone();
         Some(view! {
             <div id="legend" class="legend" aria-label="Entity types">
                 {types
@@ -395,5 +429,174 @@ fn result_row(row: Arc<Row>, types: &[String]) -> impl IntoView {
                 </span>
             </div>
         </li>
+    }
+}
+
+/// Entity types described in words, for BINDER (`binder/`): whether tagging uses it, and the
+/// types a person added after its trained ones.
+#[derive(Clone, Copy)]
+struct Described {
+    enabled: RwSignal<bool>,
+    types: RwSignal<Vec<TypeDescription>>,
+}
+
+impl Described {
+    fn new() -> Self {
+        Self {
+            enabled: RwSignal::new(false),
+            types: RwSignal::new(Vec::new()),
+        }
+    }
+
+    /// What a run asks of BINDER: its trained types' names and the described types, when it is
+    /// switched on and loaded.
+    fn request(self) -> Option<(Vec<String>, Vec<TypeDescription>)> {
+        let models = expect_context::<ModelContext>();
+        if !self.enabled.get_untracked() {
+            return None;
+        }
+        match models.binder.get_untracked() {
+            OnDemandState::Ready(info) => Some((info.entity_types, self.types.get_untracked())),
+            _ => None,
+        }
+    }
+}
+
+/// The trained types of a BINDER manifest with their descriptions (`described_types`).
+fn trained_descriptions(manifest: &serde_json::Value) -> Vec<TypeDescription> {
+    manifest
+        .get("described_types")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The panel that switches tagging to BINDER and takes described types: a name and a sentence.
+#[component]
+fn DescribedTypes(described: Described) -> impl IntoView {
+    let models = expect_context::<ModelContext>();
+    let name = RwSignal::new(String::new());
+    let description = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    let add = move |_| {
+        let (n, d) = (name.get_untracked(), description.get_untracked());
+        let (n, d) = (n.trim().to_string(), d.trim().to_string());
+        let trained = match models.binder.get_untracked() {
+            OnDemandState::Ready(info) => info.entity_types,
+            _ => Vec::new(),
+        };
+        let taken = trained.contains(&n)
+            || described
+                .types
+                .with_untracked(|t| t.iter().any(|t| t.name == n));
+        let error = if n.is_empty() || d.is_empty() {
+            Some("Give the type a name and a sentence that describes it.".to_string())
+        } else if n.chars().any(char::is_whitespace) {
+            Some("A type name has no spaces (it becomes a tag such as B-MATERIAL).".to_string())
+        } else if taken {
+            Some(format!("{n} is already one of the types."))
+        } else {
+            None
+        };
+        problem.set(error.clone());
+        if error.is_none() {
+            described.types.update(|t| {
+                t.push(TypeDescription {
+                    name: n,
+                    description: d,
+                })
+            });
+            name.set(String::new());
+            description.set(String::new());
+        }
+    };
+    let status = move || match models.binder.get() {
+        OnDemandState::Idle => None,
+        OnDemandState::Loading { file, loaded, .. } => Some(format!(
+            "Loading the BINDER model… {file} {:.1} MB",
+            loaded as f64 / 1e6
+        )),
+        OnDemandState::Failed(e) => Some(format!("No BINDER model: {}", e.message)),
+        OnDemandState::Ready(_) => None,
+    };
+    let trained = move || match models.binder.get() {
+        OnDemandState::Ready(info) => trained_descriptions(&info.manifest),
+        _ => Vec::new(),
+    };
+    let ready = move || matches!(models.binder.get(), OnDemandState::Ready(_));
+    view! {
+        <div class="card" id="binder-panel">
+            <label class="check">
+                <input
+                    type="checkbox"
+                    id="use-binder"
+                    prop:checked=move || described.enabled.get()
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        described.enabled.set(on);
+                        if on {
+                            models.ensure_loading(Slot::Binder);
+                        }
+                    }
+                />
+                " Tag with entity types described in words (BINDER)"
+            </label>
+            <div class:hidden=move || !described.enabled.get()>
+                <p id="binder-status" class="summary" data-ready=move || ready().to_string()>
+                    {status}
+                </p>
+                <ul id="trained-types" class="types">
+                    {move || {
+                        trained()
+                            .into_iter()
+                            .map(|t| view! {
+                                <li data-name=t.name.clone()>
+                                    <strong>{t.name.clone()}</strong>" — "{t.description.clone()}
+                                </li>
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                <ul id="described-types" class="types">
+                    <For
+                        each=move || described.types.get()
+                        key=|t| t.name.clone()
+                        children=move |t| {
+                            let gone = t.name.clone();
+                            view! {
+                                <li data-name=t.name.clone()>
+                                    <strong>{t.name.clone()}</strong>" — "{t.description.clone()}
+                                    " (described here) "
+                                    <button
+                                        class="remove-type"
+                                        on:click=move |_| described.types.update(|all| all.retain(|x| x.name != gone))
+                                    >
+                                        "Remove"
+                                    </button>
+                                </li>
+                            }
+                        }
+                    />
+                </ul>
+                <div class="actions">
+                    <input
+                        id="type-name"
+                        placeholder="MATERIAL"
+                        prop:value=move || name.get()
+                        on:input=move |ev| name.set(event_target_value(&ev))
+                    />
+                    <input
+                        id="type-description"
+                        class="wide"
+                        placeholder="a material entity is the fabric the product is made of, such as cotton or leather."
+                        prop:value=move || description.get()
+                        on:input=move |ev| description.set(event_target_value(&ev))
+                    />
+                    <button id="add-type" prop:disabled=move || !ready() on:click=add>
+                        "Add type"
+                    </button>
+                </div>
+                {move || problem.get().map(|p| view! { <p id="type-problem" class="summary">{p}</p> })}
+            </div>
+        </div>
     }
 }

@@ -87,6 +87,15 @@ impl TypeVectors {
         self.len() == 0
     }
 
+    /// The first `n` types' vectors.
+    pub fn first(&self, n: usize) -> Result<TypeVectors> {
+        Ok(TypeVectors {
+            start: self.start.narrow(0, 0, n)?,
+            end: self.end.narrow(0, 0, n)?,
+            span: self.span.narrow(0, 0, n)?,
+        })
+    }
+
     /// These types followed by `more`'s (a set extended by types described at tag time).
     pub fn concat(&self, more: &TypeVectors) -> Result<TypeVectors> {
         Ok(TypeVectors {

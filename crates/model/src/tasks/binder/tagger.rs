@@ -327,8 +327,25 @@ impl BinderTagger {
         Ok(added)
     }
 
+    /// Makes `described` the types after the trained ones (none: the trained types alone). Their
+    /// vectors are kept while the set stays the same, so asking again costs nothing.
+    pub fn set_described(&mut self, described: &[TypeDescription]) -> Result<(), ModelError> {
+        if self.types[self.trained..] == *described {
+            return Ok(());
+        }
+        self.types.truncate(self.trained);
+        self.vectors = self.vectors.first(self.trained)?;
+        self.add_types(described)?;
+        Ok(())
+    }
+
     pub fn types(&self) -> &[TypeDescription] {
         &self.types
+    }
+
+    /// The types the model was trained with (the first of [`Self::types`]).
+    pub fn trained_types(&self) -> &[TypeDescription] {
+        &self.types[..self.trained]
     }
 
     pub fn view(&self) -> BinderView<'_> {
