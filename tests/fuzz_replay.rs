@@ -106,6 +106,11 @@ fn titles() {
 }
 
 #[test]
+fn binder_types() {
+    run("binder_types", text(checks::binder_types));
+}
+
+#[test]
 fn jsonl() {
     run("jsonl", text(checks::jsonl));
 }

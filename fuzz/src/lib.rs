@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use multitag_core::binder::{read_type_descriptions, to_json};
 use multitag_core::catalog::read_catalog_bytes;
 use multitag_core::{
     char_slice, check_tag, gold_tags, read_gold_lines, read_jsonl, read_labeled_bytes, split_words,
@@ -34,6 +35,25 @@ pub fn catalog(bytes: &[u8]) {
 
 /// Labeled records as JSONL (what `trainer label` writes): an error naming the file, or records
 /// with one tag per word.
+/// A BINDER types file: an error naming the file, or distinct, non-empty names without
+/// whitespace, each with a non-empty description, which `to_json` writes back to the same types.
+pub fn binder_types(text: &str) {
+    match read_type_descriptions("types.json", text) {
+        Err(e) => assert!(e.to_string().contains("types.json"), "{e}"),
+        Ok(types) => {
+            assert!(!types.is_empty());
+            let mut names = HashSet::new();
+            for t in &types {
+                assert!(!t.name.trim().is_empty() && !t.description.trim().is_empty());
+                assert!(!t.name.chars().any(char::is_whitespace), "{:?}", t.name);
+                assert!(names.insert(t.name.clone()), "{:?} twice", t.name);
+            }
+            let again = read_type_descriptions("again.json", &to_json(&types)).expect("round trip");
+            assert_eq!(again, types);
+        }
+    }
+}
+
 pub fn jsonl(text: &str) {
     match read_jsonl("labeled.jsonl", text) {
         Err(e) => assert!(e.to_string().contains("labeled.jsonl"), "{e}"),

@@ -315,6 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn described_types_round_trip() {
+        let m = ToWorker::TagDescribed {
+            id: 10,
+            titles: vec!["Hidesign Women Brown Leather Sling Bag".into()],
+            batch_size: 8,
+            described: vec![TypeDescription {
+                name: "MATERIAL".into(),
+                description: "a material entity is what the product is made of.".into(),
+            }],
+        };
+        let text = encode(&m);
+        assert!(
+            text.contains(r#""type":"tag_described""#) && text.contains(r#""name":"MATERIAL""#),
+            "{text}"
+        );
+        assert_eq!(decode::<ToWorker>(&text).unwrap(), m);
+        assert_eq!(
+            (Slot::Binder.dir(), Slot::Binder.task()),
+            ("binder", "binder")
+        );
+    }
+
+    #[test]
     fn relation_messages_round_trip() {
         let m = ToWorker::Relations {
             id: 9,
