@@ -191,29 +191,8 @@ impl Export<'_> {
     fn run_relations(&self, dir: &ModelDir, weights_bytes: &[u8]) -> Result<Manifest> {
         let device = Device::Cpu;
         let float = load_extractor(dir, &device)?;
-        let source = self.model.join("model.safetensors").display().to_string();
-        let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
-        let mut heads: Vec<&str> = tensors
-            .keys()
-            .map(String::as_str)
-            .filter(|name| !name.starts_with("bert."))
-            .collect();
-        heads.sort_unstable();
-        let task_metadata = float.export_metadata();
-        let (gguf, stored) = write_gguf(
-            &tensors,
-            &ExportMetadata {
-                config_json: &dir.config_text,
-                labels: None,
-                quant: self.quant,
-                source: &self.model.display().to_string(),
-                task: dir.task.name(),
-                tokenizer_json: Some(&dir.tokenizer_bytes),
-                task_metadata: &task_metadata,
-                float_prefixes: &heads,
-            },
-        )
-        .with_context(|| format!("exporting {source}"))?;
+        let (gguf, stored) =
+            self.gguf_with_f32_heads(dir, weights_bytes, &float.export_metadata())?;
         let examples = self.sentence_examples(dir, &float);
         let examples_json = serde_json::to_string_pretty(&examples)?;
         let types = float.types();
@@ -249,29 +228,8 @@ impl Export<'_> {
     fn run_binder(&self, dir: &ModelDir, weights_bytes: &[u8]) -> Result<Manifest> {
         let device = Device::Cpu;
         let float = crate::binder::load_tagger(dir, &device, DenseCompute::default())?;
-        let source = self.model.join("model.safetensors").display().to_string();
-        let tensors = weights::load_safetensors(&source, weights_bytes, &device)?;
-        let mut heads: Vec<&str> = tensors
-            .keys()
-            .map(String::as_str)
-            .filter(|name| !ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)))
-            .collect();
-        heads.sort_unstable();
-        let task_metadata = float.export_metadata();
-        let (gguf, stored) = write_gguf(
-            &tensors,
-            &ExportMetadata {
-                config_json: &dir.config_text,
-                labels: None,
-                quant: self.quant,
-                source: &self.model.display().to_string(),
-                task: dir.task.name(),
-                tokenizer_json: Some(&dir.tokenizer_bytes),
-                task_metadata: &task_metadata,
-                float_prefixes: &heads,
-            },
-        )
-        .with_context(|| format!("exporting {source}"))?;
+        let (gguf, stored) =
+            self.gguf_with_f32_heads(dir, weights_bytes, &float.export_metadata())?;
         let examples = self.examples(dir);
         let examples_json = serde_json::to_string_pretty(&examples)?;
         let manifest = Manifest {
@@ -293,6 +251,38 @@ impl Export<'_> {
             manifest,
             |staged| self.verify(staged, &gguf, &dir.tokenizer_bytes, &float, &examples),
         )
+    }
+
+    /// The GGUF file of a model whose heads (every tensor outside its encoders) stay f32, with
+    /// `task_metadata`.
+    fn gguf_with_f32_heads(
+        &self,
+        dir: &ModelDir,
+        weights_bytes: &[u8],
+        task_metadata: &[(&'static str, String)],
+    ) -> Result<(Vec<u8>, Vec<StoredTensor>)> {
+        let source = self.model.join("model.safetensors").display().to_string();
+        let tensors = weights::load_safetensors(&source, weights_bytes, &Device::Cpu)?;
+        let mut heads: Vec<&str> = tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)))
+            .collect();
+        heads.sort_unstable();
+        write_gguf(
+            &tensors,
+            &ExportMetadata {
+                config_json: &dir.config_text,
+                labels: None,
+                quant: self.quant,
+                source: &self.model.display().to_string(),
+                task: dir.task.name(),
+                tokenizer_json: Some(&dir.tokenizer_bytes),
+                task_metadata,
+                float_prefixes: &heads,
+            },
+        )
+        .with_context(|| format!("exporting {source}"))
     }
 
     /// Stages the files, writes the manifest (with the files' sizes), runs `verify` on the

@@ -217,6 +217,43 @@ fn not_a_tagger(source: &str) -> ModelError {
     ))
 }
 
+/// An exported file of `task`'s: an error naming the file and the task it holds otherwise (`how`
+/// says how to make one of `task`), its tokenizer checked against the file's checksum before it is
+/// parsed; its config.
+pub(crate) fn open_export(
+    file: &GgufFile,
+    task: TaskKind,
+    how: &str,
+    tokenizer_source: &str,
+    tokenizer_json: &[u8],
+) -> std::result::Result<BertConfig, ModelError> {
+    let held = TaskKind::of_gguf(file)?;
+    if held != task {
+        return Err(ModelError::Task(format!(
+            "{}: a {} model, not a {} one ({how})",
+            file.source(),
+            held.name(),
+            task.name()
+        )));
+    }
+    file.check_tokenizer(tokenizer_source, tokenizer_json)?;
+    file.config()
+}
+
+/// A task's JSON metadata `key` of an exported file, parsed.
+pub(crate) fn metadata_json<T: serde::de::DeserializeOwned>(
+    file: &GgufFile,
+    key: &str,
+) -> std::result::Result<T, ModelError> {
+    serde_json::from_str(file.metadata_str(key)?).map_err(|e| {
+        ModelError::Config(format!(
+            "{}: {key}: {}",
+            file.source(),
+            crate::error::printable(&e.to_string(), 200)
+        ))
+    })
+}
+
 /// Every tensor of the checkpoint `source` was read by the model `config` describes, or they
 /// disagree. A safetensors checkpoint's config is `config.json` beside it (Hugging Face's layout).
 pub(crate) fn check_all_read(

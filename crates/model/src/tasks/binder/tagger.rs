@@ -12,14 +12,16 @@ use multitag_core::{iob2_from_spans, split_words, Entity, Span, TaggedTitle};
 
 use super::model::{BinderModel, BinderSettings, TypeVectors};
 use crate::config::BertConfig;
-use crate::error::{printable, ModelError};
+use crate::error::ModelError;
 use crate::gguf::{GgufFile, KEY_BINDER, KEY_TYPES};
 use crate::nn::weights::TrackedTensors;
 use crate::nn::Mode;
 use crate::nn::{DenseCompute, Weights};
 use crate::tasks::embedding::embed_texts;
 use crate::tasks::relations::SubwordSentence;
-use crate::tasks::{check_all_read, on_worker_threads, Embedder, Predictor, TaskKind};
+use crate::tasks::{
+    check_all_read, metadata_json, on_worker_threads, open_export, Embedder, Predictor, TaskKind,
+};
 use crate::tokenize::WordTokenizer;
 
 /// The longest description read, in sub-words (the reference's `max_seq_length`).
@@ -239,27 +241,17 @@ impl BinderTagger {
         device: &Device,
         compute: DenseCompute,
     ) -> Result<Self, ModelError> {
-        let task = TaskKind::of_gguf(file)?;
-        if task != TaskKind::Binder {
-            return Err(ModelError::Task(format!(
-                "{}: a {} model, not a BINDER one (train one with --task binder)",
-                file.source(),
-                task.name()
-            )));
-        }
-        file.check_tokenizer(tokenizer_source, tokenizer_json)?;
-        let config = file.config()?;
+        let config = open_export(
+            file,
+            TaskKind::Binder,
+            "train one with --task binder",
+            tokenizer_source,
+            tokenizer_json,
+        )?;
         let types_source = format!("{}: {KEY_TYPES}", file.source());
         let types = read_type_descriptions(&types_source, file.metadata_str(KEY_TYPES)?)
             .map_err(|e| ModelError::Config(e.to_string()))?;
-        let settings: BinderSettings = serde_json::from_str(file.metadata_str(KEY_BINDER)?)
-            .map_err(|e| {
-                ModelError::Config(format!(
-                    "{}: {KEY_BINDER}: {}",
-                    file.source(),
-                    printable(&e.to_string(), 200)
-                ))
-            })?;
+        let settings: BinderSettings = metadata_json(file, KEY_BINDER)?;
         let weights = Weights::gguf(file, compute, device).with_head_compute(DenseCompute::F32);
         let model = BinderModel::load(&config, settings, weights)
             .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))?;

@@ -20,11 +20,11 @@ use super::example::SubwordSentence;
 use super::extract::{extract, ExtractConfig};
 use super::model::{SpanModel, SpanSettings};
 use crate::config::BertConfig;
-use crate::error::{printable, ModelError};
+use crate::error::ModelError;
 use crate::gguf::{GgufFile, KEY_SPAN_MODEL, KEY_TYPES};
 use crate::nn::weights::TrackedTensors;
 use crate::nn::{DenseCompute, Weights};
-use crate::tasks::{check_all_read, TaskKind};
+use crate::tasks::{check_all_read, metadata_json, open_export, TaskKind};
 use crate::tokenize::WordTokenizer;
 
 pub use multitag_core::{FoundRelation, TextRelations};
@@ -119,27 +119,17 @@ impl SpanExtractor {
         device: &Device,
         compute: DenseCompute,
     ) -> Result<Self, ModelError> {
-        let task = TaskKind::of_gguf(file)?;
-        if task != TaskKind::Relations {
-            return Err(ModelError::Task(format!(
-                "{}: a {} model, not a relation extraction one (train one with --task relations)",
-                file.source(),
-                task.name()
-            )));
-        }
-        file.check_tokenizer(tokenizer_source, tokenizer_json)?;
-        let config = file.config()?;
+        let config = open_export(
+            file,
+            TaskKind::Relations,
+            "train one with --task relations",
+            tokenizer_source,
+            tokenizer_json,
+        )?;
         let types_source = format!("{}: {KEY_TYPES}", file.source());
         let types = read_types(&types_source, file.metadata_str(KEY_TYPES)?)
             .map_err(|e| ModelError::Config(e.to_string()))?;
-        let saved: SpanModelSettings = serde_json::from_str(file.metadata_str(KEY_SPAN_MODEL)?)
-            .map_err(|e| {
-                ModelError::Config(format!(
-                    "{}: {KEY_SPAN_MODEL}: {}",
-                    file.source(),
-                    printable(&e.to_string(), 200)
-                ))
-            })?;
+        let saved: SpanModelSettings = metadata_json(file, KEY_SPAN_MODEL)?;
         let weights = Weights::gguf(file, compute, device).with_head_compute(DenseCompute::F32);
         let model = SpanModel::load(&config, types, saved.settings, weights)
             .map_err(|e| ModelError::Weights(format!("{}: {e}", file.source())))?;
@@ -515,7 +505,7 @@ mod tests {
                 gguf_file::Value::String("tagging".into()),
             );
         });
-        assert!(error(&tagger).contains("a tagging model, not a relation extraction one"));
+        assert!(error(&tagger).contains("a tagging model, not a relations one"));
         let file = GgufFile::read("model.gguf", bytes.as_slice()).unwrap();
         let err = crate::predictor_from_gguf(
             &file,
