@@ -169,6 +169,26 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
     };
     assert_eq!(spans(&exported), spans(&out));
 
+    // `eval` takes described types too, scored as any other (here none is in the gold).
+    let o = trainer(
+        &[
+            "eval",
+            "--model",
+            s(&model),
+            "--test",
+            s(&data.join("dev.tsv")),
+            "--types",
+            s(&extra),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 type(s) described at tag time"),
+        "{}",
+        stderr(&o)
+    );
+
     // A trained type described otherwise is refused, not silently redefined.
     std::fs::write(
         &extra,

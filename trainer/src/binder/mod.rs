@@ -11,5 +11,5 @@
 pub mod model;
 pub mod train;
 
-pub use model::{load_tagger, read_types};
+pub use model::{load_tagger, load_tagger_with_types, read_types};
 pub use train::{train_binder, BinderOutcome};

@@ -143,3 +143,23 @@ pub fn load_tagger(dir: &ModelDir, device: &Device, compute: DenseCompute) -> Re
         device,
     )?)
 }
+
+/// [`load_tagger`] with the types of the file `more` (`--types`) after the trained ones, said on
+/// stderr; without a file, the trained types alone.
+pub fn load_tagger_with_types(
+    dir: &ModelDir,
+    device: &Device,
+    compute: DenseCompute,
+    more: Option<&Path>,
+) -> Result<BinderTagger> {
+    let mut tagger = load_tagger(dir, device, compute)?;
+    if let Some(path) = more {
+        let added = tagger.add_types(&read_types(path)?)?;
+        eprintln!(
+            "{}: {added} type(s) described at tag time, after the {} trained",
+            path.display(),
+            tagger.types().len() - added
+        );
+    }
+    Ok(tagger)
+}

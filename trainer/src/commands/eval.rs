@@ -86,7 +86,17 @@ pub fn run(args: Args) -> Result<()> {
         );
         dir.embedder(&device, matmul.matmul)?
     } else {
-        let predictor = dir.predictor(&device, matmul.matmul)?;
+        // A BINDER model also tags the types `--types` describes (scored as any other type).
+        let predictor: Box<dyn multitag_model::Predictor> = if dir.task == TaskKind::Binder {
+            Box::new(crate::binder::load_tagger_with_types(
+                &dir,
+                &device,
+                matmul.matmul,
+                labeled.types_file(),
+            )?)
+        } else {
+            dir.predictor(&device, matmul.matmul)?
+        };
         let seen = dataset.seen_titles();
         if let Some(path) = gold_or_default(gold, &data, &labeled) {
             let gold = load_gold(&path, &dataset)?;

@@ -60,16 +60,9 @@ pub fn run(args: Args) -> Result<()> {
         return crate::relations::cli::tag(&dir, &parsed, batch, &device, matmul.matmul);
     }
     let predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
-        (multitag_model::TaskKind::Binder, Some(path)) => {
-            let mut tagger = crate::binder::load_tagger(&dir, &device, matmul.matmul)?;
-            let added = tagger.add_types(&crate::binder::read_types(&path)?)?;
-            eprintln!(
-                "{}: {added} type(s) described at tag time, after the {} trained",
-                path.display(),
-                tagger.types().len() - added
-            );
-            Box::new(tagger)
-        }
+        (multitag_model::TaskKind::Binder, types) => Box::new(
+            crate::binder::load_tagger_with_types(&dir, &device, matmul.matmul, types.as_deref())?,
+        ),
         (_, Some(_)) => anyhow::bail!(
             "--types adds described types to a BINDER model; {} is a {} model",
             dir.path.display(),
