@@ -87,6 +87,11 @@ impl LabeledArgs {
         self.types.as_deref()
     }
 
+    /// `--train`, read as it is (the BINDER step's benchmark takes its first sentences).
+    pub fn train_file(&self) -> Option<&std::path::Path> {
+        self.train.as_deref()
+    }
+
     /// Whether labeled files replace the catalog.
     pub fn given(&self) -> bool {
         self.data.is_some() || self.train.is_some() || self.dev.is_some() || self.test.is_some()

@@ -17,13 +17,18 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::ValueEnum;
+use multitag_core::binder::TypeDescription;
+use multitag_core::LabeledText;
 use multitag_core::{split_words, LabelMap, SplitMix64};
+use multitag_model::tasks::binder::BinderLoss;
 use multitag_model::tasks::relations::{RelationLoss, SpanExample};
 use multitag_model::tasks::tagging::anchor;
 use multitag_model::tasks::Task;
 use multitag_model::{DenseCompute, DropoutRng, Predictor, Tagger};
 use serde::Serialize;
 
+use crate::binder::model::BinderTraining;
+use crate::binder::train::binder_example;
 use crate::data::Dataset;
 use crate::model_dir::ModelDir;
 use crate::optim::AdamWStyle;
@@ -60,6 +65,10 @@ pub enum Workload {
     /// sampling and optimizer) on the first sentences of the relation training file (--data DIR
     /// of SpERT JSON), in file order, each sentence at its own length.
     TrainRelations,
+    /// Forward, backward and AdamW step of BINDER (its recipe's optimizer: `--task binder`) on the
+    /// first sentences with an entity of a labeled file (--train FILE, IOB2 or JSONL) with the
+    /// types of --types FILE, in file order, each sentence at its own length.
+    TrainBinder,
 }
 
 impl Workload {
@@ -72,6 +81,7 @@ impl Workload {
             Self::Tag32 => "tag_batch_32",
             Self::TrainLoop => "train_loop",
             Self::TrainRelations => "train_relations",
+            Self::TrainBinder => "train_binder",
         }
     }
 }
@@ -267,10 +277,39 @@ impl BenchInput {
     }
 }
 
+/// The BINDER workload's input: a labeled file's records in file order and the types described.
+pub struct BinderBenchData {
+    pub records: Vec<LabeledText>,
+    pub types: Vec<TypeDescription>,
+    /// The labeled file, as errors and the report name it.
+    pub source: String,
+}
+
+impl BinderBenchData {
+    /// `--train FILE` and `--types FILE`.
+    pub fn read(labeled: &crate::args::LabeledArgs) -> Result<Self> {
+        let (Some(train), Some(types)) = (labeled.train_file(), labeled.types_file()) else {
+            bail!(
+                "the train-binder workload needs --train FILE (labeled sentences) and --types FILE"
+            );
+        };
+        let source = train.display().to_string();
+        let text = std::fs::read_to_string(train).with_context(|| format!("reading {source}"))?;
+        let read = multitag_core::read_labeled(&source, &text)?;
+        Ok(Self {
+            records: read.records,
+            types: crate::binder::read_types(types)?,
+            source,
+        })
+    }
+}
+
 pub struct Bench<'a> {
     pub base: &'a ModelDir,
     /// The relation extraction dataset, for the span/relation workload.
     pub relations: Option<&'a RelationData>,
+    /// BINDER's sentences and types, for its workload.
+    pub binder: Option<&'a BinderBenchData>,
     pub tag_model: Option<&'a ModelDir>,
     pub input: &'a BenchInput,
     pub labels: &'a LabelMap,
@@ -314,6 +353,7 @@ impl Bench<'_> {
                 Workload::Tag32 => self.tag(32, self.tag_titles)?,
                 Workload::TrainLoop => self.train_loop()?,
                 Workload::TrainRelations => self.train_relations()?,
+                Workload::TrainBinder => self.train_binder()?,
             };
             eprintln!(
                 "  {}: {:.1} {} median (min {:.1}, max {:.1}, {} repetitions), peak RSS {}",
@@ -540,6 +580,67 @@ impl Bench<'_> {
         );
         let mut draw = |n: usize| rng.below(n as u64) as usize;
         self.timed_steps(&mut stepper, &task, &examples, &dropout, &mut draw, shape)
+    }
+
+    /// Sentences per second of BINDER's step: batches of `--batch-size` consecutive sentences
+    /// with an entity from the first; every type's description encoded each step, as in
+    /// training; phases timed as in [`Self::train`].
+    fn train_binder(&self) -> Result<Measurement> {
+        let data = self.binder.context(
+            "the train-binder workload needs --train FILE (labeled sentences) and --types FILE",
+        )?;
+        let opts = self.options;
+        let b = opts.batch_size;
+        if b == 0 {
+            bail!("--batch-size must be positive");
+        }
+        let needed = b * (self.warmup + self.steps);
+        let model = BinderTraining::from_base(self.base, data.types.clone(), self.device, opts)?;
+        let index = (data.types.iter().enumerate())
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let mut examples = Vec::with_capacity(needed);
+        for record in &data.records {
+            if examples.len() == needed {
+                break;
+            }
+            let id = format!("{}:{}", data.source, record.line);
+            if let Some(e) = binder_example(&model, &id, &record.words, &record.tags, &index)? {
+                examples.push(e);
+            }
+        }
+        if examples.len() < needed {
+            bail!(
+                "need {needed} sentences with an entity for {} steps of batch {b}, {} has {}",
+                self.warmup + self.steps,
+                data.source,
+                examples.len()
+            );
+        }
+        let mut stepper = Stepper::with_style(
+            &model.varmap,
+            opts.weight_decay,
+            AdamWStyle::Pytorch,
+            self.device,
+        )?
+        .timed();
+        let task = BinderLoss {
+            model: &model.model,
+            descriptions: &model.descriptions,
+            device: self.device,
+        };
+        let dropout = DropoutRng::new(opts.seed);
+        let subwords: usize = examples.iter().map(|e| e.sentence.ids.len()).sum();
+        let shape = format!(
+            "{b} sentences a step ({:.1} sub-words on average), {} types described",
+            subwords as f64 / examples.len() as f64,
+            data.types.len()
+        );
+        eprintln!(
+            "timing {} BINDER steps ({shape}) after {} warm-up ...",
+            self.steps, self.warmup
+        );
+        self.timed_steps(&mut stepper, &task, &examples, &dropout, &mut |_| 0, shape)
     }
 
     /// `warmup` untimed then `steps` timed steps on consecutive batches of `--batch-size`

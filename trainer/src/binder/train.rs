@@ -124,24 +124,42 @@ pub fn binder_examples(
     index: &HashMap<String, usize>,
 ) -> Result<(Vec<BinderExample>, usize)> {
     let mut examples = Vec::with_capacity(records.len());
-    let mut without = 0;
     for record in records {
-        let entities: Vec<(WordSpan, usize)> = spans_from_iob2(&record.tags)
-            .into_iter()
-            .map(|s| (WordSpan::new(s.start, s.end), index[&s.label]))
-            .collect();
-        if entities.is_empty() {
-            without += 1;
-            continue;
+        if let Some(example) =
+            binder_example(model, &record.id, &record.words, &record.tags, index)?
+        {
+            examples.push(example);
         }
-        let words: Vec<&str> = record.words.iter().map(String::as_str).collect();
-        let sentence = SubwordSentence::encode(&model.tokenizer, &words)?;
-        if let Err(e) = sentence.check_fits(model.model.max_positions()) {
-            bail!("training record `{}`: {e}", record.id);
-        }
-        examples.push(BinderExample { sentence, entities });
     }
+    let without = records.len() - examples.len();
     Ok((examples, without))
+}
+
+/// One sentence's training example (`id` names it in errors), or `None` without an entity; every
+/// entity type must be in `index`.
+pub fn binder_example(
+    model: &BinderTraining,
+    id: &str,
+    words: &[String],
+    tags: &[String],
+    index: &HashMap<String, usize>,
+) -> Result<Option<BinderExample>> {
+    let entities = spans_from_iob2(tags)
+        .into_iter()
+        .map(|s| match index.get(&s.label) {
+            Some(&t) => Ok((WordSpan::new(s.start, s.end), t)),
+            None => bail!("record `{id}`: entity type {} is not described", s.label),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if entities.is_empty() {
+        return Ok(None);
+    }
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let sentence = SubwordSentence::encode(&model.tokenizer, &words)?;
+    if let Err(e) = sentence.check_fits(model.model.max_positions()) {
+        bail!("training record `{id}`: {e}");
+    }
+    Ok(Some(BinderExample { sentence, entities }))
 }
 
 pub struct BinderOutcome {

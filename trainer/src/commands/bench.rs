@@ -5,7 +5,9 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use crate::args::{base_model, labels, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
-use crate::bench::{print_bench, Bench, BenchInput, BenchReport, Shapes, Workload};
+use crate::bench::{
+    print_bench, Bench, BenchInput, BenchReport, BinderBenchData, Shapes, Workload,
+};
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
 use crate::train::TrainOptions;
@@ -21,7 +23,8 @@ pub struct Args {
     tag_model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
-    /// The train-relations workload's data: --data DIR of SpERT JSON (or --train and --types).
+    /// The train-relations workload's data: --data DIR of SpERT JSON (or --train and --types);
+    /// train-binder's: --train FILE of labeled sentences and --types FILE.
     #[command(flatten)]
     labeled: LabeledArgs,
     #[command(flatten)]
@@ -76,22 +79,27 @@ pub fn run(args: Args) -> Result<()> {
         return run_children(&args);
     }
     let device = args.device.device()?;
-    // The span/relation workload reads SpERT JSON and nothing of the catalog.
-    let relations_only = args
+    // The span/relation and BINDER workloads read their own data and nothing of the catalog.
+    let own_data_only = args
         .workloads
         .iter()
-        .all(|w| *w == Workload::TrainRelations);
+        .all(|w| matches!(w, Workload::TrainRelations | Workload::TrainBinder));
     let relations = if args.workloads.contains(&Workload::TrainRelations) {
         Some(args.labeled.relation_files().read(true, false)?)
     } else {
         None
     };
+    let binder = if args.workloads.contains(&Workload::TrainBinder) {
+        Some(BinderBenchData::read(&args.labeled)?)
+    } else {
+        None
+    };
     let input = match &args.titles {
         Some(path) => BenchInput::from_titles(path)?,
-        None if relations_only => BenchInput::empty(
-            relations
-                .as_ref()
+        None if own_data_only => BenchInput::empty(
+            (relations.as_ref())
                 .and_then(|r| r.files["train"].as_str())
+                .or(binder.as_ref().map(|b| b.source.as_str()))
                 .unwrap_or_default()
                 .to_string(),
         ),
@@ -116,6 +124,7 @@ pub fn run(args: Args) -> Result<()> {
     let report = Bench {
         base,
         relations: relations.as_ref(),
+        binder: binder.as_ref(),
         tag_model: tag_model.as_ref(),
         input: &input,
         labels: &labels,
