@@ -10,6 +10,8 @@
 #                [--precision f32|bf16] [--matmul f32|int8|quantized] [--skip-ours] [--skip-reference]
 #   bench/run.sh --relations [--data DIR] [--span-method spert] [--device ...] [--model DIR]
 #                [--batch-size N] [--steps N] [--warmup-steps N] [--threads N] [--out DIR] [--skip-*]
+#   bench/run.sh --binder [--train FILE] [--types FILE] [--device ...] [--model DIR]
+#                [--batch-size N] [--steps N] [--warmup-steps N] [--threads N] [--out DIR] [--skip-*]
 #
 # --relations: the span/relation training step instead (SpERT): ours is `trainer bench --task
 # relations --span-method spert --workloads train-relations --data DIR`, the reference SpERT's step
@@ -18,6 +20,17 @@
 # of DIR's *_train.json in file order (DIR default $MULTITAG_DATA/conll04), batch 2, each sentence
 # at its own length. The reference samples each batch before its step, as SpERT's data loader does;
 # ours samples inside the step. Reports land in runs/bench/DEVICE/relations by default.
+#
+# --binder: BINDER's training step instead: ours is `trainer bench --task binder --workloads
+# train-binder --train FILE --types FILE`, the reference BINDER's step in PyTorch on our shapes
+# (reference.py's train-binder: two transformers BertModels, text and type descriptions, BINDER's
+# heads, scores and contrastive losses over our candidates with hard masks, torch.optim.AdamW
+# at lr 3e-5 without weight decay); the first batch * (warmup + steps) sentences with an entity of
+# FILE (token-per-line IOB2; default $MULTITAG_DATA/bc5cdr/train.tsv, types
+# data/binder/bc5cdr_types.json) in file order, batch 8, each sentence whole at its own length,
+# every type's description encoded each step. The reference builds each batch's candidates and
+# loss rows before its step, as BINDER's collator does; ours builds them inside the step. Reports
+# land in runs/bench/DEVICE/binder by default.
 #
 # --tag-model: the model our tagging workloads use (e.g. the q8_0 export in public/model, which is
 # what onnxruntime int8 compares with); default --model with a fresh head.
@@ -43,7 +56,7 @@ cd "$root"
 device=cpu model="" tag_model="" titles="" catalog="" batch="" title_tokens="" description_tokens=128
 shapes=fixed steps=5 warmup=2 tag_titles=1000 tag_titles_batch1="" repetitions=3 out="" threads=""
 workloads="train-multitask,train-ner,tag1,tag32" skip_ours=0 skip_reference=0 precision=f32 matmul=""
-relations=0 data="" span_method=spert
+relations=0 data="" span_method=spert binder=0 train="" types=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
@@ -70,7 +83,10 @@ while [ $# -gt 0 ]; do
     --relations) relations=1; shift ;;
     --data) data="$2"; shift 2 ;;
     --span-method) span_method="$2"; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    --binder) binder=1; shift ;;
+    --train) train="$2"; shift 2 ;;
+    --types) types="$2"; shift 2 ;;
+    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,6 +95,15 @@ if [ "$relations" = 1 ]; then
   batch="${batch:-2}"
   data="${data:-${MULTITAG_DATA:-../shared/data}/conll04}"
   [ -d "$data" ] || { echo "bench/run.sh: no relation data directory $data (--data DIR)" >&2; exit 1; }
+fi
+if [ "$binder" = 1 ]; then
+  [ "$relations" = 0 ] || { echo "bench/run.sh: --relations or --binder, not both" >&2; exit 2; }
+  workloads=train-binder
+  batch="${batch:-8}"
+  train="${train:-${MULTITAG_DATA:-../shared/data}/bc5cdr/train.tsv}"
+  types="${types:-data/binder/bc5cdr_types.json}"
+  [ -f "$train" ] || { echo "bench/run.sh: no BINDER training file $train (--train FILE)" >&2; exit 1; }
+  [ -f "$types" ] || { echo "bench/run.sh: no BINDER types file $types (--types FILE)" >&2; exit 1; }
 fi
 case "$device" in
   cpu) batch="${batch:-16}" title_tokens="${title_tokens:-48}" ;;
@@ -89,6 +114,8 @@ model="${model:-${MULTITAG_CACHE:-.cache}/models/all-MiniLM-L6-v2}"
 tag_titles_batch1="${tag_titles_batch1:-$tag_titles}"
 if [ "$relations" = 1 ]; then
   out="${out:-runs/bench/$device/relations}"
+elif [ "$binder" = 1 ]; then
+  out="${out:-runs/bench/$device/binder}"
 else
   out="${out:-runs/bench/$device}"
 fi
@@ -96,8 +123,8 @@ mkdir -p "$out"
 
 # Input: the same titles (and descriptions) for both sides.
 input=()
-if [ "$relations" = 1 ]; then
-  : # the relation data's training file, not the catalog
+if [ "$relations" = 1 ] || [ "$binder" = 1 ]; then
+  : # the relation data's or BINDER's training file, not the catalog
 elif [ -n "$titles" ]; then
   input=(--titles "$titles")
 else
@@ -161,6 +188,9 @@ ours_task=() ref_task=()
 if [ "$relations" = 1 ]; then
   ours_task=(--task relations --data "$data" --span-method "$span_method")
   ref_task=(--data "$data" --span-method "$span_method")
+elif [ "$binder" = 1 ]; then
+  ours_task=(--task binder --train "$train" --types "$types")
+  ref_task=(--binder-train "$train" --binder-types "$types")
 fi
 ours_pid="" ref_pid=""
 if [ "$skip_ours" = 0 ]; then

@@ -17,6 +17,7 @@ WORKLOADS = [
     ("tag_batch_1", "tagging, batch 1"),
     ("tag_batch_32", "tagging, batch 32"),
     ("train_relations", "training, SpERT spans + relations"),
+    ("train_binder", "training, BINDER spans x type descriptions"),
 ]
 
 

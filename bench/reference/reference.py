@@ -18,6 +18,10 @@ schema (`multitag-bench/1`), one report per implementation:
 - train-relations (pytorch rows only): SpERT's training step (Eberts & Ulges 2020) as its published
   code (lavis-nlp/spert) runs it, on the first sentences of --data's *_train.json: see the section
   "Span/relation extraction" below.
+- train-binder (pytorch rows only): BINDER's training step (Zhang et al. 2023, microsoft/binder:
+  two encoders, text and type descriptions, contrastive span/type losses) on the first sentences
+  with entities of --binder-train, with the types of --binder-types, on the candidates and hard
+  masks of ours: see the section "BINDER" below.
 
 Inputs: the first catalog items in file order (--catalog, column ProductName and Description), or a
 plain file of titles (--titles) whose descriptions are each title's next eight titles joined with
@@ -47,7 +51,7 @@ def parse_args():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--catalog", help="catalog CSV (ProductName, Description)")
     p.add_argument("--titles", help="plain text file of titles, one a line (instead of --catalog)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="default 16; train-binder 8")
     p.add_argument("--title-tokens", type=int, default=48)
     p.add_argument("--description-tokens", type=int, default=128)
     p.add_argument("--shapes", default="fixed", choices=["fixed", "natural"])
@@ -57,15 +61,15 @@ def parse_args():
     p.add_argument("--tag-titles-batch1", type=int)
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--lambda", dest="lam", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--lr", type=float, help="default 5e-5; train-binder 3e-5")
+    p.add_argument("--weight-decay", type=float, help="default 0.01; train-binder 0")
     p.add_argument("--clip", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--labels", type=int, default=9, help="number of tag labels (O + B/I x 4 types)")
     p.add_argument(
         "--workloads",
         default="train-multitask,train-ner,tag1,tag32",
-        help="comma-separated subset of train-multitask,train-ner,tag1,tag32,train-relations",
+        help="comma-separated subset of train-multitask,train-ner,tag1,tag32,train-relations,train-binder",
     )
     # train-relations (SpERT): the data and the recipe, as `trainer bench --task relations`.
     p.add_argument("--data", help="relation data directory (SpERT JSON: *_train.json, *_types.json)")
@@ -74,6 +78,9 @@ def parse_args():
     p.add_argument("--neg-relations", type=int, default=100)
     p.add_argument("--max-span-words", type=int, default=10)
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of the linear schedule")
+    # train-binder (BINDER): the data, as `trainer bench --task binder --train FILE --types FILE`.
+    p.add_argument("--binder-train", help="BINDER training sentences (token-per-line IOB2)")
+    p.add_argument("--binder-types", help="BINDER entity types (JSON array of {name, description})")
     p.add_argument(
         "--implementations",
         default="auto",
@@ -85,6 +92,14 @@ def parse_args():
     p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # internal: one child run
     p.add_argument("--onnx-dir", help=argparse.SUPPRESS)  # internal: the exported models
     return p.parse_args()
+
+
+def resolve_defaults(args, workload):
+    """The defaults of --batch-size, --lr and --weight-decay, which depend on the workload."""
+    binder = workload == "train-binder"  # BINDER's recipe: batch 8, lr 3e-5, no weight decay
+    for name, general, for_binder in (("batch_size", 16, 8), ("lr", 5e-5, 3e-5), ("weight_decay", 0.01, 0.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, for_binder if binder else general)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,6 +508,105 @@ class Reference:
         }
         return out
 
+    def train_binder(self):
+        """BINDER's training step (see the section "BINDER"), timed as `train_relations`."""
+        torch, args = self.torch, self.args
+        from tokenizers import Tokenizer
+
+        if not args.binder_train or not args.binder_types:
+            sys.exit("train-binder needs --binder-train FILE (IOB2) and --binder-types FILE (JSON)")
+        b = args.batch_size
+        total = args.warmup_steps + args.steps
+        needed = b * total
+        types = read_binder_types(args.binder_types)
+        index = {name: i for i, (name, _) in enumerate(types)}
+        sentences = read_iob2(args.binder_train)
+        tokenizer = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        ids = {t: tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")}
+        text = self.BertModel.from_pretrained(args.model, add_pooling_layer=False).float()
+        type_encoder = self.BertModel.from_pretrained(args.model, add_pooling_layer=False).float()
+        max_positions = text.config.max_position_embeddings
+        # The training examples: sentences with at least one entity, in file order.
+        examples = []
+        for number, (words, tags) in enumerate(sentences):
+            spans = iob2_spans(tags)
+            missing = sorted({ty for ty, _, _ in spans if ty not in index})
+            if missing:
+                sys.exit(f"training sentence {number}: entity type {missing[0]} is not described in {args.binder_types}")
+            entities = [((s, e), index[ty]) for ty, s, e in spans]
+            if not entities:
+                continue
+            encoding, word_spans = subword_sentence(tokenizer, ids, words)
+            if len(encoding) > max_positions:
+                sys.exit(f"training sentence {number}: {len(encoding)} sub-words, more than {max_positions}")
+            examples.append((encoding, word_spans, entities))
+            if len(examples) == needed:
+                break
+        if len(examples) < needed:
+            sys.exit(f"need {needed} training sentences with entities for {total} steps of batch {b}, have {len(examples)}")
+        descriptions = [binder_description(tokenizer, d) for _, d in types]
+        subwords = sum(len(e[0]) for e in examples)
+
+        torch.manual_seed(args.seed)
+        model = binder_model(torch, text, type_encoder).to(self.device)
+        self.attention = getattr(text.config, "_attn_implementation", None)
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt_kwargs = {"lr": args.lr, "weight_decay": args.weight_decay}
+        if self.tuned and self.device.type == "cuda":
+            opt_kwargs["fused"] = True
+        optimizer = torch.optim.AdamW(params, **opt_kwargs)
+        # transformers' get_linear_schedule_with_warmup without warm-up (the Trainer's default).
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (total - step) / max(1, total)))
+        type_ids, type_mask = pad_rows(torch, descriptions)
+        type_ids, type_mask = type_ids.to(self.device), type_mask.to(self.device)
+        shape = f"{b} sentences a step ({subwords / len(examples):.1f} sub-words on average), {len(types)} types described"
+        print(
+            f"[{self.name()}] timing {args.steps} BINDER steps ({shape}) after {args.warmup_steps} warm-up ...",
+            file=sys.stderr,
+        )
+        self.gpu_reset()
+        rates, phases = [], []
+        for step in range(total):
+            # BINDER's feature building and collator: the batch and its masks before the step
+            # (ours builds the candidates and loss rows inside it).
+            batch = binder_batch(torch, examples[step * b : (step + 1) * b], len(types))
+            batch = {k: v if v is None else v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            self.sync()
+            start = time.perf_counter()
+            with self.autocast():
+                scores = model(
+                    batch["ids"], batch["mask"], type_ids, type_mask,
+                    batch["starts"], batch["ends"], batch["firsts"], batch["lasts"], batch["widths"],
+                )
+                loss = binder_loss(torch, [s.float() for s in scores], batch)
+            self.sync()
+            forward = time.perf_counter()
+            loss.backward()
+            self.sync()
+            backward = time.perf_counter()
+            if args.clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, args.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            self.sync()
+            end = time.perf_counter()
+            if value != value:
+                sys.exit(f"loss is NaN at step {step}")
+            if step >= args.warmup_steps:
+                rates.append(b / (end - start))
+                phases.append((forward - start, backward - forward, end - backward))
+        out = measurement("seq/s", shape, rates, b, self.gpu_peak())
+        out["phases_ms"] = {
+            name: quantile(sorted(p[i] * 1e3 for p in phases), 0.5)
+            for i, name in enumerate(("forward", "backward", "optimizer"))
+        }
+        return out
+
     def name(self):
         return "pytorch-tuned" if self.tuned else "pytorch-eager"
 
@@ -822,6 +936,296 @@ def spert_loss(torch, entity_logits, rel_logits, batch):
 
 
 # ---------------------------------------------------------------------------------------------
+# BINDER: its training step (Zhang et al., ICLR 2023; microsoft/binder's src/model.py), on the
+# shapes and candidates of ours (crates/model/src/tasks/binder)
+#
+# Measured as `trainer bench --task binder --workloads train-binder` measures ours: the training
+# examples are the sentences of --binder-train (token-per-line IOB2, as `trainer` reads it) that
+# have at least one entity, in file order; batch i of the loop is examples [i*b, (i+1)*b) with
+# b = --batch-size; each sentence whole as [CLS] + its words' sub-words + [SEP] (a word with none
+# becomes [UNK]), padded to the batch's longest; the types of --binder-types in file order, each
+# description `[CLS] description [SEP]` (at most 128 sub-words), all of them encoded at every
+# step. f32, dropout 0.1 (the encoders' own and after each head). What BINDER does, written anew:
+# - model: two BertModels (text and type encoder, no pooler) loaded from --model, separate
+#   weights, both trained; a type's vector is its description's last-layer [CLS]; heads are
+#   single linear layers to 128: start and end over a sub-word's state, span over
+#   [h_first; h_last; width embedding(last - first + 1)] (max_position_embeddings + 1 rows), and
+#   type start / end / span over the type's [CLS]; dropout after each, then L2 normalisation;
+#   scores exp(log-scale) * cosine, one log-scale per kind from ln(1 / 0.07); weights N(0, 0.02),
+#   biases 0.
+# - candidates (as ours, not BINDER's L x L grid; the same scores where both have them): per
+#   sentence [CLS] then each word's first sub-word (starts), [CLS] then each word's last (ends),
+#   the (CLS, CLS) span then every word span [s, e) with no width cap (spans), in (s, e) order.
+# - loss with hard masks (ours; BINDER's fp16 -9.2 soft mask is its choice of precision): per
+#   (sentence, type) a threshold row, softmax over [CLS] (the positive) and the candidates that
+#   are no gold mention of the type; per gold mention a NER row over the mention (the positive),
+#   [CLS] and the same candidates; rows padded with -1e30, each kind's rows averaged;
+#   0.5 * (0.2 start + 0.2 end + 0.6 span of the NER rows) + 0.5 * (the same of the threshold rows).
+# - optimizer: torch.optim.AdamW (fused in pytorch-tuned on CUDA), --lr (3e-5 here),
+#   --weight-decay (0 here), global-norm clipping at --clip, the learning rate decaying linearly
+#   to 0 over the run's steps from the first (no warm-up), stepped after the update as the
+#   Trainer does (ours keeps --lr constant in `bench`: the same cost), then zero_grad.
+#   Phases: forward through the loss, backward, optimizer (clipping, update, schedule,
+#   zero_grad, reading the loss). BINDER builds its masks in its feature preparation and data
+#   collator, so here a batch's tensors and loss rows are built before its step, outside the timed
+#   region; ours builds them inside the step (its forward phase).
+
+BINDER_DESCRIPTION_TOKENS = 128  # crates/model/src/tasks/binder/tagger.rs DESCRIPTION_TOKENS
+BINDER_LOG_SCALE = math.log(1 / 0.07)
+
+
+def read_binder_types(path):
+    """--binder-types: a JSON array of {"name", "description"}, as [(name, description)] in file order."""
+    with open(path, encoding="utf-8") as f:
+        records = json.load(f)
+    if not isinstance(records, list) or not records:
+        sys.exit(f"{path}: expected a non-empty JSON array of {{\"name\", \"description\"}} objects")
+    types = []
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not isinstance(r.get("name"), str) or not isinstance(r.get("description"), str):
+            sys.exit(f"{path}: record [{i}] is not an object with string \"name\" and \"description\"")
+        if r["name"] in (t[0] for t in types):
+            sys.exit(f"{path}: type {r['name']!r} is listed twice")
+        types.append((r["name"], r["description"]))
+    return types
+
+
+def iob2_parts(tag):
+    """(prefix, type) of a B-/I- tag; None for O and invalid tags (crates/core/src/tags.rs)."""
+    prefix, dash, ty = tag.partition("-")
+    return (prefix, ty) if dash and prefix in ("B", "I") and ty else None
+
+
+def read_iob2(path):
+    """Token-per-line IOB2 as `trainer` reads it (crates/core/src/labeled.rs, read_conll): the token
+    first, the tag last, blank lines between sentences, -DOCSTART- lines skipped; a sentence with a
+    one-column line, an invalid tag or an I- that continues nothing is left out. [(words, tags)]."""
+    sentences, words, tags, bad = [], [], [], False
+
+    def finish():
+        if not bad and words:
+            previous = None
+            for tag in tags:
+                parts = iob2_parts(tag)
+                ty = parts[1] if parts else None
+                if tag.startswith("I-") and previous != ty:
+                    return
+                previous = ty
+            sentences.append((list(words), list(tags)))
+
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            columns = line.split()
+            if not columns:
+                finish()
+                words, tags, bad = [], [], False
+                continue
+            if columns[0] == "-DOCSTART-" or bad:
+                continue
+            if columns[0].startswith("{") and not sentences and not words:
+                sys.exit(f"{path}: JSONL; the reference reads token-per-line IOB2 only")
+            tag = columns[-1]
+            if len(columns) < 2 or (tag != "O" and iob2_parts(tag) is None):
+                bad = True
+                continue
+            words.append(columns[0])
+            tags.append(tag)
+    finish()
+    return sentences
+
+
+def iob2_spans(tags):
+    """Strict IOB2 entities [(type, start word, end word exclusive)] (spans_from_iob2)."""
+    out, open_ = [], None
+    for i, tag in enumerate(tags):
+        parts = iob2_parts(tag)
+        if parts and parts[0] == "I" and open_ and open_[0] == parts[1]:
+            continue
+        if open_:
+            out.append((open_[0], open_[1], i))
+            open_ = None
+        if parts and parts[0] == "B":
+            open_ = (parts[1], i)
+    if open_:
+        out.append((open_[0], open_[1], len(tags)))
+    return out
+
+
+def subword_sentence(tokenizer, ids, words):
+    """[CLS] + each word's sub-words ([UNK] for a word with none) + [SEP], and each word's
+    sub-word range (SubwordSentence::encode)."""
+    enc = tokenizer.encode(words, is_pretokenized=True, add_special_tokens=False)
+    per_word = [[] for _ in words]
+    for i, w in zip(enc.ids, enc.word_ids):
+        if w is not None:
+            per_word[w].append(i)
+    encoding, spans = [ids["[CLS]"]], []
+    for sub in per_word:
+        start = len(encoding)
+        encoding += sub or [ids["[UNK]"]]
+        spans.append((start, len(encoding)))
+    encoding.append(ids["[SEP]"])
+    return encoding, spans
+
+
+def binder_description(tokenizer, text):
+    """`[CLS] description [SEP]`, cut to its first 127 ids and its [SEP] (WordTokenizer::encode_text)."""
+    out = tokenizer.encode(text).ids
+    if len(out) > BINDER_DESCRIPTION_TOKENS:
+        out = out[: BINDER_DESCRIPTION_TOKENS - 1] + out[-1:]
+    return out
+
+
+def pad_rows(torch, rows):
+    """(ids, mask) padded with 0 to the longest row (crates/model/src/tokenize.rs collate)."""
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def binder_batch(torch, examples, types):
+    """A batch's tensors: the padded sentences, the candidates as rows of the encoded batch
+    (Candidates::new) and, per kind, the loss rows as indices into the flattened (candidates,
+    types) scores, the positive first, padded with the index of an appended -1e30 (BinderLoss)."""
+    ids, mask = pad_rows(torch, [e[0] for e in examples])
+    seq = ids.shape[1]
+    starts, ends, spans = [], [], []
+    blocks = []  # per sentence: (first start, first end, first span) candidate index, word spans
+    for b, (_, word_spans, _) in enumerate(examples):
+        row = b * seq
+        blocks.append((len(starts), len(ends), len(spans)))
+        starts.append(row)
+        ends.append(row)
+        spans.append((row, row, 1))
+        for s, e in word_spans:
+            starts.append(row + s)
+            ends.append(row + e - 1)
+        n = len(word_spans)
+        for s in range(n):
+            first = word_spans[s][0]
+            for e in range(s + 1, n + 1):
+                last = word_spans[e - 1][1] - 1
+                spans.append((row + first, row + last, last - first + 1))
+    counts = {"start": len(starts), "end": len(ends), "span": len(spans)}
+    rows = {kind: ([], []) for kind in counts}  # (threshold, ner)
+    for (_, word_spans, entities), (s0, e0, p0) in zip(examples, blocks):
+        n = len(word_spans)
+        for kind, cls in (("start", s0), ("end", e0), ("span", p0)):
+            last = cls + (n * (n + 1) // 2 if kind == "span" else n)  # the block's candidates: cls..=last
+
+            def of(span):
+                s, e = span
+                if kind == "start":
+                    return cls + 1 + s
+                if kind == "end":
+                    return cls + e
+                return cls + 1 + s * n - s * (s - 1) // 2 + (e - s - 1)  # (s, e) order
+
+            for t in range(types):
+                gold = sorted({of(span) for span, ty in entities if ty == t})
+                flat = lambda c: c * types + t  # noqa: E731
+                gold_set = set(gold)
+                negatives = [flat(c) for c in range(cls + 1, last + 1) if c not in gold_set]
+                rows[kind][0].append([flat(cls)] + negatives)
+                for g in gold:
+                    rows[kind][1].append([flat(g), flat(cls)] + negatives)
+
+    def index(kind, rs):
+        if not rs:
+            return None
+        floor = counts[kind] * types
+        width = max(len(r) for r in rs)
+        return torch.tensor([r + [floor] * (width - len(r)) for r in rs], dtype=torch.long)
+
+    batch = {"ids": ids, "mask": mask}
+    batch["starts"] = torch.tensor(starts, dtype=torch.long)
+    batch["ends"] = torch.tensor(ends, dtype=torch.long)
+    batch["firsts"] = torch.tensor([s[0] for s in spans], dtype=torch.long)
+    batch["lasts"] = torch.tensor([s[1] for s in spans], dtype=torch.long)
+    batch["widths"] = torch.tensor([s[2] for s in spans], dtype=torch.long)
+    for kind, (threshold, ner) in rows.items():
+        batch[f"{kind}_threshold"] = index(kind, threshold)
+        batch[f"{kind}_ner"] = index(kind, ner)
+    return batch
+
+
+def binder_model(torch, text, type_encoder, dim=128, dropout=0.1):
+    """BINDER's network over the two encoders (see the section comment): forward gives the
+    start, end and span scores (candidates, types)."""
+    nn = torch.nn
+    F = nn.functional
+    hidden = text.config.hidden_size
+
+    class BinderModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.text_encoder = text
+            self.type_encoder = type_encoder
+            self.start_linear = nn.Linear(hidden, dim)
+            self.end_linear = nn.Linear(hidden, dim)
+            self.span_linear = nn.Linear(2 * hidden + dim, dim)
+            self.width_embeddings = nn.Embedding(text.config.max_position_embeddings + 1, dim)
+            self.type_start_linear = nn.Linear(hidden, dim)
+            self.type_end_linear = nn.Linear(hidden, dim)
+            self.type_span_linear = nn.Linear(hidden, dim)
+            self.dropout = nn.Dropout(dropout)
+            for name in ("start", "end", "span"):
+                setattr(self, f"{name}_logit_scale", nn.Parameter(torch.tensor(BINDER_LOG_SCALE)))
+            for module in self.children():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(module.weight, std=text.config.initializer_range)
+                if isinstance(module, nn.Linear):
+                    nn.init.zeros_(module.bias)
+
+        def project(self, layer, xs):
+            return F.normalize(self.dropout(layer(xs)), dim=-1)
+
+        @staticmethod
+        def scores(xs, types, log_scale):
+            return (xs @ types.t()) * log_scale.exp()
+
+        def forward(self, ids, mask, type_ids, type_mask, starts, ends, firsts, lasts, widths):
+            cls = self.type_encoder(input_ids=type_ids, attention_mask=type_mask).last_hidden_state[:, 0]
+            rows = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.reshape(-1, hidden)
+            span = torch.cat([rows[firsts], rows[lasts], self.width_embeddings(widths)], dim=-1)
+            return (
+                self.scores(
+                    self.project(self.start_linear, rows[starts]),
+                    self.project(self.type_start_linear, cls),
+                    self.start_logit_scale,
+                ),
+                self.scores(
+                    self.project(self.end_linear, rows[ends]), self.project(self.type_end_linear, cls), self.end_logit_scale
+                ),
+                self.scores(
+                    self.project(self.span_linear, span), self.project(self.type_span_linear, cls), self.span_logit_scale
+                ),
+            )
+
+    return BinderModel()
+
+
+def binder_loss(torch, scores, batch, weights=(0.2, 0.2, 0.6), ner_weight=0.5, threshold_weight=0.5):
+    """BinderLoss's total from the (start, end, span) scores and the batch's loss rows."""
+
+    def contrastive(xs, rows):  # the mean over rows of -log softmax(row)[0]
+        if rows is None:
+            return xs.new_zeros(())
+        flat = torch.cat([xs.reshape(-1), xs.new_full((1,), -1e30)])
+        return -torch.log_softmax(flat[rows], dim=-1)[:, 0].mean()
+
+    ner = threshold = 0
+    for w, kind, xs in zip(weights, ("start", "end", "span"), scores):
+        ner = ner + w * contrastive(xs, batch[f"{kind}_ner"])
+        threshold = threshold + w * contrastive(xs, batch[f"{kind}_threshold"])
+    return ner_weight * ner + threshold_weight * threshold
+
+
+# ---------------------------------------------------------------------------------------------
 # onnxruntime (CPU tagging)
 
 
@@ -1005,6 +1409,7 @@ def run_single(args, impl, workload):
         "tag1": "tag_batch_1",
         "tag32": "tag_batch_32",
         "train-relations": "train_relations",
+        "train-binder": "train_binder",
     }
     if workload not in key:
         sys.exit(f"unknown workload {workload}")
@@ -1017,6 +1422,14 @@ def run_single(args, impl, workload):
         source = relation_files(args.data)[0] if args.data else None
         titles, descriptions = [], []
         extra["variant"] = args.span_method
+    elif workload == "train-binder":
+        # Its input is --binder-train's sentences and --binder-types' descriptions.
+        if not impl.startswith("pytorch-"):
+            return None
+        source = args.binder_train
+        titles, descriptions = [], []
+        extra["variant"] = "binder"
+        extra["types"] = args.binder_types
     else:
         source, titles, descriptions = read_input(args)
     count1 = args.tag_titles_batch1 or args.tag_titles
@@ -1038,6 +1451,8 @@ def run_single(args, impl, workload):
         ref = Reference(args, titles, descriptions, tuned=impl == "pytorch-tuned")
         if workload == "train-relations":
             m = ref.train_relations()
+        elif workload == "train-binder":
+            m = ref.train_binder()
         elif workload == "train-multitask":
             m = ref.train(True)
         elif workload == "train-ner":
@@ -1087,6 +1502,7 @@ def main():
     args = parse_args()
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     if args.single:
+        resolve_defaults(args, workloads[0])
         r = run_single(args, args.implementations, workloads[0])
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"schema": "multitag-bench/1", "reports": [r] if r else []}, f)
