@@ -83,12 +83,14 @@ impl Kind {
             let range = self.block(block);
             let cls = range.start;
             for t in 0..types {
-                let gold: BTreeSet<usize> = example
-                    .entities
-                    .iter()
+                // One NER row per mention, as the reference has (two mentions of a type that
+                // share a start, in nested data, give two start rows); the set leaves them all
+                // out of the negatives.
+                let mentions: Vec<usize> = (example.entities.iter())
                     .filter(|(_, ty)| *ty == t)
                     .map(|(span, _)| self.of(block, *span))
                     .collect();
+                let gold: BTreeSet<usize> = mentions.iter().copied().collect();
                 let flat = |c: usize| (c * types + t) as u32;
                 let negatives: Vec<u32> = (cls + 1..range.end)
                     .filter(|c| !gold.contains(c))
@@ -97,7 +99,7 @@ impl Kind {
                 let mut threshold = vec![flat(cls)];
                 threshold.extend(&negatives);
                 rows.threshold.push(threshold);
-                for &g in &gold {
+                for &g in &mentions {
                     let mut ner = vec![flat(g), flat(cls)];
                     ner.extend(&negatives);
                     rows.ner.push(ner);
@@ -231,6 +233,22 @@ mod tests {
         assert_eq!(spans.ner[0], [2, 0, 4, 6, 8, 10, 12]);
         assert_eq!(spans.ner[1], [11, 1, 3, 5, 7, 9, 13]);
         assert_eq!(spans.threshold.len(), 2);
+    }
+
+    /// Nested mentions of one type that share a start word: a start row each (the reference's
+    /// one row per mention), and neither end is a negative of the other's row.
+    #[test]
+    fn nested_mentions_get_a_row_each() {
+        let e = BinderExample {
+            sentence: sentence(&[1, 1, 1]),
+            entities: vec![(WordSpan::new(0, 1), 0), (WordSpan::new(0, 2), 0)],
+        };
+        let candidates = Candidates::new(&[&e.sentence], 5, None);
+        let starts = Kind::Start.rows(&[&e], &candidates, 1);
+        assert_eq!(starts.ner, [vec![1, 0, 2, 3], vec![1, 0, 2, 3]]);
+        let ends = Kind::End.rows(&[&e], &candidates, 1);
+        assert_eq!(ends.ner, [vec![1, 0, 3], vec![2, 0, 3]]);
+        assert_eq!(ends.threshold, [vec![0, 3]]);
     }
 
     #[test]
