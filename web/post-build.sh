@@ -2,8 +2,9 @@
 # trunk post_build hook (see Trunk.toml), run from the repository root with TRUNK_STAGING_DIR and
 # TRUNK_PROFILE set:
 #  1. copies the exported models, when present, next to the page: public/model -> model/,
-#     public/model-baseline -> model-baseline/ and public/relations -> relations/ (the relation
-#     extraction model of the Relations view); they are generated and large, so not trunk assets;
+#     public/model-baseline -> model-baseline/, public/relations -> relations/ (the relation
+#     extraction model of the Relations view) and public/binder -> binder/ (the Tag view's types
+#     described in words); they are generated and large, so not trunk assets;
 #  2. in release builds, optimizes the wasm files with wasm-opt if a recent one is present.
 #
 # wasm-opt is run here rather than by trunk (index.html sets data-wasm-opt="0") because binaryen
@@ -15,7 +16,7 @@
 set -eu
 stage="${TRUNK_STAGING_DIR:?run by trunk}"
 
-for m in model model-baseline relations; do
+for m in model model-baseline relations binder; do
   if [ -f "public/$m/manifest.json" ]; then
     mkdir -p "$stage/$m"
     cp public/$m/* "$stage/$m/"
