@@ -19,7 +19,10 @@ fn json(path: &Path) -> Value {
 
 fn train(out: &Path, types: Option<&Path>, extra: &[&str]) -> std::process::Output {
     let (base, data) = (base_model(), fixture("binder"));
-    let (train, dev) = (data.join("train.tsv"), data.join("dev.tsv"));
+    let (train, dev) = (
+        data.join("invented_train.conll"),
+        data.join("invented_dev.conll"),
+    );
     let mut args = vec![
         "train",
         "--task",
@@ -80,7 +83,7 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
             "--model",
             s(&model),
             "--test",
-            s(&data.join("dev.tsv")),
+            s(&data.join("invented_dev.conll")),
             "--json",
             s(&report),
         ],
@@ -134,7 +137,7 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
             "--quant",
             "q8_0",
             "--test",
-            s(&data.join("dev.tsv")),
+            s(&data.join("invented_dev.conll")),
             "--out",
             s(&export),
         ],
@@ -176,7 +179,7 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
             "--model",
             s(&model),
             "--test",
-            s(&data.join("dev.tsv")),
+            s(&data.join("invented_dev.conll")),
             "--types",
             s(&extra),
         ],

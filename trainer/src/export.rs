@@ -149,16 +149,8 @@ impl Export<'_> {
         let examples = self.examples(&dir);
         let examples_json = serde_json::to_string_pretty(&examples)?;
         let manifest = Manifest {
-            task: dir.task.name().to_string(),
-            quant: self.quant.name().to_string(),
-            files: Vec::new(),
-            source: self.model.display().to_string(),
             labels: Some(labels.labels.clone()),
-            types: None,
-            span_method: None,
-            span_model: None,
-            described_types: None,
-            tensors: stored,
+            ..self.manifest(&dir, stored)
         };
         self.write_out(
             &gguf,
@@ -197,19 +189,13 @@ impl Export<'_> {
         let examples_json = serde_json::to_string_pretty(&examples)?;
         let types = float.types();
         let manifest = Manifest {
-            task: dir.task.name().to_string(),
-            quant: self.quant.name().to_string(),
-            files: Vec::new(),
-            source: self.model.display().to_string(),
-            labels: None,
             types: Some(ManifestTypes {
                 entities: types.entities.iter().map(|t| t.name.clone()).collect(),
                 relations: types.relations.iter().map(|t| t.name.clone()).collect(),
             }),
             span_method: Some(float.model.settings.variant()),
             span_model: Some(SpanModelSettings::of(&float)),
-            described_types: None,
-            tensors: stored,
+            ..self.manifest(dir, stored)
         };
         self.write_out(
             &gguf,
@@ -233,16 +219,8 @@ impl Export<'_> {
         let examples = self.examples(dir);
         let examples_json = serde_json::to_string_pretty(&examples)?;
         let manifest = Manifest {
-            task: dir.task.name().to_string(),
-            quant: self.quant.name().to_string(),
-            files: Vec::new(),
-            source: self.model.display().to_string(),
-            labels: None,
-            types: None,
-            span_method: None,
-            span_model: None,
             described_types: Some(float.types().to_vec()),
-            tensors: stored,
+            ..self.manifest(dir, stored)
         };
         self.write_out(
             &gguf,
@@ -251,6 +229,23 @@ impl Export<'_> {
             manifest,
             |staged| self.verify(staged, &gguf, &dir.tokenizer_bytes, &float, &examples),
         )
+    }
+
+    /// The manifest's fields every task has (the files are filled in when staged); a task adds
+    /// its own.
+    fn manifest(&self, dir: &ModelDir, tensors: Vec<StoredTensor>) -> Manifest {
+        Manifest {
+            task: dir.task.name().to_string(),
+            quant: self.quant.name().to_string(),
+            files: Vec::new(),
+            source: self.model.display().to_string(),
+            labels: None,
+            types: None,
+            span_method: None,
+            span_model: None,
+            described_types: None,
+            tensors,
+        }
     }
 
     /// The GGUF file of a model whose heads (every tensor outside its encoders) stay f32, with

@@ -105,13 +105,7 @@ pub fn save_binder_model(
 /// checked to be used; or an exported one (model.gguf, whose metadata holds the types and
 /// settings), its encoders' dense layers multiplying as `compute` says.
 pub fn load_tagger(dir: &ModelDir, device: &Device, compute: DenseCompute) -> Result<BinderTagger> {
-    if dir.task != TaskKind::Binder {
-        bail!(
-            "{}: a {} model, not a BINDER one (train one with --task binder)",
-            dir.path.display(),
-            dir.task.name()
-        );
-    }
+    crate::train::check_task(dir, crate::train::Task::Binder)?;
     if let WeightsFormat::Gguf(file) = &dir.weights {
         let tokenizer_source = dir.path.join("tokenizer.json").display().to_string();
         return Ok(BinderTagger::from_gguf(

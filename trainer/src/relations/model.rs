@@ -161,13 +161,7 @@ pub fn load_extractor_with(
     device: &Device,
     compute: DenseCompute,
 ) -> Result<SpanExtractor> {
-    if dir.task != TaskKind::Relations {
-        bail!(
-            "{}: a {} model, not a relation extraction one (train one with --task relations)",
-            dir.path.display(),
-            dir.task.name()
-        );
-    }
+    crate::train::check_task(dir, crate::train::Task::Relations)?;
     if let WeightsFormat::Gguf(file) = &dir.weights {
         let tokenizer_source = dir.path.join("tokenizer.json").display().to_string();
         return Ok(SpanExtractor::from_gguf(
