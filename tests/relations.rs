@@ -90,6 +90,17 @@ fn a_spert_dataset_trains_evaluates_and_tags() {
         "{}",
         stderr(&o)
     );
+    // Relation models have no GPU path yet: refused, not silently run on the CPU.
+    let o = trainer(
+        &["tag", "--model", s(&model), "--backend", "wgpu"],
+        Some(&format!("{line}\n")),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("runs on the CPU only"),
+        "{}",
+        stderr(&o)
+    );
     let o = trainer(
         &["tag", "--model", s(&model), "--task", "relations"],
         Some(&format!("{line}\n")),

@@ -132,6 +132,51 @@ impl DeviceArgs {
     }
 }
 
+/// Where an encoder's inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// candle on this process's device (`--device`).
+    Cpu,
+    /// The wgpu encoder on the first GPU adapter (Vulkan, Metal or DX12); the heads and decoding
+    /// stay on the CPU.
+    Wgpu,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+pub struct BackendArgs {
+    /// Where the encoder's inference runs: cpu, or wgpu (a GPU through Vulkan, Metal or DX12).
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+impl BackendArgs {
+    /// Refuses the GPU for a model whose inference has no GPU path yet (relation extraction).
+    pub fn cpu_only(&self, dir: &ModelDir) -> Result<()> {
+        if self.backend != Backend::Cpu {
+            bail!(
+                "{}: a {} model runs on the CPU only (--backend cpu)",
+                dir.path.display(),
+                dir.task.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves `predictor`'s text encoder to the chosen backend (its weights read again from `dir`)
+    /// and says where it runs.
+    pub fn apply(
+        &self,
+        dir: &ModelDir,
+        predictor: &mut dyn multitag_model::Predictor,
+    ) -> Result<()> {
+        if self.backend == Backend::Wgpu {
+            let adapter = dir.encoder_on_gpu(predictor)?;
+            eprintln!("encoder on {adapter}");
+        }
+        Ok(())
+    }
+}
+
 #[derive(clap::Args, Clone, Copy)]
 pub struct MatmulArgs {
     /// For an exported model, how its matrices multiply: f32 (dequantized at load), quantized

@@ -27,6 +27,7 @@ use multitag_model::tasks::Task;
 use multitag_model::{DenseCompute, DropoutRng, Predictor, Tagger};
 use serde::Serialize;
 
+use crate::args::Backend;
 use crate::binder::model::BinderTraining;
 use crate::binder::train::binder_example;
 use crate::data::Dataset;
@@ -58,6 +59,8 @@ pub enum Workload {
     Tag1,
     /// Strings to entities, 32 titles a batch.
     Tag32,
+    /// Strings to entities, 256 titles a batch (where a GPU encoder has room to work).
+    Tag256,
     /// `trainer train`'s own step (`TrainRun::time_steps`: training split, pad to longest, random
     /// negatives, the objective of --objective); needs the catalog. Not in the reference.
     TrainLoop,
@@ -79,6 +82,7 @@ impl Workload {
             Self::TrainNer => "train_ner",
             Self::Tag1 => "tag_batch_1",
             Self::Tag32 => "tag_batch_32",
+            Self::Tag256 => "tag_batch_256",
             Self::TrainLoop => "train_loop",
             Self::TrainRelations => "train_relations",
             Self::TrainBinder => "train_binder",
@@ -322,6 +326,8 @@ pub struct Bench<'a> {
     pub tag_titles_batch1: usize,
     pub repetitions: usize,
     pub matmul: DenseCompute,
+    /// Where the tagging workloads' encoder runs.
+    pub backend: Backend,
 }
 
 impl Bench<'_> {
@@ -339,6 +345,9 @@ impl Bench<'_> {
         if self.tag_model.is_some() && self.matmul != DenseCompute::default() {
             name += &format!(", tagging with {:?} matmul", self.matmul).to_lowercase();
         }
+        if self.backend == Backend::Wgpu {
+            name += ", tagging encoder on wgpu";
+        }
         name
     }
 
@@ -351,6 +360,7 @@ impl Bench<'_> {
                 Workload::TrainNer => self.train(false)?,
                 Workload::Tag1 => self.tag(1, self.tag_titles_batch1)?,
                 Workload::Tag32 => self.tag(32, self.tag_titles)?,
+                Workload::Tag256 => self.tag(256, self.tag_titles)?,
                 Workload::TrainLoop => self.train_loop()?,
                 Workload::TrainRelations => self.train_relations()?,
                 Workload::TrainBinder => self.train_binder()?,
@@ -678,11 +688,15 @@ impl Bench<'_> {
         // A trained or exported (possibly quantized) tagger is timed as it is; a base encoder
         // gets a fresh head, which tags at the same speed as a trained one.
         let dir = self.tag_model.unwrap_or(self.base);
-        let tagger: Box<dyn Predictor> = if dir.is_trained() {
+        let mut tagger: Box<dyn Predictor> = if dir.is_trained() {
             dir.predictor(self.device, self.matmul)?
         } else {
             let (_, model) = dir.trainable(self.labels, self.device, 0, 0)?;
             Box::new(Tagger::new(model, dir.tokenizer()?, self.device.clone()))
+        };
+        let on = match self.backend {
+            Backend::Cpu => String::new(),
+            Backend::Wgpu => format!(", encoder on {}", dir.encoder_on_gpu(tagger.as_mut())?),
         };
         let titles: Vec<&str> = self
             .input
@@ -712,7 +726,7 @@ impl Bench<'_> {
         Ok(Measurement::of(
             "titles/s",
             format!(
-                "{} titles, batch {batch}, <= {} tokens",
+                "{} titles, batch {batch}, <= {} tokens{on}",
                 titles.len(),
                 tagger.max_tokens()
             ),

@@ -250,15 +250,18 @@ impl Comparison<'_> {
                     train_seconds: trained.train_seconds(),
                     epochs: trained.epochs(),
                 };
+                let gold = self.held_out_scores(&result, &seen)?.gold;
                 eprintln!(
-                    "{name} seed {seed}: test F1 {:.2} EM {:.2} | gold F1 {} | R@1 {:.2}{} | {:.0} s",
+                    "{name} seed {seed}: test F1 {:.2} EM {:.2}{}{}{} | {:.0} s",
                     100.0 * result.test.f1,
                     100.0 * result.test.exact_match,
-                    self.held_out_scores(&result, &seen)?
-                        .gold
-                        .map(|g| format!("{:.2}", 100.0 * g.f1))
-                        .unwrap_or("-".into()),
-                    100.0 * result.retrieval.accuracy_at_1,
+                    gold.map(|g| format!(" | gold F1 {:.2}", 100.0 * g.f1))
+                        .unwrap_or_default(),
+                    if result.retrieval.items > 0 {
+                        format!(" | R@1 {:.2}", 100.0 * result.retrieval.accuracy_at_1)
+                    } else {
+                        String::new()
+                    },
                     result
                         .match_set
                         .as_ref()
@@ -450,6 +453,64 @@ pub struct Pretrained<'a> {
     pub match_set: Option<&'a RetrievalReport>,
 }
 
+/// One column of the report: its heading, the measure of a run (`None` where the run has none),
+/// and whether the paired differences show it too.
+struct Column {
+    head: &'static str,
+    measure: fn(&RunResult) -> Option<f64>,
+    paired: bool,
+}
+
+/// The columns a set of runs has measures for: the gold set's only when there is one, retrieval's
+/// only when the test items have descriptions (sentence datasets such as BC5CDR have none).
+fn columns(with_gold: bool, with_retrieval: bool, with_match_set: bool) -> Vec<Column> {
+    let column = |head, measure, paired| Column {
+        head,
+        measure,
+        paired,
+    };
+    let mut columns = vec![
+        column(
+            "unseen test F1",
+            (|r| r.test_unseen.as_ref().map(|t| t.f1)) as fn(&RunResult) -> Option<f64>,
+            true,
+        ),
+        column(
+            "unseen test exact match",
+            |r| r.test_unseen.as_ref().map(|t| t.exact_match),
+            false,
+        ),
+        column("test F1", |r| Some(r.test.f1), true),
+        column("test exact match", |r| Some(r.test.exact_match), true),
+    ];
+    if with_gold {
+        columns.extend([
+            column(
+                "unseen gold F1",
+                (|r| r.gold_unseen.as_ref().map(|g| g.f1)) as fn(&RunResult) -> Option<f64>,
+                true,
+            ),
+            column("gold F1", |r| r.gold.as_ref().map(|g| g.f1), true),
+            column(
+                "gold exact match",
+                |r| r.gold.as_ref().map(|g| g.exact_match),
+                false,
+            ),
+        ]);
+    }
+    if with_retrieval {
+        columns.push(column("R@1", |r| Some(r.retrieval.accuracy_at_1), true));
+    }
+    if with_match_set {
+        columns.push(column(
+            "match-set R@1",
+            |r| r.match_set.as_ref().map(|m| m.accuracy_at_1),
+            true,
+        ));
+    }
+    columns
+}
+
 /// The markdown report: one row per variant, then paired differences against the baseline.
 pub fn summarise(
     runs: &[RunResult],
@@ -471,27 +532,33 @@ pub fn summarise(
             (v.as_str(), rs)
         })
         .collect();
-    let unseen_items = runs
-        .iter()
-        .find_map(|r| r.test_unseen.as_ref())
-        .map_or(0, |r| r.sequences);
-    let gold_items = runs
-        .iter()
-        .find_map(|r| r.gold.as_ref())
-        .map_or(0, |r| r.sequences);
-    let gold_unseen_items = runs
-        .iter()
-        .find_map(|r| r.gold_unseen.as_ref())
-        .map_or(0, |r| r.sequences);
+    let items = |of: fn(&RunResult) -> Option<&NerReport>| {
+        runs.iter().find_map(of).map_or(0, |r| r.sequences)
+    };
+    let unseen_items = items(|r| r.test_unseen.as_ref());
+    let gold_items = items(|r| r.gold.as_ref());
+    let gold_unseen_items = items(|r| r.gold_unseen.as_ref());
     out.push_str(&format!(
         "Test split: {test_items} items, {unseen_items} of them with a title that occurs in no \
-         training or dev item (\"unseen\"); gold set: {gold_items} items, {gold_unseen_items} unseen. \
-         Retrieval: each of the first {retrieval_items} test titles' own description among their \
-         distinct descriptions, ties counted against the title. Pretrained encoder (no \
-         fine-tuning): R@1 {:.2}, MRR {:.4}.\n\n",
-        100.0 * pretrained.split.accuracy_at_1,
-        pretrained.split.mrr
+         training or dev item (\"unseen\")"
     ));
+    if gold_items > 0 {
+        out.push_str(&format!(
+            "; gold set: {gold_items} items, {gold_unseen_items} unseen"
+        ));
+    }
+    out.push_str(".");
+    let with_retrieval = pretrained.split.items > 0;
+    if with_retrieval {
+        out.push_str(&format!(
+            " Retrieval: each of the first {retrieval_items} test titles' own description among \
+             their distinct descriptions, ties counted against the title. Pretrained encoder (no \
+             fine-tuning): R@1 {:.2}, MRR {:.4}.",
+            100.0 * pretrained.split.accuracy_at_1,
+            pretrained.split.mrr
+        ));
+    }
+    out.push_str("\n\n");
     if let Some(m) = pretrained.match_set {
         out.push_str(&format!(
             "Match set (another catalog, never trained on): each of {} titles' own description \
@@ -503,96 +570,82 @@ pub fn summarise(
             m.mrr
         ));
     }
-    if runs.iter().any(|r| r.retrieval.candidates == 0) {
+    if with_retrieval && runs.iter().any(|r| r.retrieval.candidates == 0) {
         out.push_str(
             "Some runs' retrieval was measured before ties were counted against the title (and \
              before shared descriptions were merged); run them again for comparable R@1.\n\n",
         );
     }
-    let with_match_set = pretrained.match_set.is_some();
-    let (match_head, match_rule) = if with_match_set {
-        (" match-set R@1 |", "---|")
-    } else {
-        ("", "")
-    };
-    out.push_str(&format!("| variant | seeds | unseen test F1 | unseen test exact match | test F1 | test exact match | unseen gold F1 | gold F1 | gold exact match | R@1 | MRR |{match_head} train s/run |\n"));
+    let columns = columns(
+        gold_items > 0,
+        with_retrieval,
+        pretrained.match_set.is_some(),
+    );
+    let heads: Vec<&str> = columns.iter().map(|c| c.head).collect();
+    let mrr_head = if with_retrieval { " MRR |" } else { "" };
     out.push_str(&format!(
-        "|---|---|---|---|---|---|---|---|---|---|---|{match_rule}---|\n"
+        "| variant | seeds | {} |{mrr_head} train s/run |\n|---|---|{}{}---|\n",
+        heads.join(" | "),
+        "---|".repeat(columns.len()),
+        if with_retrieval { "---|" } else { "" },
     ));
-    let match_r1 = |r: &RunResult| r.match_set.as_ref().map(|m| m.accuracy_at_1);
     for v in variants {
         let rs = &by_variant[v.as_str()];
         if rs.is_empty() {
             continue;
         }
-        let get = |f: &dyn Fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let cells: Vec<String> = [
-            |r: &RunResult| r.test_unseen.as_ref().map(|t| t.f1),
-            |r: &RunResult| r.test_unseen.as_ref().map(|t| t.exact_match),
-            |r: &RunResult| Some(r.test.f1),
-            |r: &RunResult| Some(r.test.exact_match),
-            |r: &RunResult| r.gold_unseen.as_ref().map(|g| g.f1),
-            |r: &RunResult| r.gold.as_ref().map(|g| g.f1),
-            |r: &RunResult| r.gold.as_ref().map(|g| g.exact_match),
-            |r: &RunResult| Some(r.retrieval.accuracy_at_1),
-        ]
-        .iter()
-        .map(|m| {
-            let xs: Vec<f64> = rs.iter().filter_map(|r| m(r)).collect();
-            if xs.is_empty() {
-                "-".into()
-            } else {
-                pct(&xs)
-            }
-        })
-        .collect();
-        let match_cell = if with_match_set {
-            let xs: Vec<f64> = rs.iter().filter_map(|r| match_r1(r)).collect();
-            if xs.is_empty() {
-                " - |".into()
-            } else {
-                format!(" {} |", pct(&xs))
-            }
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let xs: Vec<f64> = rs.iter().filter_map(|r| (c.measure)(r)).collect();
+                if xs.is_empty() {
+                    "-".into()
+                } else {
+                    pct(&xs)
+                }
+            })
+            .collect();
+        let mean_of =
+            |f: fn(&RunResult) -> f64| mean_std(&rs.iter().map(|r| f(r)).collect::<Vec<_>>()).mean;
+        let mrr = if with_retrieval {
+            format!(" {:.4} |", mean_of(|r| r.retrieval.mrr))
         } else {
             String::new()
         };
         out.push_str(&format!(
-            "| {v} | {} | {} | {:.4} |{match_cell} {:.0} |\n",
+            "| {v} | {} | {} |{mrr} {:.0} |\n",
             rs.len(),
             cells.join(" | "),
-            mean_std(&get(&|r| r.retrieval.mrr)).mean,
-            mean_std(&get(&|r| r.train_seconds)).mean,
+            mean_of(|r| r.train_seconds),
         ));
     }
     let Some(baseline) = by_variant.get("baseline") else {
         return out;
     };
+    let paired: Vec<&Column> = columns.iter().filter(|c| c.paired).collect();
     out.push_str("\nPaired differences against the baseline (same seed), in points: mean ± sd [per seed]\n\n");
     out.push_str(&format!(
-        "| variant | unseen test F1 | test F1 | test exact match | unseen gold F1 | gold F1 | R@1 |{match_head}\n|---|---|---|---|---|---|---|{match_rule}\n"
+        "| variant | {} |\n|---|{}\n",
+        paired
+            .iter()
+            .map(|c| c.head)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(paired.len())
     ));
-    type Metric = fn(&RunResult) -> Option<f64>;
-    let mut metrics: Vec<Metric> = vec![
-        |r| r.test_unseen.as_ref().map(|t| t.f1),
-        |r| Some(r.test.f1),
-        |r| Some(r.test.exact_match),
-        |r| r.gold_unseen.as_ref().map(|g| g.f1),
-        |r| r.gold.as_ref().map(|g| g.f1),
-        |r| Some(r.retrieval.accuracy_at_1),
-    ];
-    if with_match_set {
-        metrics.push(|r| r.match_set.as_ref().map(|m| m.accuracy_at_1));
-    }
     for v in variants.iter().filter(|v| v.as_str() != "baseline") {
         let rs = &by_variant[v.as_str()];
-        let cells: Vec<String> = metrics
+        if rs.is_empty() {
+            continue;
+        }
+        let cells: Vec<String> = paired
             .iter()
-            .map(|m| {
+            .map(|c| {
                 let diffs: Vec<f64> = rs
                     .iter()
                     .filter_map(|r| {
                         let b = baseline.iter().find(|b| b.seed == r.seed)?;
-                        Some(100.0 * (m(r)? - m(b)?))
+                        Some(100.0 * ((c.measure)(r)? - (c.measure)(b)?))
                     })
                     .collect();
                 if diffs.is_empty() {
@@ -603,9 +656,6 @@ pub fn summarise(
                 format!("{:+.2} ± {:.2} [{}]", s.mean, s.std, each.join(", "))
             })
             .collect();
-        if rs.is_empty() {
-            continue;
-        }
         out.push_str(&format!("| {v} | {} |\n", cells.join(" | ")));
     }
     out
@@ -681,5 +731,76 @@ mod tests {
         let short = parse_variant("binder+epochs:4", &template())?;
         assert_eq!(short.variant_name(), "binder (4 epochs)");
         Ok(())
+    }
+
+    fn run(variant: &str, seed: u64, f1: f64, gold: bool, r1: Option<f64>) -> RunResult {
+        let report = |f1| NerReport {
+            f1,
+            sequences: 10,
+            ..Default::default()
+        };
+        RunResult {
+            variant: variant.into(),
+            seed,
+            test: report(f1),
+            test_unseen: Some(report(f1)),
+            gold: gold.then(|| report(f1 - 0.1)),
+            gold_unseen: gold.then(|| report(f1 - 0.1)),
+            retrieval: RetrievalReport {
+                accuracy_at_1: r1.unwrap_or(0.0),
+                mrr: r1.unwrap_or(0.0),
+                items: if r1.is_some() { 10 } else { 0 },
+                candidates: if r1.is_some() { 10 } else { 0 },
+            },
+            match_set: None,
+            train_seconds: 1.0,
+            epochs: 1,
+        }
+    }
+
+    /// A sentence dataset (no gold set, no descriptions) gets no gold or retrieval columns; the
+    /// catalog gets both; paired differences are per seed.
+    #[test]
+    fn the_report_has_the_columns_its_runs_measured() {
+        let names = ["baseline".to_string(), "binder (3 epochs)".to_string()];
+        let sentences = [
+            run("baseline", 1, 0.80, false, None),
+            run("baseline", 2, 0.82, false, None),
+            run("binder (3 epochs)", 1, 0.85, false, None),
+            run("binder (3 epochs)", 2, 0.83, false, None),
+        ];
+        let none = RetrievalReport::default();
+        let pretrained = Pretrained {
+            split: &none,
+            match_set: None,
+        };
+        let table = summarise(&sentences, &names, &[1, 2], &pretrained, 10, 10);
+        assert!(!table.contains("R@1") && !table.contains("gold") && !table.contains("MRR"));
+        assert!(
+            table.contains("| binder (3 epochs) | 2 | 84.00 ± 1.41 |"),
+            "{table}"
+        );
+        assert!(table.contains("+3.00 ± 2.83 [+5.00, +1.00]"), "{table}");
+        let catalog = [
+            run("baseline", 1, 0.80, true, Some(0.2)),
+            run("binder (3 epochs)", 1, 0.85, true, Some(0.1)),
+        ];
+        let split = RetrievalReport {
+            accuracy_at_1: 0.3,
+            mrr: 0.4,
+            items: 10,
+            candidates: 10,
+        };
+        let pretrained = Pretrained {
+            split: &split,
+            match_set: None,
+        };
+        let table = summarise(&catalog, &names, &[1], &pretrained, 10, 10);
+        assert!(
+            table.contains("| gold F1 |") && table.contains("| R@1 | MRR |"),
+            "{table}"
+        );
+        assert!(table.contains("gold set: 10 items"), "{table}");
+        assert!(table.contains("| -10.00 ± 0.00 [-10.00] |"), "{table}");
     }
 }

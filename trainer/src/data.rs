@@ -214,7 +214,7 @@ fn read_labeled_file(path: &Path, skipped: &mut usize) -> Result<Vec<(LabeledTex
         eprintln!("skipped record: {problem}");
     }
     eprintln!(
-        "{name}: read {} labeled titles, skipped {} records",
+        "{name}: read {} labeled records, skipped {}",
         read.records.len(),
         read.skipped.len()
     );

@@ -337,6 +337,43 @@ impl ModelDir {
         })
     }
 
+    /// Runs `predictor`'s text encoder (this directory's, under `bert.`) on the first GPU adapter
+    /// through wgpu, its weights read again from this directory (an export's dequantized); the
+    /// adapter's name.
+    pub fn encoder_on_gpu(&self, predictor: &mut dyn Predictor) -> Result<String> {
+        let encoder = predictor.text_encoder_mut().with_context(|| {
+            format!(
+                "{}: this model's encoder cannot move to the GPU",
+                self.path.display()
+            )
+        })?;
+        let gpu = std::sync::Arc::new(multitag_gpu::Gpu::blocking()?);
+        let config = encoder.config.clone();
+        let on_gpu = match &self.weights {
+            WeightsFormat::Gguf(file) => {
+                multitag_gpu::GpuEncoder::load(gpu, &config, |name, shape| {
+                    file.f32_tensor(&format!("bert.{name}"), shape, &Device::Cpu)
+                })
+            }
+            WeightsFormat::Safetensors(bytes) => {
+                let source = self.source("model.safetensors");
+                let tensors = weights::load_safetensors(&source, bytes, &Device::Cpu)?;
+                multitag_gpu::GpuEncoder::load(gpu, &config, |name, _| {
+                    tensors
+                        .get(&format!("bert.{name}"))
+                        .cloned()
+                        .ok_or_else(|| {
+                            candle_core::Error::Msg(format!("{source}: no tensor `bert.{name}`"))
+                        })
+                })
+            }
+        }
+        .with_context(|| format!("{}: the encoder on the GPU", self.path.display()))?;
+        let adapter = on_gpu.gpu().adapter();
+        encoder.set_backend(Some(std::sync::Arc::new(on_gpu)));
+        Ok(adapter)
+    }
+
     /// Sentence embeddings from this directory's encoder: a trained or exported model's predictor
     /// (every predictor is an [`Embedder`], with its fine-tuned encoder), or for a base encoder
     /// (no labels.json) the plain encoder. The base weights are checked as a trained model's are:

@@ -31,7 +31,7 @@ mod cuda_kernels_on_host;
 pub use error::ModelError;
 pub use gguf::{GgufFile, Quant};
 pub use kernels::{DropoutDraw, DropoutRng};
-pub use models::{mean_pool, BertConfig, BertEncoder};
+pub use models::{mean_pool, BertConfig, BertEncoder, EncoderBackend};
 pub use multitag_core::TaggedTitle;
 pub use nn::{
     info_nce_loss, token_cross_entropy, triplet_loss, Dense, DenseCompute, EmbeddingTable, Mode,

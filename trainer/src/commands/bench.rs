@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
-use crate::args::{base_model, labels, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
+use crate::args::{base_model, labels, BackendArgs, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
 use crate::bench::{
     print_bench, Bench, BenchInput, BenchReport, BinderBenchData, Shapes, Workload,
 };
@@ -67,6 +67,10 @@ pub struct Args {
     in_process: bool,
     #[command(flatten)]
     matmul: MatmulArgs,
+    /// Where the tagging workloads' encoder runs: cpu, or wgpu (the first GPU adapter; its name
+    /// is in each row's shape).
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Training options: --batch-size (default 32; bench/run.sh passes 16 on CPU), --title-tokens,
     /// --description-tokens, --lambda, --triplet-form, --lr, --weight-decay, --clip, --seed.
     #[command(flatten)]
@@ -111,7 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     let tagging_only = args
         .workloads
         .iter()
-        .all(|w| matches!(w, Workload::Tag1 | Workload::Tag32));
+        .all(|w| matches!(w, Workload::Tag1 | Workload::Tag32 | Workload::Tag256));
     let base_dir;
     let base = match (&tag_model, tagging_only) {
         (Some(dir), true) => dir,
@@ -137,6 +141,7 @@ pub fn run(args: Args) -> Result<()> {
         tag_titles_batch1: args.tag_titles_batch1.unwrap_or(args.tag_titles),
         repetitions: args.repetitions.max(1),
         matmul: args.matmul.matmul,
+        backend: args.backend.backend,
     }
     .run(&args.workloads)?;
     print_bench(&report);

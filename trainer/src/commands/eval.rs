@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use multitag_core::Split;
 
-use crate::args::{gold_or_default, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
+use crate::args::{gold_or_default, BackendArgs, DataArgs, DeviceArgs, LabeledArgs, MatmulArgs};
 use crate::data::load_gold;
 use crate::evaluate;
 use crate::model_dir::ModelDir;
@@ -35,6 +35,8 @@ pub struct Args {
     description_tokens: usize,
     #[command(flatten)]
     matmul: MatmulArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// The task the model must be for (checked; by default the one its training.json names).
     #[arg(long, value_enum)]
     task: Option<Task>,
@@ -51,6 +53,7 @@ pub fn run(args: Args) -> Result<()> {
         limit,
         description_tokens,
         matmul,
+        backend,
         task,
     } = args;
     let dir = ModelDir::read(&model)?;
@@ -59,6 +62,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = device.device()?;
     if dir.task == TaskKind::Relations {
+        backend.cpu_only(&dir)?;
         let files = labeled.relation_files();
         crate::relations::cli::eval(&dir, &files, &device, matmul.matmul, json.as_deref(), limit)?;
         return Ok(());
@@ -80,6 +84,7 @@ pub fn run(args: Args) -> Result<()> {
     // A base encoder has no tags: only its embeddings are scored, the pretrained baseline of
     // the retrieval figures.
     let embedder = if !dir.is_trained() {
+        backend.cpu_only(&dir)?;
         eprintln!(
             "{}: a base encoder (no tags): retrieval only",
             model.display()
@@ -87,7 +92,7 @@ pub fn run(args: Args) -> Result<()> {
         dir.embedder(&device, matmul.matmul)?
     } else {
         // A BINDER model also tags the types `--types` describes (scored as any other type).
-        let predictor: Box<dyn multitag_model::Predictor> = if dir.task == TaskKind::Binder {
+        let mut predictor: Box<dyn multitag_model::Predictor> = if dir.task == TaskKind::Binder {
             Box::new(crate::binder::load_tagger_with_types(
                 &dir,
                 &device,
@@ -97,6 +102,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             dir.predictor(&device, matmul.matmul)?
         };
+        backend.apply(&dir, predictor.as_mut())?;
         let seen = dataset.seen_titles();
         if let Some(path) = gold_or_default(gold, &data, &labeled) {
             let gold = load_gold(&path, &dataset)?;

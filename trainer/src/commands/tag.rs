@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::args::{DeviceArgs, MatmulArgs};
+use crate::args::{BackendArgs, DeviceArgs, MatmulArgs};
 use crate::input::{read_texts, FormatArgs};
 use crate::model_dir::ModelDir;
 use crate::train::Task;
@@ -30,6 +30,8 @@ pub struct Args {
     device: DeviceArgs,
     #[command(flatten)]
     matmul: MatmulArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// The task the model must be for (checked; by default the one its training.json names).
     #[arg(long, value_enum)]
     task: Option<Task>,
@@ -47,6 +49,7 @@ pub fn run(args: Args) -> Result<()> {
         batch_size: batch,
         device,
         matmul,
+        backend,
         task,
         types,
     } = args;
@@ -56,10 +59,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = device.device()?;
     if dir.task == multitag_model::TaskKind::Relations {
+        backend.cpu_only(&dir)?;
         let (_, parsed) = read_texts(&input, &format)?;
         return crate::relations::cli::tag(&dir, &parsed, batch, &device, matmul.matmul);
     }
-    let predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
+    let mut predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
         (multitag_model::TaskKind::Binder, types) => Box::new(
             crate::binder::load_tagger_with_types(&dir, &device, matmul.matmul, types.as_deref())?,
         ),
@@ -70,6 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         ),
         (_, None) => dir.predictor(&device, matmul.matmul)?,
     };
+    backend.apply(&dir, predictor.as_mut())?;
     let (_, parsed) = read_texts(&input, &format)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

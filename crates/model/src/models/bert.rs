@@ -218,6 +218,24 @@ struct Layer {
     feed_forward: FeedForward,
 }
 
+/// Another implementation of [`BertEncoder`]'s inference, on other hardware (the wgpu encoder of
+/// `multitag-gpu`): given the same `(batch, seq)` ids and mask, it returns what
+/// [`BertEncoder`]'s forward pass does, so every head and decoder above it is unchanged.
+pub trait EncoderBackend: Send + Sync {
+    /// The hidden states `(batch, seq, hidden)` (f32, on the CPU) after the first `layers` layers,
+    /// and after `depth` layers too when asked (`depth < layers`).
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        layers: usize,
+        depth: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>)>;
+
+    /// What runs it, for people (an adapter's name).
+    fn name(&self) -> String;
+}
+
 /// A BERT encoder: embeddings and a stack of transformer layers, returning the last hidden states.
 pub struct BertEncoder {
     embeddings: Embeddings,
@@ -235,6 +253,8 @@ pub struct BertEncoder {
     /// above them (their output is detached), so they cost a forward pass and no backward, and
     /// the optimizer leaves them alone. `None` trains everything.
     pub frozen_layers: Option<usize>,
+    /// Where inference runs when not here (training always runs here).
+    backend: Option<std::sync::Arc<dyn EncoderBackend>>,
 }
 
 impl BertEncoder {
@@ -259,7 +279,19 @@ impl BertEncoder {
             compute_dtype: DType::F32,
             drop_padding: true,
             frozen_layers: None,
+            backend: None,
         })
+    }
+
+    /// Runs inference on `backend` from now on (`None`: here again). The backend must hold this
+    /// encoder's weights.
+    pub fn set_backend(&mut self, backend: Option<std::sync::Arc<dyn EncoderBackend>>) {
+        self.backend = backend;
+    }
+
+    /// The backend inference runs on, if not here.
+    pub fn backend(&self) -> Option<&dyn EncoderBackend> {
+        self.backend.as_deref()
     }
 
     /// `input_ids` and `attention_mask` are `(batch, seq)` u32 tensors (mask 1 = real token).
@@ -313,13 +345,17 @@ impl BertEncoder {
         mode: &Mode,
         layers: usize,
     ) -> Result<(Tensor, Option<Tensor>)> {
+        let depth = self.config.embedding_depth();
+        if let (Some(backend), false) = (&self.backend, mode.is_train()) {
+            let depth = Some(depth).filter(|&d| d < layers);
+            return backend.forward(input_ids, attention_mask, layers, depth);
+        }
         let grid = self
             .embeddings
             .forward(input_ids, mode)?
             .to_dtype(self.compute_dtype)?;
         let layout = TokenLayout::new(attention_mask, self.drop_padding)?;
         let additive_mask = additive_attention_mask(attention_mask, grid.dtype())?;
-        let depth = self.config.embedding_depth();
         let mut xs = layout.to_rows(&grid)?;
         let frozen = self.frozen_layers.filter(|_| mode.is_train());
         if frozen == Some(0) {

@@ -3,4 +3,4 @@
 pub mod bert;
 
 pub use crate::config::BertConfig;
-pub use bert::{additive_attention_mask, mean_pool, BertEncoder};
+pub use bert::{additive_attention_mask, mean_pool, BertEncoder, EncoderBackend};

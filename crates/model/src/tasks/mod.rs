@@ -171,6 +171,12 @@ pub trait Predictor: Embedder {
         words: &[Vec<&str>],
         batch_size: usize,
     ) -> std::result::Result<Vec<Vec<String>>, ModelError>;
+
+    /// The encoder that reads the input texts, so that its inference can run elsewhere
+    /// ([`crate::BertEncoder::set_backend`]); `None` where the model is borrowed.
+    fn text_encoder_mut(&mut self) -> Option<&mut crate::BertEncoder> {
+        None
+    }
 }
 
 /// The predictor of an exported model: the method named in its metadata ([`TaskKind::of_gguf`]),

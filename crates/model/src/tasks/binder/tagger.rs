@@ -386,6 +386,10 @@ impl Predictor for BinderTagger {
     ) -> Result<Vec<Vec<String>>, ModelError> {
         self.view().predict_tags(words, batch_size)
     }
+
+    fn text_encoder_mut(&mut self) -> Option<&mut crate::BertEncoder> {
+        Some(&mut self.model.text)
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,11 @@ impl TaggingView<'_> {
 /// (the trainer's). Each is a [`Predictor`] through the one implementation below.
 pub trait TaggingSource {
     fn view(&self) -> TaggingView<'_>;
+
+    /// The encoder, where it is owned ([`Predictor::text_encoder_mut`]).
+    fn encoder_mut(&mut self) -> Option<&mut crate::BertEncoder> {
+        None
+    }
 }
 
 impl TaggingSource for Tagger {
@@ -207,6 +212,10 @@ impl TaggingSource for Tagger {
             device: &self.device,
             max_tokens: self.max_tokens,
         }
+    }
+
+    fn encoder_mut(&mut self) -> Option<&mut crate::BertEncoder> {
+        Some(&mut self.model.encoder)
     }
 }
 
@@ -250,5 +259,9 @@ impl<T: TaggingSource> Predictor for T {
         batch_size: usize,
     ) -> Result<Vec<Vec<String>>, ModelError> {
         self.view().predict_tags(words, batch_size)
+    }
+
+    fn text_encoder_mut(&mut self) -> Option<&mut crate::BertEncoder> {
+        self.encoder_mut()
     }
 }

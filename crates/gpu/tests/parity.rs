@@ -1,0 +1,222 @@
+//! The wgpu encoder against the CPU encoder (candle) on the same weights and inputs: hidden
+//! states of every real token within 1e-4, on a small random BERT with right-padded rows of
+//! different lengths, an empty row, and a tagger's own layers above the embedding depth.
+//!
+//! Without an adapter these tests say so and pass, unless `MULTITAG_REQUIRE_GPU=1` (the test
+//! command sets it after installing a software Vulkan driver), where they fail.
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use multitag_gpu::{Gpu, GpuEncoder};
+use multitag_model::{BertConfig, BertEncoder, Mode};
+
+fn gpu() -> Option<Arc<Gpu>> {
+    match Gpu::blocking() {
+        Ok(gpu) => {
+            eprintln!("adapter: {}", gpu.adapter());
+            Some(Arc::new(gpu))
+        }
+        Err(e) if std::env::var("MULTITAG_REQUIRE_GPU").as_deref() != Ok("1") => {
+            eprintln!("skipped: {e} (MULTITAG_REQUIRE_GPU=1 makes this a failure)");
+            None
+        }
+        Err(e) => panic!("MULTITAG_REQUIRE_GPU=1 but {e}"),
+    }
+}
+
+fn config(act: &str, embedding_layers: Option<usize>) -> BertConfig {
+    BertConfig {
+        vocab_size: 50,
+        hidden_size: 32,
+        num_hidden_layers: 3,
+        num_attention_heads: 4,
+        intermediate_size: 80,
+        hidden_act: act.into(),
+        hidden_dropout_prob: 0.1,
+        attention_probs_dropout_prob: 0.1,
+        max_position_embeddings: 64,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+        model_type: Some("bert".into()),
+        embedding_layers,
+    }
+}
+
+/// A CPU encoder whose every weight (layer norms included) is random, and its variables.
+fn random_encoder(config: &BertConfig) -> (BertEncoder, VarMap) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let encoder = BertEncoder::load(config, vb).unwrap();
+    for (i, var) in varmap.all_vars().iter().enumerate() {
+        let noise = Tensor::randn(0f32, 0.5, var.shape(), &Device::Cpu).unwrap();
+        // Layer-norm gains stay near 1, as trained ones are.
+        let value = if i % 2 == 0 {
+            noise
+        } else {
+            (noise + 0.5).unwrap()
+        };
+        var.set(&value).unwrap();
+    }
+    (encoder, varmap)
+}
+
+fn tensor_of(varmap: &VarMap) -> impl Fn(&str, &[usize]) -> candle_core::Result<Tensor> + '_ {
+    move |name, shape| {
+        let data = varmap.data().lock().unwrap();
+        let var = data
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("missing `{name}`")))?;
+        assert_eq!(var.dims(), shape, "{name}");
+        Ok(var.as_tensor().clone())
+    }
+}
+
+/// Rows of 7, 3, 0 and 5 real tokens, padded to 7.
+fn batch() -> (Vec<u32>, Vec<u32>, (usize, usize)) {
+    let lengths = [7usize, 3, 0, 5];
+    let seq = 7;
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for (b, &len) in lengths.iter().enumerate() {
+        for t in 0..seq {
+            let real = t < len;
+            ids.push(if real {
+                ((b * 11 + t * 7) % 50) as u32
+            } else {
+                0
+            });
+            mask.push(real as u32);
+        }
+    }
+    (ids, mask, (lengths.len(), seq))
+}
+
+fn assert_close(gpu: &[f32], cpu: &Tensor, mask: &[u32], h: usize, what: &str) {
+    let cpu = cpu.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(gpu.len(), cpu.len(), "{what}");
+    let mut worst = 0f32;
+    for (cell, &m) in mask.iter().enumerate() {
+        if m == 0 {
+            continue;
+        }
+        for c in 0..h {
+            worst = worst.max((gpu[cell * h + c] - cpu[cell * h + c]).abs());
+        }
+    }
+    eprintln!("{what}: largest difference {worst:e}");
+    assert!(worst < 1e-4, "{what}: largest difference {worst}");
+}
+
+fn check(act: &str, embedding_layers: Option<usize>) {
+    let Some(gpu) = gpu() else { return };
+    let config = config(act, embedding_layers);
+    let (cpu, varmap) = random_encoder(&config);
+    let encoder = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
+    let (ids, mask, (batch, seq)) = batch();
+    let ids_t = Tensor::from_vec(ids.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let (top, at_depth) = cpu
+        .forward_with_embedding_states(&ids_t, &mask_t, &Mode::Infer)
+        .unwrap();
+    let depth = embedding_layers;
+    let states = encoder
+        .forward_blocking(&ids, &mask, (batch, seq), 3, depth)
+        .unwrap();
+    let h = config.hidden_size;
+    assert_close(&states.top, &top, &mask, h, &format!("{act}: top"));
+    if depth.is_some() {
+        let gpu_depth = states.at_depth.expect("states at the embedding depth");
+        assert_close(&gpu_depth, &at_depth, &mask, h, &format!("{act}: at depth"));
+    }
+    // The empty row and every pad come back as zeros.
+    assert!(states.top[2 * seq * h..3 * seq * h]
+        .iter()
+        .all(|&v| v == 0.0));
+    // A second, larger batch reuses and grows the buffers and gives the same first rows.
+    let twice: Vec<u32> = ids.iter().chain(&ids).copied().collect();
+    let mask_twice: Vec<u32> = mask.iter().chain(&mask).copied().collect();
+    let again = encoder
+        .forward_blocking(&twice, &mask_twice, (2 * batch, seq), 3, None)
+        .unwrap();
+    assert_close(
+        &again.top[..batch * seq * h],
+        &top,
+        &mask,
+        h,
+        "second batch",
+    );
+}
+
+#[test]
+fn the_gpu_encoder_computes_the_cpu_encoders_states() {
+    check("gelu", None);
+}
+
+#[test]
+fn states_at_the_embedding_depth_and_other_activations_match() {
+    check("gelu_new", Some(2));
+    check("relu", Some(1));
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let Some(gpu) = gpu() else { return };
+    let config = config("gelu", None);
+    let (_, varmap) = random_encoder(&config);
+    let encoder = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
+    let err = encoder
+        .forward_blocking(&[1, 2, 3], &[1, 0, 1], (1, 3), 3, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("not right padding"), "{err}");
+    let err = encoder
+        .forward_blocking(&[1, 99], &[1, 1], (1, 2), 3, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("token id 99"), "{err}");
+    let long = vec![1u32; 65];
+    let err = encoder
+        .forward_blocking(&long, &long, (1, 65), 3, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("64 positions"), "{err}");
+    let err = GpuEncoder::load(encoder_gpu(&encoder), &config, |name, _| {
+        Err(candle_core::Error::Msg(format!("missing `{name}`")))
+    })
+    .err()
+    .expect("a missing weight is an error");
+    assert!(err.to_string().contains("word_embeddings"), "{err}");
+}
+
+fn encoder_gpu(encoder: &GpuEncoder) -> Arc<Gpu> {
+    encoder.gpu_handle()
+}
+
+/// Set as an encoder's backend, the GPU gives that encoder's own results through its public
+/// calls: the states at the top and at the embedding depth, and the pooled sentence embeddings
+/// (which stop at that depth).
+#[test]
+fn an_encoder_on_the_gpu_backend_gives_its_cpu_results() {
+    let Some(gpu) = gpu() else { return };
+    let config = config("gelu", Some(2));
+    let (mut cpu, varmap) = random_encoder(&config);
+    let on_gpu = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
+    let (ids, mask, (batch, seq)) = batch();
+    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
+    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let run = |encoder: &BertEncoder| {
+        let (top, depth) = encoder
+            .forward_with_embedding_states(&ids_t, &mask_t, &Mode::Infer)
+            .unwrap();
+        let embedded = encoder.embed(&ids_t, &mask_t, &Mode::Infer).unwrap();
+        (top, depth, embedded)
+    };
+    let want = run(&cpu);
+    cpu.set_backend(Some(Arc::new(on_gpu)));
+    assert!(cpu.backend().unwrap().name().starts_with("wgpu: "));
+    let got = run(&cpu);
+    let h = config.hidden_size;
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(&flat(&got.0), &want.0, &mask, h, "top");
+    assert_close(&flat(&got.1), &want.1, &mask, h, "at depth");
+    let pooled_rows = vec![1u32; batch];
+    assert_close(&flat(&got.2), &want.2, &pooled_rows, h, "embeddings");
+}
