@@ -220,3 +220,30 @@ fn an_encoder_on_the_gpu_backend_gives_its_cpu_results() {
     let pooled_rows = vec![1u32; batch];
     assert_close(&flat(&got.2), &want.2, &pooled_rows, h, "embeddings");
 }
+
+/// One sequence at a time of rising and falling lengths (the buffers grow, then are reused),
+/// each as the CPU computes it.
+#[test]
+fn many_batches_of_changing_length() {
+    let Some(gpu) = gpu() else { return };
+    let config = config("gelu", None);
+    let (cpu, varmap) = random_encoder(&config);
+    let encoder = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
+    for len in (1..40).chain((1..20).rev()) {
+        let ids: Vec<u32> = (0..len).map(|t| (t * 3 % 50) as u32).collect();
+        let mask = vec![1u32; len];
+        let states = encoder
+            .forward_blocking(&ids, &mask, (1, len), 3, None)
+            .unwrap();
+        let ids_t = Tensor::from_vec(ids, (1, len), &Device::Cpu).unwrap();
+        let mask_t = Tensor::from_vec(mask.clone(), (1, len), &Device::Cpu).unwrap();
+        let want = cpu.forward(&ids_t, &mask_t, &Mode::Infer).unwrap();
+        assert_close(
+            &states.top,
+            &want,
+            &mask,
+            config.hidden_size,
+            "one sequence",
+        );
+    }
+}
