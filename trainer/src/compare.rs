@@ -547,7 +547,7 @@ pub fn summarise(
             "; gold set: {gold_items} items, {gold_unseen_items} unseen"
         ));
     }
-    out.push_str(".");
+    out.push('.');
     let with_retrieval = pretrained.split.items > 0;
     if with_retrieval {
         out.push_str(&format!(

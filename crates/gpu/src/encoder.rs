@@ -219,7 +219,10 @@ impl GpuEncoder {
         })
     }
 
-    /// The packed rows' top states and those at `depth`.
+    /// The packed rows' top states and those at `depth`. The activation buffers stay locked until
+    /// the states are read back: forward passes of one encoder run one at a time (natively each
+    /// is waited on; the browser worker sends one batch at a time).
+    #[allow(clippy::await_holding_lock)]
     async fn run(
         &self,
         packed: &Packed,
