@@ -43,8 +43,20 @@ impl Kernels {
         Kernels {
             dense: pipeline("dense", include_str!("shaders/dense.wgsl")),
             attention: pipeline("attention", include_str!("shaders/attention.wgsl")),
-            add_norm: pipeline("add_norm", include_str!("shaders/add_norm.wgsl")),
-            embed: pipeline("embed", include_str!("shaders/embed.wgsl")),
+            add_norm: pipeline(
+                "add_norm",
+                concat!(
+                    include_str!("shaders/row_sum.wgsl"),
+                    include_str!("shaders/add_norm.wgsl")
+                ),
+            ),
+            embed: pipeline(
+                "embed",
+                concat!(
+                    include_str!("shaders/row_sum.wgsl"),
+                    include_str!("shaders/embed.wgsl")
+                ),
+            ),
         }
     }
 }

@@ -1,3 +1,4 @@
+// (reduce_sum and THREADS come from row_sum.wgsl, prepended when the pipeline is built.)
 // out = LayerNorm(x + residual) row by row (gamma, beta; eps): a workgroup per row. Mean first,
 // then the variance about it (two passes, as candle's CPU layer norm).
 struct Params {
@@ -13,23 +14,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-const THREADS: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
-
-fn reduce_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = THREADS / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            red[t] = red[t] + red[t + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -1,3 +1,4 @@
+// (reduce_sum and THREADS come from row_sum.wgsl, prepended when the pipeline is built.)
 // The embeddings of packed rows: LayerNorm(word[id] + position_and_type[position]), where
 // position_and_type is the position table with the token-type-0 row already added (the order
 // candle's encoder adds them in). tokens[2 r] and tokens[2 r + 1] are row r's id and position.
@@ -15,23 +16,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;
 @group(0) @binding(5) var<storage, read> beta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
-
-const THREADS: u32 = 64u;
-var<workgroup> red: array<f32, 64>;
-
-fn reduce_sum(t: u32, v: f32) -> f32 {
-    red[t] = v;
-    workgroupBarrier();
-    for (var s = THREADS / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            red[t] = red[t] + red[t + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
