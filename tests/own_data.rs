@@ -165,10 +165,7 @@ fn the_split_can_be_given_by_files_and_bad_records_are_named_and_skipped() {
         err.contains(&format!("{}:{bad_line}: field `tag`", train_file.display())),
         "{err}"
     );
-    assert!(
-        err.contains("read 18 labeled titles, skipped 1 records"),
-        "{err}"
-    );
+    assert!(err.contains("read 18 labeled records, skipped 1"), "{err}");
     assert_eq!(json(&model.join("training.json"))["split"]["rule"], "files");
 
     // A test file alone: its titles are all unseen, since no training file is given to compare.
