@@ -35,9 +35,8 @@ struct Scratch {
     qkv: wgpu::Buffer,
     context: wgpu::Buffer,
     inner: wgpu::Buffer,
-    at_depth: wgpu::Buffer,
-    read_top: wgpu::Buffer,
-    read_depth: wgpu::Buffer,
+    /// Mappable: the top states, then (when asked for) those at depth.
+    read: wgpu::Buffer,
 }
 
 /// A batch's hidden states as `(batch, seq, hidden)` row-major f32 values, pads as zeros: the top
@@ -278,8 +277,7 @@ impl GpuEncoder {
                 Activation::None,
             );
             plan.add_norm(
-                &s.t,
-                &s.x,
+                (&s.t, &s.x),
                 (&layer.attention_norm.0, &layer.attention_norm.1),
                 &s.y,
                 (r, hu),
@@ -290,21 +288,18 @@ impl GpuEncoder {
             let (w, b) = &layer.feed_forward;
             plan.dense(&s.inner, w, b, &s.t, (r, hu, inner), Activation::None);
             plan.add_norm(
-                &s.t,
-                &s.y,
+                (&s.t, &s.y),
                 (&layer.output_norm.0, &layer.output_norm.1),
                 &s.x,
                 (r, hu),
                 eps,
             );
+            // The states at depth go straight to the read-back buffer, after the top's place.
             if depth == Some(i + 1) {
-                plan.copy(&s.x, &s.at_depth, state_bytes);
+                plan.copy(&s.x, (&s.read, state_bytes), state_bytes);
             }
         }
-        plan.copy(&s.x, &s.read_top, state_bytes);
-        if depth.is_some() {
-            plan.copy(&s.at_depth, &s.read_depth, state_bytes);
-        }
+        plan.copy(&s.x, (&s.read, 0), state_bytes);
         let commands = {
             let mut uniforms = self
                 .uniforms
@@ -313,11 +308,10 @@ impl GpuEncoder {
             plan.record(&gpu.device, &gpu.queue, &mut uniforms)
         };
         gpu.queue.submit([commands]);
-        let top = read_back(gpu, &s.read_top, state_bytes).await?;
-        let at_depth = match depth {
-            Some(_) => Some(read_back(gpu, &s.read_depth, state_bytes).await?),
-            None => None,
-        };
+        // One mapping for both: the top's states, then those at depth.
+        let read_bytes = state_bytes * (1 + depth.is_some() as u64);
+        let mut top = read_back(gpu, &s.read, read_bytes).await?;
+        let at_depth = depth.map(|_| top.split_off(rows * h));
         Ok((top, at_depth))
     }
 
@@ -515,28 +509,23 @@ impl Scratch {
                 mapped_at_creation: false,
             })
         };
-        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let read = |name: &str| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(name),
-                size: (rows * h * 4) as u64,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        };
+        let none = wgpu::BufferUsages::empty();
         Scratch {
             rows,
             tokens: storage("tokens", 2 * rows, wgpu::BufferUsages::COPY_DST),
             segments: storage("segments", 2 * rows, wgpu::BufferUsages::COPY_DST),
-            x: storage("x", rows * h, copy),
-            y: storage("y", rows * h, copy),
-            t: storage("t", rows * h, copy),
-            qkv: storage("qkv", rows * 3 * h, copy),
-            context: storage("context", rows * h, copy),
-            inner: storage("inner", rows * config.intermediate_size, copy),
-            at_depth: storage("at_depth", rows * h, copy),
-            read_top: read("read top"),
-            read_depth: read("read depth"),
+            x: storage("x", rows * h, wgpu::BufferUsages::COPY_SRC),
+            y: storage("y", rows * h, none),
+            t: storage("t", rows * h, none),
+            qkv: storage("qkv", rows * 3 * h, none),
+            context: storage("context", rows * h, none),
+            inner: storage("inner", rows * config.intermediate_size, none),
+            read: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read back"),
+                size: (2 * rows * h * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
         }
     }
 }

@@ -40,23 +40,20 @@ impl Kernels {
                 cache: None,
             })
         };
+        // The row kernels share their workgroup reductions (WGSL has no includes).
+        macro_rules! with_reduce {
+            ($file:literal) => {
+                concat!(
+                    include_str!("shaders/row_reduce.wgsl"),
+                    include_str!(concat!("shaders/", $file))
+                )
+            };
+        }
         Kernels {
             dense: pipeline("dense", include_str!("shaders/dense.wgsl")),
-            attention: pipeline("attention", include_str!("shaders/attention.wgsl")),
-            add_norm: pipeline(
-                "add_norm",
-                concat!(
-                    include_str!("shaders/row_sum.wgsl"),
-                    include_str!("shaders/add_norm.wgsl")
-                ),
-            ),
-            embed: pipeline(
-                "embed",
-                concat!(
-                    include_str!("shaders/row_sum.wgsl"),
-                    include_str!("shaders/embed.wgsl")
-                ),
-            ),
+            attention: pipeline("attention", with_reduce!("attention.wgsl")),
+            add_norm: pipeline("add_norm", with_reduce!("add_norm.wgsl")),
+            embed: pipeline("embed", with_reduce!("embed.wgsl")),
         }
     }
 }
@@ -123,7 +120,7 @@ enum Step<'a> {
     },
     Copy {
         from: &'a wgpu::Buffer,
-        to: &'a wgpu::Buffer,
+        to: (&'a wgpu::Buffer, u64),
         bytes: u64,
     },
 }
@@ -226,36 +223,38 @@ impl<'a> Plan<'a> {
     }
 
     /// `out = LayerNorm(x + residual)` over rows of `width`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_norm(
         &mut self,
-        x: &'a wgpu::Buffer,
-        residual: &'a wgpu::Buffer,
-        (gamma, beta): (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        (x, residual): (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        norm: (&'a wgpu::Buffer, &'a wgpu::Buffer),
         out: &'a wgpu::Buffer,
-        (rows, width): (u32, u32),
+        shape: (u32, u32),
         eps: f32,
     ) {
-        let params = RowParams {
-            rows,
-            width,
-            eps,
-            rows_per_z: ROWS_PER_Z,
-        };
-        self.dispatch(
-            &self.kernels.add_norm,
-            &params,
-            vec![x, residual, gamma, beta, out],
-            row_groups(rows, 1),
-        );
+        let kernel = &self.kernels.add_norm;
+        self.layer_norm_rows(kernel, [x, residual], norm, out, shape, eps);
     }
 
     /// The embeddings of packed rows (`tokens`: id and position of each).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn embed(
         &mut self,
         tokens: &'a wgpu::Buffer,
-        (word, position_and_type): (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        tables: (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        norm: (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        out: &'a wgpu::Buffer,
+        shape: (u32, u32),
+        eps: f32,
+    ) {
+        let kernel = &self.kernels.embed;
+        self.layer_norm_rows(kernel, [tokens, tables.0, tables.1], norm, out, shape, eps);
+    }
+
+    /// A row kernel ending in a layer norm: its inputs, then gamma, beta and the output bound in
+    /// that order, a workgroup per row.
+    fn layer_norm_rows<const N: usize>(
+        &mut self,
+        pipeline: &'a wgpu::ComputePipeline,
+        inputs: [&'a wgpu::Buffer; N],
         (gamma, beta): (&'a wgpu::Buffer, &'a wgpu::Buffer),
         out: &'a wgpu::Buffer,
         (rows, width): (u32, u32),
@@ -267,15 +266,13 @@ impl<'a> Plan<'a> {
             eps,
             rows_per_z: ROWS_PER_Z,
         };
-        self.dispatch(
-            &self.kernels.embed,
-            &params,
-            vec![tokens, word, position_and_type, gamma, beta, out],
-            row_groups(rows, 1),
-        );
+        let mut buffers = inputs.to_vec();
+        buffers.extend([gamma, beta, out]);
+        self.dispatch(pipeline, &params, buffers, row_groups(rows, 1));
     }
 
-    pub(crate) fn copy(&mut self, from: &'a wgpu::Buffer, to: &'a wgpu::Buffer, bytes: u64) {
+    /// The first `bytes` of `from` into `to` at an offset.
+    pub(crate) fn copy(&mut self, from: &'a wgpu::Buffer, to: (&'a wgpu::Buffer, u64), bytes: u64) {
         self.steps.push(Step::Copy { from, to, bytes });
     }
 
@@ -343,7 +340,7 @@ impl<'a> Plan<'a> {
                 }
                 Step::Copy { from, to, bytes } => {
                     drop(pass.take());
-                    encoder.copy_buffer_to_buffer(from, 0, to, 0, *bytes);
+                    encoder.copy_buffer_to_buffer(from, 0, to.0, to.1, *bytes);
                 }
             }
         }

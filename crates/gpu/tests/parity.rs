@@ -178,16 +178,12 @@ fn bad_input_is_an_error_not_a_panic() {
         .forward_blocking(&long, &long, (1, 65), 3, None)
         .unwrap_err();
     assert!(err.to_string().contains("64 positions"), "{err}");
-    let err = GpuEncoder::load(encoder_gpu(&encoder), &config, |name, _| {
+    let err = GpuEncoder::load(encoder.gpu_handle(), &config, |name, _| {
         Err(candle_core::Error::Msg(format!("missing `{name}`")))
     })
     .err()
     .expect("a missing weight is an error");
     assert!(err.to_string().contains("word_embeddings"), "{err}");
-}
-
-fn encoder_gpu(encoder: &GpuEncoder) -> Arc<Gpu> {
-    encoder.gpu_handle()
 }
 
 /// Set as an encoder's backend, the GPU gives that encoder's own results through its public

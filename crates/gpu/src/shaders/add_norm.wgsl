@@ -1,4 +1,4 @@
-// (reduce_sum and THREADS come from row_sum.wgsl, prepended when the pipeline is built.)
+// (reduce_sum and THREADS come from row_reduce.wgsl, prepended when the pipeline is built.)
 // out = LayerNorm(x + residual) row by row (gamma, beta; eps): a workgroup per row. Mean first,
 // then the variance about it (two passes, as candle's CPU layer norm).
 struct Params {

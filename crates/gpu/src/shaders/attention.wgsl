@@ -1,3 +1,5 @@
+// (reduce_sum, reduce_max and THREADS come from row_reduce.wgsl, prepended when the pipeline is
+// built.)
 // Scaled dot-product attention of packed rows (real tokens only, each sequence's rows
 // contiguous): a workgroup per (row, head). qkv holds each row's query, key and value side by
 // side (3 * hidden); seg[2 r] and seg[2 r + 1] are the first row and the length of row r's
@@ -18,10 +20,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> seg: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const THREADS: u32 = 64u;
 // The longest sequence (BERT's 512 positions).
 var<workgroup> scores: array<f32, 512>;
-var<workgroup> red: array<f32, 64>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -46,31 +46,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         scores[j] = s;
         local_max = max(local_max, s);
     }
-    red[t] = local_max;
-    workgroupBarrier();
-    for (var s = THREADS / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            red[t] = max(red[t], red[t + s]);
-        }
-        workgroupBarrier();
-    }
-    let top = red[0];
-    workgroupBarrier();
+    let top = reduce_max(t, local_max);
     var local_sum = 0.0;
     for (var j = t; j < len; j += THREADS) {
         let e = exp(scores[j] - top);
         scores[j] = e;
         local_sum += e;
     }
-    red[t] = local_sum;
-    workgroupBarrier();
-    for (var s = THREADS / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            red[t] = red[t] + red[t + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
+    let total = reduce_sum(t, local_sum);
     for (var d = t; d < p.head_dim; d += THREADS) {
         let v = first * stride + 2u * p.hidden + head * p.head_dim + d;
         var acc = 0.0;

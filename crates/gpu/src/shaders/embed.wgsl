@@ -1,4 +1,4 @@
-// (reduce_sum and THREADS come from row_sum.wgsl, prepended when the pipeline is built.)
+// (reduce_sum and THREADS come from row_reduce.wgsl, prepended when the pipeline is built.)
 // The embeddings of packed rows: LayerNorm(word[id] + position_and_type[position]), where
 // position_and_type is the position table with the token-type-0 row already added (the order
 // candle's encoder adds them in). tokens[2 r] and tokens[2 r + 1] are row r's id and position.
