@@ -9,6 +9,7 @@
 //! | [`context`] | the adapter, device and queue ([`Gpu`]), and what the shaders need of them |
 //! | [`kernels`] | the compute pipelines: dense layer (tiled matmul + bias + activation), attention, residual + layer norm, embeddings |
 //! | [`encoder`] | [`GpuEncoder`]: the weights uploaded once, the forward pass of a batch |
+//! | [`staged`] | [`StagedStates`]: the GPU encoder behind a synchronous predictor where nothing may block (a browser) |
 //!
 //! What the forward pass computes is [`multitag_model::BertEncoder`]'s inference: the same
 //! embeddings (word + position + token type 0, layer norm), layers (attention over the real
@@ -21,7 +22,9 @@ pub mod context;
 pub mod encoder;
 pub mod error;
 pub mod kernels;
+pub mod staged;
 
 pub use context::Gpu;
 pub use encoder::{EncoderStates, GpuEncoder};
 pub use error::GpuError;
+pub use staged::{run_staged, EncoderRequest, StagedError, StagedStates, StatesSource};

@@ -2,13 +2,19 @@
 //! states of every real token within 1e-4, on a small random BERT with right-padded rows of
 //! different lengths, an empty row, and a tagger's own layers above the embedding depth.
 //!
+//! Staged as the browser runs it ([`multitag_gpu::staged`]), a prediction gets the same results,
+//! and a GPU failure comes back for the CPU to take over.
+//!
 //! Without an adapter these tests say so and pass, unless `MULTITAG_REQUIRE_GPU=1` (the test
 //! command sets it after installing a software Vulkan driver), where they fail.
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use multitag_gpu::{Gpu, GpuEncoder};
+use multitag_gpu::{
+    run_staged, EncoderRequest, EncoderStates, Gpu, GpuEncoder, GpuError, StagedError,
+    StagedStates, StatesSource,
+};
 use multitag_model::{BertConfig, BertEncoder, Mode};
 
 fn gpu() -> Option<Arc<Gpu>> {
@@ -242,4 +248,86 @@ fn many_batches_of_changing_length() {
             "one sequence",
         );
     }
+}
+
+/// Staged as in the browser (the prediction asks, the GPU computes, the prediction runs again), a
+/// prediction that calls its encoder twice (states, then pooled embeddings) gets the CPU's
+/// results, in one more run per call; afterwards nothing stays staged.
+#[test]
+fn a_staged_prediction_gives_the_cpu_results() {
+    let Some(gpu) = gpu() else { return };
+    let config = config("gelu", Some(2));
+    let (mut cpu, varmap) = random_encoder(&config);
+    let on_gpu = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
+    let (ids, mask, (batch, seq)) = batch();
+    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
+    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let predict = |encoder: &BertEncoder| -> candle_core::Result<(Tensor, Tensor)> {
+        let (top, _) = encoder.forward_with_embedding_states(&ids_t, &mask_t, &Mode::Infer)?;
+        Ok((top, encoder.embed(&ids_t, &mask_t, &Mode::Infer)?))
+    };
+    let want = predict(&cpu).unwrap();
+    let staged = Arc::new(StagedStates::new("test adapter", config.hidden_size));
+    cpu.set_backend(Some(staged.clone()));
+    let mut runs = 0;
+    let got = pollster::block_on(run_staged(&staged, &on_gpu, || {
+        runs += 1;
+        predict(&cpu)
+    }))
+    .unwrap();
+    assert_eq!(runs, 3, "one run more per encoder call");
+    let h = config.hidden_size;
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(&flat(&got.0), &want.0, &mask, h, "staged top");
+    assert_close(
+        &flat(&got.1),
+        &want.1,
+        &vec![1; batch],
+        h,
+        "staged embeddings",
+    );
+    let err = predict(&cpu).unwrap_err().to_string();
+    assert!(err.contains("not computed yet (test adapter)"), "{err}");
+}
+
+/// A device that fails every pass (lost, out of memory).
+struct Broken;
+
+impl StatesSource for Broken {
+    async fn states(&self, _: &EncoderRequest) -> Result<EncoderStates, GpuError> {
+        Err(GpuError::Execution("the device was lost".into()))
+    }
+}
+
+/// The GPU's failure is returned as the GPU's, the prediction's own error as its own, and the
+/// encoder taken off the backend gives its CPU results again: the browser's fallback for a batch.
+/// (No adapter needed.)
+#[test]
+fn a_gpu_failure_comes_back_for_the_cpu_to_take_over() {
+    let config = config("gelu", None);
+    let (mut cpu, _varmap) = random_encoder(&config);
+    let (ids, mask, (batch, seq)) = batch();
+    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
+    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let want = cpu.forward(&ids_t, &mask_t, &Mode::Infer).unwrap();
+    let staged = Arc::new(StagedStates::new("broken", config.hidden_size));
+    cpu.set_backend(Some(staged.clone()));
+    let failed = pollster::block_on(run_staged(&staged, &Broken, || {
+        cpu.forward(&ids_t, &mask_t, &Mode::Infer)
+    }));
+    match failed {
+        Err(StagedError::Gpu(e)) => assert!(e.to_string().contains("lost"), "{e}"),
+        other => panic!("expected the GPU's failure, got {other:?}"),
+    }
+    let own = pollster::block_on(run_staged(&staged, &Broken, || Err::<(), _>("bad input")));
+    assert!(matches!(own, Err(StagedError::Predict("bad input"))));
+    cpu.set_backend(None);
+    let again = cpu.forward(&ids_t, &mask_t, &Mode::Infer).unwrap();
+    assert_close(
+        &again.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &want,
+        &mask,
+        config.hidden_size,
+        "back on the CPU",
+    );
 }
