@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use crate::protocol::{
-    decode, encode, FromWorker, Slot, TaggedTitle, TextKind, TextRelations, ToWorker,
+    decode, encode, Backend, FromWorker, Slot, TaggedTitle, TextKind, TextRelations, ToWorker,
     TypeDescription,
 };
 
@@ -47,6 +47,8 @@ pub struct WorkerPool {
     script_url: String,
     size: usize,
     workers: RefCell<Vec<Rc<WorkerClient>>>,
+    /// The backend the page chose, sent to every worker (helpers started later included).
+    backend: Cell<Backend>,
 }
 
 impl WorkerPool {
@@ -64,6 +66,7 @@ impl WorkerPool {
             script_url: script_url.to_string(),
             size: size.max(1),
             workers: RefCell::new(vec![primary]),
+            backend: Cell::new(Backend::Cpu),
         });
         POOL.with(|c| *c.borrow_mut() = Some(pool.clone()));
         Ok(pool)
@@ -87,6 +90,11 @@ impl WorkerPool {
             };
             match WorkerClient::spawn(&self.script_url, on_event, |_| {}) {
                 Ok(helper) => {
+                    if self.backend.get() != Backend::Cpu {
+                        helper.send(&ToWorker::SetBackend {
+                            backend: self.backend.get(),
+                        });
+                    }
                     helper.send(&ToWorker::Load {
                         slot: Slot::Main,
                         base_url: Slot::Main.dir().into(),
@@ -99,6 +107,15 @@ impl WorkerPool {
     }
 
     /// The first worker: it reports loading to the page and holds the baseline model.
+    /// Runs every worker's encoder on `backend` (each answers with what it runs on; the
+    /// primary's answer reaches the page).
+    pub fn set_backend(&self, backend: Backend) {
+        self.backend.set(backend);
+        for worker in self.workers.borrow().iter() {
+            worker.send(&ToWorker::SetBackend { backend });
+        }
+    }
+
     pub fn primary(&self) -> Rc<WorkerClient> {
         self.workers.borrow()[0].clone()
     }

@@ -57,10 +57,52 @@ pub enum TextKind {
     Description,
 }
 
+/// Where the worker runs the encoder: WebAssembly on the CPU, or the browser's WebGPU adapter
+/// (`multitag-gpu`). The heads and decoding run on the CPU either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Cpu,
+    Webgpu,
+}
+
+/// What a worker found for WebGPU and what it runs on now.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BackendInfo {
+    pub active: Option<Backend>,
+    /// The browser's WebGPU adapter as a person would name it; none when there is none.
+    pub adapter: Option<String>,
+    /// The adapter is a software renderer (a fallback adapter, SwiftShader, llvmpipe): offered,
+    /// but slower than the CPU path, so not chosen by default.
+    pub software: bool,
+    /// Why WebGPU is not offered, when it is not (no `navigator.gpu`, no adapter).
+    pub unavailable: Option<String>,
+    /// What the worker last fell back from: WebGPU that could not start, or a batch that failed
+    /// on the GPU and ran on the CPU.
+    pub notice: Option<String>,
+}
+
+impl BackendInfo {
+    /// The backend a page starts with: `?backend=cpu|webgpu` when given, else WebGPU on a
+    /// hardware adapter and the CPU otherwise.
+    pub fn default_choice(&self, asked: Option<&str>) -> Backend {
+        match asked {
+            Some("cpu") => Backend::Cpu,
+            Some("webgpu") => Backend::Webgpu,
+            _ if self.adapter.is_some() && !self.software => Backend::Webgpu,
+            _ => Backend::Cpu,
+        }
+    }
+}
+
 /// Page -> worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
+    /// Run the encoder on `backend` from now on (models loaded and to come); answered by one
+    /// `Backend`, which says what the worker runs on (the CPU, with a notice, when WebGPU could
+    /// not start).
+    SetBackend { backend: Backend },
     /// Fetch (or take from the Cache API) `<base_url>/manifest.json`, `model.gguf` and
     /// `tokenizer.json`, build the model's predictor, and answer `Loaded` or `LoadFailed`.
     Load { slot: Slot, base_url: String },
@@ -109,6 +151,11 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// The worker's wasm is running and listens for messages.
     Ready,
+    /// What the worker runs the encoder on: sent before `Ready` (what it found), after each
+    /// `SetBackend`, and when a batch fell back to the CPU.
+    Backend {
+        info: BackendInfo,
+    },
     /// Bytes of one model file received so far (`total` from Content-Length when known).
     Progress {
         slot: Slot,
@@ -312,6 +359,40 @@ mod tests {
             ms: 2.0,
         };
         assert_eq!(decode::<FromWorker>(&encode(&v)).unwrap(), v);
+    }
+
+    #[test]
+    fn backend_messages_round_trip_and_the_default_is_a_hardware_adapter() {
+        let m = ToWorker::SetBackend {
+            backend: Backend::Webgpu,
+        };
+        let text = encode(&m);
+        assert_eq!(text, r#"{"type":"set_backend","backend":"webgpu"}"#);
+        assert_eq!(decode::<ToWorker>(&text).unwrap(), m);
+        let hardware = BackendInfo {
+            active: Some(Backend::Cpu),
+            adapter: Some("NVIDIA GeForce".into()),
+            ..BackendInfo::default()
+        };
+        let r = FromWorker::Backend {
+            info: hardware.clone(),
+        };
+        assert_eq!(decode::<FromWorker>(&encode(&r)).unwrap(), r);
+        assert_eq!(hardware.default_choice(None), Backend::Webgpu);
+        assert_eq!(hardware.default_choice(Some("cpu")), Backend::Cpu);
+        let software = BackendInfo {
+            software: true,
+            ..hardware
+        };
+        assert_eq!(software.default_choice(None), Backend::Cpu);
+        assert_eq!(software.default_choice(Some("webgpu")), Backend::Webgpu);
+        let none = BackendInfo {
+            unavailable: Some("no navigator.gpu".into()),
+            ..BackendInfo::default()
+        };
+        assert_eq!(none.default_choice(None), Backend::Cpu);
+        // Asked for, WebGPU is tried even without an adapter: the worker says why it fell back.
+        assert_eq!(none.default_choice(Some("webgpu")), Backend::Webgpu);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! (`SpanExtractor::from_gguf`, as `trainer tag` of a relation export does), and answers tagging,
 //! similarity, embedding and relation requests, so the page never blocks on inference.
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use candle_core::Device;
 use multitag_model::tasks::binder::BinderTagger;
@@ -17,6 +18,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::fetch::{fetch_cached, fetch_fresh, forget};
+use crate::gpu;
 use crate::protocol::{
     decode, encode, FileInfo, FromWorker, LoadError, LoadErrorKind, ModelInfo, Slot, TextKind,
     ToWorker,
@@ -32,6 +34,33 @@ struct Models {
     baseline: Option<Box<dyn Predictor>>,
     relations: Option<Box<SpanExtractor>>,
     binder: Option<Box<BinderTagger>>,
+    /// Where each loaded model came from (loaded again to move it to the GPU).
+    bases: HashMap<Slot, String>,
+}
+
+impl Models {
+    /// Stores what a load built in its slot (`load` checked that the model's task is the slot's).
+    fn store(&mut self, slot: Slot, loaded: Loaded, base_url: &str) {
+        match (slot, loaded) {
+            (Slot::Main, Loaded::Predictor(p)) => self.main = Some(p),
+            (Slot::Baseline, Loaded::Predictor(p)) => self.baseline = Some(p),
+            (Slot::Relations, Loaded::Relations(r)) => self.relations = Some(r),
+            (Slot::Binder, Loaded::Binder(b)) => self.binder = Some(b),
+            _ => return,
+        }
+        self.bases.insert(slot, base_url.to_string());
+    }
+
+    /// The tagging predictor of `slot` (the main model or the baseline).
+    fn predictor(&self, slot: Slot) -> Result<&dyn Predictor, String> {
+        match slot {
+            Slot::Main => self.main.as_deref(),
+            Slot::Baseline => self.baseline.as_deref(),
+            // Relation and BINDER requests have their own messages.
+            Slot::Relations | Slot::Binder => None,
+        }
+        .ok_or_else(|| format!("the {} model is not loaded", slot.title()))
+    }
 }
 
 /// What a load built: a tagger's predictor, a relation model's extractor, or a BINDER model
@@ -40,6 +69,40 @@ enum Loaded {
     Predictor(Box<dyn Predictor>),
     Relations(Box<SpanExtractor>),
     Binder(Box<BinderTagger>),
+}
+
+impl Loaded {
+    /// The encoder that reads the input texts, where it can move to the GPU (relation models
+    /// run on the CPU only).
+    fn text_encoder_mut(&mut self) -> Option<&mut multitag_model::BertEncoder> {
+        match self {
+            Loaded::Predictor(p) => p.text_encoder_mut(),
+            Loaded::Binder(b) => b.text_encoder_mut(),
+            Loaded::Relations(_) => None,
+        }
+    }
+}
+
+/// Every model's encoder back on the CPU (the GPU path fell back, or the page chose the CPU).
+pub fn detach_all() {
+    MODELS.with(|m| {
+        let mut m = m.borrow_mut();
+        let Models {
+            main,
+            baseline,
+            binder,
+            ..
+        } = &mut *m;
+        let predictors = [main.as_deref_mut(), baseline.as_deref_mut()]
+            .into_iter()
+            .flatten()
+            .chain(binder.as_deref_mut().map(|b| b as &mut dyn Predictor));
+        for predictor in predictors {
+            if let Some(encoder) = predictor.text_encoder_mut() {
+                encoder.set_backend(None);
+            }
+        }
+    });
 }
 
 thread_local! {
@@ -58,7 +121,8 @@ fn post(message: &FromWorker) {
     let _ = scope().post_message(&JsValue::from_str(&encode(message)));
 }
 
-/// The worker's entry point: listen, then tell the page we are ready.
+/// The worker's entry point: listen, look for WebGPU, then tell the page what it found and that
+/// we are ready (the page sends nothing before, so every load comes after the probe).
 pub fn start() {
     console_error_panic_hook::set_once();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
@@ -72,29 +136,70 @@ pub fn start() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
-    post(&FromWorker::Ready);
+    wasm_bindgen_futures::spawn_local(async {
+        gpu::probe().await;
+        post(&FromWorker::Backend { info: gpu::info() });
+        post(&FromWorker::Ready);
+    });
+}
+
+/// Tells the page what the worker runs on now (after a change or a fallback).
+fn post_backend() {
+    post(&FromWorker::Backend { info: gpu::info() });
+}
+
+/// Runs `predict` over the models: one encoder batch, on the GPU when the model's encoder is
+/// there (`gpu::run`), else here.
+async fn on_models<T>(
+    slot: Slot,
+    mut predict: impl FnMut(&mut Models) -> Result<T, String>,
+) -> Result<T, String> {
+    gpu::run(
+        slot,
+        || MODELS.with(|m| predict(&mut m.borrow_mut())),
+        post_backend,
+    )
+    .await
+}
+
+/// Loads `slot` from `base_url` and stores it (moved to the GPU when that is the backend); the
+/// page sees its progress when `shown`.
+async fn load_and_store(slot: Slot, base_url: &str, shown: bool) -> Result<ModelInfo, LoadError> {
+    let (loaded, info, held) = load(slot, base_url, shown).await?;
+    MODELS.with(|m| m.borrow_mut().store(slot, loaded, base_url));
+    drop(held);
+    Ok(info)
 }
 
 fn handle(message: ToWorker) {
     match message {
         ToWorker::Load { slot, base_url } => wasm_bindgen_futures::spawn_local(async move {
-            match load(slot, &base_url).await {
-                Ok((loaded, info)) => {
-                    MODELS.with(|m| {
-                        let mut m = m.borrow_mut();
-                        // `load` checked that the model's task is the slot's.
-                        match (slot, loaded) {
-                            (Slot::Main, Loaded::Predictor(p)) => m.main = Some(p),
-                            (Slot::Baseline, Loaded::Predictor(p)) => m.baseline = Some(p),
-                            (Slot::Relations, Loaded::Relations(r)) => m.relations = Some(r),
-                            (Slot::Binder, Loaded::Binder(b)) => m.binder = Some(b),
-                            _ => {}
-                        }
-                    });
-                    post(&FromWorker::Loaded { slot, info });
-                }
+            match load_and_store(slot, &base_url, true).await {
+                Ok(info) => post(&FromWorker::Loaded { slot, info }),
                 Err(error) => post(&FromWorker::LoadFailed { slot, error }),
             }
+        }),
+        ToWorker::SetBackend { backend } => wasm_bindgen_futures::spawn_local(async move {
+            if gpu::set_backend(backend).await {
+                // The models loaded so far move to the GPU: loaded again (from the cache), as
+                // a load on the GPU backend does.
+                let bases: Vec<(Slot, String)> = MODELS.with(|m| {
+                    let m = m.borrow();
+                    m.bases.iter().map(|(s, b)| (*s, b.clone())).collect()
+                });
+                for (slot, base_url) in bases {
+                    if slot != Slot::Relations {
+                        if let Err(e) = load_and_store(slot, &base_url, false).await {
+                            gpu::set_notice(format!(
+                                "the {} model stays on the CPU: {}",
+                                slot.title(),
+                                e.message
+                            ));
+                        }
+                    }
+                }
+            }
+            post_backend();
         }),
         ToWorker::Relations {
             id,
@@ -127,142 +232,156 @@ fn handle(message: ToWorker) {
             titles,
             batch_size,
             described,
-        } => post(&MODELS.with(|m| {
-            let mut m = m.borrow_mut();
-            let Some(tagger) = m.binder.as_mut() else {
-                return FromWorker::Failed {
-                    id,
-                    message: "the BINDER model is not loaded".into(),
-                };
-            };
+        } => wasm_bindgen_futures::spawn_local(async move {
             let start = now();
-            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-            let tagged = tagger
-                .set_described(&described)
-                .and_then(|()| tagger.extract(&refs, batch_size));
-            match tagged {
+            let tagged = in_batches(&titles, batch_size, async |refs| {
+                on_models(Slot::Binder, |m| {
+                    let tagger = m.binder.as_mut().ok_or("the BINDER model is not loaded")?;
+                    tagger
+                        .set_described(&described)
+                        .and_then(|()| tagger.extract(refs, batch_size))
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            })
+            .await;
+            post(&match tagged {
                 Ok(results) => FromWorker::Tagged {
                     id,
                     results,
                     ms: now() - start,
                 },
-                Err(e) => FromWorker::Failed {
-                    id,
-                    message: e.to_string(),
-                },
-            }
-        })),
+                Err(message) => FromWorker::Failed { id, message },
+            })
+        }),
         ToWorker::Tag {
             id,
             titles,
             batch_size,
-        } => post(&with_model(Slot::Main, id, |predictor| {
+        } => wasm_bindgen_futures::spawn_local(async move {
             let start = now();
-            let refs: Vec<&str> = titles.iter().map(String::as_str).collect();
-            let results = predictor
-                .extract(&refs, batch_size)
-                .map_err(|e| e.to_string())?;
-            let ms = now() - start;
-            Ok(FromWorker::Tagged { id, results, ms })
-        })),
+            let tagged = in_batches(&titles, batch_size, async |refs| {
+                on_models(Slot::Main, |m| {
+                    m.predictor(Slot::Main)?
+                        .extract(refs, batch_size)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            })
+            .await;
+            post(&match tagged {
+                Ok(results) => FromWorker::Tagged {
+                    id,
+                    results,
+                    ms: now() - start,
+                },
+                Err(message) => FromWorker::Failed { id, message },
+            })
+        }),
         ToWorker::Similarity {
             id,
             slot,
             titles,
             descriptions,
-        } => post(&with_model(slot, id, |predictor| {
+        } => wasm_bindgen_futures::spawn_local(async move {
             let start = now();
-            let matrix =
-                similarity(predictor, &titles, &descriptions).map_err(|e| e.to_string())?;
-            Ok(FromWorker::Similarity {
-                id,
-                slot,
-                matrix,
-                ms: now() - start,
+            let matrix = similarity(slot, &titles, &descriptions).await;
+            post(&match matrix {
+                Ok(matrix) => FromWorker::Similarity {
+                    id,
+                    slot,
+                    matrix,
+                    ms: now() - start,
+                },
+                Err(message) => FromWorker::Failed { id, message },
             })
-        })),
+        }),
         ToWorker::Embed {
             id,
             slot,
             texts,
             kind,
-        } => post(&with_model(slot, id, |predictor| {
+        } => wasm_bindgen_futures::spawn_local(async move {
             let start = now();
-            // Nothing to embed: answer at once rather than run the encoder on an empty batch.
-            let vectors = if texts.is_empty() {
-                Vec::new()
-            } else {
-                embed(predictor, &texts, kind)
-                    .and_then(|e| Ok(e.to_vec2::<f32>()?))
-                    .map_err(|e| e.to_string())?
-            };
-            Ok(FromWorker::Embedded {
-                id,
-                vectors,
-                ms: now() - start,
+            post(&match embed(slot, &texts, kind).await {
+                Ok(vectors) => FromWorker::Embedded {
+                    id,
+                    vectors,
+                    ms: now() - start,
+                },
+                Err(message) => FromWorker::Failed { id, message },
             })
-        })),
+        }),
     }
 }
 
-fn with_model(
-    slot: Slot,
-    id: u64,
-    f: impl FnOnce(&dyn Predictor) -> Result<FromWorker, String>,
-) -> FromWorker {
-    MODELS.with(|m| {
-        let m = m.borrow();
-        let predictor = match slot {
-            Slot::Main => m.main.as_deref(),
-            Slot::Baseline => m.baseline.as_deref(),
-            // Relation and BINDER requests have their own messages.
-            Slot::Relations | Slot::Binder => None,
-        };
-        match predictor {
-            Some(p) => f(p).unwrap_or_else(|message| FromWorker::Failed { id, message }),
-            None => FromWorker::Failed {
-                id,
-                message: format!("the {} model is not loaded", slot.title()),
-            },
-        }
-    })
+/// `run` over `texts` in batches of `batch_size`, the results in order: one encoder batch a call,
+/// as the GPU path needs (`multitag_gpu::staged`); the CPU path batches the same way.
+async fn in_batches<T>(
+    texts: &[String],
+    batch_size: usize,
+    mut run: impl AsyncFnMut(&[&str]) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(batch_size.max(1)) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        out.extend(run(&refs).await?);
+    }
+    Ok(out)
 }
 
 /// `matrix[i][j]` = cosine(title i, description j), from the model's L2-normalised embeddings.
-fn similarity(
-    predictor: &dyn Predictor,
+async fn similarity(
+    slot: Slot,
     titles: &[String],
     descriptions: &[String],
-) -> Result<Vec<Vec<f32>>, multitag_model::ModelError> {
+) -> Result<Vec<Vec<f32>>, String> {
     if titles.is_empty() || descriptions.is_empty() {
         return Ok(vec![Vec::new(); titles.len()]);
     }
-    let te = embed(predictor, titles, TextKind::Title)?;
-    let de = embed(predictor, descriptions, TextKind::Description)?;
-    Ok(te.matmul(&de.t()?)?.to_vec2::<f32>()?)
+    let te = embed(slot, titles, TextKind::Title).await?;
+    let de = embed(slot, descriptions, TextKind::Description).await?;
+    Ok(te
+        .iter()
+        .map(|t| {
+            de.iter()
+                .map(|d| t.iter().zip(d).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect())
 }
 
-/// The model's L2-normalised sentence embeddings of non-empty `texts`, `(texts, hidden)`, cut
-/// where `kind` says: the one place both the heat map and the search get their vectors from.
-fn embed(
-    predictor: &dyn Predictor,
-    texts: &[String],
-    kind: TextKind,
-) -> Result<candle_core::Tensor, multitag_model::ModelError> {
-    let max_tokens = match kind {
-        TextKind::Title => predictor.max_tokens(),
-        TextKind::Description => DEFAULT_TEXT_TOKENS,
-    };
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    predictor.embed(&refs, max_tokens, EMBED_BATCH)
+/// The model's L2-normalised sentence embeddings of `texts`, one vector each, cut where `kind`
+/// says: the one place both the heat map and the search get their vectors from.
+async fn embed(slot: Slot, texts: &[String], kind: TextKind) -> Result<Vec<Vec<f32>>, String> {
+    in_batches(texts, EMBED_BATCH, async |refs| {
+        on_models(slot, |m| {
+            let predictor = m.predictor(slot)?;
+            let max_tokens = match kind {
+                TextKind::Title => predictor.max_tokens(),
+                TextKind::Description => DEFAULT_TEXT_TOKENS,
+            };
+            predictor
+                .embed(refs, max_tokens, EMBED_BATCH)
+                .and_then(|e| Ok(e.to_vec2::<f32>()?))
+                .map_err(|e| e.to_string())
+        })
+        .await
+    })
+    .await
 }
 
-/// Sends a progress message at most every 256 KiB of a file, and at its start and end.
-fn progress_reporter(slot: Slot, file: &'static str) -> impl FnMut(u64, Option<u64>, bool) {
+/// Sends a progress message at most every 256 KiB of a file, and at its start and end (when
+/// `shown`: a model loaded again to move to the GPU loads quietly, the page's model stays ready).
+fn progress_reporter(
+    slot: Slot,
+    file: &'static str,
+    shown: bool,
+) -> impl FnMut(u64, Option<u64>, bool) {
     let mut last = None::<u64>;
     move |loaded, total, from_cache| {
         let done = total == Some(loaded);
-        if last.is_none_or(|l| loaded >= l + 256 * 1024) || done {
+        if shown && (last.is_none_or(|l| loaded >= l + 256 * 1024) || done) {
             last = Some(loaded);
             post(&FromWorker::Progress {
                 slot,
@@ -275,7 +394,8 @@ fn progress_reporter(slot: Slot, file: &'static str) -> impl FnMut(u64, Option<u
     }
 }
 
-/// Reads the exported model (already fetched): the one its task names, which must be the slot's.
+/// Reads the exported model (already fetched): the one its task names, which must be the slot's;
+/// its encoder moves to the GPU when that is the backend (the caller holds `gpu::lock`).
 fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind), LoadError> {
     let corrupt = |e: ModelError| {
         // Only the tokenizer's own errors name tokenizer.json.
@@ -317,7 +437,7 @@ fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind)
     // tags faster than the f32 GEMM, which beats candle's quantized matmul (docs/browser.md).
     // A relation model's heads stay f32 (`SpanExtractor::from_gguf`).
     let compute = DenseCompute::Int8;
-    let loaded = match task {
+    let mut loaded = match task {
         TaskKind::Relations => Loaded::Relations(Box::new(
             SpanExtractor::from_gguf(&file, "tokenizer.json", tokenizer, &Device::Cpu, compute)
                 .map_err(corrupt)?,
@@ -331,10 +451,19 @@ fn build(slot: Slot, gguf: &[u8], tokenizer: &[u8]) -> Result<(Loaded, TaskKind)
                 .map_err(corrupt)?,
         )),
     };
+    if let Some(encoder) = loaded.text_encoder_mut() {
+        gpu::attach(slot, &file, encoder);
+    }
     Ok((loaded, task))
 }
 
-async fn load(slot: Slot, base_url: &str) -> Result<(Loaded, ModelInfo), LoadError> {
+/// Fetches and builds `slot`'s model; the GPU lock comes back held, for the caller to store the
+/// model before a backend change can pass it by.
+async fn load(
+    slot: Slot,
+    base_url: &str,
+    shown: bool,
+) -> Result<(Loaded, ModelInfo, gpu::Held), LoadError> {
     let base = base_url.trim_end_matches('/');
     let start = now();
     let manifest_bytes = fetch_fresh(&format!("{base}/manifest.json"), "manifest.json").await?;
@@ -351,17 +480,18 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Loaded, ModelInfo), LoadErr
         &gguf_url,
         "model.gguf",
         &version,
-        progress_reporter(slot, "model.gguf"),
+        progress_reporter(slot, "model.gguf", shown),
     )
     .await?;
     let tokenizer = fetch_cached(
         &tokenizer_url,
         "tokenizer.json",
         &version,
-        progress_reporter(slot, "tokenizer.json"),
+        progress_reporter(slot, "tokenizer.json", shown),
     )
     .await?;
     let fetched = now();
+    let held = gpu::lock().await;
     let result = if !gguf.bytes.starts_with(b"GGUF") {
         Err(LoadError {
             kind: LoadErrorKind::Corrupt,
@@ -418,5 +548,5 @@ async fn load(slot: Slot, base_url: &str) -> Result<(Loaded, ModelInfo), LoadErr
         parse_ms: now() - fetched,
         manifest,
     };
-    Ok((loaded, info))
+    Ok((loaded, info, held))
 }

@@ -508,8 +508,15 @@ impl Drop for Chromium {
     }
 }
 
-/// Headless Chromium with a fresh profile and no background networking.
+/// Headless Chromium with a fresh profile and no background networking, and no WebGPU adapter
+/// (the GPU process is off).
 pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Chromium> {
+    launch_with(chromium, window, false)
+}
+
+/// [`launch`], with WebGPU when `webgpu` (`--enable-unsafe-webgpu` and the GPU process on: a
+/// SwiftShader adapter where the machine has no GPU).
+pub fn launch_with(chromium: &Path, window: (u32, u32), webgpu: bool) -> Result<Chromium> {
     let profile = std::env::temp_dir().join(format!(
         "multitag-e2e-{}-{}",
         std::process::id(),
@@ -517,6 +524,11 @@ pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Chromium> {
     ));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile)?;
+    let webgpu_args: &[&str] = if webgpu {
+        &["--enable-unsafe-webgpu"]
+    } else {
+        &[]
+    };
     let args: Vec<&OsStr> = [
         "--disable-background-networking",
         "--disable-component-update",
@@ -527,13 +539,14 @@ pub fn launch(chromium: &Path, window: (u32, u32)) -> Result<Chromium> {
         "--no-default-browser-check",
     ]
     .iter()
+    .chain(webgpu_args)
     .map(OsStr::new)
     .collect();
     let options = LaunchOptions::default_builder()
         .path(Some(chromium.to_path_buf()))
         .headless(true)
         .sandbox(false)
-        .enable_gpu(false)
+        .enable_gpu(webgpu)
         .window_size(Some(window))
         .user_data_dir(Some(profile.clone()))
         .idle_browser_timeout(Duration::from_secs(600))
@@ -619,6 +632,29 @@ pub fn wait_for_workers(tab: &Tab, timeout: Duration) -> Result<u64> {
 }
 
 /// Sets a textarea's value as typing would (the page listens to `input`).
+/// Waits until the page's encoder runs on `backend` (`cpu` or `webgpu`), or the page says why it
+/// fell back; returns `#backend`'s state (active, adapter, notice).
+pub fn wait_for_backend(tab: &Tab, backend: &str, timeout: Duration) -> Result<serde_json::Value> {
+    wait_until(
+        tab,
+        &format!(
+            "document.querySelector('#backend').dataset.active === '{backend}' || document.querySelector('#backend-notice').textContent !== ''"
+        ),
+        timeout,
+    )?;
+    let state = eval_json(
+        tab,
+        "({...document.querySelector('#backend').dataset, notice: document.querySelector('#backend-notice').textContent})",
+    )?;
+    if state["active"] != backend {
+        bail!(
+            "the page runs on {}, not {backend}: {state}",
+            state["active"]
+        );
+    }
+    Ok(state)
+}
+
 pub fn set_value(tab: &Tab, selector: &str, text: &str) -> Result<()> {
     let script = format!(
         "(() => {{ const el = document.querySelector({sel}); el.value = {text}; el.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use headless_chrome::Tab;
 use multitag_e2e::{
-    click, eval_json, launch, repo_root, screenshot, set_value, setup, setup_binder,
-    setup_relations, trainer_path, wait_for_model, wait_for_workers, wait_until, Chromium,
-    ModelMode, Server, Setup,
+    click, eval_json, launch, launch_with, repo_root, screenshot, set_value, setup, setup_binder,
+    setup_relations, trainer_path, wait_for_backend, wait_for_model, wait_for_workers, wait_until,
+    Chromium, ModelMode, Server, Setup,
 };
 use serde_json::Value;
 
@@ -1296,6 +1296,129 @@ fn tag_view_tags_a_type_described_in_words() -> Result<()> {
     ensure!(
         page["legend"] == serde_json::json!(["BRAND", "COLOR", "GENDER", "TYPE", "MAKER"]),
         "legend: {page}"
+    );
+    Ok(())
+}
+
+/// Tags `titles` in the tag view and returns every row's chips, once all `titles.len()` rows are
+/// there (a run of another length before does not count).
+fn tag_rows(tab: &Tab, titles: &[&str]) -> Result<Vec<Vec<Value>>> {
+    set_value(tab, "#titles-input", &titles.join("\n"))?;
+    click(tab, "#tag-button")?;
+    wait_until(
+        tab,
+        &format!(
+            "document.querySelector('#tag-summary').dataset.running === 'false' && document.querySelectorAll('#results li.result').length === {}",
+            titles.len()
+        ),
+        Duration::from_secs(300),
+    )?;
+    (0..titles.len()).map(|i| chips(tab, i)).collect()
+}
+
+fn backend_state(tab: &Tab) -> Result<Value> {
+    eval_json(
+        tab,
+        "(() => { const b = document.querySelector('#backend'); return {active: b.dataset.active, adapter: b.dataset.adapter, software: b.dataset.software, notice: document.querySelector('#backend-notice').textContent, webgpu_disabled: document.querySelector('#backend-select option[value=\"webgpu\"]').disabled}; })()",
+    )
+}
+
+/// The encoder on WebGPU (here Chromium's SwiftShader adapter): offered by name, not chosen by
+/// default for a software adapter, chosen with the switch, it tags the titles with the entities
+/// the CPU path gives them.
+#[test]
+fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch_with(&s.chromium, DESKTOP, true)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/?workers=1"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let found = backend_state(&tab)?;
+    ensure!(
+        !found["adapter"].as_str().unwrap_or_default().is_empty(),
+        "Chromium with --enable-unsafe-webgpu offered no WebGPU adapter: {found}"
+    );
+    let software = found["software"] == "true";
+    ensure!(
+        found["active"] == if software { "cpu" } else { "webgpu" },
+        "the default backend is not the one for this adapter: {found}"
+    );
+    eprintln!("adapter: {found}");
+    let on_cpu = if software {
+        tag_rows(&tab, &TITLES)?
+    } else {
+        Vec::new()
+    };
+
+    eval_json(
+        &tab,
+        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    // One more title than before, so the rows counted are this run's.
+    let mut titles = TITLES.to_vec();
+    titles.push(UNICODE_TITLE);
+    let on_gpu = tag_rows(&tab, &titles)?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "tag-view-webgpu")?.display()
+    );
+    let after = backend_state(&tab)?;
+    ensure!(
+        after["active"] == "webgpu" && after["notice"] == "",
+        "the GPU path fell back: {after}"
+    );
+    ensure!(
+        has(&on_gpu[0], "BRAND", 0, 8, "Roadster"),
+        "no BRAND chip `Roadster` at [0,8) on WebGPU: {:?}",
+        on_gpu[0]
+    );
+    if software {
+        ensure!(
+            on_gpu[..TITLES.len()] == on_cpu[..],
+            "WebGPU and the CPU tag differently:\n gpu {on_gpu:?}\n cpu {on_cpu:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Asked for WebGPU where the browser has no adapter, the page says so and tags on the CPU.
+#[test]
+fn without_a_webgpu_adapter_the_page_tags_on_the_cpu_and_says_why() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let (_server, _browser, tab) = open(
+        &s,
+        ModelMode::Dir(s.model.clone()),
+        "/?workers=1&backend=webgpu",
+    )?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    wait_until(
+        &tab,
+        "document.querySelector('#backend-notice').textContent !== ''",
+        Duration::from_secs(30),
+    )?;
+    let state = backend_state(&tab)?;
+    ensure!(
+        state["active"] == "cpu"
+            && state["webgpu_disabled"] == true
+            && state["notice"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("WebGPU is not available"),
+        "no fallback notice: {state}"
+    );
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "webgpu-fallback")?.display()
+    );
+    let rows = tag_rows(&tab, &TITLES[..1])?;
+    ensure!(
+        has(&rows[0], "BRAND", 0, 8, "Roadster"),
+        "no BRAND chip on the CPU fallback: {:?}",
+        rows[0]
     );
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! - `model`: the only app-wide state, the models' loading state as the workers report it, shared
 //!   through context as [`model::ModelContext`], and the start of the worker pool;
 //! - `status`: the model status badge and the panel shown when the model cannot be loaded;
+//! - `backend`: where the encoder runs (CPU or WebGPU), the switch, and the fallback notice;
 //! - `tag`: the tag view, with its pasted text, run, result rows and legend;
 //! - `similarity`: the similarity view, with its inputs and heat maps;
 //! - `search`: the similarity view's search, a title against the bundled descriptions, with the
@@ -24,7 +25,8 @@
 //! `data-bytes`, `data-from-cache` when ready, and `data-workers` / `data-pool-size`: workers with
 //! the model loaded, of how many), `#model-error`, `#results > li.result`, `mark.ent[data-label]
 //! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`,
-//! `#search-input`, `#search-run`, `#search-status[data-running]`, `#search-results[data-count]
+//! `#backend[data-active=cpu|webgpu][data-adapter][data-software]`, `#backend-select`,
+//! `#backend-notice`, `#search-input`, `#search-run`, `#search-status[data-running]`, `#search-results[data-count]
 //! [data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`,
 //! `#relations-model[data-state=idle|loading|ready|missing|wrong-task|corrupt|network]`,
 //! `#relations-input`, `#relations-run`, `#relations-summary[data-running][data-done]`,
@@ -34,6 +36,7 @@
 //! `#relations-download`.
 use leptos::prelude::*;
 
+mod backend;
 mod bench;
 mod browser;
 mod examples;
@@ -45,6 +48,7 @@ mod status;
 mod tag;
 
 use crate::protocol::Slot;
+use backend::BackendSwitch;
 use model::ModelContext;
 use relations::RelationsView;
 use similarity::SimilarityView;
@@ -109,6 +113,7 @@ fn App() -> impl IntoView {
                 </div>
             </div>
             <ModelStatus/>
+            <BackendSwitch/>
         </header>
         <nav class="tabs" role="tablist">
             {tab_button(Tab::Tag, "tab-tag", "Tag titles")}

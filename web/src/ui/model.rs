@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 
 use super::browser::{fetch_text, now, query_param, window};
 use crate::client::{pool, WorkerPool};
-use crate::protocol::{FromWorker, LoadError, ModelInfo, Slot, ToWorker};
+use crate::protocol::{BackendInfo, FromWorker, LoadError, ModelInfo, Slot, ToWorker};
 
 /// The worker's loader (web/worker-loader.js), copied next to the page by trunk.
 const WORKER_SCRIPT: &str = "./worker-loader.js";
@@ -70,6 +70,8 @@ pub struct ModelContext {
     pub baseline: RwSignal<BaselineState>,
     pub relations: RwSignal<OnDemandState>,
     pub binder: RwSignal<OnDemandState>,
+    /// What the primary worker runs the encoder on, as it last said.
+    pub backend: RwSignal<Option<BackendInfo>>,
 }
 
 impl ModelContext {
@@ -81,6 +83,7 @@ impl ModelContext {
             baseline: RwSignal::new(BaselineState::Absent),
             relations: RwSignal::new(OnDemandState::Idle),
             binder: RwSignal::new(OnDemandState::Idle),
+            backend: RwSignal::new(None),
         }
     }
 
@@ -156,11 +159,29 @@ fn worker_count() -> usize {
         .unwrap_or_else(|| (window().navigator().hardware_concurrency() as usize).clamp(1, 2))
 }
 
-/// Starts the worker pool and has the primary load the main model; the helpers start once it has
-/// (so they read the files from the cache). The primary's reports drive `models`.
+/// Starts the worker pool and, once the primary has said what it found for WebGPU and the page
+/// has chosen the backend, has it load the main model; the helpers start once it has (so they
+/// read the files from the cache). The primary's reports drive `models`.
 pub fn start_workers(models: ModelContext) {
     let on_event = move |message: FromWorker| match message {
         FromWorker::Ready => {}
+        FromWorker::Backend { info } => {
+            // The first report (before the worker is ready) is what it found: the page's
+            // default is chosen from it, before the model loads.
+            if models.backend.get_untracked().is_none() {
+                let choice = info.default_choice(query_param("backend").as_deref());
+                if let Some(pool) = pool() {
+                    if Some(choice) != info.active {
+                        pool.set_backend(choice);
+                    }
+                    pool.primary().send(&ToWorker::Load {
+                        slot: Slot::Main,
+                        base_url: Slot::Main.dir().into(),
+                    });
+                }
+            }
+            models.backend.set(Some(info));
+        }
         FromWorker::Progress {
             slot: Slot::Main,
             file,
@@ -240,12 +261,9 @@ pub fn start_workers(models: ModelContext) {
         _ => {}
     };
     let on_crash = move |message: String| models.model.set(ModelState::Crashed(message));
-    match WorkerPool::spawn(WORKER_SCRIPT, worker_count(), on_event, on_crash) {
-        Ok(pool) => pool.primary().send(&ToWorker::Load {
-            slot: Slot::Main,
-            base_url: Slot::Main.dir().into(),
-        }),
-        Err(message) => models.model.set(ModelState::Crashed(message)),
+    // The main model is asked for once the worker has said what it runs on (above).
+    if let Err(message) = WorkerPool::spawn(WORKER_SCRIPT, worker_count(), on_event, on_crash) {
+        models.model.set(ModelState::Crashed(message));
     }
 }
 

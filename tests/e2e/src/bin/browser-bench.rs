@@ -10,16 +10,19 @@
 //! its own copy of the model; the helpers start after the first has loaded the model and read it
 //! from the Cache API, and the measurements begin once all have loaded.
 //!
-//! Usage: browser-bench [--titles N] [--batches 1,32] [--workers N] [--catalog CSV] [--out FILE]
-//! (dist/, the model and chromium as for the e2e tests: MULTITAG_DIST, MULTITAG_E2E_MODEL,
+//! `--backend webgpu` starts Chromium with WebGPU (`--enable-unsafe-webgpu`) and has the page run
+//! the encoder there; the report names the backend and the adapter.
+//!
+//! Usage: browser-bench [--titles N] [--batches 1,32] [--workers N] [--backend cpu|webgpu]
+//! [--catalog CSV] [--out FILE] (dist/, the model and chromium as for the e2e tests: MULTITAG_DIST, MULTITAG_E2E_MODEL,
 //! MULTITAG_CHROMIUM).
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use multitag_e2e::{
-    catalog_titles, chromium_path, dist_dir, dist_sizes, eval_json, launch, model_dir, repo_root,
-    wait_for_model, wait_for_workers, ModelMode, Server,
+    catalog_titles, chromium_path, dist_dir, dist_sizes, eval_json, launch_with, model_dir,
+    repo_root, wait_for_backend, wait_for_model, wait_for_workers, ModelMode, Server,
 };
 use serde_json::{json, Value};
 
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
     let mut out = None;
     let mut batches = vec![1, 32];
     let mut workers: Option<usize> = None;
+    let mut backend = "cpu".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -40,6 +44,7 @@ fn main() -> Result<()> {
             "--catalog" => catalog = args.next().context("--catalog FILE")?.into(),
             "--workers" => workers = Some(args.next().context("--workers N")?.parse()?),
             "--out" => out = Some(PathBuf::from(args.next().context("--out FILE")?)),
+            "--backend" => backend = args.next().context("--backend cpu|webgpu")?,
             "--batches" => {
                 batches = args
                     .next()
@@ -50,12 +55,15 @@ fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "browser-bench [--titles N] [--batches 1,32] [--workers N] [--catalog CSV] [--out FILE]"
+                    "browser-bench [--titles N] [--batches 1,32] [--workers N] [--backend cpu|webgpu] [--catalog CSV] [--out FILE]"
                 );
                 return Ok(());
             }
             other => bail!("unknown argument {other}"),
         }
+    }
+    if backend != "cpu" && backend != "webgpu" {
+        bail!("--backend is cpu or webgpu, not {backend}");
     }
     let dist = dist_dir();
     let model = model_dir();
@@ -72,13 +80,13 @@ fn main() -> Result<()> {
     let titles = catalog_titles(&catalog, n)?;
 
     let server = Server::start(&dist, ModelMode::Dir(model.clone()))?;
-    let browser = launch(&chromium, (1280, 900))?;
+    let browser = launch_with(&chromium, (1280, 900), backend == "webgpu")?;
     let tab = browser.new_tab()?;
     tab.set_default_timeout(Duration::from_secs(600));
     eprintln!("cold load …");
     let page = match workers {
-        Some(n) => format!("/?bench=1&workers={n}"),
-        None => "/?bench=1".to_string(),
+        Some(n) => format!("/?bench=1&backend={backend}&workers={n}"),
+        None => format!("/?bench=1&backend={backend}"),
     };
     tab.navigate_to(&server.url(&page))?;
     wait_for_model(&tab, Duration::from_secs(300))?;
@@ -112,6 +120,7 @@ fn main() -> Result<()> {
     wait_for_workers(&tab, Duration::from_secs(60))?;
     let warm_bytes: u64 = server.served().iter().map(|r| r.bytes).sum();
 
+    let on = wait_for_backend(&tab, &backend, Duration::from_secs(300))?;
     let titles_json = serde_json::to_string(&titles)?;
     let mut runs = serde_json::Map::new();
     for &batch in &batches {
@@ -127,6 +136,7 @@ fn main() -> Result<()> {
         "browser": eval_json(&tab, "navigator.userAgent")?,
         "titles": titles.len(),
         "workers": loaded_workers,
+        "backend": on,
         "cold_load_ms": number(&cold["loadMs"]),
         "cold_fetch_ms": number(&cold["fetchMs"]),
         "cold_parse_ms": number(&cold["parseMs"]),
