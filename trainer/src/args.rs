@@ -150,18 +150,6 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    /// Refuses the GPU for a model whose inference has no GPU path yet (relation extraction).
-    pub fn cpu_only(&self, dir: &ModelDir) -> Result<()> {
-        if self.backend != Backend::Cpu {
-            bail!(
-                "{}: a {} model runs on the CPU only (--backend cpu)",
-                dir.path.display(),
-                dir.task.name()
-            );
-        }
-        Ok(())
-    }
-
     /// Moves `predictor`'s text encoder to the chosen backend (its weights read again from `dir`)
     /// and says where it runs.
     pub fn apply(
@@ -169,9 +157,35 @@ impl BackendArgs {
         dir: &ModelDir,
         predictor: &mut dyn multitag_model::Predictor,
     ) -> Result<()> {
+        let encoder = predictor.text_encoder_mut().with_context(|| {
+            format!(
+                "{}: this model's encoder cannot move to the GPU",
+                dir.path.display()
+            )
+        })?;
+        self.apply_to(dir, encoder)
+    }
+
+    /// Moves `encoder` (`dir`'s text encoder) to the chosen backend and says where it runs.
+    pub fn apply_to(
+        &self,
+        dir: &ModelDir,
+        encoder: &mut multitag_model::BertEncoder,
+    ) -> Result<()> {
         if self.backend == Backend::Wgpu {
-            let adapter = dir.encoder_on_gpu(predictor)?;
+            let adapter = dir.encoder_on_gpu(encoder)?;
             eprintln!("encoder on {adapter}");
+        }
+        Ok(())
+    }
+
+    /// Refuses the GPU where there is no encoder to move (a base encoder's plain embeddings).
+    pub fn cpu_only(&self, dir: &ModelDir) -> Result<()> {
+        if self.backend != Backend::Cpu {
+            bail!(
+                "{}: a base encoder's embeddings run on the CPU only (--backend cpu)",
+                dir.path.display()
+            );
         }
         Ok(())
     }

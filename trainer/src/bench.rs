@@ -696,7 +696,12 @@ impl Bench<'_> {
         };
         let on = match self.backend {
             Backend::Cpu => String::new(),
-            Backend::Wgpu => format!(", encoder on {}", dir.encoder_on_gpu(tagger.as_mut())?),
+            Backend::Wgpu => {
+                let encoder = tagger
+                    .text_encoder_mut()
+                    .context("this tagger's encoder cannot move to the GPU")?;
+                format!(", encoder on {}", dir.encoder_on_gpu(encoder)?)
+            }
         };
         let titles: Vec<&str> = self
             .input

@@ -337,16 +337,10 @@ impl ModelDir {
         })
     }
 
-    /// Runs `predictor`'s text encoder (this directory's, under `bert.`) on the first GPU adapter
-    /// through wgpu, its weights read again from this directory (an export's dequantized); the
-    /// adapter's name.
-    pub fn encoder_on_gpu(&self, predictor: &mut dyn Predictor) -> Result<String> {
-        let encoder = predictor.text_encoder_mut().with_context(|| {
-            format!(
-                "{}: this model's encoder cannot move to the GPU",
-                self.path.display()
-            )
-        })?;
+    /// Runs `encoder` (this directory's text encoder, under `bert.`: a predictor's or a relation
+    /// model's) on the first GPU adapter through wgpu, its weights read again from this directory
+    /// (an export's dequantized); the adapter's name.
+    pub fn encoder_on_gpu(&self, encoder: &mut multitag_model::BertEncoder) -> Result<String> {
         let gpu = std::sync::Arc::new(multitag_gpu::Gpu::blocking()?);
         let config = encoder.config.clone();
         let on_gpu = match &self.weights {

@@ -168,7 +168,11 @@ pub async fn set_backend(backend: Backend) -> bool {
             match Gpu::new().await {
                 Ok(gpu) => STATE.with(|s| {
                     let mut s = s.borrow_mut();
-                    s.gpu = Some(Arc::new(gpu));
+                    // GpuEncoder shares its device through an Arc (natively across threads);
+                    // wgpu's browser types are not Send, and a worker has one thread.
+                    #[allow(clippy::arc_with_non_send_sync)]
+                    let gpu = Arc::new(gpu);
+                    s.gpu = Some(gpu);
                     s.notice = None;
                 }),
                 Err(e) => {

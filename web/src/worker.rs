@@ -72,13 +72,12 @@ enum Loaded {
 }
 
 impl Loaded {
-    /// The encoder that reads the input texts, where it can move to the GPU (relation models
-    /// run on the CPU only).
+    /// The encoder that reads the input texts, which can move to the GPU.
     fn text_encoder_mut(&mut self) -> Option<&mut multitag_model::BertEncoder> {
         match self {
             Loaded::Predictor(p) => p.text_encoder_mut(),
             Loaded::Binder(b) => b.text_encoder_mut(),
-            Loaded::Relations(_) => None,
+            Loaded::Relations(r) => Some(&mut r.model.encoder),
         }
     }
 }
@@ -91,16 +90,18 @@ pub fn detach_all() {
             main,
             baseline,
             binder,
+            relations,
             ..
         } = &mut *m;
         let predictors = [main.as_deref_mut(), baseline.as_deref_mut()]
             .into_iter()
             .flatten()
             .chain(binder.as_deref_mut().map(|b| b as &mut dyn Predictor));
-        for predictor in predictors {
-            if let Some(encoder) = predictor.text_encoder_mut() {
-                encoder.set_backend(None);
-            }
+        let encoders = predictors
+            .filter_map(|p| p.text_encoder_mut())
+            .chain(relations.as_deref_mut().map(|r| &mut r.model.encoder));
+        for encoder in encoders {
+            encoder.set_backend(None);
         }
     });
 }
@@ -188,14 +189,12 @@ fn handle(message: ToWorker) {
                     m.bases.iter().map(|(s, b)| (*s, b.clone())).collect()
                 });
                 for (slot, base_url) in bases {
-                    if slot != Slot::Relations {
-                        if let Err(e) = load_and_store(slot, &base_url, false).await {
-                            gpu::set_notice(format!(
-                                "the {} model stays on the CPU: {}",
-                                slot.title(),
-                                e.message
-                            ));
-                        }
+                    if let Err(e) = load_and_store(slot, &base_url, false).await {
+                        gpu::set_notice(format!(
+                            "the {} model stays on the CPU: {}",
+                            slot.title(),
+                            e.message
+                        ));
                     }
                 }
             }
@@ -205,28 +204,28 @@ fn handle(message: ToWorker) {
             id,
             texts,
             batch_size,
-        } => post(&MODELS.with(|m| {
-            let m = m.borrow();
-            let Some(extractor) = m.relations.as_ref() else {
-                return FromWorker::Failed {
-                    id,
-                    message: "the relation extraction model is not loaded".into(),
-                };
-            };
+        } => wasm_bindgen_futures::spawn_local(async move {
             let start = now();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            match extractor.extract_texts(&refs, batch_size) {
+            let found = in_batches(&texts, batch_size, async |refs| {
+                on_models(Slot::Relations, |m| {
+                    m.relations
+                        .as_ref()
+                        .ok_or("the relation extraction model is not loaded")?
+                        .extract_texts(refs, batch_size)
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            })
+            .await;
+            post(&match found {
                 Ok(results) => FromWorker::Relations {
                     id,
                     results,
                     ms: now() - start,
                 },
-                Err(e) => FromWorker::Failed {
-                    id,
-                    message: e.to_string(),
-                },
-            }
-        })),
+                Err(message) => FromWorker::Failed { id, message },
+            })
+        }),
         ToWorker::TagDescribed {
             id,
             titles,

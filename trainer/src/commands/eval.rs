@@ -62,9 +62,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = device.device()?;
     if dir.task == TaskKind::Relations {
-        backend.cpu_only(&dir)?;
         let files = labeled.relation_files();
-        crate::relations::cli::eval(&dir, &files, &device, matmul.matmul, json.as_deref(), limit)?;
+        let on = crate::relations::cli::Run {
+            device: &device,
+            compute: matmul.matmul,
+            backend,
+        };
+        crate::relations::cli::eval(&dir, &files, &on, json.as_deref(), limit)?;
         return Ok(());
     }
     let dataset = labeled.load(&data)?;

@@ -59,9 +59,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     let device = device.device()?;
     if dir.task == multitag_model::TaskKind::Relations {
-        backend.cpu_only(&dir)?;
         let (_, parsed) = read_texts(&input, &format)?;
-        return crate::relations::cli::tag(&dir, &parsed, batch, &device, matmul.matmul);
+        let on = crate::relations::cli::Run {
+            device: &device,
+            compute: matmul.matmul,
+            backend,
+        };
+        return crate::relations::cli::tag(&dir, &parsed, batch, &on);
     }
     let mut predictor: Box<dyn multitag_model::Predictor> = match (dir.task, types) {
         (multitag_model::TaskKind::Binder, types) => Box::new(

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::Device;
 use multitag_core::relations::{evaluate, Document, ExtractionReport, TaskScores, TypeSet};
+use multitag_model::tasks::relations::SpanExtractor;
 use multitag_model::DenseCompute;
 
 use super::data::{read_part, RelationFiles};
 use super::evaluate::evaluate_unseen;
 use super::model::{load_extractor_with, predict_documents};
 use super::train::{train_relations, EVAL_BATCH};
+use crate::args::BackendArgs;
 use crate::model_dir::ModelDir;
 use crate::output::write_json;
 use crate::train::TrainOptions;
@@ -46,17 +48,33 @@ pub fn train(
     Ok(())
 }
 
+/// Where a relation model runs: the device of its float weights, how an export's encoder
+/// multiplies (`--matmul`), and the encoder's backend (`--backend`; the span and pair heads stay on
+/// the CPU).
+pub struct Run<'a> {
+    pub device: &'a Device,
+    pub compute: DenseCompute,
+    pub backend: BackendArgs,
+}
+
+impl Run<'_> {
+    fn extractor(&self, dir: &ModelDir) -> Result<SpanExtractor> {
+        let mut extractor = load_extractor_with(dir, self.device, self.compute)?;
+        self.backend.apply_to(dir, &mut extractor.model.encoder)?;
+        Ok(extractor)
+    }
+}
+
 /// `trainer eval` of a relation model: SpERT's evaluator on the test documents (read with the
 /// model's types), printed and optionally written as JSON.
 pub fn eval(
     dir: &ModelDir,
     files: &RelationFiles,
-    device: &Device,
-    compute: DenseCompute,
+    on: &Run,
     json: Option<&Path>,
     limit: Option<usize>,
 ) -> Result<ExtractionReport> {
-    let extractor = load_extractor_with(dir, device, compute)?;
+    let extractor = on.extractor(dir)?;
     let Some(test) = files.test_file()? else {
         bail!("no test documents: --test FILE, or --data DIR with *_test.json");
     };
@@ -68,7 +86,7 @@ pub fn eval(
         &extractor.model,
         &extractor.tokenizer,
         &extractor.config,
-        device,
+        on.device,
         &documents,
         EVAL_BATCH,
     )?;
@@ -149,14 +167,8 @@ pub fn print_report(source: &str, report: &ExtractionReport) {
 
 /// `trainer tag` with a relation model: each text's entities (character offsets into it) and
 /// relations (indices into its entities), one JSON line per input line.
-pub fn tag(
-    dir: &ModelDir,
-    parsed: &TitleInput,
-    batch: usize,
-    device: &Device,
-    compute: DenseCompute,
-) -> Result<()> {
-    let extractor = load_extractor_with(dir, device, compute)?;
+pub fn tag(dir: &ModelDir, parsed: &TitleInput, batch: usize, on: &Run) -> Result<()> {
+    let extractor = on.extractor(dir)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut entities, mut relations) = (0, 0);
