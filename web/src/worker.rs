@@ -204,114 +204,107 @@ fn handle(message: ToWorker) {
             id,
             texts,
             batch_size,
-        } => wasm_bindgen_futures::spawn_local(async move {
-            let start = now();
-            let found = in_batches(&texts, batch_size, async |refs| {
-                on_models(Slot::Relations, |m| {
-                    m.relations
-                        .as_ref()
-                        .ok_or("the relation extraction model is not loaded")?
-                        .extract_texts(refs, batch_size)
-                        .map_err(|e| e.to_string())
+        } => answer(
+            id,
+            async move {
+                in_batches(&texts, batch_size, async |refs| {
+                    on_models(Slot::Relations, |m| {
+                        m.relations
+                            .as_ref()
+                            .ok_or("the relation extraction model is not loaded")?
+                            .extract_texts(refs, batch_size)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
                 })
                 .await
-            })
-            .await;
-            post(&match found {
-                Ok(results) => FromWorker::Relations {
-                    id,
-                    results,
-                    ms: now() - start,
-                },
-                Err(message) => FromWorker::Failed { id, message },
-            })
-        }),
+            },
+            move |results, ms| FromWorker::Relations { id, results, ms },
+        ),
         ToWorker::TagDescribed {
             id,
             titles,
             batch_size,
             described,
-        } => wasm_bindgen_futures::spawn_local(async move {
-            let start = now();
-            let tagged = in_batches(&titles, batch_size, async |refs| {
-                on_models(Slot::Binder, |m| {
-                    let tagger = m.binder.as_mut().ok_or("the BINDER model is not loaded")?;
-                    tagger
-                        .set_described(&described)
-                        .and_then(|()| tagger.extract(refs, batch_size))
-                        .map_err(|e| e.to_string())
+        } => answer(
+            id,
+            async move {
+                in_batches(&titles, batch_size, async |refs| {
+                    on_models(Slot::Binder, |m| {
+                        let tagger = m.binder.as_mut().ok_or("the BINDER model is not loaded")?;
+                        tagger
+                            .set_described(&described)
+                            .and_then(|()| tagger.extract(refs, batch_size))
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
                 })
                 .await
-            })
-            .await;
-            post(&match tagged {
-                Ok(results) => FromWorker::Tagged {
-                    id,
-                    results,
-                    ms: now() - start,
-                },
-                Err(message) => FromWorker::Failed { id, message },
-            })
-        }),
+            },
+            move |results, ms| FromWorker::Tagged { id, results, ms },
+        ),
         ToWorker::Tag {
             id,
             titles,
             batch_size,
-        } => wasm_bindgen_futures::spawn_local(async move {
-            let start = now();
-            let tagged = in_batches(&titles, batch_size, async |refs| {
-                on_models(Slot::Main, |m| {
-                    m.predictor(Slot::Main)?
-                        .extract(refs, batch_size)
-                        .map_err(|e| e.to_string())
+        } => answer(
+            id,
+            async move {
+                in_batches(&titles, batch_size, async |refs| {
+                    on_models(Slot::Main, |m| {
+                        m.predictor(Slot::Main)?
+                            .extract(refs, batch_size)
+                            .map_err(|e| e.to_string())
+                    })
+                    .await
                 })
                 .await
-            })
-            .await;
-            post(&match tagged {
-                Ok(results) => FromWorker::Tagged {
-                    id,
-                    results,
-                    ms: now() - start,
-                },
-                Err(message) => FromWorker::Failed { id, message },
-            })
-        }),
+            },
+            move |results, ms| FromWorker::Tagged { id, results, ms },
+        ),
         ToWorker::Similarity {
             id,
             slot,
             titles,
             descriptions,
-        } => wasm_bindgen_futures::spawn_local(async move {
-            let start = now();
-            let matrix = similarity(slot, &titles, &descriptions).await;
-            post(&match matrix {
-                Ok(matrix) => FromWorker::Similarity {
-                    id,
-                    slot,
-                    matrix,
-                    ms: now() - start,
-                },
-                Err(message) => FromWorker::Failed { id, message },
-            })
-        }),
+        } => answer(
+            id,
+            async move { similarity(slot, &titles, &descriptions).await },
+            move |matrix, ms| FromWorker::Similarity {
+                id,
+                slot,
+                matrix,
+                ms,
+            },
+        ),
         ToWorker::Embed {
             id,
             slot,
             texts,
             kind,
-        } => wasm_bindgen_futures::spawn_local(async move {
-            let start = now();
-            post(&match embed(slot, &texts, kind).await {
-                Ok(vectors) => FromWorker::Embedded {
-                    id,
-                    vectors,
-                    ms: now() - start,
-                },
-                Err(message) => FromWorker::Failed { id, message },
-            })
-        }),
+        } => answer(
+            id,
+            async move { embed(slot, &texts, kind).await },
+            move |vectors, ms| FromWorker::Embedded { id, vectors, ms },
+        ),
     }
+}
+
+/// Runs `work` without holding up the worker's other messages, and posts its answer: `reply`
+/// with the milliseconds it took, or `Failed`.
+fn answer<T: 'static>(
+    id: u64,
+    work: impl std::future::Future<Output = Result<T, String>> + 'static,
+    reply: impl FnOnce(T, f64) -> FromWorker + 'static,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let start = now();
+        let outcome = work.await;
+        post(&match outcome {
+            Ok(value) => reply(value, now() - start),
+            Err(message) => FromWorker::Failed { id, message },
+        })
+    })
 }
 
 /// `run` over `texts` in batches of `batch_size`, the results in order: one encoder batch a call,

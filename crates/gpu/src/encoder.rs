@@ -59,6 +59,14 @@ pub struct GpuEncoder {
     uniforms: Mutex<Option<wgpu::Buffer>>,
 }
 
+/// A `(batch, seq)` tensor of ids or mask values, row-major.
+pub(crate) fn u32_values(tensor: &Tensor) -> CandleResult<Vec<u32>> {
+    tensor
+        .to_dtype(candle_core::DType::U32)?
+        .flatten_all()?
+        .to_vec1::<u32>()
+}
+
 fn values(tensor: &Tensor) -> CandleResult<Vec<f32>> {
     tensor
         .to_dtype(candle_core::DType::F32)?
@@ -342,15 +350,10 @@ impl multitag_model::EncoderBackend for GpuEncoder {
         depth: Option<usize>,
     ) -> CandleResult<(Tensor, Option<Tensor>)> {
         let (batch, seq) = input_ids.dims2()?;
-        let u32s = |t: &Tensor| -> CandleResult<Vec<u32>> {
-            t.to_dtype(candle_core::DType::U32)?
-                .flatten_all()?
-                .to_vec1::<u32>()
-        };
         let states = self
             .forward_blocking(
-                &u32s(input_ids)?,
-                &u32s(attention_mask)?,
+                &u32_values(input_ids)?,
+                &u32_values(attention_mask)?,
                 (batch, seq),
                 layers,
                 depth,

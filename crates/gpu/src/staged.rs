@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use candle_core::{Device, Result as CandleResult, Tensor};
 
-use crate::encoder::{EncoderStates, GpuEncoder};
+use crate::encoder::{u32_values, EncoderStates, GpuEncoder};
 use crate::error::GpuError;
 
 /// What a predictor asked of its encoder: a `(batch, seq)` right-padded batch and its depths.
@@ -95,15 +95,10 @@ impl multitag_model::EncoderBackend for StagedStates {
         layers: usize,
         depth: Option<usize>,
     ) -> CandleResult<(Tensor, Option<Tensor>)> {
-        let u32s = |t: &Tensor| -> CandleResult<Vec<u32>> {
-            t.to_dtype(candle_core::DType::U32)?
-                .flatten_all()?
-                .to_vec1::<u32>()
-        };
         let shape = input_ids.dims2()?;
         let request = EncoderRequest {
-            ids: u32s(input_ids)?,
-            mask: u32s(attention_mask)?,
+            ids: u32_values(input_ids)?,
+            mask: u32_values(attention_mask)?,
             shape,
             layers,
             depth,
