@@ -106,7 +106,6 @@ impl WorkerPool {
         }
     }
 
-    /// The first worker: it reports loading to the page and holds the baseline model.
     /// Runs every worker's encoder on `backend` (each answers with what it runs on; the
     /// primary's answer reaches the page).
     pub fn set_backend(&self, backend: Backend) {
@@ -116,6 +115,7 @@ impl WorkerPool {
         }
     }
 
+    /// The first worker: it reports loading to the page and holds the baseline model.
     pub fn primary(&self) -> Rc<WorkerClient> {
         self.workers.borrow()[0].clone()
     }

@@ -63,11 +63,11 @@ pub fn info() -> BackendInfo {
     STATE.with(|s| {
         let s = s.borrow();
         BackendInfo {
-            active: Some(if s.gpu.is_some() {
+            active: if s.gpu.is_some() {
                 Backend::Webgpu
             } else {
                 Backend::Cpu
-            }),
+            },
             adapter: s.probe.adapter.clone(),
             software: s.probe.software,
             unavailable: s.probe.unavailable.clone(),
@@ -252,14 +252,21 @@ pub async fn run<T>(
     mut predict: impl FnMut() -> Result<T, String>,
     fell_back: impl FnOnce(),
 ) -> Result<T, String> {
+    let on_gpu = || {
+        STATE.with(|s| {
+            s.borrow()
+                .encoders
+                .get(&slot)
+                .map(|g| (g.encoder.clone(), g.staged.clone()))
+        })
+    };
+    // The CPU path waits for nothing; the GPU path looks again once it holds the lock (a
+    // fallback or a backend change may have come first).
+    if on_gpu().is_none() {
+        return predict();
+    }
     let _one = lock().await;
-    let on_gpu = STATE.with(|s| {
-        s.borrow()
-            .encoders
-            .get(&slot)
-            .map(|g| (g.encoder.clone(), g.staged.clone()))
-    });
-    let Some((encoder, staged)) = on_gpu else {
+    let Some((encoder, staged)) = on_gpu() else {
         return predict();
     };
     match run_staged(&staged, &*encoder, &mut predict).await {

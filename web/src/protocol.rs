@@ -59,9 +59,10 @@ pub enum TextKind {
 
 /// Where the worker runs the encoder: WebAssembly on the CPU, or the browser's WebGPU adapter
 /// (`multitag-gpu`). The heads and decoding run on the CPU either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
+    #[default]
     Cpu,
     Webgpu,
 }
@@ -69,7 +70,7 @@ pub enum Backend {
 /// What a worker found for WebGPU and what it runs on now.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BackendInfo {
-    pub active: Option<Backend>,
+    pub active: Backend,
     /// The browser's WebGPU adapter as a person would name it; none when there is none.
     pub adapter: Option<String>,
     /// The adapter is a software renderer (a fallback adapter, SwiftShader, llvmpipe): offered,
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(text, r#"{"type":"set_backend","backend":"webgpu"}"#);
         assert_eq!(decode::<ToWorker>(&text).unwrap(), m);
         let hardware = BackendInfo {
-            active: Some(Backend::Cpu),
+            active: Backend::Cpu,
             adapter: Some("NVIDIA GeForce".into()),
             ..BackendInfo::default()
         };

@@ -149,20 +149,6 @@ fn post_backend() {
     post(&FromWorker::Backend { info: gpu::info() });
 }
 
-/// Runs `predict` over the models: one encoder batch, on the GPU when the model's encoder is
-/// there (`gpu::run`), else here.
-async fn on_models<T>(
-    slot: Slot,
-    mut predict: impl FnMut(&mut Models) -> Result<T, String>,
-) -> Result<T, String> {
-    gpu::run(
-        slot,
-        || MODELS.with(|m| predict(&mut m.borrow_mut())),
-        post_backend,
-    )
-    .await
-}
-
 /// Loads `slot` from `base_url` and stores it (moved to the GPU when that is the backend); the
 /// page sees its progress when `shown`.
 async fn load_and_store(slot: Slot, base_url: &str, shown: bool) -> Result<ModelInfo, LoadError> {
@@ -207,15 +193,12 @@ fn handle(message: ToWorker) {
         } => answer(
             id,
             async move {
-                in_batches(&texts, batch_size, async |refs| {
-                    on_models(Slot::Relations, |m| {
-                        m.relations
-                            .as_ref()
-                            .ok_or("the relation extraction model is not loaded")?
-                            .extract_texts(refs, batch_size)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
+                in_batches(Slot::Relations, &texts, batch_size, |m, refs| {
+                    m.relations
+                        .as_ref()
+                        .ok_or("the relation extraction model is not loaded")?
+                        .extract_texts(refs, batch_size)
+                        .map_err(|e| e.to_string())
                 })
                 .await
             },
@@ -229,15 +212,12 @@ fn handle(message: ToWorker) {
         } => answer(
             id,
             async move {
-                in_batches(&titles, batch_size, async |refs| {
-                    on_models(Slot::Binder, |m| {
-                        let tagger = m.binder.as_mut().ok_or("the BINDER model is not loaded")?;
-                        tagger
-                            .set_described(&described)
-                            .and_then(|()| tagger.extract(refs, batch_size))
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
+                in_batches(Slot::Binder, &titles, batch_size, |m, refs| {
+                    let tagger = m.binder.as_mut().ok_or("the BINDER model is not loaded")?;
+                    tagger
+                        .set_described(&described)
+                        .and_then(|()| tagger.extract(refs, batch_size))
+                        .map_err(|e| e.to_string())
                 })
                 .await
             },
@@ -250,13 +230,10 @@ fn handle(message: ToWorker) {
         } => answer(
             id,
             async move {
-                in_batches(&titles, batch_size, async |refs| {
-                    on_models(Slot::Main, |m| {
-                        m.predictor(Slot::Main)?
-                            .extract(refs, batch_size)
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
+                in_batches(Slot::Main, &titles, batch_size, |m, refs| {
+                    m.predictor(Slot::Main)?
+                        .extract(refs, batch_size)
+                        .map_err(|e| e.to_string())
                 })
                 .await
             },
@@ -307,17 +284,25 @@ fn answer<T: 'static>(
     })
 }
 
-/// `run` over `texts` in batches of `batch_size`, the results in order: one encoder batch a call,
-/// as the GPU path needs (`multitag_gpu::staged`); the CPU path batches the same way.
+/// `predict` over `texts` in batches of `batch_size`, the results in order: one encoder batch a
+/// call, on the GPU when `slot`'s encoder is there (`gpu::run`, which needs one batch a call:
+/// `multitag_gpu::staged`), else here, batched the same way.
 async fn in_batches<T>(
+    slot: Slot,
     texts: &[String],
     batch_size: usize,
-    mut run: impl AsyncFnMut(&[&str]) -> Result<Vec<T>, String>,
+    mut predict: impl FnMut(&mut Models, &[&str]) -> Result<Vec<T>, String>,
 ) -> Result<Vec<T>, String> {
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(batch_size.max(1)) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        out.extend(run(&refs).await?);
+        let batch = gpu::run(
+            slot,
+            || MODELS.with(|m| predict(&mut m.borrow_mut(), &refs)),
+            post_backend,
+        )
+        .await?;
+        out.extend(batch);
     }
     Ok(out)
 }
@@ -346,19 +331,16 @@ async fn similarity(
 /// The model's L2-normalised sentence embeddings of `texts`, one vector each, cut where `kind`
 /// says: the one place both the heat map and the search get their vectors from.
 async fn embed(slot: Slot, texts: &[String], kind: TextKind) -> Result<Vec<Vec<f32>>, String> {
-    in_batches(texts, EMBED_BATCH, async |refs| {
-        on_models(slot, |m| {
-            let predictor = m.predictor(slot)?;
-            let max_tokens = match kind {
-                TextKind::Title => predictor.max_tokens(),
-                TextKind::Description => DEFAULT_TEXT_TOKENS,
-            };
-            predictor
-                .embed(refs, max_tokens, EMBED_BATCH)
-                .and_then(|e| Ok(e.to_vec2::<f32>()?))
-                .map_err(|e| e.to_string())
-        })
-        .await
+    in_batches(slot, texts, EMBED_BATCH, |m, refs| {
+        let predictor = m.predictor(slot)?;
+        let max_tokens = match kind {
+            TextKind::Title => predictor.max_tokens(),
+            TextKind::Description => DEFAULT_TEXT_TOKENS,
+        };
+        predictor
+            .embed(refs, max_tokens, EMBED_BATCH)
+            .and_then(|e| Ok(e.to_vec2::<f32>()?))
+            .map_err(|e| e.to_string())
     })
     .await
 }

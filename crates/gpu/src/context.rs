@@ -18,25 +18,15 @@ impl Gpu {
     /// workgroup memory) and the adapter's own largest storage binding (a BERT-base
     /// word-embedding table is 94 MB, WebGPU's default binding 128 MiB).
     pub async fn new() -> Result<Gpu, GpuError> {
-        Self::on(Self::request_adapter().await?).await
-    }
-
-    /// The adapter [`Gpu::new`] would take, without a device yet (a page asks what it has before
-    /// it decides to use it).
-    pub async fn request_adapter() -> Result<wgpu::Adapter, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        instance
+        let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
                 ..Default::default()
             })
             .await
-            .map_err(|e| GpuError::NoAdapter(e.to_string()))
-    }
-
-    /// The device and pipelines on `adapter` ([`Gpu::new`]).
-    pub async fn on(adapter: wgpu::Adapter) -> Result<Gpu, GpuError> {
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let offered = adapter.limits();
         let required_limits = wgpu::Limits {

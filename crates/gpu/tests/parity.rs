@@ -98,6 +98,14 @@ fn batch() -> (Vec<u32>, Vec<u32>, (usize, usize)) {
     (ids, mask, (lengths.len(), seq))
 }
 
+/// [`batch`] as the CPU encoder takes it: ids and mask tensors, and the mask and row count.
+fn batch_tensors() -> (Tensor, Tensor, Vec<u32>, usize) {
+    let (ids, mask, (batch, seq)) = batch();
+    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
+    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    (ids_t, mask_t, mask, batch)
+}
+
 fn assert_close(gpu: &[f32], cpu: &Tensor, mask: &[u32], h: usize, what: &str) {
     let cpu = cpu.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(gpu.len(), cpu.len(), "{what}");
@@ -201,9 +209,7 @@ fn an_encoder_on_the_gpu_backend_gives_its_cpu_results() {
     let config = config("gelu", Some(2));
     let (mut cpu, varmap) = random_encoder(&config);
     let on_gpu = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
-    let (ids, mask, (batch, seq)) = batch();
-    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let (ids_t, mask_t, mask, batch) = batch_tensors();
     let run = |encoder: &BertEncoder| {
         let (top, depth) = encoder
             .forward_with_embedding_states(&ids_t, &mask_t, &Mode::Infer)
@@ -259,9 +265,7 @@ fn a_staged_prediction_gives_the_cpu_results() {
     let config = config("gelu", Some(2));
     let (mut cpu, varmap) = random_encoder(&config);
     let on_gpu = GpuEncoder::load(gpu, &config, tensor_of(&varmap)).unwrap();
-    let (ids, mask, (batch, seq)) = batch();
-    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let (ids_t, mask_t, mask, batch) = batch_tensors();
     let predict = |encoder: &BertEncoder| -> candle_core::Result<(Tensor, Tensor)> {
         let (top, _) = encoder.forward_with_embedding_states(&ids_t, &mask_t, &Mode::Infer)?;
         Ok((top, encoder.embed(&ids_t, &mask_t, &Mode::Infer)?))
@@ -306,9 +310,7 @@ impl StatesSource for Broken {
 fn a_gpu_failure_comes_back_for_the_cpu_to_take_over() {
     let config = config("gelu", None);
     let (mut cpu, _varmap) = random_encoder(&config);
-    let (ids, mask, (batch, seq)) = batch();
-    let ids_t = Tensor::from_vec(ids, (batch, seq), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (batch, seq), &Device::Cpu).unwrap();
+    let (ids_t, mask_t, mask, _) = batch_tensors();
     let want = cpu.forward(&ids_t, &mask_t, &Mode::Infer).unwrap();
     let staged = Arc::new(StagedStates::new("broken", config.hidden_size));
     cpu.set_backend(Some(staged.clone()));

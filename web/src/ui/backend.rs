@@ -12,7 +12,8 @@ use crate::protocol::Backend;
 pub fn BackendSwitch() -> impl IntoView {
     let models = expect_context::<ModelContext>();
     let info = move || models.backend.get().unwrap_or_default();
-    let active = move || match info().active {
+    // Empty until the worker has said.
+    let active = move || match models.backend.get().map(|i| i.active) {
         Some(Backend::Webgpu) => "webgpu",
         Some(Backend::Cpu) => "cpu",
         None => "",

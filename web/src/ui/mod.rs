@@ -26,8 +26,8 @@
 //! the model loaded, of how many), `#model-error`, `#results > li.result`, `mark.ent[data-label]
 //! [data-start][data-end]`, `table.heatmap[data-slot] td.cell[data-sim]`, `td.best`,
 //! `#backend[data-active=cpu|webgpu][data-adapter][data-software]`, `#backend-select`,
-//! `#backend-notice`, `#search-input`, `#search-run`, `#search-status[data-running]`, `#search-results[data-count]
-//! [data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`,
+//! `#backend-notice`, `#search-input`, `#search-run`, `#search-status[data-running]`,
+//! `#search-results[data-count][data-catalog] > li.search-hit[data-rank][data-index][data-score][data-own]`,
 //! `#relations-model[data-state=idle|loading|ready|missing|wrong-task|corrupt|network]`,
 //! `#relations-input`, `#relations-run`, `#relations-summary[data-running][data-done]`,
 //! `#relations-results > li.rel-result[data-index][data-line][data-entities][data-relations]`

@@ -171,7 +171,7 @@ pub fn start_workers(models: ModelContext) {
             if models.backend.get_untracked().is_none() {
                 let choice = info.default_choice(query_param("backend").as_deref());
                 if let Some(pool) = pool() {
-                    if Some(choice) != info.active {
+                    if choice != info.active {
                         pool.set_backend(choice);
                     }
                     pool.primary().send(&ToWorker::Load {
