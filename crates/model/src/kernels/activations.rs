@@ -58,7 +58,7 @@ fn gelu(x: f32) -> f32 {
 #[inline(always)]
 fn gelu_derivative(x: f32) -> f32 {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * super::math::exp(-0.5 * x * x)
 }
 
 /// Elements per parallel task.
@@ -100,6 +100,29 @@ unsafe fn apply_avx512(out: &mut [f32], x: &[f32], f: &impl Fn(f32) -> f32) {
 #[inline(always)]
 fn apply_portable(out: &mut [f32], x: &[f32], f: &impl Fn(f32) -> f32) {
     out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+}
+
+/// `out[i] = f(x[i], y[i])`, compiled as [`apply`] is.
+fn apply2(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { apply2_avx512(out, x, y, f) };
+    }
+    apply2_portable(out, x, y, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn apply2_avx512(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
+    apply2_portable(out, x, y, f)
+}
+
+#[inline(always)]
+fn apply2_portable(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
+    out.iter_mut()
+        .zip(x.iter().zip(y))
+        .for_each(|(o, (&a, &b))| *o = f(a, b));
 }
 
 struct GeluErf;
@@ -157,10 +180,7 @@ impl CustomOp2 for GeluErfGrad {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-            .for_each(|(out, (x, grad))| {
-                apply(out, x, &gelu_derivative);
-                out.iter_mut().zip(grad).for_each(|(o, &g)| *o *= g);
-            });
+            .for_each(|(out, (x, grad))| apply2(out, x, grad, &|x, g| gelu_derivative(x) * g));
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 

@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use super::cuda;
 use super::dispatch::{cpu_applies, f32_slice, kernel_applies};
 use super::dropout::DropoutDraw;
-use super::strided::{matmul_parallel, MatMut, MatRef};
+use super::math::softmax_in_place;
+use super::strided::{matmul_new, matmul_parallel, MatMut, MatRef};
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -391,10 +392,10 @@ impl CustomOp3 for Linear {
         let (rows, inputs, outputs) = Linear::dims(x_layout, w_layout, b.len())?;
         let x = f32_slice(self.name(), x, x_layout)?;
         let w = f32_slice(self.name(), w, w_layout)?;
-        let mut out = vec![0f32; rows * outputs];
-        if outputs > 0 {
-            out.chunks_exact_mut(outputs)
-                .for_each(|row| row.copy_from_slice(b));
+        // The bias starts every row and the product is added to it.
+        let mut out = Vec::with_capacity(rows * outputs);
+        for _ in 0..rows {
+            out.extend_from_slice(b);
         }
         matmul_parallel(
             &mut MatMut::rows(&mut out, rows, outputs, outputs),
@@ -419,22 +420,8 @@ impl CustomOp3 for Linear {
         let (grad_x, grad_w, grad_b) = with_values(self.name(), &[x, w, &grad_res], |v| {
             let (x, w, g) = (v[0], v[1], v[2]);
             let g_rows = MatRef::rows(g, rows, outputs, outputs);
-            let mut grad_x = vec![0f32; rows * inputs];
-            matmul_parallel(
-                &mut MatMut::rows(&mut grad_x, rows, inputs, inputs),
-                g_rows,
-                MatRef::rows(w, outputs, inputs, inputs),
-                1.0,
-                false,
-            );
-            let mut grad_w = vec![0f32; outputs * inputs];
-            matmul_parallel(
-                &mut MatMut::rows(&mut grad_w, outputs, inputs, inputs),
-                g_rows.t(),
-                MatRef::rows(x, rows, inputs, inputs),
-                1.0,
-                false,
-            );
+            let grad_x = matmul_new(g_rows, MatRef::rows(w, outputs, inputs, inputs), 1.0, true);
+            let grad_w = matmul_new(g_rows.t(), MatRef::rows(x, rows, inputs, inputs), 1.0, true);
             Ok((grad_x, grad_w, column_sums(g, outputs)))
         })?;
         let device = x.device();
@@ -627,15 +614,8 @@ impl CustomOp1 for Softmax {
         let x = f32_slice(self.name(), storage, layout)?;
         let mut out = vec![0f32; x.len()];
         for_each_row(&mut out, d, |r, out| {
-            let x = &x[r * d..(r + 1) * d];
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (v - max).exp();
-                sum += *o;
-            }
-            let inv = 1.0 / sum;
-            out.iter_mut().for_each(|o| *o *= inv);
+            out.copy_from_slice(&x[r * d..(r + 1) * d]);
+            softmax_in_place(out);
         });
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }

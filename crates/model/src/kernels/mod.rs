@@ -8,6 +8,7 @@
 //! | [`dropout`] | seeded dropout streams, identical on every platform |
 //! | [`fused`] | layer norm, dropout + residual + layer norm, softmax, dense, bias, row gather |
 //! | [`activations`] | the exact (erf) GELU, vectorized |
+//! | `math` | elementary functions (exp, softmax) that vectorize |
 //! | [`attention`] | attention per sequence on the CPU, for inference and training |
 //! | [`int8`] | weight-only int8 matmul (x86 VNNI / AVX2, portable for WASM) |
 //! | `cuda` | CUDA training kernels (feature `cuda`, off unless switched on) |
@@ -21,6 +22,7 @@ pub(crate) mod dispatch;
 pub mod dropout;
 pub mod fused;
 pub mod int8;
+pub(crate) mod math;
 mod strided;
 
 pub use activations::gelu_erf;

@@ -4,6 +4,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use crate::kernels::dispatch::f32_slice;
+use crate::kernels::math::softmax_in_place;
 
 use super::Segment;
 
@@ -61,15 +62,8 @@ impl PackedAttention {
             for (j, w) in weights.iter_mut().enumerate() {
                 *w = dot(query, slice(k, j)) * scale;
             }
-            let largest = weights.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
-            let mut total = 0.0;
-            for w in weights.iter_mut() {
-                *w = (*w - largest).exp();
-                total += *w;
-            }
-            let inverse = 1.0 / total;
-            for (j, &w) in weights.iter().enumerate() {
-                let p = w * inverse;
+            softmax_in_place(&mut weights);
+            for (j, &p) in weights.iter().enumerate() {
                 out.iter_mut()
                     .zip(slice(v, j))
                     .for_each(|(o, &x)| *o += p * x);

@@ -12,7 +12,8 @@ use crate::kernels::dispatch::f32_slice;
 
 use super::Segment;
 use crate::kernels::dropout::DropoutDraw;
-use crate::kernels::strided::{matmul, MatMut, MatRef};
+use crate::kernels::math::softmax_in_place;
+use crate::kernels::strided::{matmul, matmul_new, MatMut, MatRef};
 
 pub(super) struct TrainableAttention {
     pub segments: Vec<Segment>,
@@ -60,25 +61,9 @@ impl TrainableAttention {
 
     /// `softmax(q k^T / sqrt(head_dim))`, `(len, keys)` row-major.
     fn weights(&self, q: MatRef, k: MatRef, s: Segment, dims: Dims) -> Vec<f32> {
-        let mut p = vec![0f32; s.len * s.keys];
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
-        matmul(
-            &mut MatMut::rows(&mut p, s.len, s.keys, s.keys),
-            q,
-            k.t(),
-            scale,
-            false,
-        );
-        for row in p.chunks_exact_mut(s.keys) {
-            let largest = row.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
-            let mut total = 0.0;
-            for w in row.iter_mut() {
-                *w = (*w - largest).exp();
-                total += *w;
-            }
-            let inverse = 1.0 / total;
-            row.iter_mut().for_each(|w| *w *= inverse);
-        }
+        let mut p = matmul_new(q, k.t(), scale, false);
+        p.chunks_exact_mut(s.keys).for_each(softmax_in_place);
         p
     }
 
