@@ -234,15 +234,37 @@ impl Server {
     /// [`Server::start`] with `relations` (or nothing: 404) under `/relations/`.
     pub fn start_with(dist: &Path, model: ModelMode, relations: Option<&Path>) -> Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0").context("bind a local port")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
         let routes = Arc::new(Routes {
             dist: dist.to_path_buf(),
             model,
             relations: relations.map(Path::to_path_buf),
             binder: default_binder(),
+            mounts: Vec::new(),
         });
+        Self::listen(listener, routes)
+    }
+
+    /// A plain static server: each URL prefix (`"transformers/"`, or `""` for the rest) served
+    /// from its folder, the longest prefix first; the pages cross-origin isolated (COOP/COEP), as
+    /// WebAssembly threads need. The browser benchmark's reference page runs on it.
+    pub fn start_static(mounts: Vec<(String, PathBuf)>) -> Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("bind a local port")?;
+        let mut mounts = mounts;
+        mounts.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let routes = Arc::new(Routes {
+            dist: PathBuf::new(),
+            model: ModelMode::Missing,
+            relations: None,
+            binder: None,
+            mounts,
+        });
+        Self::listen(listener, routes)
+    }
+
+    fn listen(listener: TcpListener, routes: Arc<Routes>) -> Result<Server> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let stop = stop.clone();
             let log = log.clone();
@@ -306,6 +328,9 @@ struct Routes {
     model: ModelMode,
     relations: Option<PathBuf>,
     binder: Option<PathBuf>,
+    /// For [`Server::start_static`]: (URL prefix, folder), longest prefix first; when there are
+    /// any, they are the only routes and every response is cross-origin isolated.
+    mounts: Vec<(String, PathBuf)>,
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -339,6 +364,13 @@ impl Routes {
             let bytes = std::fs::read(&p).ok()?;
             Some((bytes, content_type(&p)))
         };
+        if !self.mounts.is_empty() {
+            let (rest, dir) = self
+                .mounts
+                .iter()
+                .find_map(|(prefix, dir)| Some((path.strip_prefix(prefix.as_str())?, dir)))?;
+            return read(under(dir, rest)?);
+        }
         if let Some(rest) = path.strip_prefix("relations/") {
             return read(under(self.relations.as_ref()?, rest)?);
         }
@@ -457,9 +489,14 @@ fn serve(mut stream: TcpStream, routes: &Routes, log: &Mutex<Vec<Served>>) -> Re
             404 => "Not Found",
             _ => "Method Not Allowed",
         };
-        let etag_header = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
+        let mut extra = etag.map(|e| format!("ETag: {e}\r\n")).unwrap_or_default();
+        if !routes.mounts.is_empty() {
+            extra.push_str(
+                "Cross-Origin-Opener-Policy: same-origin\r\nCross-Origin-Embedder-Policy: require-corp\r\n",
+            );
+        }
         let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n{etag_header}Connection: {}\r\n\r\n",
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n{extra}Connection: {}\r\n\r\n",
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
         );

@@ -1,6 +1,7 @@
-//! The benchmark mode (`?bench=1`): `window.multitagBench(titles, batchSize)` tags `titles` with the
-//! page's workers and resolves to a JSON report (a string), which `browser-bench` in `tests/e2e`
-//! calls; and a button in the tag view that benchmarks the pasted titles at batch sizes 1 and
+//! The benchmark mode (`?bench=1`): `window.multitagBench(titles, batchSize, inFlight)` tags
+//! `titles` with the page's workers, `inFlight` requests open at a time (default: one per worker, as
+//! the tag view sends them), and resolves to a JSON report (a string), which `browser-bench` in
+//! `tests/e2e` calls; and a button in the tag view that benchmarks the pasted titles at batch sizes 1 and
 //! `BATCH_SIZE`. Both batch and schedule requests exactly as the tag view does, so the numbers are
 //! the tag view's.
 use futures_util::StreamExt;
@@ -17,15 +18,16 @@ pub fn enabled() -> bool {
 
 /// Installs `window.multitagBench`.
 pub fn install_hook() {
-    let hook = Closure::<dyn Fn(JsValue, JsValue) -> js_sys::Promise>::new(
-        |titles: JsValue, batch: JsValue| {
+    let hook = Closure::<dyn Fn(JsValue, JsValue, JsValue) -> js_sys::Promise>::new(
+        |titles: JsValue, batch: JsValue, in_flight: JsValue| {
             let titles: Vec<String> = js_sys::Array::from(&titles)
                 .iter()
                 .filter_map(|v| v.as_string())
                 .collect();
             let batch = batch.as_f64().unwrap_or(BATCH_SIZE as f64).max(1.0) as usize;
+            let in_flight = in_flight.as_f64().map(|n| n.max(1.0) as usize);
             wasm_bindgen_futures::future_to_promise(async move {
-                let report = run(titles, batch)
+                let report = run(titles, batch, in_flight)
                     .await
                     .map_err(|e| JsValue::from_str(&e))?;
                 Ok(JsValue::from_str(&report.to_string()))
@@ -41,14 +43,19 @@ pub fn install_hook() {
     hook.forget();
 }
 
-/// Tags `titles` in batches of `batch`; the times and throughput.
-async fn run(titles: Vec<String>, batch: usize) -> Result<serde_json::Value, String> {
+/// Tags `titles` in batches of `batch`, `in_flight` requests open at a time (default: one per
+/// worker); the times and throughput.
+async fn run(
+    titles: Vec<String>,
+    batch: usize,
+    in_flight: Option<usize>,
+) -> Result<serde_json::Value, String> {
     let pool = pool().ok_or("the worker is not running")?;
+    let in_flight = in_flight.unwrap_or(pool.size());
     let started = now();
     let mut worker_ms = 0.0;
     let mut entities = 0;
-    // The tag view's batching (similar lengths together, windows of SORT_WINDOW) and its
-    // concurrency: one request open per worker.
+    // The tag view's batching (similar lengths together, windows of SORT_WINDOW).
     let lengths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
     let requests = batch_order(&lengths, batch, SORT_WINDOW)
         .into_iter()
@@ -57,7 +64,7 @@ async fn run(titles: Vec<String>, batch: usize) -> Result<serde_json::Value, Str
             let pool = pool.clone();
             async move { pool.tag(chunk, batch).await }
         });
-    let mut replies = futures_util::stream::iter(requests).buffered(pool.size());
+    let mut replies = futures_util::stream::iter(requests).buffered(in_flight);
     while let Some(reply) = replies.next().await {
         let (results, ms) = reply?;
         worker_ms += ms;
@@ -70,6 +77,7 @@ async fn run(titles: Vec<String>, batch: usize) -> Result<serde_json::Value, Str
         "titles": titles.len(),
         "batch_size": batch,
         "workers": pool.taggers(),
+        "in_flight": in_flight,
         "length_sorted_window": SORT_WINDOW,
         "entities": entities,
         "wall_ms": wall_ms,
@@ -85,7 +93,7 @@ async fn run(titles: Vec<String>, batch: usize) -> Result<serde_json::Value, Str
 pub async fn pasted(titles: Vec<String>, load_ms: Option<f64>) -> String {
     let mut reports = Vec::new();
     for batch in [1, BATCH_SIZE] {
-        match run(titles.clone(), batch).await {
+        match run(titles.clone(), batch, None).await {
             Ok(r) => reports.push(r),
             Err(e) => return format!("Benchmark failed: {e}"),
         }
