@@ -5,10 +5,11 @@
 //! AVX-512 where [`softmax_in_place`]'s and the activations' loops are compiled for it, and for
 //! WASM simd128.
 
-/// e^x for f32, within about 2 ulp of libm's (checked below) for x in [-87.3, 88.7]; below that
-/// range the result is 0 (as e^x rounds to zero or a subnormal there), above it e^88.7. NaN in,
+/// e^x for f32, within about 2 ulp of libm's (checked below) for x in [-87.3, 88.3]; below that
+/// range the result is 0 (as e^x rounds to zero or a subnormal there), above it e^88.3. NaN in,
 /// NaN out. Cephes' `expf`: x = n ln 2 + r with |r| <= ln 2 / 2, a degree-6 polynomial for e^r,
-/// and 2^n built in the exponent bits.
+/// and 2^n built in the exponent bits. No float-to-integer conversion: n's bits come out of the
+/// rounding addition itself, since a saturating `as i32` kept the loops around it scalar.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -20,8 +21,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let nan = x.is_nan();
     let below = x < -87.3;
-    let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let x = x.clamp(-87.3, 88.3);
+    // v's low mantissa bits hold n (|n| <= 127) in two's complement, offset by ROUND's bits.
+    let v = x * LOG2_E + ROUND;
+    let n = v - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -30,7 +33,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let two_n = f32::from_bits(v.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
     // Selects, not branches: the loops stay vector code.
     if nan {
         x
