@@ -115,6 +115,13 @@ impl WorkerPool {
         }
     }
 
+    /// Destroys every worker's GPU device (the benchmark page's test hook).
+    pub fn destroy_gpu_devices(&self) {
+        for worker in self.workers.borrow().iter() {
+            worker.send(&ToWorker::DestroyGpuDevice);
+        }
+    }
+
     /// The first worker: it reports loading to the page and holds the baseline model.
     pub fn primary(&self) -> Rc<WorkerClient> {
         self.workers.borrow()[0].clone()

@@ -185,6 +185,16 @@ pub async fn set_backend(backend: Backend) -> bool {
     }
 }
 
+/// Destroys the device while keeping everything that uses it, as a lost GPU leaves them: the
+/// next GPU pass fails and [`run`] falls back (the test of that fallback).
+pub fn destroy_device() {
+    STATE.with(|s| {
+        if let Some(gpu) = &s.borrow().gpu {
+            gpu.device.destroy();
+        }
+    });
+}
+
 /// Says what stayed behind on the CPU, until the next change.
 pub fn set_notice(notice: String) {
     STATE.with(|s| s.borrow_mut().notice = Some(notice));

@@ -144,6 +144,10 @@ pub enum ToWorker {
         texts: Vec<String>,
         batch_size: usize,
     },
+    /// Destroys the worker's GPU device, as a GPU reset or a driver crash would take it away:
+    /// the next batch on the GPU fails and runs on the CPU. The benchmark page's test hook
+    /// (`window.multitagLoseGpu`); no answer.
+    DestroyGpuDevice,
 }
 
 /// Worker -> page.

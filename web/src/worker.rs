@@ -166,6 +166,7 @@ fn handle(message: ToWorker) {
                 Err(error) => post(&FromWorker::LoadFailed { slot, error }),
             }
         }),
+        ToWorker::DestroyGpuDevice => gpu::destroy_device(),
         ToWorker::SetBackend { backend } => wasm_bindgen_futures::spawn_local(async move {
             if gpu::set_backend(backend).await {
                 // The models loaded so far move to the GPU: loaded again (from the cache), as

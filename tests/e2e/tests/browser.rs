@@ -1384,6 +1384,124 @@ fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
     Ok(())
 }
 
+/// The Relations view on WebGPU (its encoder on the GPU, the span and pair heads on the CPU)
+/// finds the entities and relations it finds on the CPU.
+#[test]
+fn webgpu_relations_match_the_cpu_path() -> Result<()> {
+    let Some(s) = setup_relations() else {
+        return Ok(());
+    };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch_with(&s.chromium, DESKTOP, true)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/?workers=1&backend=cpu"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    let state = open_relations(&tab)?;
+    ensure!(state == "ready", "the relation model did not load: {state}");
+    let run = |expected_rows: usize| -> Result<Value> {
+        set_value(
+            &tab,
+            "#relations-input",
+            &[CONLL04_SENTENCE, CONLL04_SECOND][..expected_rows].join("\n"),
+        )?;
+        click(&tab, "#relations-run")?;
+        wait_until(
+            &tab,
+            &format!(
+                "document.querySelector('#relations-summary').dataset.running === 'false' && document.querySelectorAll('#relations-results li.rel-result').length === {expected_rows}"
+            ),
+            Duration::from_secs(300),
+        )?;
+        eval_json(
+            &tab,
+            r#"Array.from(document.querySelectorAll('#relations-results li.rel-result')).map(li => ({
+                chips: Array.from(li.querySelectorAll('mark.ent')).map(m => [m.dataset.label, +m.dataset.start, +m.dataset.end]),
+                relations: Array.from(li.querySelectorAll('li.rel')).map(r => [r.dataset.label, +r.dataset.head, +r.dataset.tail]) }))"#,
+        )
+    };
+    let on_cpu = run(1)?;
+    eval_json(
+        &tab,
+        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    // Two sentences now, so the rows counted are this run's.
+    let on_gpu = run(2)?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "relations-view-webgpu")?.display()
+    );
+    let after = backend_state(&tab)?;
+    ensure!(
+        after["active"] == "webgpu" && after["notice"] == "",
+        "the relation model did not run on the GPU: {after}"
+    );
+    ensure!(
+        on_gpu[0] == on_cpu[0],
+        "WebGPU and the CPU extract differently:\n gpu {on_gpu}\n cpu {on_cpu}"
+    );
+    ensure!(
+        on_gpu[0]["relations"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "no relation found on either path: {on_gpu}"
+    );
+    Ok(())
+}
+
+/// A GPU device lost while the page tags on WebGPU (destroyed through the benchmark page's hook,
+/// as a GPU reset would take it): the next batch runs on the CPU with the same chips, the page
+/// says why, and it stays on the CPU.
+#[test]
+fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
+    let browser = launch_with(&s.chromium, DESKTOP, true)?;
+    let tab = browser.new_tab()?;
+    tab.navigate_to(&server.url("/?workers=1&bench=1&backend=webgpu"))?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    let on_gpu = tag_rows(&tab, &TITLES)?;
+    ensure!(
+        backend_state(&tab)?["notice"] == "",
+        "the GPU path fell back before the device was lost"
+    );
+
+    eval_json(&tab, "(window.multitagLoseGpu(), true)")?;
+    // One more title than before, so the rows counted are this run's.
+    let mut titles = TITLES.to_vec();
+    titles.push(UNICODE_TITLE);
+    let after_loss = tag_rows(&tab, &titles)?;
+    wait_until(
+        &tab,
+        "document.querySelector('#backend-notice').textContent !== ''",
+        Duration::from_secs(30),
+    )?;
+    let state = backend_state(&tab)?;
+    eprintln!(
+        "after the loss: {state}; screenshot: {}",
+        screenshot(&tab, "tag-view-gpu-lost")?.display()
+    );
+    ensure!(
+        state["active"] == "cpu"
+            && state["notice"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("a batch failed on the GPU"),
+        "no CPU fallback with its notice after the device was lost: {state}"
+    );
+    ensure!(
+        after_loss[..TITLES.len()] == on_gpu[..],
+        "the batch rerun on the CPU tags differently:\n after {after_loss:?}\n before {on_gpu:?}"
+    );
+    // And the page keeps tagging, on the CPU.
+    let again = tag_rows(&tab, &TITLES[..1])?;
+    ensure!(again[0] == on_gpu[0], "tagging after the fallback changed");
+    Ok(())
+}
+
 /// Asked for WebGPU where the browser has no adapter, the page says so and tags on the CPU.
 #[test]
 fn without_a_webgpu_adapter_the_page_tags_on_the_cpu_and_says_why() -> Result<()> {

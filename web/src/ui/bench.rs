@@ -1,9 +1,10 @@
 //! The benchmark mode (`?bench=1`): `window.multitagBench(titles, batchSize, inFlight)` tags
-//! `titles` with the page's workers, `inFlight` requests open at a time (default: one per worker, as
-//! the tag view sends them), and resolves to a JSON report (a string), which `browser-bench` in
-//! `tests/e2e` calls; and a button in the tag view that benchmarks the pasted titles at batch sizes 1 and
-//! `BATCH_SIZE`. Both batch and schedule requests exactly as the tag view does, so the numbers are
-//! the tag view's.
+//! `titles` with the page's workers, `inFlight` requests open at a time (default: one per worker,
+//! as the tag view sends them), and resolves to a JSON report (a string), which `browser-bench` in
+//! `tests/e2e` calls; `window.multitagLoseGpu()`, which destroys the workers' GPU devices (the
+//! end-to-end test of the fallback); and a button in the tag view that benchmarks the pasted
+//! titles at batch sizes 1 and `BATCH_SIZE`. Both batch and schedule requests exactly as the tag
+//! view does, so the numbers are the tag view's.
 use futures_util::StreamExt;
 use wasm_bindgen::prelude::*;
 
@@ -41,6 +42,18 @@ pub fn install_hook() {
     );
     // The hook lives as long as the page.
     hook.forget();
+    // `window.multitagLoseGpu()`: every worker loses its GPU device, for the fallback's test.
+    let lose = Closure::<dyn Fn()>::new(|| {
+        if let Some(pool) = pool() {
+            pool.destroy_gpu_devices();
+        }
+    });
+    let _ = js_sys::Reflect::set(
+        &window(),
+        &JsValue::from_str("multitagLoseGpu"),
+        lose.as_ref(),
+    );
+    lose.forget();
 }
 
 /// Tags `titles` in batches of `batch`, `in_flight` requests open at a time (default: one per
