@@ -696,6 +696,8 @@ mod tests {
             (&[7usize, 3, 5, 1][..], true),
             (&[7, 3, 5, 1][..], false),
             (&[6, 6][..], true),
+            // Past one vector of keys (inference scores keys 16 at a time).
+            (&[20, 17, 16, 2][..], true),
         ];
         for (lengths, drop_padding) in cases {
             let (_, mask) = batch(lengths, lengths[0]);
