@@ -7,8 +7,6 @@
 //! both have kernels (`kernels::cuda`, where switched on); other devices and dtypes keep candle's
 //! implementation.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use super::dispatch::{f32_slice, kernel_applies};
@@ -74,21 +72,17 @@ fn map_f32(
     f: impl Fn(f32) -> f32 + Sync,
 ) -> Result<(CpuStorage, Shape)> {
     let x = f32_slice(name, storage, layout)?;
-    // SAFETY: chunk for chunk, `apply` writes each element of `out`, as long as `x`.
-    let out = unsafe {
-        written_by(x.len(), |out| {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(|(out, x)| apply(out, x, &f))
-        })
-    };
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(out, x)| apply(out, x, &f));
     Ok((CpuStorage::F32(out), layout.shape().clone()))
 }
 
 /// `out[i] = f(x[i])`, compiled for the widest vectors this CPU has: the crate is built for
 /// baseline x86-64 (4 floats a vector, no fused multiply-add), and GELU's rational polynomial is
 /// nothing but multiply-adds.
-fn apply(out: &mut [MaybeUninit<f32>], x: &[f32], f: &impl Fn(f32) -> f32) {
+fn apply(out: &mut [f32], x: &[f32], f: &impl Fn(f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
@@ -99,19 +93,17 @@ fn apply(out: &mut [MaybeUninit<f32>], x: &[f32], f: &impl Fn(f32) -> f32) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn apply_avx512(out: &mut [MaybeUninit<f32>], x: &[f32], f: &impl Fn(f32) -> f32) {
+unsafe fn apply_avx512(out: &mut [f32], x: &[f32], f: &impl Fn(f32) -> f32) {
     apply_portable(out, x, f)
 }
 
 #[inline(always)]
-fn apply_portable(out: &mut [MaybeUninit<f32>], x: &[f32], f: &impl Fn(f32) -> f32) {
-    out.iter_mut().zip(x).for_each(|(o, &v)| {
-        o.write(f(v));
-    });
+fn apply_portable(out: &mut [f32], x: &[f32], f: &impl Fn(f32) -> f32) {
+    out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
 }
 
 /// `out[i] = f(x[i], y[i])`, compiled as [`apply`] is.
-fn apply2(out: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
+fn apply2(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
@@ -122,40 +114,15 @@ fn apply2(out: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32], f: &impl Fn(f32, f
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn apply2_avx512(
-    out: &mut [MaybeUninit<f32>],
-    x: &[f32],
-    y: &[f32],
-    f: &impl Fn(f32, f32) -> f32,
-) {
+unsafe fn apply2_avx512(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
     apply2_portable(out, x, y, f)
 }
 
 #[inline(always)]
-fn apply2_portable(
-    out: &mut [MaybeUninit<f32>],
-    x: &[f32],
-    y: &[f32],
-    f: &impl Fn(f32, f32) -> f32,
-) {
+fn apply2_portable(out: &mut [f32], x: &[f32], y: &[f32], f: &impl Fn(f32, f32) -> f32) {
     out.iter_mut()
         .zip(x.iter().zip(y))
-        .for_each(|(o, (&a, &b))| {
-            o.write(f(a, b));
-        });
-}
-
-/// A vector of the `len` floats that `fill` writes: not zeroed first, which was a pass over the
-/// FFN's widest activations.
-///
-/// # Safety
-/// `fill` must write every one of the `len` elements it is given.
-unsafe fn written_by(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    fill(&mut out.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialized the first `len` elements (the caller's promise).
-    unsafe { out.set_len(len) };
-    out
+        .for_each(|(o, (&a, &b))| *o = f(a, b));
 }
 
 struct GeluErf;
@@ -210,17 +177,10 @@ impl CustomOp2 for GeluErfGrad {
         if grad.len() != x.len() {
             candle_core::bail!("{}: mismatched shapes", self.name())
         }
-        // SAFETY: chunk for chunk, `apply2` writes each element of `out`; `x` and `grad` are as
-        // long as it (checked above).
-        let out = unsafe {
-            written_by(x.len(), |out| {
-                out.par_chunks_mut(CHUNK)
-                    .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
-                    .for_each(|(out, (x, grad))| {
-                        apply2(out, x, grad, &|x, g| gelu_derivative(x) * g)
-                    })
-            })
-        };
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
+            .for_each(|(out, (x, grad))| apply2(out, x, grad, &|x, g| gelu_derivative(x) * g));
         Ok((CpuStorage::F32(out), x_layout.shape().clone()))
     }
 
