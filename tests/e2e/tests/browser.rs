@@ -39,8 +39,18 @@ fn long_title() -> String {
 /// A server for `mode`, a desktop-sized headless Chromium, and a tab on `page`. The browser is
 /// returned so it lives as long as the tab.
 fn open(s: &Setup, mode: ModelMode, page: &str) -> Result<(Server, Chromium, Arc<Tab>)> {
+    open_with(s, mode, page, false)
+}
+
+/// [`open`], in a Chromium with WebGPU when `webgpu` (SwiftShader's adapter here).
+fn open_with(
+    s: &Setup,
+    mode: ModelMode,
+    page: &str,
+    webgpu: bool,
+) -> Result<(Server, Chromium, Arc<Tab>)> {
     let server = Server::start(&s.dist, mode)?;
-    let browser = launch(&s.chromium, DESKTOP)?;
+    let browser = launch_with(&s.chromium, DESKTOP, webgpu)?;
     let tab = browser.new_tab()?;
     tab.navigate_to(&server.url(page))?;
     Ok((server, browser, tab))
@@ -1330,10 +1340,8 @@ fn backend_state(tab: &Tab) -> Result<Value> {
 fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch_with(&s.chromium, DESKTOP, true)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/?workers=1"))?;
+    let (_server, _browser, tab) =
+        open_with(&s, ModelMode::Dir(s.model.clone()), "/?workers=1", true)?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     let found = backend_state(&tab)?;
     ensure!(
@@ -1392,10 +1400,12 @@ fn webgpu_relations_match_the_cpu_path() -> Result<()> {
         return Ok(());
     };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch_with(&s.chromium, DESKTOP, true)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/?workers=1&backend=cpu"))?;
+    let (_server, _browser, tab) = open_with(
+        &s,
+        ModelMode::Dir(s.model.clone()),
+        "/?workers=1&backend=cpu",
+        true,
+    )?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     let state = open_relations(&tab)?;
     ensure!(state == "ready", "the relation model did not load: {state}");
@@ -1457,10 +1467,12 @@ fn webgpu_relations_match_the_cpu_path() -> Result<()> {
 fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
     let _one = serial();
-    let server = Server::start(&s.dist, ModelMode::Dir(s.model.clone()))?;
-    let browser = launch_with(&s.chromium, DESKTOP, true)?;
-    let tab = browser.new_tab()?;
-    tab.navigate_to(&server.url("/?workers=1&bench=1&backend=webgpu"))?;
+    let (_server, _browser, tab) = open_with(
+        &s,
+        ModelMode::Dir(s.model.clone()),
+        "/?workers=1&bench=1&backend=webgpu",
+        true,
+    )?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
     let on_gpu = tag_rows(&tab, &TITLES)?;
