@@ -73,7 +73,7 @@ fn fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usi
 
 /// `dst = scale * lhs rhs`, or `dst += scale * lhs rhs` when `accumulate`, on the calling thread.
 pub(crate) fn matmul(dst: &mut MatMut, lhs: MatRef, rhs: MatRef, scale: f32, accumulate: bool) {
-    matmul_with(dst, lhs, rhs, scale, accumulate, gemm::Parallelism::None)
+    matmul_with(dst, lhs, rhs, scale, accumulate, parallelism(false))
 }
 
 /// [`matmul`] on all of rayon's threads, for one large product.
@@ -84,12 +84,16 @@ pub(crate) fn matmul_parallel(
     scale: f32,
     accumulate: bool,
 ) {
-    let threads = rayon::current_num_threads();
-    let parallelism = match threads {
-        1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
-    };
-    matmul_with(dst, lhs, rhs, scale, accumulate, parallelism)
+    matmul_with(dst, lhs, rhs, scale, accumulate, parallelism(true))
+}
+
+/// gemm's threading: all of rayon's threads when `parallel` and there are several, else the
+/// calling thread.
+fn parallelism(parallel: bool) -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        n if parallel && n > 1 => gemm::Parallelism::Rayon(n),
+        _ => gemm::Parallelism::None,
+    }
 }
 
 fn matmul_with(
@@ -143,16 +147,20 @@ pub(crate) fn matmul_new(lhs: MatRef, rhs: MatRef, scale: f32, parallel: bool) -
         .checked_mul(cols)
         .expect("matmul: output size overflows");
     let mut out = Vec::with_capacity(len);
-    let parallelism = match rayon::current_num_threads() {
-        n if parallel && n > 1 => gemm::Parallelism::Rayon(n),
-        _ => gemm::Parallelism::None,
-    };
     // SAFETY: the buffer holds `rows * cols` elements, laid out as dense rows of `cols`; the
     // inputs' views were checked against their slices when built. With `accumulate` false, gemm
     // writes each of those elements (zeros when the inner dimension is 0) and reads none, so
     // every element is initialized before `set_len`.
     unsafe {
-        gemm_into(out.as_mut_ptr(), cols, lhs, rhs, scale, false, parallelism);
+        gemm_into(
+            out.as_mut_ptr(),
+            cols,
+            lhs,
+            rhs,
+            scale,
+            false,
+            parallelism(parallel),
+        );
         out.set_len(len);
     }
     out
