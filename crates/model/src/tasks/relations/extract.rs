@@ -161,7 +161,7 @@ mod tests {
         // never wins, so that every sentence has pairs.
         let vars = varmap.data().lock().unwrap();
         let weight = &vars["entity_classifier.weight"];
-        weight.set(&Tensor::randn(0f32, 1.0, weight.shape(), &Device::Cpu)?)?;
+        weight.set(&crate::testing::seeded_uniform(weight.dims(), 7, 1.7)?)?;
         vars["entity_classifier.bias"].set(&Tensor::new(&[-100f32, 0., 0., 0.], &Device::Cpu)?)?;
         let sentences = sentences();
         let all: Vec<&SubwordSentence> = sentences.iter().collect();

@@ -150,11 +150,12 @@ pub(crate) mod fixtures {
         }
     }
 
-    /// A model with fresh random weights in a `VarMap`.
+    /// A model with fixed pseudo-random weights in a `VarMap`.
     pub fn model(settings: SpanSettings, dropout: f32) -> (VarMap, SpanModel) {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = SpanModel::load(&config(dropout), types(), settings, vb).unwrap();
+        crate::testing::make_deterministic(&varmap).unwrap();
         (varmap, model)
     }
 
