@@ -1460,6 +1460,68 @@ fn webgpu_relations_match_the_cpu_path() -> Result<()> {
     Ok(())
 }
 
+/// BINDER on WebGPU (its text encoder on the GPU; the type descriptions' encoder and the span
+/// scores on the CPU): the titles get the trained and the described types the CPU path gives them.
+#[test]
+fn webgpu_binder_tags_as_the_cpu_path() -> Result<()> {
+    let Some(s) = setup_binder() else {
+        return Ok(());
+    };
+    let _one = serial();
+    let (_server, _browser, tab) = open_with(
+        &s,
+        ModelMode::Dir(s.model.clone()),
+        "/?workers=1&backend=cpu",
+        true,
+    )?;
+    wait_for_model(&tab, MODEL_TIMEOUT)?;
+    click(&tab, "#use-binder")?;
+    wait_until(
+        &tab,
+        "document.querySelector('#binder-status').dataset.ready === 'true' || document.querySelector('#binder-status').innerText.startsWith('No BINDER')",
+        MODEL_TIMEOUT,
+    )?;
+    set_value(&tab, "#type-name", "MAKER")?;
+    set_value(&tab, "#type-description", MAKER)?;
+    click(&tab, "#add-type")?;
+    wait_until(
+        &tab,
+        "!!document.querySelector('#described-types li[data-name=\"MAKER\"]')",
+        Duration::from_secs(5),
+    )?;
+    let on_cpu = tag_rows(&tab, &TITLES)?;
+    eval_json(
+        &tab,
+        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    // One more title than before, so the rows counted are this run's.
+    let mut titles = TITLES.to_vec();
+    titles.push(UNICODE_TITLE);
+    let on_gpu = tag_rows(&tab, &titles)?;
+    eprintln!(
+        "screenshot: {}",
+        screenshot(&tab, "binder-webgpu")?.display()
+    );
+    let after = backend_state(&tab)?;
+    ensure!(
+        after["active"] == "webgpu" && after["notice"] == "",
+        "BINDER did not run on the GPU: {after}"
+    );
+    let labels: Vec<&str> = (on_cpu.iter().flatten())
+        .filter_map(|c| c["label"].as_str())
+        .collect();
+    ensure!(
+        labels.contains(&"BRAND") && labels.contains(&"MAKER"),
+        "BINDER on the CPU found neither a trained nor the described type: {on_cpu:?}"
+    );
+    ensure!(
+        on_gpu[..TITLES.len()] == on_cpu[..],
+        "WebGPU and the CPU tag differently:\n gpu {on_gpu:?}\n cpu {on_cpu:?}"
+    );
+    Ok(())
+}
+
 /// A GPU device lost while the page tags on WebGPU (destroyed through the benchmark page's hook,
 /// as a GPU reset would take it): the next batch runs on the CPU with the same chips, the page
 /// says why, and it stays on the CPU.
