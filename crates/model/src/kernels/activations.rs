@@ -50,7 +50,7 @@ fn erf(x: f32) -> f32 {
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
 }
 
@@ -77,6 +77,25 @@ fn map_f32(
         .zip(x.par_chunks(CHUNK))
         .for_each(|(out, x)| apply(out, x, &f));
     Ok((CpuStorage::F32(out), layout.shape().clone()))
+}
+
+/// GELU (erf form) of every value, in place: for a product that is not a tensor yet (the int8
+/// matmul's output), so no second buffer is allocated and zeroed.
+pub(crate) fn gelu_erf_in_place(values: &mut [f32]) {
+    values.par_chunks_mut(CHUNK).for_each(|chunk| {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { in_place_avx512(chunk, &gelu) };
+        }
+        chunk.iter_mut().for_each(|v| *v = gelu(*v));
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn in_place_avx512(values: &mut [f32], f: &impl Fn(f32) -> f32) {
+    values.iter_mut().for_each(|v| *v = f(*v));
 }
 
 /// `out[i] = f(x[i])`, compiled for the widest vectors this CPU has: the crate is built for

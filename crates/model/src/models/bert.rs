@@ -52,10 +52,28 @@ impl Embeddings {
     }
 }
 
+/// The query, key and value projections, whose outputs attention reads side by side.
+enum Projections {
+    /// Each its own layer (trainable weights, and block-quantized ones multiplied as stored),
+    /// stacked per call by [`Dense::forward_stacked`].
+    Apart([Dense; 3]),
+    /// One inference layer with the three weights stacked at load: one matmul, and for int8 one
+    /// rounding of the input instead of three.
+    Stacked(Dense),
+}
+
+impl Projections {
+    /// `(rows, 3 * hidden)`: query, key and value side by side.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Projections::Apart([q, k, v]) => Dense::forward_stacked(&[q, k, v], xs),
+            Projections::Stacked(qkv) => qkv.forward(xs),
+        }
+    }
+}
+
 struct SelfAttention {
-    query: Dense,
-    key: Dense,
-    value: Dense,
+    projections: Projections,
     output: Dense,
     norm: LayerNorm,
     heads: usize,
@@ -69,10 +87,17 @@ impl SelfAttention {
         let h = cfg.hidden_size;
         let own = vb.pp("self");
         let out = vb.pp("output");
+        let parts = ["query", "key", "value"];
+        let projections = match own.dense_stacked(&parts, h, h)? {
+            Some(stacked) => Projections::Stacked(stacked),
+            None => Projections::Apart([
+                own.pp(parts[0]).dense(h, h)?,
+                own.pp(parts[1]).dense(h, h)?,
+                own.pp(parts[2]).dense(h, h)?,
+            ]),
+        };
         Ok(Self {
-            query: own.pp("query").dense(h, h)?,
-            key: own.pp("key").dense(h, h)?,
-            value: own.pp("value").dense(h, h)?,
+            projections,
             output: out.pp("dense").dense(h, h)?,
             norm: LayerNorm::load(h, cfg.layer_norm_eps, out.pp("LayerNorm"))?,
             heads: cfg.num_attention_heads,
@@ -80,14 +105,6 @@ impl SelfAttention {
             attention_dropout: cfg.attention_probs_dropout_prob,
             hidden_dropout: cfg.hidden_dropout_prob,
         })
-    }
-
-    /// `(batch, seq, hidden)` -> `(batch, heads, seq, head_dim)`.
-    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = xs.dims3()?;
-        xs.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
     }
 
     /// `xs` holds one row per token as `layout` places them; so does the result.
@@ -114,17 +131,12 @@ impl SelfAttention {
         Ok(match (layout.segments(), mode) {
             // On the CPU, attention per sequence over the rows as they are.
             (Some(segments), _) if mode.is_train() && dispatch::cpu_applies(&[xs]) => {
-                let qkv = Dense::forward_stacked(&[&self.query, &self.key, &self.value], xs)?;
+                let qkv = self.projections.forward(xs)?;
                 let dropout = mode.dropout_draw(self.attention_dropout);
                 kernels::trainable_attention(&qkv, segments, self.heads, dropout)?
             }
             (Some(segments), Mode::Infer) if dispatch::cpu_applies(&[xs]) => {
-                let (q, k, v) = (
-                    self.query.forward(xs)?,
-                    self.key.forward(xs)?,
-                    self.value.forward(xs)?,
-                );
-                kernels::packed_attention(&q, &k, &v, segments, self.heads)?
+                kernels::packed_attention(&self.projections.forward(xs)?, segments, self.heads)?
             }
             _ => self.grid_context(xs, layout, additive_mask, mode)?,
         })
@@ -140,8 +152,14 @@ impl SelfAttention {
         additive_mask: &Tensor,
         mode: &Mode,
     ) -> Result<Tensor> {
-        let heads = |dense: &Dense| self.split_heads(&layout.to_grid(&dense.forward(xs)?)?);
-        let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
+        // (batch, seq, 3 * hidden) -> (3, batch, heads, seq, head_dim): one copy for all three.
+        let grid = layout.to_grid(&self.projections.forward(xs)?)?;
+        let (b, t, _) = grid.dims3()?;
+        let parts = grid
+            .reshape((b, t, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (q, k, v) = (parts.get(0)?, parts.get(1)?, parts.get(2)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.matmul(&k.t()?.contiguous()?)?;
         let probs = self.attention_probs(&scores, additive_mask, scale, mode)?;
@@ -202,11 +220,10 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor, mode: &Mode) -> Result<Tensor> {
-        let inner = self.intermediate.forward(xs)?;
         let inner = match self.act.as_str() {
-            "relu" => inner.relu()?,
-            "gelu_new" | "gelu_pytorch_tanh" => inner.gelu()?,
-            _ => kernels::gelu_erf(&inner)?,
+            "relu" => self.intermediate.forward(xs)?.relu()?,
+            "gelu_new" | "gelu_pytorch_tanh" => self.intermediate.forward(xs)?.gelu()?,
+            _ => self.intermediate.forward_gelu_erf(xs)?,
         };
         let out = self.output.forward(&inner)?;
         mode.residual_layer_norm(&self.norm, &out, xs, self.dropout)

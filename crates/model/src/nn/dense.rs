@@ -95,9 +95,14 @@ impl Dense {
                 bias,
             });
         }
-        let device = weight.device();
-        let w = weight.dequantize(&device)?.to_dtype(DType::F32)?;
-        if compute == DenseCompute::Int8 && device.is_cpu() {
+        let w = weight.dequantize(&weight.device())?.to_dtype(DType::F32)?;
+        Self::from_f32(w, bias, compute)
+    }
+
+    /// An inference layer from f32 weights `(out, in)`: int8 rows where `compute` says so and the
+    /// device is the CPU, else [`Dense::Frozen`].
+    pub fn from_f32(w: Tensor, bias: Option<Tensor>, compute: DenseCompute) -> Result<Self> {
+        if compute == DenseCompute::Int8 && w.device().is_cpu() {
             let mut matrix = Int8Matrix::from_tensor(&w)?;
             if let Some(bias) = &bias {
                 matrix = matrix.with_bias(bias)?;
@@ -125,6 +130,22 @@ impl Dense {
                 out.reshape((*b, *t, out_dim))
             }
             _ => self.forward_2d(xs),
+        }
+    }
+
+    /// GELU (erf form) of the layer's output; int8 layers apply it as they store the product.
+    pub fn forward_gelu_erf(&self, xs: &Tensor) -> Result<Tensor> {
+        let Dense::Int8(weight) = self else {
+            return kernels::gelu_erf(&self.forward(xs)?);
+        };
+        let (flat, lead) = match xs.dims() {
+            [b, t, d] => (xs.reshape((b * t, *d))?, Some((*b, *t))),
+            _ => (xs.clone(), None),
+        };
+        let out = weight.matmul_then(&flat, kernels::int8::Activation::GeluErf)?;
+        match lead {
+            Some((b, t)) => out.reshape((b, t, out.dim(1)?)),
+            None => Ok(out),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Inference attention: each (sequence, head) one small task in plain loops, which the compiler
 //! vectorizes; a title's few rows are too few for a GEMM's packing to pay.
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use crate::kernels::dispatch::f32_slice;
@@ -20,8 +20,8 @@ pub(super) struct PackedAttention {
 impl PackedAttention {
     /// One head of one sequence: `(len, head_dim)` context rows, compiled for the widest vectors
     /// this CPU has (the dot products and weighted sums vectorize; the crate is built for baseline
-    /// x86-64, whose vectors are 4 floats).
-    fn head(&self, qkv: [&[f32]; 3], hidden: usize, sequence: usize, head: usize) -> Vec<f32> {
+    /// x86-64, whose vectors are 4 floats). `qkv` rows are `3 * hidden` long.
+    fn head(&self, qkv: &[f32], hidden: usize, sequence: usize, head: usize) -> Vec<f32> {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
@@ -34,7 +34,7 @@ impl PackedAttention {
     #[target_feature(enable = "avx512f")]
     unsafe fn head_avx512(
         &self,
-        qkv: [&[f32]; 3],
+        qkv: &[f32],
         hidden: usize,
         sequence: usize,
         head: usize,
@@ -43,18 +43,20 @@ impl PackedAttention {
     }
 
     #[inline(always)]
-    fn head_portable(
-        &self,
-        [q, k, v]: [&[f32]; 3],
-        hidden: usize,
-        sequence: usize,
-        head: usize,
-    ) -> Vec<f32> {
+    fn head_portable(&self, qkv: &[f32], hidden: usize, sequence: usize, head: usize) -> Vec<f32> {
         let Segment { first, len, keys } = self.segments[sequence];
         let head_dim = hidden / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let column = head * head_dim;
-        let slice = |m, row| head_slice(m, (first + row) * hidden + column, head_dim);
+        // Part 0, 1 or 2 (query, key, value) of row `row`: this head's columns.
+        let slice = |part: usize, row| {
+            head_slice(
+                qkv,
+                (first + row) * 3 * hidden + part * hidden + column,
+                head_dim,
+            )
+        };
+        let (q, k, v) = (0, 1, 2);
         // Softmax over the whole (query, key) block at once: a title's rows of 10-20 keys are
         // too short for a vector loop a row at a time, and the exponentials were the costly part
         // (7% of tagging in batches when done per row).
@@ -109,31 +111,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-impl CustomOp3 for PackedAttention {
+impl CustomOp1 for PackedAttention {
     fn name(&self) -> &'static str {
         "packed-attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        q: &CpuStorage,
-        q_layout: &Layout,
-        k: &CpuStorage,
-        k_layout: &Layout,
-        v: &CpuStorage,
-        v_layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (rows, hidden) = q_layout.shape().dims2()?;
-        if k_layout.shape() != q_layout.shape() || v_layout.shape() != q_layout.shape() {
-            candle_core::bail!("packed-attention: q, k and v differ in shape")
+    fn cpu_fwd(&self, qkv: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (rows, width) = layout.shape().dims2()?;
+        if !width.is_multiple_of(3) {
+            candle_core::bail!("packed-attention: rows of {width} are not query, key and value")
         }
+        let hidden = width / 3;
         let head_dim =
             super::validate("packed-attention", &self.segments, rows, hidden, self.heads)?;
-        let q = f32_slice("packed-attention", q, q_layout)?;
-        let k = f32_slice("packed-attention", k, k_layout)?;
-        let v = f32_slice("packed-attention", v, v_layout)?;
+        let qkv = f32_slice("packed-attention", qkv, layout)?;
+        let run = |task: usize| self.head(qkv, hidden, task / self.heads, task % self.heads);
         let tasks = self.segments.len() * self.heads;
-        let run = |task: usize| self.head([q, k, v], hidden, task / self.heads, task % self.heads);
         let work: usize = self.segments.iter().map(|s| s.len * s.keys).sum::<usize>() * hidden * 2;
         let blocks: Vec<Vec<f32>> = if work < PARALLEL_FROM {
             (0..tasks).map(run).collect()
@@ -149,6 +142,6 @@ impl CustomOp3 for PackedAttention {
                 out[at..at + head_dim].copy_from_slice(row);
             }
         }
-        Ok((CpuStorage::F32(out), q_layout.shape().clone()))
+        Ok((CpuStorage::F32(out), Shape::from((rows, hidden))))
     }
 }

@@ -28,26 +28,19 @@ pub struct Segment {
     pub keys: usize,
 }
 
-/// `softmax(q k^T / sqrt(head_dim)) v` per sequence and head, for inference. `q`, `k` and `v` are
-/// `(rows, hidden)` f32 CPU tensors; `segments` cover the rows in order. Returns `(rows, hidden)`.
-pub fn packed_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    segments: &[Segment],
-    heads: usize,
-) -> Result<Tensor> {
-    let op = infer::PackedAttention {
+/// `softmax(q k^T / sqrt(head_dim)) v` per sequence and head, for inference. `qkv` is
+/// `(rows, 3 * hidden)` f32 on the CPU: the query, key and value projections side by side, as one
+/// matmul with the three weights stacked produces them; `segments` cover the rows in order.
+/// Returns `(rows, hidden)`.
+pub fn packed_attention(qkv: &Tensor, segments: &[Segment], heads: usize) -> Result<Tensor> {
+    qkv.contiguous()?.apply_op1_no_bwd(&infer::PackedAttention {
         segments: segments.to_vec(),
         heads,
-    };
-    q.contiguous()?
-        .apply_op3_no_bwd(&k.contiguous()?, &v.contiguous()?, &op)
+    })
 }
 
-/// The same attention for training, differentiable. `qkv` is `(rows, 3 * hidden)`: the query, key
-/// and value projections side by side, as one matmul with the three weights stacked produces them
-/// (which also gives the backward pass one gradient to return instead of three to sum).
+/// The same attention for training, differentiable, from the same `qkv` (whose one matmul also
+/// gives the backward pass one gradient to return instead of three to sum).
 /// `dropout` zeroes attention weights as BERT's attention dropout does. Returns `(rows, hidden)`.
 pub fn trainable_attention(
     qkv: &Tensor,

@@ -1,7 +1,7 @@
 //! Weight-only int8 matmul for the browser and the CPU: `y = x W^T` with `W` rounded to int8 per
 //! output row (one f32 scale a row, as onnxruntime's per-channel quantization).
 //!
-//! On x86-64 CPUs with AVX-512 VNNI or AVX2, [`x86`] rounds inputs to 8 bits and multiplies byte
+//! On x86-64 CPUs with AMX, AVX-512 VNNI or AVX2, [`x86`] rounds inputs to 8 bits and multiplies byte
 //! pairs. Elsewhere (WASM included) each input row is rounded to 14-bit integers (one scale a
 //! row), so the products are exact integer dot products: WASM SIMD128 has no fused multiply-add,
 //! so candle's f32 GEMM does 4 multiply-adds in two instructions, while `i32x4.dot_i16x8_s` does 8
@@ -9,7 +9,7 @@
 //! and adds. 14-bit inputs keep the rounding of activations negligible next to that of the
 //! weights; the bound below keeps every i32 lane from overflowing for rows up to 4,096 long.
 //!
-//! `MULTITAG_INT8_KERNEL` (`vnni`, `avx2` or `portable`) picks a kernel other than the fastest the
+//! `MULTITAG_INT8_KERNEL` (`amx`, `vnni`, `avx2` or `portable`) picks a kernel other than the fastest the
 //! CPU runs, to compare them on one machine.
 use candle_core::{Result, Tensor};
 
@@ -31,6 +31,16 @@ pub const MAX_INNER: usize = 4096;
 /// Scales and biases are padded with zeros to a multiple of this many outputs: the x86 kernels'
 /// column block, so that they load them as whole vectors.
 pub(crate) const OUTPUT_BLOCK: usize = 16;
+
+/// What is applied to each output of a matmul as it is stored: a following activation fused into
+/// the product saves a pass over the output and a second buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activation {
+    #[default]
+    Identity,
+    /// GELU, erf form ([`crate::kernels::gelu_erf`]).
+    GeluErf,
+}
 
 /// `(out, in)` weights as int8 values with one scale per output row, and an f32 bias added to
 /// the products as they are stored (zero unless [`Int8Matrix::with_bias`]).
@@ -85,12 +95,14 @@ impl Choice {
         let choice = match name.as_str() {
             "portable" => Choice::Portable,
             #[cfg(target_arch = "x86_64")]
+            "amx" => Choice::Packed(x86::Isa::Amx),
+            #[cfg(target_arch = "x86_64")]
             "vnni" => Choice::Packed(x86::Isa::Vnni),
             #[cfg(target_arch = "x86_64")]
             "avx2" => Choice::Packed(x86::Isa::Avx2),
             other => candle_core::bail!(
-                "MULTITAG_INT8_KERNEL={other}: expected vnni, avx2 or portable (x86-64 only for \
-                 the first two)"
+                "MULTITAG_INT8_KERNEL={other}: expected amx, vnni, avx2 or portable (x86-64 \
+                 only for the first three)"
             ),
         };
         #[cfg(target_arch = "x86_64")]
@@ -110,7 +122,7 @@ impl Choice {
         #[cfg(target_arch = "x86_64")]
         choices.extend(x86::Isa::supported().map(|isa| {
             let tolerance = match isa {
-                x86::Isa::Vnni => 0.01,
+                x86::Isa::Amx | x86::Isa::Vnni => 0.01,
                 x86::Isa::Avx2 => 0.02,
             };
             (Choice::Packed(isa), tolerance)
@@ -194,6 +206,11 @@ impl Int8Matrix {
 
     /// `x` is `(rows, in)` f32; returns `x W^T + bias`, `(rows, out)`.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        self.matmul_then(x, Activation::Identity)
+    }
+
+    /// `activation(x W^T + bias)`.
+    pub fn matmul_then(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
         let (rows, in_dim) = x.dims2()?;
         if in_dim != self.in_dim {
             candle_core::bail!(
@@ -217,7 +234,7 @@ impl Int8Matrix {
             Kernel::Portable(weights) => weights,
             #[cfg(target_arch = "x86_64")]
             Kernel::Packed(packed) => {
-                let out = packed.matmul(input, rows, &self.scales, &self.bias);
+                let out = packed.matmul(input, rows, &self.scales, &self.bias, activation);
                 return Tensor::from_vec(out, (rows, self.out_dim), x.device());
             }
         };
@@ -237,6 +254,9 @@ impl Int8Matrix {
         for first in (0..rows).step_by(ROW_BLOCK) {
             let last = (first + ROW_BLOCK).min(rows);
             self.rows_times_weights(weights, &quantized, &x_scales, first..last, &mut out);
+        }
+        if activation == Activation::GeluErf {
+            super::activations::gelu_erf_in_place(&mut out);
         }
         Tensor::from_vec(out, (rows, self.out_dim), x.device())
     }
@@ -418,6 +438,26 @@ pub(crate) mod tests {
                     diff < tolerance * scale,
                     "{choice:?} {rows}x{in_dim}x{out_dim}: {diff} vs {scale}"
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every kernel's fused GELU gives what GELU after its plain product gives (the same sums, so
+    /// within float rounding), across the 16-column blocks' masked tails and the parallel split.
+    #[test]
+    fn a_fused_gelu_equals_gelu_after_the_product() -> Result<()> {
+        for (rows, out_dim, in_dim) in [(3, 7, 21), (37, 40, 64), (41, 300, 400)] {
+            let w = seeded(out_dim * in_dim, 5);
+            let x = Tensor::from_vec(seeded(rows * in_dim, 6), (rows, in_dim), &Device::Cpu)?;
+            let bias = Tensor::from_vec(seeded(out_dim, 7), out_dim, &Device::Cpu)?;
+            for (choice, _) in Choice::available() {
+                let matrix =
+                    Int8Matrix::quantize_with(choice, &w, out_dim, in_dim)?.with_bias(&bias)?;
+                let after = crate::kernels::gelu_erf(&matrix.matmul(&x)?)?;
+                let fused = matrix.matmul_then(&x, Activation::GeluErf)?;
+                let diff = crate::testing::max_diff(&fused, &after);
+                assert!(diff < 1e-5, "{choice:?} {rows}x{in_dim}x{out_dim}: {diff}");
             }
         }
         Ok(())

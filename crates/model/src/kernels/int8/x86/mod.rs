@@ -8,8 +8,10 @@
 //!
 //! Weights are packed in blocks of 16 output columns: for each group of 4 consecutive inputs, 64
 //! bytes hold those 4 weights of each of the 16 columns. One input row's group, broadcast to every
-//! lane, then feeds each column's sum in place, so sums never need adding across lanes. Two
+//! lane, then feeds each column's sum in place, so sums never need adding across lanes. Three
 //! instruction sets multiply them:
+//! - [`amx`], Intel AMX: `tdpbusd` multiplies whole tiles, 16 rows by 16 columns by 64 inputs, in
+//!   one instruction; a column block's groups are its weight tiles as they lie;
 //! - [`vnni`], AVX-512 VNNI: `vpdpbusd` does 64 byte multiply-adds into 16 sums in one instruction;
 //! - [`avx2`], for CPUs without it: `vpmaddubsw` then `vpmaddwd` do 32 into 8 sums in two. The
 //!   first adds pairs of products in saturating i16, so inputs are rounded to 7 bits (0..=127)
@@ -19,6 +21,9 @@
 //! sums of four products of at most 255 * 127.
 use rayon::prelude::*;
 
+use super::Activation;
+
+mod amx;
 mod avx2;
 mod vnni;
 
@@ -37,6 +42,8 @@ const PARALLEL_FROM: usize = 1 << 20;
 /// The instruction set a packed matrix is multiplied with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
+    /// AMX tiles with int8 products, and AVX-512 VNNI (quantizing inputs, storing outputs).
+    Amx,
     /// AVX-512 F, BW and VNNI.
     Vnni,
     /// AVX2 and FMA.
@@ -45,7 +52,7 @@ pub enum Isa {
 
 impl Isa {
     /// Every instruction set, fastest first.
-    pub const ALL: [Isa; 2] = [Isa::Vnni, Isa::Avx2];
+    pub const ALL: [Isa; 3] = [Isa::Amx, Isa::Vnni, Isa::Avx2];
 
     /// Those this CPU runs, fastest first.
     pub fn supported() -> impl Iterator<Item = Self> {
@@ -54,6 +61,7 @@ impl Isa {
 
     pub fn available(self) -> bool {
         match self {
+            Isa::Amx => Isa::Vnni.available() && amx::cpu_has() && amx::os_allows(),
             Isa::Vnni => {
                 is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
@@ -66,7 +74,7 @@ impl Isa {
     /// The largest rounded input.
     const fn input_max(self) -> u8 {
         match self {
-            Isa::Vnni => 255,
+            Isa::Amx | Isa::Vnni => 255,
             Isa::Avx2 => 127,
         }
     }
@@ -78,11 +86,12 @@ pub struct PackedWeights {
     isa: Isa,
     out_dim: usize,
     in_dim: usize,
-    /// Groups of [`GROUP`] inputs: `in_dim` rounded up.
+    /// Groups of [`GROUP`] inputs: `in_dim` rounded up (for AMX, to whole tiles of groups).
     groups: usize,
     /// Blocks of [`BLOCK`] columns: `out_dim` rounded up.
     blocks: usize,
-    /// `[block][group][column in block][input in group]`, zero past `in_dim` and `out_dim`.
+    /// `[block][group][column in block][input in group]`, zero past `in_dim` and `out_dim` (for
+    /// AMX, one more zero block when `blocks` is odd).
     weights: Vec<i8>,
     /// Sum of each column's weights, for the inputs' zero points (padded to whole blocks).
     column_sums: Vec<i32>,
@@ -93,9 +102,15 @@ impl PackedWeights {
     /// caller has checked is [`Isa::available`].
     pub fn new(isa: Isa, weights: &[i16], out_dim: usize, in_dim: usize) -> Self {
         assert!(isa.available(), "int8: this CPU lacks {isa:?}");
-        let groups = in_dim.div_ceil(GROUP);
         let blocks = out_dim.div_ceil(BLOCK);
-        let mut packed = vec![0i8; blocks * groups * BLOCK * GROUP];
+        let (groups, stored_blocks) = match isa {
+            Isa::Amx => (
+                in_dim.div_ceil(GROUP).next_multiple_of(amx::TILE_GROUPS),
+                blocks.next_multiple_of(2),
+            ),
+            Isa::Vnni | Isa::Avx2 => (in_dim.div_ceil(GROUP), blocks),
+        };
+        let mut packed = vec![0i8; stored_blocks * groups * BLOCK * GROUP];
         let mut column_sums = vec![0i32; blocks * BLOCK];
         for (n, row) in weights.chunks_exact(in_dim).enumerate() {
             let (block, lane) = (n / BLOCK, n % BLOCK);
@@ -117,17 +132,30 @@ impl PackedWeights {
     }
 
     /// `x`: `(rows, in)` f32, row-major. Returns `(rows, out)`: the products scaled by the inputs'
-    /// scales and `weight_scales`, plus `bias`: one per output column, padded to whole blocks.
-    pub fn matmul(&self, x: &[f32], rows: usize, weight_scales: &[f32], bias: &[f32]) -> Vec<f32> {
+    /// scales and `weight_scales`, plus `bias`: one per output column, padded to whole blocks; then
+    /// `activation`.
+    pub fn matmul(
+        &self,
+        x: &[f32],
+        rows: usize,
+        weight_scales: &[f32],
+        bias: &[f32],
+        activation: Activation,
+    ) -> Vec<f32> {
         let padded = self.blocks * BLOCK;
         assert!(
             weight_scales.len() >= padded && bias.len() >= padded,
             "int8: scales and bias must be padded to {padded} columns"
         );
         let inputs = QuantizedRows::new(self.isa, x, rows, self.in_dim, self.groups * GROUP);
+        debug_assert!(inputs.values.len() >= rows * self.groups * GROUP);
+        // AVX-512's epilogue applies the activation to each vector it stores; AVX2's is applied
+        // after.
+        let fused = matches!(self.isa, Isa::Amx | Isa::Vnni);
         let columns = Columns {
             scales: weight_scales,
             bias,
+            gelu: fused && activation == Activation::GeluErf,
         };
         // Not zeroed: the kernels store every element (below), and a fill was 5% of tagging in
         // batches.
@@ -143,6 +171,7 @@ impl PackedWeights {
             // columns.
             unsafe {
                 match self.isa {
+                    Isa::Amx => amx::blocks(self, &inputs, blocks, &columns, target),
                     Isa::Vnni => vnni::blocks(self, &inputs, blocks, &columns, target),
                     Isa::Avx2 => avx2::blocks(self, &inputs, blocks, &columns, target),
                 }
@@ -162,6 +191,9 @@ impl PackedWeights {
         // of every one of its real columns (the masked stores of `tile`); together they are the
         // `out_dim` columns, so all `len` elements are initialized.
         unsafe { out.set_len(len) };
+        if !fused && activation == Activation::GeluErf {
+            crate::kernels::activations::gelu_erf_in_place(&mut out);
+        }
         out
     }
 
@@ -181,6 +213,8 @@ impl PackedWeights {
 struct Columns<'a> {
     scales: &'a [f32],
     bias: &'a [f32],
+    /// GELU of each output as it is stored (the AVX-512 kernels only).
+    gelu: bool,
 }
 
 /// The output matrix, shared by tasks that write disjoint columns of it.
@@ -194,7 +228,8 @@ struct OutputRows {
 unsafe impl Send for OutputRows {}
 unsafe impl Sync for OutputRows {}
 
-/// Input rows rounded to 8 bits, padded to whole groups.
+/// Input rows rounded to 8 bits, padded to whole groups (for AMX, with zero rows after them up to
+/// whole passes of its kernel).
 struct QuantizedRows {
     rows: usize,
     stride: usize,
@@ -206,14 +241,18 @@ struct QuantizedRows {
 impl QuantizedRows {
     /// Rounds each row to `0..=isa.input_max()`.
     fn new(isa: Isa, x: &[f32], rows: usize, in_dim: usize, stride: usize) -> Self {
-        let mut values = vec![0u8; rows * stride];
+        let stored_rows = match isa {
+            Isa::Amx => rows.next_multiple_of(amx::ROWS_PER_PASS),
+            Isa::Vnni | Isa::Avx2 => rows,
+        };
+        let mut values = vec![0u8; stored_rows * stride];
         let mut scales = Vec::with_capacity(rows);
         let mut zero_points = Vec::with_capacity(rows);
         for (row, dst) in x.chunks_exact(in_dim).zip(values.chunks_exact_mut(stride)) {
             // SAFETY: the CPU runs `isa` (checked when the weights were packed).
             let (scale, zero) = unsafe {
                 match isa {
-                    Isa::Vnni => vnni::quantize_row(row, dst),
+                    Isa::Amx | Isa::Vnni => vnni::quantize_row(row, dst),
                     Isa::Avx2 => avx2::quantize_row(row, dst),
                 }
             };
@@ -295,7 +334,7 @@ mod tests {
                 let scales: Vec<f32> = (0..padded).map(|j| 0.5 + j as f32 / 64.0).collect();
                 let packed = PackedWeights::new(isa, &w, out_dim, in_dim);
                 let bias: Vec<f32> = (0..padded).map(|j| j as f32 - 3.0).collect();
-                let got = packed.matmul(&x, rows, &scales, &bias);
+                let got = packed.matmul(&x, rows, &scales, &bias, Activation::Identity);
                 let q = QuantizedRows::new(isa, &x, rows, in_dim, packed.groups * GROUP);
                 for r in 0..rows {
                     assert!(q.row(r).iter().all(|&v| v <= isa.input_max()));

@@ -2,6 +2,8 @@
 //! (64 bytes) and one broadcast input group make 16 columns' partial sums in one instruction.
 use std::arch::x86_64::*;
 
+use crate::kernels::activations::gelu;
+
 use super::{scale_and_zero, Columns, Isa, OutputRows, PackedWeights, QuantizedRows, BLOCK, GROUP};
 
 /// Every input row against the column blocks `blocks`: tiles of up to four rows by up to four
@@ -70,36 +72,74 @@ unsafe fn tile<const R: usize, const C: usize>(
             }
         }
     }
-    // Per column block: which lanes are real columns, their weight sums, scales and biases.
-    let blocks: [(__mmask16, __m512i, __m512, __m512, usize); C] = std::array::from_fn(|c| {
-        let first = (b + c) * BLOCK;
-        // SAFETY: the sums, scales and biases are padded to whole blocks.
-        unsafe {
-            (
-                ((1u32 << w.real_columns(b + c)) - 1) as __mmask16,
-                _mm512_loadu_si512(w.column_sums[first..].as_ptr().cast()),
-                _mm512_loadu_ps(columns.scales[first..].as_ptr()),
-                _mm512_loadu_ps(columns.bias[first..].as_ptr()),
-                first,
-            )
-        }
+    let blocks: [BlockFactors; C] = std::array::from_fn(|c| {
+        // SAFETY: the CPU runs AVX-512 (this function's features).
+        unsafe { BlockFactors::new(w, columns, b + c) }
     });
     for (i, row_sums) in acc.iter().enumerate() {
-        let zero = _mm512_set1_epi32(x.zero_points[r + i]);
-        let row_scale = _mm512_set1_ps(x.scales[r + i]);
-        for (&sum, &(mask, sums, scales, bias, first)) in row_sums.iter().zip(&blocks) {
-            let centred = _mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, sums));
-            let value = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(centred),
-                _mm512_mul_ps(row_scale, scales),
-                bias,
-            );
-            // SAFETY: the mask keeps the store inside row r + i of the output, in columns that no
-            // other task writes.
-            unsafe {
-                _mm512_mask_storeu_ps(out.ptr.add((r + i) * out.stride + first), mask, value)
-            };
+        for (&sum, factors) in row_sums.iter().zip(&blocks) {
+            // SAFETY: as above; row r + i is an input row.
+            unsafe { factors.store(x, r + i, sum, out) };
         }
+    }
+}
+
+/// What turns a column block's i32 sums into outputs: which lanes are real columns, the columns'
+/// weight sums (for the inputs' zero points), scales and biases.
+pub(super) struct BlockFactors {
+    mask: __mmask16,
+    sums: __m512i,
+    scales: __m512,
+    bias: __m512,
+    first: usize,
+    gelu: bool,
+}
+
+impl BlockFactors {
+    /// Column block `b`'s factors; `b` is a real block of `w`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn new(w: &PackedWeights, columns: &Columns, b: usize) -> Self {
+        let first = b * BLOCK;
+        // SAFETY: the sums, scales and biases are padded to whole blocks.
+        unsafe {
+            Self {
+                mask: ((1u32 << w.real_columns(b)) - 1) as __mmask16,
+                sums: _mm512_loadu_si512(w.column_sums[first..].as_ptr().cast()),
+                scales: _mm512_loadu_ps(columns.scales[first..].as_ptr()),
+                bias: _mm512_loadu_ps(columns.bias[first..].as_ptr()),
+                first,
+                gelu: columns.gelu,
+            }
+        }
+    }
+
+    /// Stores input row `r`'s outputs of this block from its 16 sums.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn store(&self, x: &QuantizedRows, r: usize, sum: __m512i, out: OutputRows) {
+        let zero = _mm512_set1_epi32(x.zero_points[r]);
+        let centred = _mm512_sub_epi32(sum, _mm512_mullo_epi32(zero, self.sums));
+        let mut value = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(centred),
+            _mm512_mul_ps(_mm512_set1_ps(x.scales[r]), self.scales),
+            self.bias,
+        );
+        if self.gelu {
+            let mut lanes = [0f32; BLOCK];
+            // SAFETY: `lanes` holds 16 floats. The loop compiles to vector arithmetic (this
+            // function's features), so the values stay in registers.
+            unsafe {
+                _mm512_storeu_ps(lanes.as_mut_ptr(), value);
+                lanes.iter_mut().for_each(|v| *v = gelu(*v));
+                value = _mm512_loadu_ps(lanes.as_ptr());
+            }
+        }
+        // SAFETY: the mask keeps the store inside row r of the output, in this block's columns,
+        // which no other task writes.
+        unsafe {
+            _mm512_mask_storeu_ps(out.ptr.add(r * out.stride + self.first), self.mask, value)
+        };
     }
 }
 
