@@ -1233,12 +1233,7 @@ fn tag_view_tags_a_type_described_in_words() -> Result<()> {
         server.requests("/binder/model.gguf") == 0,
         "the BINDER model was fetched before it was asked for"
     );
-    click(&tab, "#use-binder")?;
-    wait_until(
-        &tab,
-        "document.querySelector('#binder-status').dataset.ready === 'true' || document.querySelector('#binder-status').innerText.startsWith('No BINDER')",
-        MODEL_TIMEOUT,
-    )?;
+    use_binder(&tab)?;
     let trained = eval_json(
         &tab,
         "({ready: document.querySelector('#binder-status').dataset.ready, status: document.querySelector('#binder-status').innerText, names: Array.from(document.querySelectorAll('#trained-types li')).map(li => li.dataset.name), text: document.querySelector('#trained-types').innerText})",
@@ -1310,6 +1305,27 @@ fn tag_view_tags_a_type_described_in_words() -> Result<()> {
     Ok(())
 }
 
+/// Switches the page's encoder to WebGPU and waits until it runs there.
+fn choose_webgpu(tab: &Tab) -> Result<()> {
+    eval_json(
+        tab,
+        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_for_backend(tab, "webgpu", MODEL_TIMEOUT)?;
+    Ok(())
+}
+
+/// Ticks the Tag view's BINDER box and waits until its model has loaded or the page says why not.
+fn use_binder(tab: &Tab) -> Result<()> {
+    click(tab, "#use-binder")?;
+    wait_until(
+        tab,
+        "document.querySelector('#binder-status').dataset.ready === 'true' || document.querySelector('#binder-status').innerText.startsWith('No BINDER')",
+        MODEL_TIMEOUT,
+    )?;
+    Ok(())
+}
+
 /// Tags `titles` in the tag view and returns every row's chips, once all `titles.len()` rows are
 /// there (a run of another length before does not count).
 fn tag_rows(tab: &Tab, titles: &[&str]) -> Result<Vec<Vec<Value>>> {
@@ -1360,11 +1376,7 @@ fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
         Vec::new()
     };
 
-    eval_json(
-        &tab,
-        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
-    )?;
-    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    choose_webgpu(&tab)?;
     // One more title than before, so the rows counted are this run's.
     let mut titles = TITLES.to_vec();
     titles.push(UNICODE_TITLE);
@@ -1431,11 +1443,7 @@ fn webgpu_relations_match_the_cpu_path() -> Result<()> {
         )
     };
     let on_cpu = run(1)?;
-    eval_json(
-        &tab,
-        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
-    )?;
-    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    choose_webgpu(&tab)?;
     // Two sentences now, so the rows counted are this run's.
     let on_gpu = run(2)?;
     eprintln!(
@@ -1475,12 +1483,7 @@ fn webgpu_binder_tags_as_the_cpu_path() -> Result<()> {
         true,
     )?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
-    click(&tab, "#use-binder")?;
-    wait_until(
-        &tab,
-        "document.querySelector('#binder-status').dataset.ready === 'true' || document.querySelector('#binder-status').innerText.startsWith('No BINDER')",
-        MODEL_TIMEOUT,
-    )?;
+    use_binder(&tab)?;
     set_value(&tab, "#type-name", "MAKER")?;
     set_value(&tab, "#type-description", MAKER)?;
     click(&tab, "#add-type")?;
@@ -1490,11 +1493,7 @@ fn webgpu_binder_tags_as_the_cpu_path() -> Result<()> {
         Duration::from_secs(5),
     )?;
     let on_cpu = tag_rows(&tab, &TITLES)?;
-    eval_json(
-        &tab,
-        "(() => { const s = document.querySelector('#backend-select'); s.value = 'webgpu'; s.dispatchEvent(new Event('change')); })()",
-    )?;
-    wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
+    choose_webgpu(&tab)?;
     // One more title than before, so the rows counted are this run's.
     let mut titles = TITLES.to_vec();
     titles.push(UNICODE_TITLE);
