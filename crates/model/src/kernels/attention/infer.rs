@@ -27,7 +27,7 @@ impl PackedAttention {
             // SAFETY: the CPU has AVX-512F.
             return unsafe { self.head_avx512(qkv, hidden, sequence, head) };
         }
-        self.head_portable(qkv, hidden, sequence, head)
+        self.head_portable::<false>(qkv, hidden, sequence, head)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -39,11 +39,18 @@ impl PackedAttention {
         sequence: usize,
         head: usize,
     ) -> Vec<f32> {
-        self.head_portable(qkv, hidden, sequence, head)
+        self.head_portable::<true>(qkv, hidden, sequence, head)
     }
 
+    /// `AVX512`: the caller runs with AVX-512F, so the scores may use its intrinsics.
     #[inline(always)]
-    fn head_portable(&self, qkv: &[f32], hidden: usize, sequence: usize, head: usize) -> Vec<f32> {
+    fn head_portable<const AVX512: bool>(
+        &self,
+        qkv: &[f32],
+        hidden: usize,
+        sequence: usize,
+        head: usize,
+    ) -> Vec<f32> {
         let Segment { first, len, keys } = self.segments[sequence];
         let head_dim = hidden / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
@@ -63,6 +70,18 @@ impl PackedAttention {
         let mut weights = vec![0f32; len * keys];
         for (i, row) in weights.chunks_exact_mut(keys).enumerate() {
             let query = slice(q, i);
+            #[cfg(target_arch = "x86_64")]
+            if AVX512 && head_dim.is_multiple_of(16) {
+                let first_key = first * 3 * hidden + hidden + column;
+                // SAFETY: the caller runs with AVX-512F (`AVX512`); every key's `head_dim`
+                // values lie in `qkv` (rows of `3 * hidden` from `first_key`).
+                unsafe { scores_avx512(query, &qkv[first_key..], 3 * hidden, scale, row) };
+            } else {
+                for (j, w) in row.iter_mut().enumerate() {
+                    *w = dot(query, slice(k, j)) * scale;
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
             for (j, w) in row.iter_mut().enumerate() {
                 *w = dot(query, slice(k, j)) * scale;
             }
@@ -84,6 +103,69 @@ impl PackedAttention {
             }
         }
         context
+    }
+}
+
+/// `row[j] = scale * (query . key j)`, key `j` at `keys[j * stride..][..query.len()]`: four keys at a
+/// time, their 16-lane partial sums reduced together (a dot product per key spent more on its
+/// own reduction than on its multiply-adds). `query.len()` is a multiple of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scores_avx512(query: &[f32], keys: &[f32], stride: usize, scale: f32, row: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let d = query.len();
+    debug_assert!(
+        d.is_multiple_of(16) && (row.is_empty() || keys.len() >= (row.len() - 1) * stride + d)
+    );
+    // Each zmm of partial sums to 8 lanes, then two horizontal adds leave four sums per 128-bit
+    // half, and the halves are added.
+    let halves = |v: __m512| {
+        _mm256_add_ps(
+            _mm512_castps512_ps256(v),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)),
+        )
+    };
+    let mut j = 0;
+    let n = row.len();
+    // SAFETY (all loads): key j's d values start at j * stride, inside `keys` (checked above);
+    // the query's d values are inside `query`.
+    while j + 4 <= n {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for c in (0..d).step_by(16) {
+            let qv = unsafe { _mm512_loadu_ps(query.as_ptr().add(c)) };
+            for (t, a) in acc.iter_mut().enumerate() {
+                let kv = unsafe { _mm512_loadu_ps(keys.as_ptr().add((j + t) * stride + c)) };
+                *a = _mm512_fmadd_ps(qv, kv, *a);
+            }
+        }
+        let pairs = _mm256_hadd_ps(
+            _mm256_hadd_ps(halves(acc[0]), halves(acc[1])),
+            _mm256_hadd_ps(halves(acc[2]), halves(acc[3])),
+        );
+        let sums = _mm_add_ps(
+            _mm256_castps256_ps128(pairs),
+            _mm256_extractf128_ps(pairs, 1),
+        );
+        unsafe {
+            _mm_storeu_ps(
+                row.as_mut_ptr().add(j),
+                _mm_mul_ps(sums, _mm_set1_ps(scale)),
+            )
+        };
+        j += 4;
+    }
+    for (t, w) in row[j..].iter_mut().enumerate() {
+        let mut acc = _mm512_setzero_ps();
+        for c in (0..d).step_by(16) {
+            let (qv, kv) = unsafe {
+                (
+                    _mm512_loadu_ps(query.as_ptr().add(c)),
+                    _mm512_loadu_ps(keys.as_ptr().add((j + t) * stride + c)),
+                )
+            };
+            acc = _mm512_fmadd_ps(qv, kv, acc);
+        }
+        *w = _mm512_reduce_add_ps(acc) * scale;
     }
 }
 
