@@ -122,15 +122,7 @@ impl Dense {
     /// Applies the layer to `(batch, seq, in)` (through one 2-D matmul, which is faster on CPU than
     /// candle's batched broadcast matmul and has the same gradient) or `(rows, in)`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        match xs.dims() {
-            [b, t, d] => {
-                let flat = xs.reshape((b * t, *d))?;
-                let out = self.forward_2d(&flat)?;
-                let out_dim = out.dim(1)?;
-                out.reshape((*b, *t, out_dim))
-            }
-            _ => self.forward_2d(xs),
-        }
+        on_rows(xs, |rows| self.forward_2d(rows))
     }
 
     /// GELU (erf form) of the layer's output; int8 layers apply it as they store the product.
@@ -138,15 +130,9 @@ impl Dense {
         let Dense::Int8(weight) = self else {
             return kernels::gelu_erf(&self.forward(xs)?);
         };
-        let (flat, lead) = match xs.dims() {
-            [b, t, d] => (xs.reshape((b * t, *d))?, Some((*b, *t))),
-            _ => (xs.clone(), None),
-        };
-        let out = weight.matmul_then(&flat, kernels::int8::Activation::GeluErf)?;
-        match lead {
-            Some((b, t)) => out.reshape((b, t, out.dim(1)?)),
-            None => Ok(out),
-        }
+        on_rows(xs, |rows| {
+            weight.matmul_then(rows, kernels::int8::Activation::GeluErf)
+        })
     }
 
     /// Several layers over the same input, their outputs side by side (`(rows, sum of outs)`). Float
@@ -205,6 +191,19 @@ fn add_bias(out: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         Dense::forward(self, xs)
+    }
+}
+
+/// `f` over the rows of `(batch, seq, in)` (as one 2-D product) or of `(rows, in)`, the result in
+/// the input's leading shape.
+fn on_rows(xs: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    match xs.dims() {
+        [b, t, d] => {
+            let out = f(&xs.reshape((b * t, *d))?)?;
+            let out_dim = out.dim(1)?;
+            out.reshape((*b, *t, out_dim))
+        }
+        _ => f(xs),
     }
 }
 

@@ -127,23 +127,31 @@ impl<'a> Weights<'a> {
                 out_dim,
                 vb.clone(),
             )?)),
+            Weights::Gguf { file, device, .. } => {
+                let weight = file.qtensor(&self.full_name("weight"), &[out_dim, in_dim], device)?;
+                let bias = file.f32_tensor(&self.full_name("bias"), &[out_dim], device)?;
+                Dense::from_qtensor(weight, Some(bias), self.compute())
+            }
+        }
+    }
+
+    /// How an exported model's dense layers under this prefix multiply: the encoders' as
+    /// `compute` says, the others (a task's heads) as `head_compute`.
+    fn compute(&self) -> DenseCompute {
+        match self {
             Weights::Gguf {
-                file,
                 compute,
                 head_compute,
-                device,
                 ..
             } => {
-                let name = self.full_name("weight");
-                let compute = if ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                let name = self.full_name("");
+                if ENCODER_PREFIXES.iter().any(|p| name.starts_with(p)) {
                     *compute
                 } else {
                     *head_compute
-                };
-                let weight = file.qtensor(&name, &[out_dim, in_dim], device)?;
-                let bias = file.f32_tensor(&self.full_name("bias"), &[out_dim], device)?;
-                Dense::from_qtensor(weight, Some(bias), compute)
+                }
             }
+            Weights::Float(_) => DenseCompute::F32,
         }
     }
 
@@ -158,28 +166,16 @@ impl<'a> Weights<'a> {
         in_dim: usize,
         out_dim: usize,
     ) -> CandleResult<Option<Dense>> {
-        let Weights::Gguf {
-            file,
-            compute,
-            device,
-            ..
-        } = self
-        else {
+        let Weights::Gguf { file, device, .. } = self else {
             return Ok(None);
         };
+        let compute = self.compute();
         let mut weights = Vec::with_capacity(parts.len());
         let mut biases = Vec::with_capacity(parts.len());
         for part in parts {
             let part = self.pp(part);
-            if !ENCODER_PREFIXES
-                .iter()
-                .any(|p| part.full_name("").starts_with(p))
-            {
-                return Ok(None);
-            }
             let weight = file.qtensor(&part.full_name("weight"), &[out_dim, in_dim], device)?;
-            if *compute == DenseCompute::Quantized
-                && !super::dense::is_float_storage(weight.dtype())
+            if compute == DenseCompute::Quantized && !super::dense::is_float_storage(weight.dtype())
             {
                 return Ok(None);
             }
@@ -189,7 +185,7 @@ impl<'a> Weights<'a> {
         Ok(Some(Dense::from_f32(
             Tensor::cat(&weights, 0)?,
             Some(Tensor::cat(&biases, 0)?),
-            *compute,
+            compute,
         )?))
     }
 

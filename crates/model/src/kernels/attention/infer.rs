@@ -63,28 +63,15 @@ impl PackedAttention {
                 head_dim,
             )
         };
-        let (q, k, v) = (0, 1, 2);
+        let (q, v) = (0, 2);
         // Softmax over the whole (query, key) block at once: a title's rows of 10-20 keys are
         // too short for a vector loop a row at a time, and the exponentials were the costly part
         // (7% of tagging in batches when done per row).
         let mut weights = vec![0f32; len * keys];
+        // Key j's head columns start at `first_key + j * 3 * hidden`.
+        let first_key = first * 3 * hidden + hidden + column;
         for (i, row) in weights.chunks_exact_mut(keys).enumerate() {
-            let query = slice(q, i);
-            #[cfg(target_arch = "x86_64")]
-            if AVX512 && head_dim.is_multiple_of(16) {
-                let first_key = first * 3 * hidden + hidden + column;
-                // SAFETY: the caller runs with AVX-512F (`AVX512`); every key's `head_dim`
-                // values lie in `qkv` (rows of `3 * hidden` from `first_key`).
-                unsafe { scores_avx512(query, &qkv[first_key..], 3 * hidden, scale, row) };
-            } else {
-                for (j, w) in row.iter_mut().enumerate() {
-                    *w = dot(query, slice(k, j)) * scale;
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            for (j, w) in row.iter_mut().enumerate() {
-                *w = dot(query, slice(k, j)) * scale;
-            }
+            scores::<AVX512>(slice(q, i), &qkv[first_key..], 3 * hidden, scale, row);
             let largest = row.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
             row.iter_mut().for_each(|w| *w -= largest);
         }
@@ -106,9 +93,29 @@ impl PackedAttention {
     }
 }
 
-/// `row[j] = scale * (query . key j)`, key `j` at `keys[j * stride..][..query.len()]`: four keys at a
-/// time, their 16-lane partial sums reduced together (a dot product per key spent more on its
-/// own reduction than on its multiply-adds). `query.len()` is a multiple of 16.
+/// `row[j] = scale * (query . key j)`, key `j` at `keys[j * stride..][..query.len()]`. `AVX512`:
+/// the caller runs with AVX-512F.
+#[inline(always)]
+fn scores<const AVX512: bool>(
+    query: &[f32],
+    keys: &[f32],
+    stride: usize,
+    scale: f32,
+    row: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 && query.len().is_multiple_of(16) {
+        // SAFETY: the caller runs with AVX-512F (`AVX512`).
+        return unsafe { scores_avx512(query, keys, stride, scale, row) };
+    }
+    for (j, w) in row.iter_mut().enumerate() {
+        *w = dot(query, &keys[j * stride..][..query.len()]) * scale;
+    }
+}
+
+/// [`scores`] with AVX-512: four keys at a time, their 16-lane partial sums reduced together (a
+/// dot product per key spent more on its own reduction than on its multiply-adds).
+/// `query.len()` is a multiple of 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn scores_avx512(query: &[f32], keys: &[f32], stride: usize, scale: f32, row: &mut [f32]) {

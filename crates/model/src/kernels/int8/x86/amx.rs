@@ -103,7 +103,10 @@ pub(super) unsafe fn blocks(
     for b in blocks.clone().step_by(2) {
         // Block b + 1 may belong to the next task or be the padding block: its sums are computed
         // (from weights that exist) but only stored when it is this call's.
-        let pair = [b, b + 1].map(|c| (c < blocks.end).then_some(c));
+        let pair = [b, b + 1].map(|c| {
+            // SAFETY: `c` is a real block of this call; the CPU runs AVX-512.
+            (c < blocks.end).then(|| unsafe { BlockFactors::new(w, columns, c) })
+        });
         // SAFETY: the weights hold an even number of blocks, so b + 1's exist.
         let weights = unsafe { w.weights.as_ptr().add(b * block_bytes) };
         for r in (0..x.rows).step_by(ROWS_PER_PASS) {
@@ -147,11 +150,10 @@ pub(super) unsafe fn blocks(
                 );
             }
             for (t, tile) in sums.0.iter().enumerate() {
-                let (row_tile, block) = (t / 2, pair[t % 2]);
-                let Some(block) = block else { continue };
-                // SAFETY: `block` is a real block of this call; the CPU runs AVX-512.
-                let factors = unsafe { BlockFactors::new(w, columns, block) };
-                let first = r + row_tile * TILE_ROWS;
+                let Some(factors) = &pair[t % 2] else {
+                    continue;
+                };
+                let first = r + (t / 2) * TILE_ROWS;
                 for i in 0..TILE_ROWS.min(x.rows.saturating_sub(first)) {
                     // SAFETY: row first + i is a real input row; `tile` holds 16 rows of 16 sums.
                     unsafe {
