@@ -339,14 +339,16 @@ impl ModelDir {
 
     /// Runs `encoder` (this directory's text encoder, under `bert.`: a predictor's or a relation
     /// model's) on the first GPU adapter through wgpu, its weights read again from this directory
-    /// (an export's dequantized); the adapter's name.
+    /// (an export's quantized matrices as their codes); the adapter's name and the weights'
+    /// size there.
     pub fn encoder_on_gpu(&self, encoder: &mut multitag_model::BertEncoder) -> Result<String> {
         let gpu = std::sync::Arc::new(multitag_gpu::Gpu::blocking()?);
         let config = encoder.config.clone();
         let on_gpu = match &self.weights {
             WeightsFormat::Gguf(file) => {
                 multitag_gpu::GpuEncoder::load(gpu, &config, |name, shape| {
-                    file.f32_tensor(&format!("bert.{name}"), shape, &Device::Cpu)
+                    file.qtensor(&format!("bert.{name}"), shape, &Device::Cpu)
+                        .map(multitag_gpu::Stored::Quantized)
                 })
             }
             WeightsFormat::Safetensors(bytes) => {
@@ -356,6 +358,7 @@ impl ModelDir {
                     tensors
                         .get(&format!("bert.{name}"))
                         .cloned()
+                        .map(multitag_gpu::Stored::Float)
                         .ok_or_else(|| {
                             candle_core::Error::Msg(format!("{source}: no tensor `bert.{name}`"))
                         })
@@ -363,7 +366,11 @@ impl ModelDir {
             }
         }
         .with_context(|| format!("{}: the encoder on the GPU", self.path.display()))?;
-        let adapter = on_gpu.gpu().adapter();
+        let adapter = format!(
+            "{}, {:.1} MB of weights",
+            on_gpu.gpu().adapter(),
+            on_gpu.weight_bytes() as f64 / 1e6
+        );
         encoder.set_backend(Some(std::sync::Arc::new(on_gpu)));
         Ok(adapter)
     }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures_util::lock::Mutex;
-use multitag_gpu::{run_staged, Gpu, GpuEncoder, StagedError, StagedStates};
+use multitag_gpu::{run_staged, Gpu, GpuEncoder, StagedError, StagedStates, Stored};
 use multitag_model::{BertEncoder, GgufFile};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
@@ -212,15 +212,17 @@ fn take_models_off(notice: Option<String>) {
 }
 
 /// When WebGPU is the backend, puts the encoder of `slot`'s freshly built predictor on the GPU
-/// (its weights read from the model's file, dequantized to f32). Failing that, the model stays
-/// on the CPU and the notice says why. The caller holds [`lock`] until the model is stored.
+/// (its weights read from the model's file, quantized matrices as their codes). Failing that,
+/// the model stays on the CPU and the notice says why. The caller holds [`lock`] until the model
+/// is stored.
 pub fn attach(slot: Slot, file: &GgufFile<'_>, encoder: &mut BertEncoder) {
     let Some(gpu) = STATE.with(|s| s.borrow().gpu.clone()) else {
         return;
     };
     let config = encoder.config.clone();
     let loaded = GpuEncoder::load(gpu, &config, |name, shape| {
-        file.f32_tensor(&format!("bert.{name}"), shape, &candle_core::Device::Cpu)
+        file.qtensor(&format!("bert.{name}"), shape, &candle_core::Device::Cpu)
+            .map(Stored::Quantized)
     });
     STATE.with(|s| {
         let mut s = s.borrow_mut();

@@ -14,9 +14,9 @@ pub struct Gpu {
 
 impl Gpu {
     /// The first adapter the platform offers (a discrete GPU preferred), with WebGPU's default
-    /// limits (the embedding kernel binds 6 storage buffers; the dense kernel uses 8 KiB of
-    /// workgroup memory) and the adapter's own largest storage binding (a BERT-base
-    /// word-embedding table is 94 MB, WebGPU's default binding 128 MiB).
+    /// limits (the embedding kernel binds up to 7 storage buffers of the 8 allowed; the dense
+    /// kernel uses 8 KiB of workgroup memory) and the adapter's own largest storage binding (a
+    /// BERT-base word-embedding table is 94 MB in f32, WebGPU's default binding 128 MiB).
     pub async fn new() -> Result<Gpu, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());

@@ -1,27 +1,87 @@
 //! [`GpuEncoder`]: a BERT encoder's weights on the GPU and its forward pass over a batch.
 //!
-//! Weights are uploaded once, as f32 (an exported model's quantized matrices dequantized on the
-//! way); each layer's query, key and value matrices are stacked into one `(3h, h)` matrix, so a
-//! layer is five dispatches: QKV, attention, output projection with residual and layer norm,
-//! the GELU feed-forward, and its projection with residual and layer norm. The activations live
-//! in buffers kept between batches and grown when a batch has more tokens than any before.
+//! Weights are uploaded once: float matrices as f32, an exported model's quantized matrices (the
+//! dense layers' and the word table) as their codes, dequantized by the shaders as they read them
+//! ([`crate::codes`]: 10 bits a value with 8-bit codes, 6 with 4-bit ones), vectors and the small
+//! position table as f32. `MULTITAG_GPU_WEIGHTS=f32` dequantizes every matrix at upload instead,
+//! to compare the two. Each layer's query, key and value matrices are stacked into one `(3h, h)`
+//! matrix, so a layer is five dispatches: QKV, attention, output projection with residual and
+//! layer norm, the GELU feed-forward, and its projection with residual and layer norm. The
+//! activations live in buffers kept between batches and grown when a batch has more tokens than
+//! any before.
 use std::sync::{Arc, Mutex};
 
+use candle_core::quantized::QTensor;
 use candle_core::{Result as CandleResult, Tensor};
 use multitag_model::BertConfig;
 use wgpu::util::DeviceExt;
 
+use crate::codes::Codes;
 use crate::context::Gpu;
 use crate::error::GpuError;
-use crate::kernels::{Activation, Plan};
+use crate::kernels::{Activation, Matrix, Plan};
 
 struct Layer {
-    qkv: (wgpu::Buffer, wgpu::Buffer),
-    output: (wgpu::Buffer, wgpu::Buffer),
+    qkv: (Matrix, wgpu::Buffer),
+    output: (Matrix, wgpu::Buffer),
     attention_norm: (wgpu::Buffer, wgpu::Buffer),
-    intermediate: (wgpu::Buffer, wgpu::Buffer),
-    feed_forward: (wgpu::Buffer, wgpu::Buffer),
+    intermediate: (Matrix, wgpu::Buffer),
+    feed_forward: (Matrix, wgpu::Buffer),
     output_norm: (wgpu::Buffer, wgpu::Buffer),
+}
+
+/// A weight as its source holds it: a float tensor (any dtype candle converts to f32) or a
+/// quantized one (an exported GGUF file's).
+pub enum Stored {
+    Float(Tensor),
+    Quantized(QTensor),
+}
+
+/// A weight matrix read, before upload.
+enum HostMatrix {
+    F32(Vec<f32>),
+    Codes(Codes),
+}
+
+impl HostMatrix {
+    fn into_values(self) -> Vec<f32> {
+        match self {
+            HostMatrix::F32(values) => values,
+            HostMatrix::Codes(codes) => codes.values(),
+        }
+    }
+
+    /// The rows of `parts` stacked: as codes when all are codes of one width, else as f32.
+    fn stack(parts: Vec<HostMatrix>) -> Result<HostMatrix, GpuError> {
+        let mut parts = parts.into_iter();
+        let mut stacked = parts.next().unwrap_or(HostMatrix::F32(Vec::new()));
+        for part in parts {
+            stacked = match (stacked, part) {
+                (HostMatrix::Codes(mut above), HostMatrix::Codes(below))
+                    if above.bits == below.bits =>
+                {
+                    above.append(below)?;
+                    HostMatrix::Codes(above)
+                }
+                (above, below) => {
+                    HostMatrix::F32([above.into_values(), below.into_values()].concat())
+                }
+            };
+        }
+        Ok(stacked)
+    }
+}
+
+/// Whether quantized matrices go up as their codes (the default) or dequantized to f32
+/// (`MULTITAG_GPU_WEIGHTS=f32`).
+fn upload_codes() -> Result<bool, GpuError> {
+    match std::env::var("MULTITAG_GPU_WEIGHTS").as_deref() {
+        Err(_) | Ok("codes") => Ok(true),
+        Ok("f32") => Ok(false),
+        Ok(other) => Err(GpuError::Weights(format!(
+            "MULTITAG_GPU_WEIGHTS is `{other}`: `codes` or `f32`"
+        ))),
+    }
 }
 
 /// The activation buffers of a forward pass, for up to `rows` tokens.
@@ -50,13 +110,14 @@ pub struct EncoderStates {
 pub struct GpuEncoder {
     gpu: Arc<Gpu>,
     pub config: BertConfig,
-    word: wgpu::Buffer,
+    word: Matrix,
     position_and_type: wgpu::Buffer,
     embedding_norm: (wgpu::Buffer, wgpu::Buffer),
     layers: Vec<Layer>,
     activation: Activation,
     scratch: Mutex<Option<Scratch>>,
     uniforms: Mutex<Option<wgpu::Buffer>>,
+    weight_bytes: u64,
 }
 
 /// A `(batch, seq)` tensor of ids or mask values, row-major.
@@ -75,14 +136,14 @@ fn values(tensor: &Tensor) -> CandleResult<Vec<f32>> {
 }
 
 impl GpuEncoder {
-    /// The encoder of `config` with its weights from `tensor(name, shape)`: f32 (or any dtype
-    /// candle converts) tensors by their names under the encoder's root, as
-    /// `embeddings.word_embeddings.weight` or `encoder.layer.0.attention.self.query.weight`
-    /// (for an exported file, the GGUF reader's `f32_tensor` at the task's prefix).
+    /// The encoder of `config` with its weights from `tensor(name, shape)`, by their names under
+    /// the encoder's root, as `embeddings.word_embeddings.weight` or
+    /// `encoder.layer.0.attention.self.query.weight` (for an exported file, the GGUF reader's
+    /// `qtensor` at the task's prefix).
     pub fn load(
         gpu: Arc<Gpu>,
         config: &BertConfig,
-        tensor: impl Fn(&str, &[usize]) -> CandleResult<Tensor>,
+        tensor: impl Fn(&str, &[usize]) -> CandleResult<Stored>,
     ) -> Result<GpuEncoder, GpuError> {
         let (h, inner) = (config.hidden_size, config.intermediate_size);
         if config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
@@ -91,37 +152,66 @@ impl GpuEncoder {
                 config.num_attention_heads
             )));
         }
+        let codes = upload_codes()?;
         let device = &gpu.device;
         let max_binding = gpu.max_binding;
-        let upload = |name: &str, data: &[f32]| -> Result<wgpu::Buffer, GpuError> {
-            let bytes = std::mem::size_of_val(data) as u64;
-            if bytes > max_binding {
+        let uploaded = std::cell::Cell::new(0u64);
+        let upload = |name: &str, bytes: &[u8]| -> Result<wgpu::Buffer, GpuError> {
+            let size = bytes.len() as u64;
+            if size > max_binding {
                 return Err(GpuError::Weights(format!(
-                    "`{name}` is {bytes} bytes, more than the {max_binding} bytes this adapter \
+                    "`{name}` is {size} bytes, more than the {max_binding} bytes this adapter \
                      binds at once"
                 )));
             }
+            uploaded.set(uploaded.get() + size);
             Ok(
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(name),
-                    contents: bytemuck::cast_slice(data),
+                    contents: bytes,
                     usage: wgpu::BufferUsages::STORAGE,
                 }),
             )
         };
-        let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, GpuError> {
-            Ok(values(&tensor(name, shape)?)?)
+        let upload_values = |name: &str, data: &[f32]| upload(name, bytemuck::cast_slice(data));
+        let upload_matrix = |name: &str, matrix: HostMatrix| -> Result<Matrix, GpuError> {
+            Ok(match matrix {
+                HostMatrix::F32(values) => Matrix::F32(upload_values(name, &values)?),
+                HostMatrix::Codes(c) => Matrix::Codes {
+                    bits: c.bits,
+                    words: upload(name, bytemuck::cast_slice(&c.words))?,
+                    factors: upload(name, bytemuck::cast_slice(&c.factors))?,
+                },
+            })
         };
-        let pair = |prefix: &str, shape: &[usize]| -> Result<_, GpuError> {
-            let weight_name = format!("{prefix}.weight");
-            let bias_name = format!("{prefix}.bias");
+        let read_matrix = |name: &str, shape: &[usize]| -> Result<HostMatrix, GpuError> {
+            Ok(match tensor(name, shape)? {
+                Stored::Float(t) => HostMatrix::F32(values(&t)?),
+                Stored::Quantized(q) => match Codes::of(&q)?.filter(|_| codes) {
+                    Some(c) => HostMatrix::Codes(c),
+                    None => HostMatrix::F32(values(&q.dequantize(&candle_core::Device::Cpu)?)?),
+                },
+            })
+        };
+        let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, GpuError> {
+            Ok(read_matrix(name, shape)?.into_values())
+        };
+        let vector = |name: &str, len: usize| upload_values(name, &read(name, &[len])?);
+        let dense = |prefix: &str, shape: &[usize]| -> Result<_, GpuError> {
+            let weight = format!("{prefix}.weight");
             Ok((
-                upload(&weight_name, &read(&weight_name, shape)?)?,
-                upload(&bias_name, &read(&bias_name, &shape[..1])?)?,
+                upload_matrix(&weight, read_matrix(&weight, shape)?)?,
+                vector(&format!("{prefix}.bias"), shape[0])?,
             ))
         };
-        let norm = |prefix: &str| pair(prefix, &[h]);
-        let word = read("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let norm = |prefix: &str| -> Result<_, GpuError> {
+            Ok((
+                vector(&format!("{prefix}.weight"), h)?,
+                vector(&format!("{prefix}.bias"), h)?,
+            ))
+        };
+        let word_name = "embeddings.word_embeddings.weight";
+        let word = read_matrix(word_name, &[config.vocab_size, h])?;
         let mut position_and_type = read(
             "embeddings.position_embeddings.weight",
             &[config.max_position_embeddings, h],
@@ -139,37 +229,49 @@ impl GpuEncoder {
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let at = |name: &str| format!("encoder.layer.{i}.{name}");
-                let mut qkv_weight = Vec::with_capacity(3 * h * h);
+                let mut qkv_weight = Vec::with_capacity(3);
                 let mut qkv_bias = Vec::with_capacity(3 * h);
                 for part in ["query", "key", "value"] {
                     let prefix = at(&format!("attention.self.{part}"));
-                    qkv_weight.extend(read(&format!("{prefix}.weight"), &[h, h])?);
+                    qkv_weight.push(read_matrix(&format!("{prefix}.weight"), &[h, h])?);
                     qkv_bias.extend(read(&format!("{prefix}.bias"), &[h])?);
                 }
                 Ok(Layer {
                     qkv: (
-                        upload(&at("attention.self.qkv.weight"), &qkv_weight)?,
-                        upload(&at("attention.self.qkv.bias"), &qkv_bias)?,
+                        upload_matrix(
+                            &at("attention.self.qkv.weight"),
+                            HostMatrix::stack(qkv_weight)?,
+                        )?,
+                        upload_values(&at("attention.self.qkv.bias"), &qkv_bias)?,
                     ),
-                    output: pair(&at("attention.output.dense"), &[h, h])?,
+                    output: dense(&at("attention.output.dense"), &[h, h])?,
                     attention_norm: norm(&at("attention.output.LayerNorm"))?,
-                    intermediate: pair(&at("intermediate.dense"), &[inner, h])?,
-                    feed_forward: pair(&at("output.dense"), &[h, inner])?,
+                    intermediate: dense(&at("intermediate.dense"), &[inner, h])?,
+                    feed_forward: dense(&at("output.dense"), &[h, inner])?,
                     output_norm: norm(&at("output.LayerNorm"))?,
                 })
             })
             .collect::<Result<Vec<_>, GpuError>>()?;
+        let word = upload_matrix(word_name, word)?;
+        let position_and_type = upload_values("embeddings.position_and_type", &position_and_type)?;
+        let embedding_norm = norm("embeddings.LayerNorm")?;
         Ok(GpuEncoder {
-            word: upload("embeddings.word_embeddings.weight", &word)?,
-            position_and_type: upload("embeddings.position_and_type", &position_and_type)?,
-            embedding_norm: norm("embeddings.LayerNorm")?,
+            word,
+            position_and_type,
+            embedding_norm,
             layers,
             activation: Activation::of_config(&config.hidden_act),
             config: config.clone(),
             scratch: Mutex::new(None),
             uniforms: Mutex::new(None),
+            weight_bytes: uploaded.get(),
             gpu,
         })
+    }
+
+    /// Bytes of weights on the GPU.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
     }
 
     pub fn gpu(&self) -> &Gpu {

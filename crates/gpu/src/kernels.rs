@@ -18,18 +18,58 @@ const ROWS_PER_Z: u32 = 32_768;
 const TILE: u32 = 64;
 
 pub(crate) struct Kernels {
-    dense: wgpu::ComputePipeline,
+    dense: ByWeights,
     attention: wgpu::ComputePipeline,
     add_norm: wgpu::ComputePipeline,
-    embed: wgpu::ComputePipeline,
+    embed: ByWeights,
+}
+
+/// A kernel that reads a weight matrix, built for each way the matrix can be stored.
+struct ByWeights {
+    f32: wgpu::ComputePipeline,
+    codes: wgpu::ComputePipeline,
+}
+
+/// A weight matrix on the GPU: f32 values, or quantized codes dequantized as they are read
+/// ([`crate::codes`]).
+pub(crate) enum Matrix {
+    F32(wgpu::Buffer),
+    Codes {
+        bits: u32,
+        words: wgpu::Buffer,
+        factors: wgpu::Buffer,
+    },
+}
+
+impl Matrix {
+    /// The pipeline of `kernel` that reads this matrix, the buffers to bind from binding 2 on
+    /// (the factors go last: the caller binds them after its own), and the bits per code.
+    fn bind<'a>(
+        &'a self,
+        kernel: &'a ByWeights,
+    ) -> (
+        &'a wgpu::ComputePipeline,
+        &'a wgpu::Buffer,
+        Option<&'a wgpu::Buffer>,
+        u32,
+    ) {
+        match self {
+            Matrix::F32(values) => (&kernel.f32, values, None, 0),
+            Matrix::Codes {
+                bits,
+                words,
+                factors,
+            } => (&kernel.codes, words, Some(factors), *bits),
+        }
+    }
 }
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let pipeline = |name: &str, source: &'static str| {
+        let pipeline = |name: &str, source: String| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
+                source: wgpu::ShaderSource::Wgsl(Cow::Owned(source)),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(name),
@@ -41,19 +81,35 @@ impl Kernels {
             })
         };
         // The row kernels share their workgroup reductions (WGSL has no includes).
-        macro_rules! with_reduce {
-            ($file:literal) => {
-                concat!(
-                    include_str!("shaders/row_reduce.wgsl"),
-                    include_str!(concat!("shaders/", $file))
-                )
-            };
-        }
+        const REDUCE: &str = include_str!("shaders/row_reduce.wgsl");
+        // A kernel reading a weight matrix gets its `weight(i)` from one of two headers; the
+        // factors of codes are bound after the kernel's own buffers (`factors`).
+        let by_weights = |name: &str, body: &str, factors: u32| ByWeights {
+            f32: pipeline(
+                name,
+                format!("{}{body}", include_str!("shaders/weights_f32.wgsl")),
+            ),
+            codes: pipeline(
+                name,
+                include_str!("shaders/weights_codes.wgsl").replace("FACTORS", &factors.to_string())
+                    + body,
+            ),
+        };
         Kernels {
-            dense: pipeline("dense", include_str!("shaders/dense.wgsl")),
-            attention: pipeline("attention", with_reduce!("attention.wgsl")),
-            add_norm: pipeline("add_norm", with_reduce!("add_norm.wgsl")),
-            embed: pipeline("embed", with_reduce!("embed.wgsl")),
+            dense: by_weights("dense", include_str!("shaders/dense.wgsl"), 5),
+            attention: pipeline(
+                "attention",
+                format!("{REDUCE}{}", include_str!("shaders/attention.wgsl")),
+            ),
+            add_norm: pipeline(
+                "add_norm",
+                format!("{REDUCE}{}", include_str!("shaders/add_norm.wgsl")),
+            ),
+            embed: by_weights(
+                "embed",
+                &format!("{REDUCE}{}", include_str!("shaders/embed.wgsl")),
+                7,
+            ),
         }
     }
 }
@@ -87,6 +143,8 @@ struct DenseParams {
     n: u32,
     k: u32,
     act: u32,
+    bits: u32,
+    pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -108,6 +166,9 @@ struct RowParams {
     width: u32,
     eps: f32,
     rows_per_z: u32,
+    /// Bits per code of the embedding kernel's word table (unused by the others).
+    bits: u32,
+    pad: [u32; 3],
 }
 
 enum Step<'a> {
@@ -179,20 +240,25 @@ impl<'a> Plan<'a> {
     pub(crate) fn dense(
         &mut self,
         x: &'a wgpu::Buffer,
-        w: &'a wgpu::Buffer,
+        w: &'a Matrix,
         b: &'a wgpu::Buffer,
         y: &'a wgpu::Buffer,
         (m, n, k): (u32, u32, u32),
         act: Activation,
     ) {
+        let (pipeline, w, factors, bits) = w.bind(&self.kernels.dense);
         let params = DenseParams {
             m,
             n,
             k,
             act: act as u32,
+            bits,
+            pad: [0; 3],
         };
         let groups = [n.div_ceil(TILE), m.div_ceil(TILE).max(1), 1];
-        self.dispatch(&self.kernels.dense, &params, vec![x, w, b, y], groups);
+        let mut buffers = vec![x, w, b, y];
+        buffers.extend(factors);
+        self.dispatch(pipeline, &params, buffers, groups);
     }
 
     /// Attention of `rows` packed rows of `qkv` (query, key, value side by side) into `out`.
@@ -232,42 +298,46 @@ impl<'a> Plan<'a> {
         eps: f32,
     ) {
         let kernel = &self.kernels.add_norm;
-        self.layer_norm_rows(kernel, [x, residual], norm, out, shape, eps);
+        self.layer_norm_rows(kernel, [x, residual], norm, out, None, (shape, eps, 0));
     }
 
     /// The embeddings of packed rows (`tokens`: id and position of each).
     pub(crate) fn embed(
         &mut self,
         tokens: &'a wgpu::Buffer,
-        tables: (&'a wgpu::Buffer, &'a wgpu::Buffer),
+        (word, position_and_type): (&'a Matrix, &'a wgpu::Buffer),
         norm: (&'a wgpu::Buffer, &'a wgpu::Buffer),
         out: &'a wgpu::Buffer,
         shape: (u32, u32),
         eps: f32,
     ) {
-        let kernel = &self.kernels.embed;
-        self.layer_norm_rows(kernel, [tokens, tables.0, tables.1], norm, out, shape, eps);
+        let (pipeline, word, factors, bits) = word.bind(&self.kernels.embed);
+        let inputs = [tokens, word, position_and_type];
+        self.layer_norm_rows(pipeline, inputs, norm, out, factors, (shape, eps, bits));
     }
 
-    /// A row kernel ending in a layer norm: its inputs, then gamma, beta and the output bound in
-    /// that order, a workgroup per row.
+    /// A row kernel ending in a layer norm: its inputs, then gamma, beta, the output and (for a
+    /// quantized table) its factors bound in that order, a workgroup per row.
     fn layer_norm_rows<const N: usize>(
         &mut self,
         pipeline: &'a wgpu::ComputePipeline,
         inputs: [&'a wgpu::Buffer; N],
         (gamma, beta): (&'a wgpu::Buffer, &'a wgpu::Buffer),
         out: &'a wgpu::Buffer,
-        (rows, width): (u32, u32),
-        eps: f32,
+        factors: Option<&'a wgpu::Buffer>,
+        ((rows, width), eps, bits): ((u32, u32), f32, u32),
     ) {
         let params = RowParams {
             rows,
             width,
             eps,
             rows_per_z: ROWS_PER_Z,
+            bits,
+            pad: [0; 3],
         };
         let mut buffers = inputs.to_vec();
         buffers.extend([gamma, beta, out]);
+        buffers.extend(factors);
         self.dispatch(pipeline, &params, buffers, row_groups(rows, 1));
     }
 

@@ -6,6 +6,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`codes`] | quantized matrices in the one layout the shaders dequantize as they read |
 //! | [`context`] | the adapter, device and queue ([`Gpu`]), and what the shaders need of them |
 //! | [`kernels`] | the compute pipelines: dense layer (tiled matmul + bias + activation), attention, residual + layer norm, embeddings |
 //! | [`encoder`] | [`GpuEncoder`]: the weights uploaded once, the forward pass of a batch |
@@ -16,8 +17,9 @@
 //! tokens of each sequence, output projection, residual and layer norm, GELU feed-forward,
 //! residual and layer norm), in f32. As on the CPU, pads are dropped before the first layer
 //! (every row is a real token; attention knows each row's sequence), so a batch of short titles
-//! costs what its tokens cost. Weights are read from any source of f32 tensors by their Hugging
-//! Face names, an exported GGUF file's dequantized at upload.
+//! costs what its tokens cost. Weights are read by their Hugging Face names from float tensors or
+//! an exported GGUF file's quantized ones, whose matrices stay quantized on the GPU ([`codes`]).
+pub mod codes;
 pub mod context;
 pub mod encoder;
 pub mod error;
@@ -25,6 +27,6 @@ pub mod kernels;
 pub mod staged;
 
 pub use context::Gpu;
-pub use encoder::{EncoderStates, GpuEncoder};
+pub use encoder::{EncoderStates, GpuEncoder, Stored};
 pub use error::GpuError;
 pub use staged::{run_staged, EncoderRequest, StagedError, StagedStates, StatesSource};

@@ -9,11 +9,12 @@
 //! command sets it after installing a software Vulkan driver), where they fail.
 use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use multitag_gpu::{
     run_staged, EncoderRequest, EncoderStates, Gpu, GpuEncoder, GpuError, StagedError,
-    StagedStates, StatesSource,
+    StagedStates, StatesSource, Stored,
 };
 use multitag_model::{BertConfig, BertEncoder, Mode};
 
@@ -67,15 +68,17 @@ fn random_encoder(config: &BertConfig) -> (BertEncoder, VarMap) {
     (encoder, varmap)
 }
 
-fn tensor_of(varmap: &VarMap) -> impl Fn(&str, &[usize]) -> candle_core::Result<Tensor> + '_ {
-    move |name, shape| {
-        let data = varmap.data().lock().unwrap();
-        let var = data
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("missing `{name}`")))?;
-        assert_eq!(var.dims(), shape, "{name}");
-        Ok(var.as_tensor().clone())
-    }
+fn tensor_of(varmap: &VarMap) -> impl Fn(&str, &[usize]) -> candle_core::Result<Stored> + '_ {
+    move |name, shape| Ok(Stored::Float(variable(varmap, name, shape)?))
+}
+
+fn variable(varmap: &VarMap, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+    let data = varmap.data().lock().unwrap();
+    let var = data
+        .get(name)
+        .ok_or_else(|| candle_core::Error::Msg(format!("missing `{name}`")))?;
+    assert_eq!(var.dims(), shape, "{name}");
+    Ok(var.as_tensor().clone())
 }
 
 /// Rows of 7, 3, 0 and 5 real tokens, padded to 7.
@@ -332,4 +335,58 @@ fn a_gpu_failure_comes_back_for_the_cpu_to_take_over() {
         config.hidden_size,
         "back on the CPU",
     );
+}
+
+/// Quantized matrices uploaded as their codes and read through the shaders' dequantization give
+/// exactly what the same matrices dequantized to f32 at upload give: q8_0 and q4k dense layers (a
+/// q4k export's choice by row length), a q5_0 word table. And they take far fewer bytes.
+#[test]
+fn quantized_matrices_read_as_codes_compute_as_their_f32_values() {
+    let Some(gpu) = gpu() else { return };
+    let config = BertConfig {
+        hidden_size: 64,
+        intermediate_size: 256,
+        ..config("gelu", None)
+    };
+    let (_, varmap) = random_encoder(&config);
+    let quantized = |name: &str, shape: &[usize]| -> candle_core::Result<Option<QTensor>> {
+        let t = variable(&varmap, name, shape)?;
+        let dtype = match (shape, name) {
+            ([_], _) => return Ok(None),
+            (_, "embeddings.word_embeddings.weight") => GgmlDType::Q5_0,
+            ([_, cols], _) if cols % 256 == 0 => GgmlDType::Q4K,
+            ([_, cols], _) if cols % 32 == 0 => GgmlDType::Q8_0,
+            _ => return Ok(None),
+        };
+        QTensor::quantize(&t, dtype).map(Some)
+    };
+    let as_codes = GpuEncoder::load(gpu.clone(), &config, |name, shape| {
+        Ok(match quantized(name, shape)? {
+            Some(q) => Stored::Quantized(q),
+            None => Stored::Float(variable(&varmap, name, shape)?),
+        })
+    })
+    .unwrap();
+    let as_f32 = GpuEncoder::load(gpu, &config, |name, shape| {
+        Ok(Stored::Float(match quantized(name, shape)? {
+            Some(q) => q.dequantize(&Device::Cpu)?,
+            None => variable(&varmap, name, shape)?,
+        }))
+    })
+    .unwrap();
+    let (ids, mask, shape) = batch();
+    let codes = as_codes
+        .forward_blocking(&ids, &mask, shape, 3, None)
+        .unwrap();
+    let f32s = as_f32
+        .forward_blocking(&ids, &mask, shape, 3, None)
+        .unwrap();
+    assert!(codes.top.iter().any(|&v| v != 0.0));
+    assert_eq!(codes.top, f32s.top, "the same values, the same sums");
+    eprintln!(
+        "weights on the GPU: {} bytes as codes, {} as f32",
+        as_codes.weight_bytes(),
+        as_f32.weight_bytes()
+    );
+    assert!(as_codes.weight_bytes() * 3 < as_f32.weight_bytes());
 }

@@ -1,4 +1,6 @@
 // y = act(x · wᵀ + b): x (m, k) row-major, w (n, k) row-major (a torch Linear's weight), b (n).
+// w is read through weight(i) (value i of w, row-major), which weights_f32.wgsl or
+// weights_codes.wgsl, prepended when the pipeline is built, defines with w's binding (2).
 // A workgroup computes a 64 x 64 tile of y with 16 x 16 threads, each a 4 x 4 block; k advances
 // 16 at a time through workgroup memory. act: 0 none, 1 GELU (erf), 2 GELU (tanh), 3 ReLU.
 struct Params {
@@ -6,11 +8,12 @@ struct Params {
     n: u32,
     k: u32,
     act: u32,
+    // Bits per code of a quantized w (weights_codes.wgsl).
+    bits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -71,7 +74,7 @@ fn main(
             xs[kk * TILE + r] = xv;
             var wv = 0.0;
             if (col0 + r < p.n && gk < p.k) {
-                wv = w[(col0 + r) * p.k + gk];
+                wv = weight((col0 + r) * p.k + gk);
             }
             ws[kk * TILE + r] = wv;
         }
