@@ -1,6 +1,7 @@
 //! The page's pure logic, kept apart from the DOM so it is unit-tested natively: reading pasted
 //! titles, cutting a title into plain and entity segments by character offsets, entity colours,
-//! best matches in a similarity matrix, the search's ranking, and small formatters.
+//! best matches in a similarity matrix, the search's ranking, a run's summary line, and small
+//! formatters.
 use multitag_core::{Entity, FoundRelation};
 
 /// At most this many titles are tagged from one paste.
@@ -417,6 +418,66 @@ pub fn matrix_range(matrix: &[Vec<f32>]) -> (f32, f32) {
         (0.0, 1.0)
     } else {
         (lo, hi)
+    }
+}
+
+/// How far a run has got, for the summary line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Progress {
+    pub total: usize,
+    pub done: usize,
+    /// Lines past the view's limit, not read.
+    pub dropped: usize,
+    pub worker_ms: f64,
+    pub wall_ms: f64,
+    pub running: bool,
+    pub error: Option<String>,
+}
+
+/// A view's words in its summary line.
+pub struct Words {
+    /// Before any run: what to do.
+    pub prompt: &'static str,
+    /// "Tagging", "Reading": a run under way.
+    pub working: &'static str,
+    /// "Tagged", "Read": a run done.
+    pub finished: &'static str,
+    /// "title", "sentence", and their plural.
+    pub item: &'static str,
+    pub items: &'static str,
+    /// The view's limit on lines.
+    pub limit: usize,
+}
+
+impl Progress {
+    pub fn summary(&self, words: &Words) -> String {
+        if self.total == 0 && self.error.is_none() {
+            return words.prompt.to_string();
+        }
+        let Words { item, items, .. } = words;
+        let mut s = if self.running {
+            format!("{}… {} of {} {items}", words.working, self.done, self.total)
+        } else {
+            format!("{} {} {items}", words.finished, self.done)
+        };
+        if self.done > 0 {
+            s.push_str(&format!(
+                " · total {} ({} in the model, {} per {item})",
+                format_ms(self.wall_ms),
+                format_ms(self.worker_ms),
+                format_ms(self.worker_ms / self.done as f64)
+            ));
+        }
+        if self.dropped > 0 {
+            s.push_str(&format!(
+                " · {} lines past the first {} were not read",
+                self.dropped, words.limit
+            ));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!(" · error: {e}"));
+        }
+        s
     }
 }
 
@@ -894,5 +955,44 @@ mod tests {
                 "case {case}: {paste:?}"
             );
         }
+    }
+
+    const WORDS: Words = Words {
+        prompt: "Paste titles.",
+        working: "Tagging",
+        finished: "Tagged",
+        item: "title",
+        items: "titles",
+        limit: 5000,
+    };
+
+    #[test]
+    fn the_summary_line_says_what_the_run_did() {
+        assert_eq!(Progress::default().summary(&WORDS), "Paste titles.");
+        let running = Progress {
+            total: 10,
+            done: 4,
+            worker_ms: 40.0,
+            wall_ms: 50.0,
+            running: true,
+            ..Progress::default()
+        };
+        let line = running.summary(&WORDS);
+        assert!(
+            line.starts_with("Tagging… 4 of 10 titles · total "),
+            "{line}"
+        );
+        assert!(line.contains(" per title)"), "{line}");
+        let failed = Progress {
+            total: 10,
+            dropped: 3,
+            error: Some("the worker crashed".into()),
+            ..Progress::default()
+        };
+        assert_eq!(
+            failed.summary(&WORDS),
+            "Tagged 0 titles · 3 lines past the first 5000 were not read · error: the worker \
+             crashed"
+        );
     }
 }

@@ -42,6 +42,7 @@ mod browser;
 mod examples;
 mod model;
 mod relations;
+mod run;
 mod search;
 mod similarity;
 mod status;

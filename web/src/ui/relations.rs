@@ -16,16 +16,17 @@ use leptos::task::spawn_local;
 use serde::Deserialize;
 use wasm_bindgen::JsCast;
 
-use super::browser::{fetch_text, jsonl_url, now};
+use super::browser::{fetch_text, now};
 use super::examples::one_line;
 use super::model::{ModelContext, ModelState, OnDemandState};
+use super::run::Run;
 use super::status::error_kind_name;
 use crate::client::pool;
 use crate::protocol::{LoadErrorKind, Slot, TextRelations};
 use crate::view::{
-    arc_room, arc_svg, chip_of, format_bytes, format_ms, label_class, numbered_lines,
-    relations_jsonl, segments, shown_entities, ChipBox, MAKE_RELATION_MODEL_COMMANDS,
-    MAX_SENTENCES, RELATION_BATCH,
+    arc_room, arc_svg, chip_of, format_bytes, label_class, numbered_lines, relations_jsonl,
+    segments, shown_entities, ChipBox, Words, MAKE_RELATION_MODEL_COMMANDS, MAX_SENTENCES,
+    RELATION_BATCH,
 };
 
 /// One sentence's entities and relations, in the list by its place in the paste.
@@ -37,55 +38,30 @@ struct Row {
     result: TextRelations,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
-struct RelationRun {
-    total: usize,
-    done: usize,
-    /// Lines past `MAX_SENTENCES`, not read.
-    dropped: usize,
-    worker_ms: f64,
-    wall_ms: f64,
-    running: bool,
-    error: Option<String>,
-}
+const WORDS: Words = Words {
+    prompt: "Paste sentences above and press “Find relations”.",
+    working: "Reading",
+    finished: "Read",
+    item: "sentence",
+    items: "sentences",
+    limit: MAX_SENTENCES,
+};
 
-/// The view's run state, as copyable signal handles for the run's task and the buttons.
+/// The view's run.
 #[derive(Clone, Copy)]
 struct Extraction {
-    rows: RwSignal<Vec<Arc<Row>>>,
-    run: RwSignal<RelationRun>,
-    /// Bumped by every new run and by "Clear"; a task whose generation is gone stops.
-    generation: RwSignal<u64>,
-    /// An object URL of the last finished run's JSONL.
-    download_url: RwSignal<Option<String>>,
+    run: Run<Row>,
 }
 
 impl Extraction {
     fn new() -> Self {
-        Self {
-            rows: RwSignal::new(Vec::new()),
-            run: RwSignal::new(RelationRun::default()),
-            generation: RwSignal::new(0),
-            download_url: RwSignal::new(None),
-        }
+        Self { run: Run::new() }
     }
 
     /// Reads the sentences in `text`, replacing the previous run and its results.
     fn start(self, text: &str) {
         let parsed = numbered_lines(text, MAX_SENTENCES);
-        let generation = self.generation.get_untracked() + 1;
-        self.generation.set(generation);
-        self.rows.set(Vec::new());
-        if let Some(url) = self.download_url.get_untracked() {
-            let _ = web_sys::Url::revoke_object_url(&url);
-            self.download_url.set(None);
-        }
-        self.run.set(RelationRun {
-            total: parsed.lines.len(),
-            dropped: parsed.dropped,
-            running: !parsed.lines.is_empty(),
-            ..RelationRun::default()
-        });
+        let generation = self.run.begin(parsed.lines.len(), parsed.dropped);
         if parsed.lines.is_empty() {
             return;
         }
@@ -101,13 +77,13 @@ impl Extraction {
         for (b, batch) in lines.chunks(RELATION_BATCH).enumerate() {
             let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
             let reply = client.relations(texts, RELATION_BATCH).await;
-            if self.generation.get_untracked() != generation {
+            if !self.run.is_current(generation) {
                 return;
             }
             match reply {
                 Ok((results, ms)) => {
                     let count = results.len();
-                    self.rows.update(|rows| {
+                    self.run.rows.update(|rows| {
                         for (i, ((line, _), result)) in batch.iter().zip(results).enumerate() {
                             rows.push(Arc::new(Row {
                                 index: b * RELATION_BATCH + i,
@@ -116,68 +92,18 @@ impl Extraction {
                             }));
                         }
                     });
-                    self.run.update(|r| {
-                        r.done += count;
-                        r.worker_ms += ms;
-                        r.wall_ms = now() - started;
-                    });
+                    self.run.answered(count, ms, started);
                 }
-                Err(error) => {
-                    self.run.update(|r| {
-                        r.running = false;
-                        r.error = Some(error);
-                    });
-                    return;
-                }
+                Err(error) => return self.run.failed(error),
             }
         }
-        self.run.update(|r| {
-            r.running = false;
-            r.wall_ms = now() - started;
-        });
-        let jsonl = self.rows.with_untracked(|rows| {
+        let jsonl = self.run.rows.with_untracked(|rows| {
             let pairs: Vec<(usize, &TextRelations)> =
                 rows.iter().map(|r| (r.line, &r.result)).collect();
             relations_jsonl(&pairs)
         });
-        self.download_url.set(jsonl_url(&jsonl));
+        self.run.finish(started, &jsonl);
     }
-
-    /// Drops the results and stops the run's task (the download of a finished run stays).
-    fn clear(self) {
-        self.generation.update(|g| *g += 1);
-        self.rows.set(Vec::new());
-        self.run.set(RelationRun::default());
-    }
-}
-
-fn summary(run: &RelationRun) -> String {
-    if run.total == 0 && run.error.is_none() {
-        return "Paste sentences above and press “Find relations”.".to_string();
-    }
-    let mut s = if run.running {
-        format!("Reading… {} of {} sentences", run.done, run.total)
-    } else {
-        format!("Read {} sentences", run.done)
-    };
-    if run.done > 0 {
-        s.push_str(&format!(
-            " · total {} ({} in the model, {} per sentence)",
-            format_ms(run.wall_ms),
-            format_ms(run.worker_ms),
-            format_ms(run.worker_ms / run.done as f64)
-        ));
-    }
-    if run.dropped > 0 {
-        s.push_str(&format!(
-            " · {} lines past the first {MAX_SENTENCES} were not read",
-            run.dropped
-        ));
-    }
-    if let Some(e) = &run.error {
-        s.push_str(&format!(" · error: {e}"));
-    }
-    s
 }
 
 /// A test sentence `trainer export` bundles with a relation model (`relations/examples.json`).
@@ -492,7 +418,7 @@ pub fn RelationsView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
     });
     Effect::new(move || {
         if models.crashed() {
-            extraction.run.update(|r| r.running = false);
+            extraction.run.progress.update(|p| p.running = false);
         }
     });
     let ready = move || matches!(models.relations.get(), OnDemandState::Ready(_));
@@ -504,12 +430,12 @@ pub fn RelationsView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
         spawn_local(async move {
             match bundled_sentences().await {
                 Ok(sentences) => input.set(sentences.join("\n")),
-                Err(e) => extraction.run.update(|r| r.error = Some(e)),
+                Err(e) => extraction.run.progress.update(|p| p.error = Some(e)),
             }
         })
     };
-    let run = extraction.run;
-    let download_url = extraction.download_url;
+    let run = extraction.run.progress;
+    let download_url = extraction.run.download_url;
     let has_download = move || download_url.get().is_some();
     view! {
         <section id="relations-view" class="view" class:hidden=move || !shown.get()>
@@ -541,7 +467,7 @@ pub fn RelationsView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
                     <button
                         id="relations-clear"
                         on:click=move |_| {
-                            extraction.clear();
+                            extraction.run.clear();
                             input.set(String::new());
                         }
                     >
@@ -565,13 +491,13 @@ pub fn RelationsView(#[prop(into)] shown: Signal<bool>) -> impl IntoView {
                     data-total=move || run.get().total.to_string()
                     data-running=move || run.get().running.to_string()
                 >
-                    {move || run.with(summary)}
+                    {move || run.with(|p| p.summary(&WORDS))}
                 </p>
             </div>
             <RelationLegend types=types/>
             <ol id="relations-results" class="results">
                 <For
-                    each=move || extraction.rows.get()
+                    each=move || extraction.run.rows.get()
                     key=|row| row.index
                     children=move |row| {
                         view! { <RelationRow row=row types=types.get_untracked() layout=layout/> }

@@ -12,13 +12,15 @@ use futures_util::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::browser::{jsonl_url, now};
+use super::browser::now;
 use super::examples::{bundled_examples, one_line};
 use super::model::{ModelContext, ModelState, OnDemandState};
+use super::run::Run;
 use crate::client::pool;
 use crate::protocol::{Slot, TaggedTitle, TypeDescription};
 use crate::view::{
-    batch_order, format_ms, label_class, parse_lines, segments, BATCH_SIZE, MAX_TITLES, SORT_WINDOW,
+    batch_order, format_ms, label_class, parse_lines, segments, Words, BATCH_SIZE, MAX_TITLES,
+    SORT_WINDOW,
 };
 
 /// One tagged title, in the list by its place in the paste.
@@ -30,28 +32,19 @@ struct Row {
     ms: f64,
 }
 
-/// How far the current run has got, for the summary line.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct TagRun {
-    total: usize,
-    done: usize,
-    /// Lines past `MAX_TITLES`, not tagged.
-    dropped: usize,
-    worker_ms: f64,
-    wall_ms: f64,
-    running: bool,
-    error: Option<String>,
-}
+const WORDS: Words = Words {
+    prompt: "Paste titles above and press “Tag titles”.",
+    working: "Tagging",
+    finished: "Tagged",
+    item: "title",
+    items: "titles",
+    limit: MAX_TITLES,
+};
 
-/// The view's run state, as copyable signal handles for the run's task and the buttons.
+/// The view's run and, for a BINDER run, its types.
 #[derive(Clone, Copy)]
 struct Tagging {
-    rows: RwSignal<Vec<Arc<Row>>>,
-    run: RwSignal<TagRun>,
-    /// Bumped by every new run and by "Clear"; a task whose generation is gone stops.
-    generation: RwSignal<u64>,
-    /// An object URL of the last finished run's JSONL.
-    download_url: RwSignal<Option<String>>,
+    run: Run<Row>,
     /// The entity types of the last run's model (the legend and the chips' colours), when it was
     /// BINDER's: its trained types and the described ones.
     types: RwSignal<Option<Vec<String>>>,
@@ -60,10 +53,7 @@ struct Tagging {
 impl Tagging {
     fn new() -> Self {
         Self {
-            rows: RwSignal::new(Vec::new()),
-            run: RwSignal::new(TagRun::default()),
-            generation: RwSignal::new(0),
-            download_url: RwSignal::new(None),
+            run: Run::new(),
             types: RwSignal::new(None),
         }
     }
@@ -72,20 +62,8 @@ impl Tagging {
     /// tagger, or with BINDER and `described` types after its trained ones.
     fn start(self, text: &str, binder: Option<(Vec<String>, Vec<TypeDescription>)>) {
         let parsed = parse_lines(text, MAX_TITLES);
-        let generation = self.generation.get_untracked() + 1;
-        self.generation.set(generation);
-        self.rows.set(Vec::new());
-        if let Some(url) = self.download_url.get_untracked() {
-            let _ = web_sys::Url::revoke_object_url(&url);
-            self.download_url.set(None);
-        }
         let titles = parsed.titles;
-        self.run.set(TagRun {
-            total: titles.len(),
-            dropped: parsed.dropped,
-            running: !titles.is_empty(),
-            ..TagRun::default()
-        });
+        let generation = self.run.begin(titles.len(), parsed.dropped);
         self.types.set(binder.as_ref().map(|(trained, described)| {
             let mut names = trained.clone();
             names.extend(described.iter().map(|t| t.name.clone()));
@@ -125,14 +103,14 @@ impl Tagging {
             });
         let mut replies = futures_util::stream::iter(requests).buffered(open);
         while let Some((batch, reply)) = replies.next().await {
-            if self.generation.get_untracked() != generation {
+            if !self.run.is_current(generation) {
                 return;
             }
             match reply {
                 Ok((results, ms)) => {
                     let per_title = ms / results.len().max(1) as f64;
                     let count = results.len();
-                    self.rows.update(|rows| {
+                    self.run.rows.update(|rows| {
                         for (&index, result) in batch.iter().zip(results) {
                             let at = rows.partition_point(|r| r.index < index);
                             rows.insert(
@@ -145,68 +123,17 @@ impl Tagging {
                             );
                         }
                     });
-                    self.run.update(|r| {
-                        r.done += count;
-                        r.worker_ms += ms;
-                        r.wall_ms = now() - started;
-                    });
+                    self.run.answered(count, ms, started);
                 }
-                Err(error) => {
-                    self.run.update(|r| {
-                        r.running = false;
-                        r.error = Some(error);
-                    });
-                    return;
-                }
+                Err(error) => return self.run.failed(error),
             }
         }
-        self.run.update(|r| {
-            r.running = false;
-            r.wall_ms = now() - started;
-        });
         let results: Vec<TaggedTitle> = self
+            .run
             .rows
             .with_untracked(|rows| rows.iter().map(|r| r.result.clone()).collect());
-        self.download_url
-            .set(jsonl_url(&multitag_core::to_jsonl(&results)));
+        self.run.finish(started, &multitag_core::to_jsonl(&results));
     }
-
-    /// Drops the results and stops the run's task (the download of a finished run stays).
-    fn clear(self) {
-        self.generation.update(|g| *g += 1);
-        self.rows.set(Vec::new());
-        self.run.set(TagRun::default());
-    }
-}
-
-/// The summary line under the buttons.
-fn summary(run: &TagRun) -> String {
-    if run.total == 0 && run.error.is_none() {
-        return "Paste titles above and press “Tag titles”.".to_string();
-    }
-    let mut s = if run.running {
-        format!("Tagging… {} of {} titles", run.done, run.total)
-    } else {
-        format!("Tagged {} titles", run.done)
-    };
-    if run.done > 0 {
-        s.push_str(&format!(
-            " · total {} ({} in the model, {} per title)",
-            format_ms(run.wall_ms),
-            format_ms(run.worker_ms),
-            format_ms(run.worker_ms / run.done as f64)
-        ));
-    }
-    if run.dropped > 0 {
-        s.push_str(&format!(
-            " · {} lines past the first {MAX_TITLES} were not tagged",
-            run.dropped
-        ));
-    }
-    if let Some(e) = &run.error {
-        s.push_str(&format!(" · error: {e}"));
-    }
-    s
 }
 
 /// The tag view. `bench` adds the benchmark button; `shown` is whether its tab is selected.
@@ -221,7 +148,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
     // stopped at once, together with the model status.
     Effect::new(move || {
         if models.crashed() {
-            tagging.run.update(|r| r.running = false);
+            tagging.run.progress.update(|p| p.running = false);
         }
     });
     let fill_examples = move |_| {
@@ -236,7 +163,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
                         .join("\n");
                     input.set(text);
                 }
-                Err(e) => tagging.run.update(|r| r.error = Some(e)),
+                Err(e) => tagging.run.progress.update(|p| p.error = Some(e)),
             }
         })
     };
@@ -252,8 +179,8 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
             bench_output.set(Some(report));
         })
     };
-    let run = tagging.run;
-    let download_url = tagging.download_url;
+    let run = tagging.run.progress;
+    let download_url = tagging.run.download_url;
     let has_download = move || download_url.get().is_some();
     view! {
         <section id="tag-view" class="view" class:hidden=move || !shown.get()>
@@ -288,7 +215,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
                     <button
                         id="tag-clear"
                         on:click=move |_| {
-                            tagging.clear();
+                            tagging.run.clear();
                             input.set(String::new());
                         }
                     >
@@ -324,7 +251,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
                     data-total=move || run.get().total.to_string()
                     data-running=move || run.get().running.to_string()
                 >
-                    {move || run.with(summary)}
+                    {move || run.with(|p| p.summary(&WORDS))}
                 </p>
                 {move || bench_output.get().map(|b| view! { <pre id="bench-output" class="bench">{b}</pre> })}
             </div>
@@ -332,7 +259,7 @@ pub fn TagView(bench: bool, #[prop(into)] shown: Signal<bool>) -> impl IntoView 
             <Legend run_types=tagging.types/>
             <ol id="results" class="results">
                 <For
-                    each=move || tagging.rows.get()
+                    each=move || tagging.run.rows.get()
                     key=|row| row.index
                     children=move |row| {
                         let types = tagging
