@@ -141,11 +141,6 @@ impl Codes {
             .collect()
     }
 
-    /// Bytes on the GPU.
-    pub fn bytes(&self) -> usize {
-        4 * self.words.len() + 8 * self.factors.len()
-    }
-
     /// `self`'s rows followed by `other`'s (both must have the same bits), as stacking two
     /// weight matrices of one layer.
     pub fn append(&mut self, other: Codes) -> Result<()> {

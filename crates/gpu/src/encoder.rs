@@ -37,6 +37,16 @@ pub enum Stored {
     Quantized(QTensor),
 }
 
+impl Stored {
+    /// The weight as f32 values (a quantized one dequantized).
+    fn into_values(self) -> CandleResult<Vec<f32>> {
+        match self {
+            Stored::Float(t) => values(&t),
+            Stored::Quantized(q) => values(&q.dequantize(&candle_core::Device::Cpu)?),
+        }
+    }
+}
+
 /// A weight matrix read, before upload.
 enum HostMatrix {
     F32(Vec<f32>),
@@ -152,7 +162,7 @@ impl GpuEncoder {
                 config.num_attention_heads
             )));
         }
-        let codes = upload_codes()?;
+        let keep_codes = upload_codes()?;
         let device = &gpu.device;
         let max_binding = gpu.max_binding;
         let uploaded = std::cell::Cell::new(0u64);
@@ -180,21 +190,21 @@ impl GpuEncoder {
                 HostMatrix::Codes(c) => Matrix::Codes {
                     bits: c.bits,
                     words: upload(name, bytemuck::cast_slice(&c.words))?,
-                    factors: upload(name, bytemuck::cast_slice(&c.factors))?,
+                    factors: upload(&format!("{name} factors"), bytemuck::cast_slice(&c.factors))?,
                 },
             })
         };
         let read_matrix = |name: &str, shape: &[usize]| -> Result<HostMatrix, GpuError> {
-            Ok(match tensor(name, shape)? {
-                Stored::Float(t) => HostMatrix::F32(values(&t)?),
-                Stored::Quantized(q) => match Codes::of(&q)?.filter(|_| codes) {
-                    Some(c) => HostMatrix::Codes(c),
-                    None => HostMatrix::F32(values(&q.dequantize(&candle_core::Device::Cpu)?)?),
-                },
-            })
+            let stored = tensor(name, shape)?;
+            if let (true, Stored::Quantized(q)) = (keep_codes, &stored) {
+                if let Some(codes) = Codes::of(q)? {
+                    return Ok(HostMatrix::Codes(codes));
+                }
+            }
+            Ok(HostMatrix::F32(stored.into_values()?))
         };
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>, GpuError> {
-            Ok(read_matrix(name, shape)?.into_values())
+            Ok(tensor(name, shape)?.into_values()?)
         };
         let vector = |name: &str, len: usize| upload_values(name, &read(name, &[len])?);
         let dense = |prefix: &str, shape: &[usize]| -> Result<_, GpuError> {
