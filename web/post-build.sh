@@ -5,7 +5,12 @@
 #     public/model-baseline -> model-baseline/, public/relations -> relations/ (the relation
 #     extraction model of the Relations view) and public/binder -> binder/ (the Tag view's types
 #     described in words); they are generated and large, so not trunk assets;
-#  2. in release builds, optimizes the wasm files with wasm-opt if a recent one is present.
+#  2. in release builds, builds the worker a second time with WebAssembly relaxed SIMD
+#     (worker_relaxed.js + worker_relaxed_bg.wasm), which web/worker-loader.js starts where the
+#     browser compiles it: its int8 products use i32x4.relaxed_dot_i8x16_i7x16_add_s. A separate
+#     target directory, as its RUSTFLAGS would otherwise rebuild trunk's output each time.
+#     MULTITAG_RELAXED_SIMD=0 skips it (the page then runs the SIMD128 worker everywhere);
+#  3. in release builds, optimizes the wasm files with wasm-opt if a recent one is present.
 #
 # wasm-opt is run here rather than by trunk (index.html sets data-wasm-opt="0") because binaryen
 # older than 116 (Debian bookworm ships 108) corrupts wasm-bindgen's externref table, which gives a
@@ -24,6 +29,16 @@ for m in model model-baseline relations binder; do
 done
 
 [ "${TRUNK_PROFILE:-debug}" = release ] || exit 0
+
+if [ "${MULTITAG_RELAXED_SIMD:-}" != 0 ]; then
+  relaxed=target/wasm-relaxed-simd
+  RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo build --release --offline --quiet \
+    --target wasm32-unknown-unknown -p multitag-web --bin worker --target-dir "$relaxed"
+  wasm-bindgen --target no-modules --no-typescript --out-dir "$stage" --out-name worker_relaxed \
+    "$relaxed/wasm32-unknown-unknown/release/worker.wasm"
+  echo "post-build: worker_relaxed (relaxed SIMD) built"
+fi
+
 [ "${MULTITAG_WASM_OPT:-}" != 0 ] || exit 0   # MULTITAG_WASM_OPT=0: skip, for quick rebuilds
 
 version_of() { "$1" --version 2>/dev/null | sed -n 's/^wasm-opt version \([0-9]*\).*/\1/p'; }
@@ -44,7 +59,9 @@ fi
 for wasm in "$stage"/*.wasm; do
   [ -f "$wasm" ] || continue
   before=$(wc -c < "$wasm")
-  "$opt" -O3 \
+  features=""
+  case "$wasm" in *_relaxed_bg.wasm) features="--enable-relaxed-simd" ;; esac
+  "$opt" -O3 $features \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
     "$wasm" -o "$wasm.opt"

@@ -72,6 +72,7 @@ pub fn info() -> BackendInfo {
             software: s.probe.software,
             unavailable: s.probe.unavailable.clone(),
             notice: s.notice.clone(),
+            relaxed_simd: cfg!(target_feature = "relaxed-simd"),
         }
     })
 }

@@ -81,6 +81,9 @@ pub struct BackendInfo {
     /// What the worker last fell back from: WebGPU that could not start, or a batch that failed
     /// on the GPU and ran on the CPU.
     pub notice: Option<String>,
+    /// The worker's CPU path was built with WebAssembly relaxed SIMD (its int8 products twice as
+    /// fast or more), which the page loads where the browser compiles it.
+    pub relaxed_simd: bool,
 }
 
 impl BackendInfo {

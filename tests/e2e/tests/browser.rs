@@ -1305,6 +1305,45 @@ fn tag_view_tags_a_type_described_in_words() -> Result<()> {
     Ok(())
 }
 
+/// Chromium compiles relaxed SIMD, so the page starts the worker built with it (7-bit inputs times
+/// int8 weights in `i32x4.relaxed_dot_i8x16_i7x16_add_s`); `?simd=plain` starts the SIMD128 build
+/// (14-bit inputs, `i32x4.dot_i16x8_s`). Both tag the titles with the same entities, the known
+/// ones among them.
+#[test]
+fn the_relaxed_simd_and_the_simd128_workers_tag_alike() -> Result<()> {
+    let Some(s) = setup(true) else { return Ok(()) };
+    let _one = serial();
+    let mut titles = TITLES.to_vec();
+    titles.push(UNICODE_TITLE);
+    let mut tagged = Vec::new();
+    for (page, build) in [
+        ("/?workers=1&backend=cpu", "relaxed"),
+        ("/?workers=1&backend=cpu&simd=plain", "simd128"),
+    ] {
+        let (_server, _browser, tab) = open(&s, ModelMode::Dir(s.model.clone()), page)?;
+        wait_for_model(&tab, MODEL_TIMEOUT)?;
+        let state = backend_state(&tab)?;
+        ensure!(
+            state["active"] == "cpu" && state["simd"] == build,
+            "{page}: expected the {build} worker on the CPU: {state}"
+        );
+        let rows = tag_rows(&tab, &titles)?;
+        ensure!(
+            has(&rows[0], "BRAND", 0, 8, "Roadster"),
+            "{build}: no BRAND chip `Roadster` at [0,8): {:?}",
+            rows[0]
+        );
+        tagged.push(rows);
+    }
+    ensure!(
+        tagged[0] == tagged[1],
+        "the two workers tag differently:\n relaxed {:?}\n simd128 {:?}",
+        tagged[0],
+        tagged[1]
+    );
+    Ok(())
+}
+
 /// Switches the page's encoder to WebGPU and waits until it runs there.
 fn choose_webgpu(tab: &Tab) -> Result<()> {
     eval_json(
@@ -1345,7 +1384,7 @@ fn tag_rows(tab: &Tab, titles: &[&str]) -> Result<Vec<Vec<Value>>> {
 fn backend_state(tab: &Tab) -> Result<Value> {
     eval_json(
         tab,
-        "(() => { const b = document.querySelector('#backend'); return {active: b.dataset.active, adapter: b.dataset.adapter, software: b.dataset.software, notice: document.querySelector('#backend-notice').textContent, webgpu_disabled: document.querySelector('#backend-select option[value=\"webgpu\"]').disabled}; })()",
+        "(() => { const b = document.querySelector('#backend'); return {active: b.dataset.active, simd: b.dataset.simd, adapter: b.dataset.adapter, software: b.dataset.software, notice: document.querySelector('#backend-notice').textContent, webgpu_disabled: document.querySelector('#backend-select option[value=\"webgpu\"]').disabled}; })()",
     )
 }
 

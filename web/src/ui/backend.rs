@@ -1,6 +1,6 @@
 //! Where the encoder runs, in the header: the active backend, a switch between the CPU
 //! (WebAssembly) and WebGPU (offered when the browser gives an adapter), and the notice of the
-//! last fallback. `#backend[data-active=cpu|webgpu][data-adapter][data-software]`,
+//! last fallback. `#backend[data-active=cpu|webgpu][data-adapter][data-software][data-simd=relaxed|simd128]`,
 //! `#backend-select`, `#backend-notice` (empty when there is none).
 use leptos::prelude::*;
 
@@ -27,6 +27,13 @@ pub fn BackendSwitch() -> impl IntoView {
             (None, None) => "WebGPU".to_string(),
         }
     };
+    let cpu_label = move || {
+        if info().relaxed_simd {
+            "CPU (WebAssembly, relaxed SIMD)"
+        } else {
+            "CPU (WebAssembly)"
+        }
+    };
     let on_change = move |event: leptos::ev::Event| {
         let backend = match event_target_value(&event).as_str() {
             "webgpu" => Backend::Webgpu,
@@ -43,10 +50,11 @@ pub fn BackendSwitch() -> impl IntoView {
             data-active=active
             data-adapter=move || info().adapter.unwrap_or_default()
             data-software=move || info().software.to_string()
+            data-simd=move || if info().relaxed_simd { "relaxed" } else { "simd128" }
         >
             <label for="backend-select">"Encoder on"</label>
             <select id="backend-select" on:change=on_change prop:value=active>
-                <option value="cpu">"CPU (WebAssembly)"</option>
+                <option value="cpu">{cpu_label}</option>
                 <option value="webgpu" disabled=move || info().adapter.is_none()>
                     {webgpu_label}
                 </option>

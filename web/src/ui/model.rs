@@ -262,7 +262,13 @@ pub fn start_workers(models: ModelContext) {
     };
     let on_crash = move |message: String| models.model.set(ModelState::Crashed(message));
     // The main model is asked for once the worker has said what it runs on (above).
-    if let Err(message) = WorkerPool::spawn(WORKER_SCRIPT, worker_count(), on_event, on_crash) {
+    // `?simd=plain` keeps the workers on the SIMD128 build where relaxed SIMD would be chosen,
+    // to compare the two.
+    let script = match query_param("simd").as_deref() {
+        Some("plain") => format!("{WORKER_SCRIPT}?simd=plain"),
+        _ => WORKER_SCRIPT.to_string(),
+    };
+    if let Err(message) = WorkerPool::spawn(&script, worker_count(), on_event, on_crash) {
         models.model.set(ModelState::Crashed(message));
     }
 }

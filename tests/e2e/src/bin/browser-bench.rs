@@ -16,6 +16,10 @@
 //! `--backend webgpu` starts Chromium with WebGPU (`--enable-unsafe-webgpu`) and has the page run
 //! the encoder there; the report names the backend and the adapter.
 //!
+//! `--simd plain` has the page start its SIMD128 worker where it would start the relaxed-SIMD one
+//! (`?simd=plain`), to compare the two builds; the report's backend names the build that ran
+//! (`simd`).
+//!
 //! `--reference DIR` measures the transformers.js reference instead, the same way and in the same
 //! schema: `bench/browser/reference.html` with transformers.js from `bench/browser/node_modules`
 //! (`npm ci` there), the model DIR written by `bench/browser/export_model.py`, onnxruntime-web with
@@ -23,7 +27,7 @@
 //! in flight. `bench/browser.sh` runs both sides back to back.
 //!
 //! Usage: browser-bench [--titles N] [--batches 1,32] [--workers N] [--backend cpu|webgpu]
-//! [--reference DIR [--threads N]] [--catalog CSV] [--out FILE] (dist/, the model and chromium as
+//! [--simd plain] [--reference DIR [--threads N]] [--catalog CSV] [--out FILE] (dist/, the model and chromium as
 //! for the e2e tests: MULTITAG_DIST, MULTITAG_E2E_MODEL, MULTITAG_CHROMIUM).
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +43,8 @@ use serde_json::{json, Value};
 enum Side {
     Ours {
         backend: String,
+        /// `?simd=plain`: the SIMD128 worker.
+        plain: bool,
         workers: Option<usize>,
         dist: PathBuf,
         model: PathBuf,
@@ -49,7 +55,7 @@ enum Side {
     },
 }
 
-const USAGE: &str = "browser-bench [--titles N] [--batches 1,32] [--workers N] [--backend cpu|webgpu] [--reference DIR [--threads N]] [--catalog CSV] [--out FILE]";
+const USAGE: &str = "browser-bench [--titles N] [--batches 1,32] [--workers N] [--backend cpu|webgpu] [--simd plain] [--reference DIR [--threads N]] [--catalog CSV] [--out FILE]";
 
 fn main() -> Result<()> {
     let mut n = 1000;
@@ -62,6 +68,7 @@ fn main() -> Result<()> {
     let mut batches = vec![1, 32];
     let mut workers: Option<usize> = None;
     let mut backend = "cpu".to_string();
+    let mut plain = false;
     let mut reference: Option<PathBuf> = None;
     let mut threads = 1;
     let mut args = std::env::args().skip(1);
@@ -72,6 +79,11 @@ fn main() -> Result<()> {
             "--workers" => workers = Some(args.next().context("--workers N")?.parse()?),
             "--out" => out = Some(PathBuf::from(args.next().context("--out FILE")?)),
             "--backend" => backend = args.next().context("--backend cpu|webgpu")?,
+            "--simd" => match args.next().as_deref() {
+                Some("plain") => plain = true,
+                Some("relaxed") => plain = false,
+                _ => bail!("--simd is plain or relaxed"),
+            },
             "--reference" => reference = Some(args.next().context("--reference DIR")?.into()),
             "--threads" => threads = args.next().context("--threads N")?.parse()?,
             "--batches" => {
@@ -119,6 +131,7 @@ fn main() -> Result<()> {
             }
             Side::Ours {
                 backend,
+                plain,
                 workers,
                 dist,
                 model,
@@ -161,14 +174,18 @@ fn measure(side: &Side, chromium: &Path, titles: &[String], batches: &[usize]) -
     let (server, page, webgpu) = match side {
         Side::Ours {
             backend,
+            plain,
             workers,
             dist,
             model,
         } => {
-            let page = match workers {
-                Some(n) => format!("/?bench=1&backend={backend}&workers={n}"),
-                None => format!("/?bench=1&backend={backend}"),
-            };
+            let mut page = format!("/?bench=1&backend={backend}");
+            if let Some(n) = workers {
+                page += &format!("&workers={n}");
+            }
+            if *plain {
+                page += "&simd=plain";
+            }
             let server = Server::start(dist, ModelMode::Dir(model.clone()))?;
             (server, page, backend == "webgpu")
         }

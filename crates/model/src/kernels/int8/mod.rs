@@ -2,19 +2,22 @@
 //! output row (one f32 scale a row, as onnxruntime's per-channel quantization).
 //!
 //! On x86-64 CPUs with AMX, AVX-512 VNNI or AVX2, [`x86`] rounds inputs to 8 bits and multiplies byte
-//! pairs. Elsewhere (WASM included) each input row is rounded to 14-bit integers (one scale a
+//! pairs; a WASM build with relaxed SIMD does the same with 7-bit inputs ([`relaxed`]). Elsewhere
+//! (WASM SIMD128 included) each input row is rounded to 14-bit integers (one scale a
 //! row), so the products are exact integer dot products: WASM SIMD128 has no fused multiply-add,
 //! so candle's f32 GEMM does 4 multiply-adds in two instructions, while `i32x4.dot_i16x8_s` does 8
 //! in one. The weights are kept widened to i16 so the inner loop is nothing but loads, dot products
 //! and adds. 14-bit inputs keep the rounding of activations negligible next to that of the
 //! weights; the bound below keeps every i32 lane from overflowing for rows up to 4,096 long.
 //!
-//! `MULTITAG_INT8_KERNEL` (`amx`, `vnni`, `avx2` or `portable`) picks a kernel other than the fastest the
-//! CPU runs, to compare them on one machine.
+//! `MULTITAG_INT8_KERNEL` (`amx`, `vnni`, `avx2`, `relaxed` or `portable`) picks a kernel other than
+//! the fastest the CPU runs, to compare them on one machine (`relaxed` outside WASM: its sums taken
+//! one product at a time).
 use candle_core::{Result, Tensor};
 
 use super::dispatch::f32_slice;
 
+mod relaxed;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -60,6 +63,7 @@ pub struct Int8Matrix {
 enum Kernel {
     /// Row-major, widened to i16, for the portable (and WASM SIMD) kernel.
     Portable(Vec<i16>),
+    Relaxed(relaxed::RelaxedWeights),
     #[cfg(target_arch = "x86_64")]
     Packed(x86::PackedWeights),
 }
@@ -68,6 +72,7 @@ enum Kernel {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Choice {
     Portable,
+    Relaxed,
     #[cfg(target_arch = "x86_64")]
     Packed(x86::Isa),
 }
@@ -86,6 +91,9 @@ impl Choice {
 
     fn decide() -> Result<Self> {
         let Ok(name) = std::env::var("MULTITAG_INT8_KERNEL") else {
+            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+                return Ok(Choice::Relaxed);
+            }
             #[cfg(target_arch = "x86_64")]
             if let Some(isa) = x86::Isa::supported().next() {
                 return Ok(Choice::Packed(isa));
@@ -94,6 +102,7 @@ impl Choice {
         };
         let choice = match name.as_str() {
             "portable" => Choice::Portable,
+            "relaxed" => Choice::Relaxed,
             #[cfg(target_arch = "x86_64")]
             "amx" => Choice::Packed(x86::Isa::Amx),
             #[cfg(target_arch = "x86_64")]
@@ -101,8 +110,8 @@ impl Choice {
             #[cfg(target_arch = "x86_64")]
             "avx2" => Choice::Packed(x86::Isa::Avx2),
             other => candle_core::bail!(
-                "MULTITAG_INT8_KERNEL={other}: expected amx, vnni, avx2 or portable (x86-64 \
-                 only for the first three)"
+                "MULTITAG_INT8_KERNEL={other}: expected amx, vnni, avx2, relaxed or portable \
+                 (x86-64 only for the first three)"
             ),
         };
         #[cfg(target_arch = "x86_64")]
@@ -118,7 +127,8 @@ impl Choice {
     /// relative to the product's largest magnitude.
     #[cfg(test)]
     fn available() -> Vec<(Self, f32)> {
-        let mut choices = vec![(Choice::Portable, 0.01)];
+        // 7-bit inputs round to 1/127 of their row's range.
+        let mut choices = vec![(Choice::Portable, 0.01), (Choice::Relaxed, 0.02)];
         #[cfg(target_arch = "x86_64")]
         choices.extend(x86::Isa::supported().map(|isa| {
             let tolerance = match isa {
@@ -141,6 +151,10 @@ impl Int8Matrix {
     fn quantize_with(choice: Choice, w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
         let matrix = Self::quantize_portable(w, out_dim, in_dim)?;
         match (choice, &matrix.weights) {
+            (Choice::Relaxed, Kernel::Portable(weights)) => Ok(Self {
+                weights: Kernel::Relaxed(relaxed::RelaxedWeights::new(weights, out_dim, in_dim)),
+                ..matrix
+            }),
             #[cfg(target_arch = "x86_64")]
             (Choice::Packed(isa), Kernel::Portable(weights)) => {
                 let packed = x86::PackedWeights::new(isa, weights, out_dim, in_dim);
@@ -225,13 +239,12 @@ impl Int8Matrix {
             candle_core::bail!("int8: the input is not on the CPU")
         };
         let input = f32_slice("int8", cpu, layout)?;
-        // Outside x86-64 the portable kernel is the only one.
-        #[cfg_attr(
-            not(target_arch = "x86_64"),
-            allow(clippy::infallible_destructuring_match)
-        )]
         let weights = match &self.weights {
             Kernel::Portable(weights) => weights,
+            Kernel::Relaxed(relaxed) => {
+                let out = relaxed.matmul(input, rows, &self.scales, &self.bias, activation);
+                return Tensor::from_vec(out, (rows, self.out_dim), x.device());
+            }
             #[cfg(target_arch = "x86_64")]
             Kernel::Packed(packed) => {
                 let out = packed.matmul(input, rows, &self.scales, &self.bias, activation);
@@ -312,6 +325,44 @@ fn scale_for(row: &[f32], max: f32) -> (f32, f32) {
     } else {
         (1.0, 0.0)
     }
+}
+
+/// The scale and zero point that map `low..=high` (already widened to hold 0) onto `0..=max`, or
+/// `None` for an empty or non-finite range (the row is then all zeros with scale 1).
+fn scale_and_zero(low: f32, high: f32, max: u8) -> Option<(f32, f32)> {
+    let range = high - low;
+    if !(range > 0.0 && range.is_finite()) {
+        return None;
+    }
+    let scale = range / max as f32;
+    Some((
+        scale,
+        (-low / scale).round_ties_even().clamp(0.0, max as f32),
+    ))
+}
+
+/// Rounds `row` into `dst` (at least as long) as `0..=max` with a zero point, the range widened
+/// to hold 0, and returns the scale and zero point. Plain loops: inlined into a function compiled
+/// for wider vectors (AVX2), they vectorize.
+#[inline(always)]
+fn round_unsigned(row: &[f32], dst: &mut [u8], max: u8) -> (f32, i32) {
+    let (low, high) = row
+        .iter()
+        .fold((0f32, 0f32), |(low, high), &v| (low.min(v), high.max(v)));
+    let Some((scale, zero)) = scale_and_zero(low, high, max) else {
+        dst[..row.len()].fill(0);
+        return (1.0, 0);
+    };
+    let inverse = 1.0 / scale;
+    for (q, &v) in dst.iter_mut().zip(row) {
+        // WASM has no fused multiply-add: `mul_add` there is a software call per value.
+        #[cfg(target_arch = "wasm32")]
+        let shifted = v * inverse + zero;
+        #[cfg(not(target_arch = "wasm32"))]
+        let shifted = v.mul_add(inverse, zero);
+        *q = shifted.round_ties_even().clamp(0.0, max as f32) as u8;
+    }
+    (scale, zero as i32)
 }
 
 /// Eight i32 lanes (which the compiler vectorizes), each summing `k / 8` products, totalled in

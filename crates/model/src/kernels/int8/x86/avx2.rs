@@ -3,7 +3,7 @@
 //! products into i16, and `vpmaddwd` against ones adds those pairs into each column's i32 sum.
 use std::arch::x86_64::*;
 
-use super::{scale_and_zero, Columns, Isa, OutputRows, PackedWeights, QuantizedRows, BLOCK, GROUP};
+use super::{Columns, Isa, OutputRows, PackedWeights, QuantizedRows, BLOCK, GROUP};
 
 /// Columns in one 256-bit vector of i32 sums.
 const HALF: usize = BLOCK / 2;
@@ -119,19 +119,5 @@ const MAX: u8 = Isa::Avx2.input_max();
 /// Plain loops: compiled for AVX2 and FMA, they vectorize.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn quantize_row(row: &[f32], dst: &mut [u8]) -> (f32, i32) {
-    let (low, high) = row
-        .iter()
-        .fold((0f32, 0f32), |(low, high), &v| (low.min(v), high.max(v)));
-    let Some((scale, zero)) = scale_and_zero(low, high, MAX) else {
-        dst[..row.len()].fill(0);
-        return (1.0, 0);
-    };
-    let inverse = 1.0 / scale;
-    for (q, &v) in dst.iter_mut().zip(row) {
-        *q = v
-            .mul_add(inverse, zero)
-            .round_ties_even()
-            .clamp(0.0, MAX as f32) as u8;
-    }
-    (scale, zero as i32)
+    crate::kernels::int8::round_unsigned(row, dst, MAX)
 }

@@ -21,7 +21,7 @@
 //! sums of four products of at most 255 * 127.
 use rayon::prelude::*;
 
-use super::Activation;
+use super::{scale_and_zero, Activation};
 
 mod amx;
 mod avx2;
@@ -270,20 +270,6 @@ impl QuantizedRows {
     fn row(&self, r: usize) -> &[u8] {
         &self.values[r * self.stride..(r + 1) * self.stride]
     }
-}
-
-/// The scale and zero point that map `low..=high` (already widened to hold 0) onto `0..=max`, or
-/// `None` for an empty or non-finite range (the row is then all zeros with scale 1).
-fn scale_and_zero(low: f32, high: f32, max: u8) -> Option<(f32, f32)> {
-    let range = high - low;
-    if !(range > 0.0 && range.is_finite()) {
-        return None;
-    }
-    let scale = range / max as f32;
-    Some((
-        scale,
-        (-low / scale).round_ties_even().clamp(0.0, max as f32),
-    ))
 }
 
 #[cfg(test)]
