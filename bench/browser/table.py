@@ -64,7 +64,8 @@ def main():
         (r["reference"] for p in runs.values() for r in p.values() if "reference" in r), {}
     )
     print(f"Browser: {any_report.get('browser', '?')}; reference: {ref.get('implementation', '?')}; "
-          f"{any_report.get('titles', '?')} catalog titles; ours: model {any_report.get('model_manifest', '?')}.\n")
+          f"{any_report.get('titles', '?')} catalog titles; ours: model {any_report.get('model_manifest', '?')}, "
+          f"worker build {(any_report.get('backend') or {}).get('simd', '?')}.\n")
     print("| parallel | measure | ours, before / after, per round | reference, per round | ours / reference, per round | median |")
     print("|---|---|---|---|---|---|")
     for n in sorted(runs):

@@ -25,3 +25,5 @@ for round in ${ROUNDS:-1 2 3}; do
     done
   done
 done
+python3 bench/browser/table.py $out > $out/table.md
+python3 $out/compare.py > $out/relaxed-vs-simd128.md
