@@ -1,4 +1,4 @@
-//! The browser's int8 kernel where WebAssembly relaxed SIMD compiles (Chromium, Firefox):
+//! The browser's int8 kernel where WebAssembly relaxed SIMD compiles (Chromium since 114):
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s` multiplies 16 signed weight bytes by 16 input bytes of
 //! 0..=127 and adds them in fours into 4 i32 sums, in one instruction (V8 lowers it to AVX-VNNI's
 //! `vpdpbusd`, or to AVX2's `vpmaddubsw` + `vpmaddwd`). That is twice the inputs per instruction
