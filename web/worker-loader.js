@@ -16,17 +16,10 @@ const RELAXED_PROBE = new Uint8Array([
   253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 147, 2, 11,
 ]);
 
-function relaxedSimd() {
-  if (new URLSearchParams(self.location.search).get("simd") === "plain") return false;
-  try {
-    return WebAssembly.validate(RELAXED_PROBE);
-  } catch (_) {
-    return false;
-  }
-}
+const plain = new URLSearchParams(self.location.search).get("simd") === "plain";
 
 let build = "worker";
-if (relaxedSimd()) {
+if (!plain && WebAssembly.validate(RELAXED_PROBE)) {
   try {
     importScripts("./worker_relaxed.js");
     build = "worker_relaxed";
