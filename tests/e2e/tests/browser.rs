@@ -1307,8 +1307,11 @@ fn tag_view_tags_a_type_described_in_words() -> Result<()> {
 
 /// Chromium compiles relaxed SIMD, so the page starts the worker built with it (7-bit inputs times
 /// int8 weights in `i32x4.relaxed_dot_i8x16_i7x16_add_s`); `?simd=plain` starts the SIMD128 build
-/// (14-bit inputs, `i32x4.dot_i16x8_s`). Both tag the titles with the same entities, the known
-/// ones among them.
+/// (14-bit inputs, `i32x4.dot_i16x8_s`). The two round activations differently, so they are not
+/// bit-identical: they must give every entity either of them is sure of ([`SURE`]), with the same
+/// label, offsets and a score within [`SCORE_TOLERANCE`], and may differ only on entities the model
+/// itself is unsure of (natively, `MULTITAG_INT8_KERNEL=relaxed` and `portable` give gold-set F1
+/// within 0.1 of each other).
 #[test]
 fn the_relaxed_simd_and_the_simd128_workers_tag_alike() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
@@ -1327,21 +1330,83 @@ fn the_relaxed_simd_and_the_simd128_workers_tag_alike() -> Result<()> {
             state["active"] == "cpu" && state["simd"] == build,
             "{page}: expected the {build} worker on the CPU: {state}"
         );
-        let rows = tag_rows(&tab, &titles)?;
+        let found = tag_scored(&tab, &titles)?;
         ensure!(
-            has(&rows[0], "BRAND", 0, 8, "Roadster"),
+            has(&found.rows[0], "BRAND", 0, 8, "Roadster"),
             "{build}: no BRAND chip `Roadster` at [0,8): {:?}",
-            rows[0]
+            found.rows[0]
         );
-        tagged.push(rows);
+        tagged.push(found);
     }
-    ensure!(
-        tagged[0] == tagged[1],
-        "the two workers tag differently:\n relaxed {:?}\n simd128 {:?}",
-        tagged[0],
-        tagged[1]
-    );
+    agree_where_sure(&titles, (&tagged[0], "relaxed"), (&tagged[1], "simd128"))
+}
+
+/// Each title's chips (as [`chips`]) and their scores (as [`chip_scores`]).
+struct Tagged {
+    rows: Vec<Vec<Value>>,
+    scores: Vec<Vec<f64>>,
+}
+
+/// [`tag_rows`] with each chip's score.
+fn tag_scored(tab: &Tab, titles: &[&str]) -> Result<Tagged> {
+    let rows = tag_rows(tab, titles)?;
+    let scores = (0..titles.len())
+        .map(|i| chip_scores(tab, i))
+        .collect::<Result<_>>()?;
+    Ok(Tagged { rows, scores })
+}
+
+/// Two token taggers of one model whose arithmetic differs (roundings, kernels) agree: every chip
+/// either gives with a score of at least [`SURE`] the other gives too, with the same label and
+/// offsets; a chip both give scores within [`SCORE_TOLERANCE`] in each.
+fn agree_where_sure(titles: &[&str], a: (&Tagged, &str), b: (&Tagged, &str)) -> Result<()> {
+    for (i, title) in titles.iter().enumerate() {
+        for ((one, name), (other, _)) in [(a, b), (b, a)] {
+            for (chip, score) in one.rows[i].iter().zip(&one.scores[i]) {
+                match other.rows[i].iter().position(|c| c == chip) {
+                    Some(j) => ensure!(
+                        (score - other.scores[i][j]).abs() <= SCORE_TOLERANCE,
+                        "{title:?}: {chip} scores {score} on {name}, {} on the other",
+                        other.scores[i][j]
+                    ),
+                    None => ensure!(
+                        *score < SURE,
+                        "{title:?}: only {name} tags {chip} (score {score}):\n {} {:?}\n {} {:?}",
+                        a.1,
+                        a.0.rows[i],
+                        b.1,
+                        b.0.rows[i]
+                    ),
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// An entity score (its words' mean probability of the label) from which two taggers of one model
+/// must both give the entity.
+const SURE: f64 = 0.5;
+/// How far an entity's score may move between two taggers of one model (the int8 kernels' roundings
+/// of activations move it by about 0.01).
+const SCORE_TOLERANCE: f64 = 0.05;
+
+/// The `data-score` of every entity chip of result row `i`, in the order of [`chips`].
+fn chip_scores(tab: &headless_chrome::Tab, i: usize) -> Result<Vec<f64>> {
+    let v = eval_json(
+        tab,
+        &format!(
+            "Array.from(document.querySelectorAll('#results li.result[data-index=\"{i}\"] mark.ent')).map(m => +m.dataset.score)"
+        ),
+    )?;
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            s.as_f64()
+                .ok_or_else(|| anyhow::anyhow!("row {i}: a chip without a numeric data-score: {s}"))
+        })
+        .collect()
 }
 
 /// Switches the page's encoder to WebGPU and waits until it runs there.
@@ -1390,7 +1455,7 @@ fn backend_state(tab: &Tab) -> Result<Value> {
 
 /// The encoder on WebGPU (here Chromium's SwiftShader adapter): offered by name, not chosen by
 /// default for a software adapter, chosen with the switch, it tags the titles with the entities
-/// the CPU path gives them.
+/// the CPU path gives them where either is sure (f32 on the GPU, int8 on the CPU).
 #[test]
 fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
     let Some(s) = setup(true) else { return Ok(()) };
@@ -1410,16 +1475,16 @@ fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
     );
     eprintln!("adapter: {found}");
     let on_cpu = if software {
-        tag_rows(&tab, &TITLES)?
+        Some(tag_scored(&tab, &TITLES)?)
     } else {
-        Vec::new()
+        None
     };
 
     choose_webgpu(&tab)?;
     // One more title than before, so the rows counted are this run's.
     let mut titles = TITLES.to_vec();
     titles.push(UNICODE_TITLE);
-    let on_gpu = tag_rows(&tab, &titles)?;
+    let on_gpu = tag_scored(&tab, &titles)?;
     eprintln!(
         "screenshot: {}",
         screenshot(&tab, "tag-view-webgpu")?.display()
@@ -1430,15 +1495,12 @@ fn webgpu_tags_titles_with_the_entities_of_the_cpu_path() -> Result<()> {
         "the GPU path fell back: {after}"
     );
     ensure!(
-        has(&on_gpu[0], "BRAND", 0, 8, "Roadster"),
+        has(&on_gpu.rows[0], "BRAND", 0, 8, "Roadster"),
         "no BRAND chip `Roadster` at [0,8) on WebGPU: {:?}",
-        on_gpu[0]
+        on_gpu.rows[0]
     );
-    if software {
-        ensure!(
-            on_gpu[..TITLES.len()] == on_cpu[..],
-            "WebGPU and the CPU tag differently:\n gpu {on_gpu:?}\n cpu {on_cpu:?}"
-        );
+    if let Some(on_cpu) = on_cpu {
+        agree_where_sure(&TITLES, (&on_gpu, "WebGPU"), (&on_cpu, "the CPU"))?;
     }
     Ok(())
 }
