@@ -56,17 +56,21 @@ impl Mode<'_> {
         }
     }
 
+    /// Our kernel in training and for f32 on the CPU, candle's fused one in other inference (as
+    /// [`Self::residual_layer_norm`]).
     pub fn layer_norm(&self, ln: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
-        if self.is_train() {
+        if self.is_train() || (xs.device().is_cpu() && xs.dtype() == DType::F32) {
             ln.forward_differentiable(xs)
         } else {
             ln.forward_fused(xs)
         }
     }
 
-    /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer. In training it is
-    /// one op ([`crate::kernels::residual_layer_norm`], which chooses its kernel or composes it);
-    /// in inference, candle's fused layer norm over the sum.
+    /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer: one op
+    /// ([`crate::kernels::residual_layer_norm`], which chooses its kernel or composes it) in
+    /// training and for f32 on the CPU, where candle's sum and layer norm were two more passes,
+    /// each fanned out to the threads, and a layer norm whose sums stay scalar; candle's fused
+    /// layer norm over the sum in other inference (half precision, CUDA).
     pub fn residual_layer_norm(
         &self,
         ln: &LayerNorm,
@@ -74,7 +78,7 @@ impl Mode<'_> {
         residual: &Tensor,
         p: f32,
     ) -> Result<Tensor> {
-        if self.is_train() {
+        if self.is_train() || (y.device().is_cpu() && y.dtype() == DType::F32) {
             return ln.forward_residual(y, residual, self.dropout_draw(p));
         }
         ln.forward_fused(&(y + residual)?)

@@ -100,16 +100,23 @@ fn segment_blocks<'a>(
 mod tests {
     use super::*;
 
-    /// Inference attention against the formula computed directly, for head widths of 32 and 64
-    /// (the AVX-512 scores, where the CPU has them: four keys at a time, then the rest) and 8 (the
-    /// portable dot products), over sequences of 1 to 9 keys with padding rows after them.
+    /// Inference attention against the formula computed directly, for head widths of 32, 48, 64
+    /// and 80 (the AVX-512 path, where the CPU has it: scores four keys at a time, then the rest;
+    /// score rows past 16 keys in masked tails; context rows in one or two register passes) and 8
+    /// (the portable loops), over sequences of 1 to 21 keys with padding rows after them.
     #[test]
     fn packed_attention_is_softmax_attention() -> Result<()> {
         use candle_core::Device;
         let seg = |first, len, keys| Segment { first, len, keys };
-        let segments = [seg(0, 1, 1), seg(1, 6, 5), seg(7, 7, 7), seg(14, 10, 9)];
-        let rows = 24;
-        for (heads, head_dim) in [(2, 32), (3, 64), (2, 8)] {
+        let segments = [
+            seg(0, 1, 1),
+            seg(1, 6, 5),
+            seg(7, 7, 7),
+            seg(14, 10, 9),
+            seg(24, 22, 21),
+        ];
+        let rows = 46;
+        for (heads, head_dim) in [(2, 32), (2, 48), (3, 64), (2, 80), (2, 8)] {
             let hidden = heads * head_dim;
             let values: Vec<f32> = (0..rows * 3 * hidden)
                 .map(|i| ((i as f32 * 0.37).sin() * 1.3 + (i as f32 * 0.011).cos()) * 0.8)
