@@ -157,6 +157,40 @@ mod tests {
         Ok(())
     }
 
+    /// The plain loops (what WASM runs) give what [`packed_attention`] gives (on this CPU perhaps
+    /// the AVX-512 path, checked against the formula above), for whole 16-column chunks and a rest.
+    #[test]
+    fn portable_heads_match_the_dispatched_ones() -> Result<()> {
+        use candle_core::Device;
+        let seg = |first, len, keys| Segment { first, len, keys };
+        let segments = vec![seg(0, 3, 2), seg(3, 20, 19)];
+        let rows = 23;
+        for (heads, head_dim) in [(2, 8), (2, 32), (2, 40), (3, 64)] {
+            let hidden = heads * head_dim;
+            let values: Vec<f32> = (0..rows * 3 * hidden)
+                .map(|i| (i as f32 * 0.29).cos() * 1.7)
+                .collect();
+            let qkv = Tensor::from_vec(values.clone(), (rows, 3 * hidden), &Device::Cpu)?;
+            let dispatched = packed_attention(&qkv, &segments, heads)?.to_vec2::<f32>()?;
+            let attention = infer::PackedAttention {
+                segments: segments.clone(),
+                heads,
+            };
+            for (sequence, s) in segments.iter().enumerate() {
+                for h in 0..heads {
+                    let portable = attention.head_portable(&values, hidden, sequence, h);
+                    for (i, row) in portable.chunks_exact(head_dim).enumerate() {
+                        let expected = &dispatched[s.first + i][h * head_dim..][..head_dim];
+                        for (a, b) in row.iter().zip(expected) {
+                            assert!((a - b).abs() < 1e-5, "{heads} x {head_dim}: {a} vs {b}");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn segments_must_cover_the_rows_in_order() {
         let seg = |first, len, keys| Segment { first, len, keys };
