@@ -158,7 +158,7 @@ mod tests {
     }
 
     /// The plain loops (what WASM runs) give what [`packed_attention`] gives (on this CPU perhaps
-    /// the AVX-512 path, checked against the formula above), for whole 16-column chunks and a rest.
+    /// the AVX-512 path, checked against the formula above).
     #[test]
     fn portable_heads_match_the_dispatched_ones() -> Result<()> {
         use candle_core::Device;
