@@ -25,4 +25,4 @@ for round in ${ROUNDS:-1 2 3}; do
   done
 done
 python3 bench/browser/table.py $out > $out/table.md
-python3 $out/compare.py > $out/after-vs-before.md
+python3 bench/browser/compare_builds.py $out base "after / before" > $out/after-vs-before.md
