@@ -26,4 +26,4 @@ for round in ${ROUNDS:-1 2 3}; do
   done
 done
 python3 bench/browser/table.py $out > $out/table.md
-python3 $out/compare.py > $out/relaxed-vs-simd128.md
+python3 bench/browser/compare_builds.py $out plain "relaxed / SIMD128" > $out/relaxed-vs-simd128.md
