@@ -1,5 +1,6 @@
-//! Layer normalization over the last dimension with learned scale and shift: candle's fused kernel
-//! for inference, ours (with a backward pass, statistics in f32) for training.
+//! Layer normalization over the last dimension with learned scale and shift: ours (with a backward
+//! pass, statistics in f32) for training and for f32 inference on the CPU, candle's fused kernel
+//! for other inference (half precision, CUDA).
 use candle_core::{DType, Result, Tensor};
 
 use super::weights::Weights;
