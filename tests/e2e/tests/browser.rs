@@ -62,13 +62,33 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Every entity chip of result row `i`: `[{label, start, end, text}]`.
 fn chips(tab: &headless_chrome::Tab, i: usize) -> Result<Vec<Value>> {
+    Ok(scored_chips(tab, i)?
+        .into_iter()
+        .map(|(chip, _)| chip)
+        .collect())
+}
+
+/// [`chips`] of row `i`, each with its `data-score`.
+fn scored_chips(tab: &headless_chrome::Tab, i: usize) -> Result<Vec<(Value, f64)>> {
     let v = eval_json(
         tab,
         &format!(
-            "Array.from(document.querySelectorAll('#results li.result[data-index=\"{i}\"] mark.ent')).map(m => ({{label: m.dataset.label, start: +m.dataset.start, end: +m.dataset.end, text: m.querySelector('.ent-text').textContent}}))"
+            "Array.from(document.querySelectorAll('#results li.result[data-index=\"{i}\"] mark.ent')).map(m => ({{label: m.dataset.label, start: +m.dataset.start, end: +m.dataset.end, text: m.querySelector('.ent-text').textContent, score: +m.dataset.score}}))"
         ),
     )?;
-    Ok(v.as_array().cloned().unwrap_or_default())
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|chip| {
+            let mut chip = chip.clone();
+            let score = chip
+                .as_object_mut()
+                .and_then(|c| c.remove("score"))
+                .and_then(|s| s.as_f64())
+                .ok_or_else(|| anyhow::anyhow!("row {i}: a chip without a numeric data-score"))?;
+            Ok((chip, score))
+        })
+        .collect()
 }
 
 fn has(chips: &[Value], label: &str, start: u64, end: u64, text: &str) -> bool {
@@ -1341,7 +1361,7 @@ fn the_relaxed_simd_and_the_simd128_workers_tag_alike() -> Result<()> {
     agree_where_sure(&titles, (&tagged[0], "relaxed"), (&tagged[1], "simd128"))
 }
 
-/// Each title's chips (as [`chips`]) and their scores (as [`chip_scores`]).
+/// Each title's chips (as [`chips`]) and their scores.
 struct Tagged {
     rows: Vec<Vec<Value>>,
     scores: Vec<Vec<f64>>,
@@ -1349,10 +1369,12 @@ struct Tagged {
 
 /// [`tag_rows`] with each chip's score.
 fn tag_scored(tab: &Tab, titles: &[&str]) -> Result<Tagged> {
-    let rows = tag_rows(tab, titles)?;
-    let scores = (0..titles.len())
-        .map(|i| chip_scores(tab, i))
-        .collect::<Result<_>>()?;
+    run_tagging(tab, titles)?;
+    let (rows, scores) = (0..titles.len())
+        .map(|i| Ok(scored_chips(tab, i)?.into_iter().unzip()))
+        .collect::<Result<Vec<(Vec<Value>, Vec<f64>)>>>()?
+        .into_iter()
+        .unzip();
     Ok(Tagged { rows, scores })
 }
 
@@ -1391,24 +1413,6 @@ const SURE: f64 = 0.5;
 /// of activations move it by about 0.01).
 const SCORE_TOLERANCE: f64 = 0.05;
 
-/// The `data-score` of every entity chip of result row `i`, in the order of [`chips`].
-fn chip_scores(tab: &headless_chrome::Tab, i: usize) -> Result<Vec<f64>> {
-    let v = eval_json(
-        tab,
-        &format!(
-            "Array.from(document.querySelectorAll('#results li.result[data-index=\"{i}\"] mark.ent')).map(m => +m.dataset.score)"
-        ),
-    )?;
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            s.as_f64()
-                .ok_or_else(|| anyhow::anyhow!("row {i}: a chip without a numeric data-score: {s}"))
-        })
-        .collect()
-}
-
 /// Switches the page's encoder to WebGPU and waits until it runs there.
 fn choose_webgpu(tab: &Tab) -> Result<()> {
     eval_json(
@@ -1433,6 +1437,12 @@ fn use_binder(tab: &Tab) -> Result<()> {
 /// Tags `titles` in the tag view and returns every row's chips, once all `titles.len()` rows are
 /// there (a run of another length before does not count).
 fn tag_rows(tab: &Tab, titles: &[&str]) -> Result<Vec<Vec<Value>>> {
+    run_tagging(tab, titles)?;
+    (0..titles.len()).map(|i| chips(tab, i)).collect()
+}
+
+/// Tags `titles` in the tag view and waits for all `titles.len()` rows.
+fn run_tagging(tab: &Tab, titles: &[&str]) -> Result<()> {
     set_value(tab, "#titles-input", &titles.join("\n"))?;
     click(tab, "#tag-button")?;
     wait_until(
@@ -1443,7 +1453,7 @@ fn tag_rows(tab: &Tab, titles: &[&str]) -> Result<Vec<Vec<Value>>> {
         ),
         Duration::from_secs(300),
     )?;
-    (0..titles.len()).map(|i| chips(tab, i)).collect()
+    Ok(())
 }
 
 fn backend_state(tab: &Tab) -> Result<Value> {

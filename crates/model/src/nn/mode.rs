@@ -56,10 +56,16 @@ impl Mode<'_> {
         }
     }
 
-    /// Our kernel in training and for f32 on the CPU, candle's fused one in other inference (as
-    /// [`Self::residual_layer_norm`]).
+    /// Whether layer norms of `xs` run our kernel: in training, and for f32 on the CPU, where
+    /// candle's layer norm keeps its sums scalar (and its residual add is a pass of its own).
+    /// Other inference (half precision, CUDA) takes candle's fused kernel.
+    fn our_layer_norm(&self, xs: &Tensor) -> bool {
+        self.is_train() || (xs.device().is_cpu() && xs.dtype() == DType::F32)
+    }
+
+    /// See [`Self::our_layer_norm`].
     pub fn layer_norm(&self, ln: &LayerNorm, xs: &Tensor) -> Result<Tensor> {
-        if self.is_train() || (xs.device().is_cpu() && xs.dtype() == DType::F32) {
+        if self.our_layer_norm(xs) {
             ln.forward_differentiable(xs)
         } else {
             ln.forward_fused(xs)
@@ -67,10 +73,8 @@ impl Mode<'_> {
     }
 
     /// `layer_norm(dropout(y) + residual)`, the end of a transformer sub-layer: one op
-    /// ([`crate::kernels::residual_layer_norm`], which chooses its kernel or composes it) in
-    /// training and for f32 on the CPU, where candle's sum and layer norm were two more passes,
-    /// each fanned out to the threads, and a layer norm whose sums stay scalar; candle's fused
-    /// layer norm over the sum in other inference (half precision, CUDA).
+    /// ([`crate::kernels::residual_layer_norm`], which chooses its kernel or composes it) where
+    /// [`Self::our_layer_norm`], else candle's fused layer norm over the sum.
     pub fn residual_layer_norm(
         &self,
         ln: &LayerNorm,
@@ -78,7 +82,7 @@ impl Mode<'_> {
         residual: &Tensor,
         p: f32,
     ) -> Result<Tensor> {
-        if self.is_train() || (y.device().is_cpu() && y.dtype() == DType::F32) {
+        if self.our_layer_norm(y) {
             return ln.forward_residual(y, residual, self.dropout_draw(p));
         }
         ln.forward_fused(&(y + residual)?)
