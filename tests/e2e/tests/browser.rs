@@ -1633,7 +1633,7 @@ fn webgpu_binder_tags_as_the_cpu_path() -> Result<()> {
 }
 
 /// A GPU device lost while the page tags on WebGPU (destroyed through the benchmark page's hook,
-/// as a GPU reset would take it): the next batch runs on the CPU with the same chips, the page
+/// as a GPU reset would take it): the next batch runs on the CPU with the same sure chips, the page
 /// says why, and it stays on the CPU.
 #[test]
 fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
@@ -1647,7 +1647,7 @@ fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
     )?;
     wait_for_model(&tab, MODEL_TIMEOUT)?;
     wait_for_backend(&tab, "webgpu", MODEL_TIMEOUT)?;
-    let on_gpu = tag_rows(&tab, &TITLES)?;
+    let on_gpu = tag_scored(&tab, &TITLES)?;
     ensure!(
         backend_state(&tab)?["notice"] == "",
         "the GPU path fell back before the device was lost"
@@ -1657,7 +1657,7 @@ fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
     // One more title than before, so the rows counted are this run's.
     let mut titles = TITLES.to_vec();
     titles.push(UNICODE_TITLE);
-    let after_loss = tag_rows(&tab, &titles)?;
+    let after_loss = tag_scored(&tab, &titles)?;
     wait_until(
         &tab,
         "document.querySelector('#backend-notice').textContent !== ''",
@@ -1676,13 +1676,14 @@ fn a_lost_gpu_device_falls_back_to_the_cpu_with_a_notice() -> Result<()> {
                 .starts_with("a batch failed on the GPU"),
         "no CPU fallback with its notice after the device was lost: {state}"
     );
-    ensure!(
-        after_loss[..TITLES.len()] == on_gpu[..],
-        "the batch rerun on the CPU tags differently:\n after {after_loss:?}\n before {on_gpu:?}"
-    );
+    // The rerun is int8 on the CPU where the GPU ran f32: the same tags where the model is sure.
+    agree_where_sure(&TITLES, (&on_gpu, "WebGPU"), (&after_loss, "the CPU rerun"))?;
     // And the page keeps tagging, on the CPU.
     let again = tag_rows(&tab, &TITLES[..1])?;
-    ensure!(again[0] == on_gpu[0], "tagging after the fallback changed");
+    ensure!(
+        again[0] == after_loss.rows[0],
+        "tagging after the fallback changed"
+    );
     Ok(())
 }
 
