@@ -9,6 +9,7 @@
 //! in one. The weights are kept widened to i16 so the inner loop is nothing but loads, dot products
 //! and adds. 14-bit inputs keep the rounding of activations negligible next to that of the
 //! weights; the bound below keeps every i32 lane from overflowing for rows up to 4,096 long.
+//! [`round`] does the rounding of input rows for every kernel.
 //!
 //! `MULTITAG_INT8_KERNEL` (`amx`, `vnni`, `avx2`, `relaxed` or `portable`) picks a kernel other than
 //! the fastest the CPU runs, to compare them on one machine (`relaxed` outside WASM: its sums taken
@@ -16,8 +17,11 @@
 use candle_core::{Result, Tensor};
 
 use super::dispatch::f32_slice;
+pub(crate) use round::round_unsigned;
+use round::scale_for;
 
 mod relaxed;
+mod round;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -257,11 +261,7 @@ impl Int8Matrix {
             .chunks_exact(in_dim)
             .zip(quantized.chunks_exact_mut(in_dim))
         {
-            let (scale, inverse) = scale_for(x_row, INPUT_MAX);
-            x_scales.push(scale);
-            for (q, &v) in q_row.iter_mut().zip(x_row) {
-                *q = (v * inverse).round_ties_even() as i16;
-            }
+            x_scales.push(round::round_symmetric(x_row, q_row, INPUT_MAX));
         }
         let mut out = vec![0f32; rows * self.out_dim];
         for first in (0..rows).step_by(ROW_BLOCK) {
@@ -315,54 +315,6 @@ impl Int8Matrix {
             }
         }
     }
-}
-
-/// `(scale, 1/scale)` mapping the row's largest magnitude to `max` (1 for an all-zero row).
-fn scale_for(row: &[f32], max: f32) -> (f32, f32) {
-    let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-    if largest > 0.0 && largest.is_finite() {
-        (largest / max, max / largest)
-    } else {
-        (1.0, 0.0)
-    }
-}
-
-/// The scale and zero point that map `low..=high` (already widened to hold 0) onto `0..=max`, or
-/// `None` for an empty or non-finite range (the row is then all zeros with scale 1).
-fn scale_and_zero(low: f32, high: f32, max: u8) -> Option<(f32, f32)> {
-    let range = high - low;
-    if !(range > 0.0 && range.is_finite()) {
-        return None;
-    }
-    let scale = range / max as f32;
-    Some((
-        scale,
-        (-low / scale).round_ties_even().clamp(0.0, max as f32),
-    ))
-}
-
-/// Rounds `row` into `dst` (at least as long) as `0..=max` with a zero point, the range widened
-/// to hold 0, and returns the scale and zero point. Plain loops: inlined into a function compiled
-/// for wider vectors (AVX2), they vectorize.
-#[inline(always)]
-fn round_unsigned(row: &[f32], dst: &mut [u8], max: u8) -> (f32, i32) {
-    let (low, high) = row
-        .iter()
-        .fold((0f32, 0f32), |(low, high), &v| (low.min(v), high.max(v)));
-    let Some((scale, zero)) = scale_and_zero(low, high, max) else {
-        dst[..row.len()].fill(0);
-        return (1.0, 0);
-    };
-    let inverse = 1.0 / scale;
-    for (q, &v) in dst.iter_mut().zip(row) {
-        // WASM has no fused multiply-add: `mul_add` there is a software call per value.
-        #[cfg(target_arch = "wasm32")]
-        let shifted = v * inverse + zero;
-        #[cfg(not(target_arch = "wasm32"))]
-        let shifted = v.mul_add(inverse, zero);
-        *q = shifted.round_ties_even().clamp(0.0, max as f32) as u8;
-    }
-    (scale, zero as i32)
 }
 
 /// Eight i32 lanes (which the compiler vectorizes), each summing `k / 8` products, totalled in

@@ -21,7 +21,7 @@
 //! sums of four products of at most 255 * 127.
 use rayon::prelude::*;
 
-use super::{scale_and_zero, Activation};
+use super::{round::scale_and_zero, Activation};
 
 mod amx;
 mod avx2;
