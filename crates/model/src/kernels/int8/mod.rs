@@ -20,6 +20,7 @@ use super::dispatch::f32_slice;
 pub(crate) use round::round_unsigned;
 use round::scale_for;
 
+mod portable;
 mod relaxed;
 mod round;
 #[cfg(target_arch = "x86_64")]
@@ -65,8 +66,8 @@ pub struct Int8Matrix {
 /// The weights as the kernel that multiplies them wants them.
 #[derive(Clone, Debug)]
 enum Kernel {
-    /// Row-major, widened to i16, for the portable (and WASM SIMD) kernel.
-    Portable(Vec<i16>),
+    /// Row-major, widened to i16, for the portable (and WASM SIMD128) kernel.
+    Portable(portable::PortableWeights),
     Relaxed(relaxed::RelaxedWeights),
     #[cfg(target_arch = "x86_64")]
     Packed(x86::PackedWeights),
@@ -155,13 +156,17 @@ impl Int8Matrix {
     fn quantize_with(choice: Choice, w: &[f32], out_dim: usize, in_dim: usize) -> Result<Self> {
         let matrix = Self::quantize_portable(w, out_dim, in_dim)?;
         match (choice, &matrix.weights) {
-            (Choice::Relaxed, Kernel::Portable(weights)) => Ok(Self {
-                weights: Kernel::Relaxed(relaxed::RelaxedWeights::new(weights, out_dim, in_dim)),
+            (Choice::Relaxed, Kernel::Portable(portable)) => Ok(Self {
+                weights: Kernel::Relaxed(relaxed::RelaxedWeights::new(
+                    portable.weights(),
+                    out_dim,
+                    in_dim,
+                )),
                 ..matrix
             }),
             #[cfg(target_arch = "x86_64")]
-            (Choice::Packed(isa), Kernel::Portable(weights)) => {
-                let packed = x86::PackedWeights::new(isa, weights, out_dim, in_dim);
+            (Choice::Packed(isa), Kernel::Portable(portable)) => {
+                let packed = x86::PackedWeights::new(isa, portable.weights(), out_dim, in_dim);
                 Ok(Self {
                     weights: Kernel::Packed(packed),
                     ..matrix
@@ -195,7 +200,7 @@ impl Int8Matrix {
         Ok(Self {
             out_dim,
             in_dim,
-            weights: Kernel::Portable(weights),
+            weights: Kernel::Portable(portable::PortableWeights::new(weights, out_dim, in_dim)),
             scales,
             bias: vec![0.0; padded],
         })
@@ -243,154 +248,15 @@ impl Int8Matrix {
             candle_core::bail!("int8: the input is not on the CPU")
         };
         let input = f32_slice("int8", cpu, layout)?;
-        let weights = match &self.weights {
-            Kernel::Portable(weights) => weights,
-            Kernel::Relaxed(relaxed) => {
-                let out = relaxed.matmul(input, rows, &self.scales, &self.bias, activation);
-                return Tensor::from_vec(out, (rows, self.out_dim), x.device());
-            }
+        let (scales, bias) = (&self.scales, &self.bias);
+        let out = match &self.weights {
+            Kernel::Portable(portable) => portable.matmul(input, rows, scales, bias, activation),
+            Kernel::Relaxed(relaxed) => relaxed.matmul(input, rows, scales, bias, activation),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Packed(packed) => {
-                let out = packed.matmul(input, rows, &self.scales, &self.bias, activation);
-                return Tensor::from_vec(out, (rows, self.out_dim), x.device());
-            }
+            Kernel::Packed(packed) => packed.matmul(input, rows, scales, bias, activation),
         };
-        let mut quantized = vec![0i16; input.len()];
-        let mut x_scales = Vec::with_capacity(rows);
-        for (x_row, q_row) in input
-            .chunks_exact(in_dim)
-            .zip(quantized.chunks_exact_mut(in_dim))
-        {
-            x_scales.push(round::round_symmetric(x_row, q_row, INPUT_MAX));
-        }
-        let mut out = vec![0f32; rows * self.out_dim];
-        for first in (0..rows).step_by(ROW_BLOCK) {
-            let last = (first + ROW_BLOCK).min(rows);
-            self.rows_times_weights(weights, &quantized, &x_scales, first..last, &mut out);
-        }
-        if activation == Activation::GeluErf {
-            super::activations::gelu_erf_in_place(&mut out);
-        }
         Tensor::from_vec(out, (rows, self.out_dim), x.device())
     }
-
-    /// Quantized input rows `rows` against every weight row: two input rows by four weight rows
-    /// at a time, so each load feeds several dot products.
-    fn rows_times_weights(
-        &self,
-        weights: &[i16],
-        x: &[i16],
-        x_scales: &[f32],
-        rows: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) {
-        let (k, n) = (self.in_dim, self.out_dim);
-        let x_row = |r: usize| &x[r * k..(r + 1) * k];
-        let mut store = |r: usize, j: usize, sum: i64| {
-            out[r * n + j] = sum as f32 * x_scales[r] * self.scales[j] + self.bias[j];
-        };
-        let mut j = 0;
-        while j + 4 <= n {
-            let w = &weights[j * k..(j + 4) * k];
-            let w = [&w[..k], &w[k..2 * k], &w[2 * k..3 * k], &w[3 * k..]];
-            let mut r = rows.start;
-            while r + 2 <= rows.end {
-                let [first, second] = dot2x4(x_row(r), x_row(r + 1), w);
-                for (t, (a, b)) in first.into_iter().zip(second).enumerate() {
-                    store(r, j + t, a);
-                    store(r + 1, j + t, b);
-                }
-                r += 2;
-            }
-            if r < rows.end {
-                for (t, sum) in dot4(x_row(r), w).into_iter().enumerate() {
-                    store(r, j + t, sum);
-                }
-            }
-            j += 4;
-        }
-        for j in j..n {
-            for r in rows.clone() {
-                store(r, j, dot(x_row(r), &weights[j * k..(j + 1) * k]));
-            }
-        }
-    }
-}
-
-/// Eight i32 lanes (which the compiler vectorizes), each summing `k / 8` products, totalled in
-/// i64: a whole row's sum can pass 2^31 even where each lane's share does not.
-fn dot(x: &[i16], w: &[i16]) -> i64 {
-    let mut lanes = [0i32; 8];
-    let mut xs = x.chunks_exact(8);
-    let mut ws = w.chunks_exact(8);
-    for (xc, wc) in (&mut xs).zip(&mut ws) {
-        for l in 0..8 {
-            lanes[l] += xc[l] as i32 * wc[l] as i32;
-        }
-    }
-    let tail: i64 = xs
-        .remainder()
-        .iter()
-        .zip(ws.remainder())
-        .map(|(&a, &b)| (a as i32 * b as i32) as i64)
-        .sum();
-    lanes.iter().map(|&v| v as i64).sum::<i64>() + tail
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn dot4(x: &[i16], w: [&[i16]; 4]) -> [i64; 4] {
-    w.map(|w| dot(x, w))
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn dot2x4(x0: &[i16], x1: &[i16], w: [&[i16]; 4]) -> [[i64; 4]; 2] {
-    [dot4(x0, w), dot4(x1, w)]
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn dot4(x: &[i16], w: [&[i16]; 4]) -> [i64; 4] {
-    dot_rows([x], w)[0]
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn dot2x4(x0: &[i16], x1: &[i16], w: [&[i16]; 4]) -> [[i64; 4]; 2] {
-    dot_rows([x0, x1], w)
-}
-
-/// `R` input rows against 4 weight rows (all of one length): `R * 4` i32x4 accumulators, one
-/// `i32x4.dot_i16x8_s` per pair and 8 elements.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn dot_rows<const R: usize>(x: [&[i16]; R], w: [&[i16]; 4]) -> [[i64; 4]; R] {
-    use core::arch::wasm32::*;
-    let k = x[0].len();
-    let full = k - k % 8;
-    let mut acc = [[i32x4_splat(0); 4]; R];
-    let mut i = 0;
-    while i < full {
-        // SAFETY: i + 8 <= full <= k, the length of every slice; v128_load accepts unaligned
-        // addresses.
-        unsafe {
-            let xv: [v128; R] =
-                core::array::from_fn(|r| v128_load(x[r].as_ptr().add(i) as *const v128));
-            for c in 0..4 {
-                let wv = v128_load(w[c].as_ptr().add(i) as *const v128);
-                for r in 0..R {
-                    acc[r][c] = i32x4_add(acc[r][c], i32x4_dot_i16x8(xv[r], wv));
-                }
-            }
-        }
-        i += 8;
-    }
-    let lanes = |v: v128| {
-        i32x4_extract_lane::<0>(v) as i64
-            + i32x4_extract_lane::<1>(v) as i64
-            + i32x4_extract_lane::<2>(v) as i64
-            + i32x4_extract_lane::<3>(v) as i64
-    };
-    core::array::from_fn(|r| {
-        core::array::from_fn(|c| lanes(acc[r][c]) + dot(&x[r][full..], &w[c][full..]))
-    })
 }
 
 #[cfg(test)]
