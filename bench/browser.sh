@@ -3,10 +3,12 @@
 # headless Chromium, on the same titles and the same trained model, then one table.
 #
 #   bench/browser.sh [--model DIR] [--titles N] [--batches 1,32] [--parallel 1,2] [--rounds N]
-#                    [--out DIR]
+#                    [--base DIST] [--out DIR]
 #
 # For each round and each N of --parallel: ours with N workers, the reference with N wasm threads,
-# ours again (so a drift of the machine shows as a gap between ours before and after). Each run is
+# ours again (so a drift of the machine shows as a gap between ours before and after). --base
+# DIST (the dist/ of another build of the app, with the same model) runs that build too, after
+# ours and before the reference, and compares ours to it in after-vs-before.md. Each run is
 # `browser-bench` (tests/e2e): cold load, warm reload, then the first --titles catalog titles tagged
 # from strings to entities, one title in flight at batch 1 and in batches of 32.
 #
@@ -21,7 +23,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-model=runs/demo titles=1000 batches=1,32 parallel=1,2 rounds=1 out=runs/bench/browser
+model=runs/demo titles=1000 batches=1,32 parallel=1,2 rounds=1 out=runs/bench/browser base=
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -29,8 +31,9 @@ while [ $# -gt 0 ]; do
     --batches) batches="$2"; shift 2 ;;
     --parallel) parallel="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --base) base="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench/browser.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +44,10 @@ done
 export_dir="${MULTITAG_E2E_MODEL:-public/model}"
 [ -f "$export_dir/manifest.json" ] || {
   echo "bench/browser.sh: no exported model in $export_dir (trainer export --model $model --quant q4k --out $export_dir)" >&2
+  exit 1
+}
+[ -z "$base" ] || [ -f "$base/index.html" ] || {
+  echo "bench/browser.sh: --base $base is not a built app (no index.html)" >&2
   exit 1
 }
 mkdir -p "$out"
@@ -66,15 +73,18 @@ bench="${CARGO_TARGET_DIR:-target}/release/browser-bench"
 common=(--titles "$titles" --batches "$batches")
 for round in $(seq 1 "$rounds"); do
   for n in ${parallel//,/ }; do
-    for side in ours-a reference ours-b; do
+    for side in ours-a ${base:+base} reference ours-b; do
       file="$out/r$round-p$n-$side.json"
       echo "== round $round, $n in parallel: $side" >&2
-      if [ "$side" = reference ]; then
-        "$bench" "${common[@]}" --reference "$reference_model" --threads "$n" --out "$file" >/dev/null
-      else
-        "$bench" "${common[@]}" --workers "$n" --out "$file" >/dev/null
-      fi
+      case "$side" in
+        reference) "$bench" "${common[@]}" --reference "$reference_model" --threads "$n" --out "$file" >/dev/null ;;
+        base) MULTITAG_DIST="$base" "$bench" "${common[@]}" --workers "$n" --out "$file" >/dev/null ;;
+        *) "$bench" "${common[@]}" --workers "$n" --out "$file" >/dev/null ;;
+      esac
     done
   done
 done
 python3 bench/browser/table.py "$out" | tee "$out/table.md"
+if [ -n "$base" ]; then
+  python3 bench/browser/compare_builds.py "$out" base "after / before" | tee "$out/after-vs-before.md"
+fi

@@ -8,21 +8,6 @@
 # for the reference. Both builds start their relaxed-SIMD worker.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-out=results/cpu/intel-2026-12-06/inference-worker
-bench=target/release/browser-bench
-common=(--titles 500 --batches 1,32)
-base_dist="${BASE_DIST:?BASE_DIST: the dist/ of the build before}"
-for round in ${ROUNDS:-1 2 3}; do
-  for n in 1 2; do
-    for side in ours-a base reference ours-b; do
-      echo "== round $round, $n in parallel: $side" >&2
-      case $side in
-        reference) "$bench" "${common[@]}" --reference .cache/bench-browser/model --threads $n --out $out/r$round-p$n-$side.json >/dev/null ;;
-        base) MULTITAG_DIST="$base_dist" "$bench" "${common[@]}" --workers $n --out $out/r$round-p$n-$side.json >/dev/null ;;
-        *) "$bench" "${common[@]}" --workers $n --out $out/r$round-p$n-$side.json >/dev/null ;;
-      esac
-    done
-  done
-done
-python3 bench/browser/table.py $out > $out/table.md
-python3 bench/browser/compare_builds.py $out base "after / before" > $out/after-vs-before.md
+bench/browser.sh --titles 500 --rounds "${ROUNDS:-3}" \
+  --base "${BASE_DIST:?BASE_DIST: the dist/ of the build before}" \
+  --out results/cpu/intel-2026-12-06/inference-worker
