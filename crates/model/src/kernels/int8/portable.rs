@@ -42,16 +42,16 @@ impl PortableWeights {
         for (x_row, q_row) in x.chunks_exact(k).zip(quantized.chunks_exact_mut(k)) {
             x_scales.push(round::round_symmetric(x_row, q_row, INPUT_MAX));
         }
+        let inputs = Inputs {
+            x: &quantized,
+            x_scales: &x_scales,
+            weight_scales,
+            bias,
+        };
         let mut out = vec![0f32; rows * self.out_dim];
         for first in (0..rows).step_by(ROW_BLOCK) {
             let last = (first + ROW_BLOCK).min(rows);
-            let block = Block {
-                x: &quantized,
-                x_scales: &x_scales,
-                weight_scales,
-                bias,
-            };
-            self.rows_times_weights(&block, first..last, &mut out);
+            self.rows_times_weights(&inputs, first..last, &mut out);
         }
         if activation == Activation::GeluErf {
             crate::kernels::activations::gelu_erf_in_place(&mut out);
@@ -61,11 +61,17 @@ impl PortableWeights {
 
     /// Quantized input rows `rows` against every weight row: two input rows by four weight rows
     /// at a time, so each load feeds several dot products.
-    fn rows_times_weights(&self, b: &Block, rows: std::ops::Range<usize>, out: &mut [f32]) {
+    fn rows_times_weights(&self, inputs: &Inputs, rows: std::ops::Range<usize>, out: &mut [f32]) {
         let (k, n, weights) = (self.in_dim, self.out_dim, &self.weights);
-        let x_row = |r: usize| &b.x[r * k..(r + 1) * k];
+        let Inputs {
+            x,
+            x_scales,
+            weight_scales,
+            bias,
+        } = inputs;
+        let x_row = |r: usize| &x[r * k..(r + 1) * k];
         let mut store = |r: usize, j: usize, sum: i64| {
-            out[r * n + j] = sum as f32 * b.x_scales[r] * b.weight_scales[j] + b.bias[j];
+            out[r * n + j] = sum as f32 * x_scales[r] * weight_scales[j] + bias[j];
         };
         let mut j = 0;
         while j + 4 <= n {
@@ -96,7 +102,7 @@ impl PortableWeights {
 }
 
 /// The rounded input rows of one call and what scales their products.
-struct Block<'a> {
+struct Inputs<'a> {
     x: &'a [i16],
     x_scales: &'a [f32],
     weight_scales: &'a [f32],
