@@ -77,7 +77,7 @@ impl RelaxedWeights {
                     bias: first_four(&bias[j..]),
                 };
                 let mut store = |r: usize, dots: Sums| {
-                    columns.store(dots, rounding[r], &mut out[r * n + j..(r * n + j + 4)]);
+                    columns.store(dots, rounding[r], &mut out[r * n + j..r * n + j + 4]);
                 };
                 let mut r = first;
                 while r + 2 <= last {
@@ -93,9 +93,9 @@ impl RelaxedWeights {
             }
             for j in j..n {
                 for r in first..last {
-                    let (scale, zero) = rounding[r];
-                    let centred = dot(x_row(r), w_row(j)) - zero * self.row_sums[j];
-                    out[r * n + j] = centred as f32 * scale * weight_scales[j] + bias[j];
+                    let dot = dot(x_row(r), w_row(j));
+                    let column = (self.row_sums[j], weight_scales[j], bias[j]);
+                    out[r * n + j] = output(dot, rounding[r], column);
                 }
             }
         }
@@ -123,17 +123,28 @@ struct Columns {
     bias: [f32; 4],
 }
 
+/// One output from its integer sum: `(dot - zero * row_sum) * scale * weight_scale + bias`, for
+/// the input row's `(scale, zero)` and the column's `(row_sum, weight_scale, bias)`.
+#[inline(always)]
+fn output(
+    dot: i32,
+    (scale, zero): (f32, i32),
+    (row_sum, weight_scale, bias): (i32, f32, f32),
+) -> f32 {
+    (dot - zero * row_sum) as f32 * scale * weight_scale + bias
+}
+
 /// One input row's sums against four weight rows.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 type Sums = [i32; 4];
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 impl Columns {
-    /// `out[c] = (dot_c - zero * row_sum_c) * scale * scale_c + bias_c` for the four outputs.
-    fn store(&self, dots: Sums, (scale, zero): (f32, i32), out: &mut [f32]) {
+    /// [`output`] for the four outputs.
+    fn store(&self, dots: Sums, rounding: (f32, i32), out: &mut [f32]) {
         for c in 0..4 {
-            let centred = dots[c] - zero * self.row_sums[c];
-            out[c] = centred as f32 * scale * self.scales[c] + self.bias[c];
+            let column = (self.row_sums[c], self.scales[c], self.bias[c]);
+            out[c] = output(dots[c], rounding, column);
         }
     }
 }
@@ -149,8 +160,8 @@ type Sums = core::arch::wasm32::v128;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 impl Columns {
-    /// The same arithmetic as the scalar `store`, in the same order, four lanes at once: the
-    /// outputs are equal to the bit.
+    /// [`output`]'s arithmetic, in the same order, four lanes at once: the outputs are equal to
+    /// the bit.
     #[inline(always)]
     fn store(&self, dots: Sums, (scale, zero): (f32, i32), out: &mut [f32]) {
         use core::arch::wasm32::*;

@@ -103,9 +103,16 @@ mod simd {
         core::array::from_fn(|v| unsafe { v128_load(row.as_ptr().add(4 * v) as *const v128) })
     }
 
+    /// How many values of `row` the whole chunks hold.
+    #[inline(always)]
+    fn whole(row: &[f32]) -> usize {
+        row.len() - row.len() % LANES
+    }
+
+    /// Where each whole chunk starts.
     #[inline(always)]
     fn chunks(row: &[f32]) -> impl Iterator<Item = usize> {
-        (0..row.len() - row.len() % LANES).step_by(LANES)
+        (0..whole(row)).step_by(LANES)
     }
 
     /// `v` with its NaN lanes set to 0.
@@ -134,7 +141,7 @@ mod simd {
         let [a, b, c, d] = largest;
         let all = f32x4_pmax(f32x4_pmax(a, b), f32x4_pmax(c, d));
         let m = lanes(all).into_iter().fold(0f32, f32::max);
-        (m, row.len() - row.len() % LANES)
+        (m, whole(row))
     }
 
     #[inline(always)]
@@ -155,7 +162,7 @@ mod simd {
                 lanes(low).into_iter().fold(0f32, f32::min),
                 lanes(high).into_iter().fold(0f32, f32::max),
             ),
-            row.len() - row.len() % LANES,
+            whole(row),
         )
     }
 
@@ -179,7 +186,7 @@ mod simd {
                 );
             }
         }
-        row.len() - row.len() % LANES
+        whole(row)
     }
 
     /// `clamp(round(v * inverse + zero), 0, max)` as u8.
@@ -201,7 +208,7 @@ mod simd {
             // SAFETY: `out` holds 16 bytes.
             unsafe { v128_store(out.as_mut_ptr() as *mut v128, bytes) };
         }
-        row.len() - row.len() % LANES
+        whole(row)
     }
 }
 
