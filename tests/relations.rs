@@ -239,7 +239,7 @@ fn compare_trains_each_variant_once_and_resumes() {
     let o = trainer(&args, None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("spert+iou seed 1: already in"),
+        stderr(&o).contains("seed 1: every variant already in"),
         "{}",
         stderr(&o)
     );
@@ -247,4 +247,122 @@ fn compare_trains_each_variant_once_and_resumes() {
         std::fs::read_to_string(dir.join("runs.jsonl")).unwrap(),
         runs
     );
+}
+
+/// A cross-validation directory as SpERT's ADE lays it out: fold K's files end in
+/// `_split_K_train.json` and `_split_K_test.json`. Here fold 0 tests on the fixture's test
+/// documents and fold 1 on its dev documents.
+fn folds_dir(dir: &Path) -> std::path::PathBuf {
+    let data = fixture("relations");
+    let folds = dir.join("folds");
+    std::fs::create_dir_all(&folds).unwrap();
+    for (from, to) in [
+        ("tiny_types.json", "cv_types.json"),
+        ("tiny_train.json", "cv_split_0_train.json"),
+        ("tiny_test.json", "cv_split_0_test.json"),
+        ("tiny_train.json", "cv_split_1_train.json"),
+        ("tiny_dev.json", "cv_split_1_test.json"),
+    ] {
+        std::fs::copy(data.join(from), folds.join(to)).unwrap();
+    }
+    folds
+}
+
+#[test]
+fn cross_validation_folds_train_evaluate_and_compare_each_fold() {
+    let dir = scratch("relations-folds");
+    let folds = folds_dir(&dir);
+    let base = base_model();
+
+    // Without a fold the directory is ambiguous, and the error says how to choose.
+    let o = train(
+        &dir.join("none"),
+        &["--data", s(&folds)],
+        &["--epochs", "1"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--fold K (2 folds here"),
+        "{}",
+        stderr(&o)
+    );
+
+    let model = dir.join("fold1");
+    let o = train(
+        &model,
+        &["--data", s(&folds), "--fold", "1"],
+        &["--epochs", "1", "--span-method", "spert"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let training = json(&model.join("training.json"));
+    assert_eq!(
+        training["data"]["train"].as_str(),
+        Some(s(&folds.join("cv_split_1_train.json")))
+    );
+    let report = dir.join("eval.json");
+    let o = trainer(
+        &[
+            "eval",
+            "--model",
+            s(&model),
+            "--data",
+            s(&folds),
+            "--fold",
+            "1",
+            "--json",
+            s(&report),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&report)["test_file"].as_str(),
+        Some(s(&folds.join("cv_split_1_test.json")))
+    );
+
+    let out = dir.join("compare");
+    let args = [
+        "compare",
+        "--task",
+        "relations",
+        "--model",
+        s(&base),
+        "--data",
+        s(&folds),
+        "--folds",
+        "all",
+        "--seeds",
+        "1",
+        "--variants",
+        "spert",
+        "--epochs",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    let o = trainer(&args, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runs: Vec<Value> = std::fs::read_to_string(out.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fold_of = |r: &Value| r["fold"].as_u64();
+    assert_eq!(
+        runs.iter().map(fold_of).collect::<Vec<_>>(),
+        [Some(0), Some(1)]
+    );
+    // Fold 0 scored the fixture's test documents, fold 1 its dev ones: each its own test file.
+    let documents = |r: &Value| r["test"]["documents"].as_u64().unwrap();
+    let expected = |name: &str| {
+        json(&fixture("relations").join(name))
+            .as_array()
+            .unwrap()
+            .len() as u64
+    };
+    assert_eq!(documents(&runs[0]), expected("tiny_test.json"));
+    assert_eq!(documents(&runs[1]), expected("tiny_dev.json"));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(table.contains("mean over folds 0, 1"), "{table}");
+    assert!(table.contains("| spert | 1 |"), "{table}");
 }

@@ -67,6 +67,10 @@ pub struct LabeledArgs {
     /// data/binder/README.md).
     #[arg(long)]
     types: Option<PathBuf>,
+    /// With --task relations and --data DIR: cross-validation fold K's files
+    /// (*_split_K_train.json and *_split_K_test.json, as SpERT's ADE names them).
+    #[arg(long, requires = "data")]
+    fold: Option<usize>,
 }
 
 impl LabeledArgs {
@@ -79,6 +83,7 @@ impl LabeledArgs {
             dev: self.dev.clone(),
             test: self.test.clone(),
             types: self.types.clone(),
+            fold: self.fold,
         }
     }
 

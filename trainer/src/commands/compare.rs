@@ -51,6 +51,10 @@ pub struct Args {
     /// Train nothing; print the table of the runs already in <out>/runs.jsonl.
     #[arg(long)]
     summary_only: bool,
+    /// With --task relations and --data DIR: cross-validation over these folds (`0-9`, `0,3,5`
+    /// or `all`; files as for --fold), each seed's figures the mean over them.
+    #[arg(long, conflicts_with = "fold", requires = "data")]
+    folds: Option<String>,
     #[command(flatten)]
     options: TrainOptions,
 }
@@ -69,29 +73,32 @@ pub fn run(args: Args) -> Result<()> {
         eval_limit,
         match_set,
         summary_only,
+        folds,
         options,
     } = args;
     let base = base_model(model)?;
     let seeds: Vec<u64> = (first_seed..first_seed + seeds).collect();
     if options.task == Task::Relations {
-        let data = labeled.relation_files().read(true, true)?;
+        let files = labeled.relation_files();
+        let folds: Vec<Option<usize>> = match (&folds, &files.data) {
+            (Some(spec), Some(dir)) => parse_folds(spec, dir)?.into_iter().map(Some).collect(),
+            _ => vec![files.fold],
+        };
         let variants: Vec<String> = variants.iter().map(|v| v.trim().to_string()).collect();
         for v in &variants {
             multitag_model::tasks::relations::SpanSettings::from_variant(v)
                 .map_err(|e| anyhow::anyhow!("--variants: {e}"))?;
         }
+        let grid = crate::relations::compare::Grid {
+            variants: &variants,
+            seeds: &seeds,
+            folds: &folds,
+        };
         let table = if summary_only {
-            crate::relations::compare::summary(&variants, &seeds, &out)?
+            crate::relations::compare::summary(grid, &out)?
         } else {
-            crate::relations::compare::compare(
-                &base,
-                &data,
-                &options,
-                &variants,
-                &seeds,
-                &device.device()?,
-                &out,
-            )?
+            let device = device.device()?;
+            crate::relations::compare::compare(&base, &files, &options, grid, &device, &out)?
         };
         println!("{table}");
         return Ok(());
@@ -137,4 +144,54 @@ pub fn run(args: Args) -> Result<()> {
     .run(&variants, &seeds)?;
     println!("{table}");
     Ok(())
+}
+
+/// `--folds`: `all` (every fold `dir` holds), a range `A-B`, or a list `A,B,...`.
+fn parse_folds(spec: &str, dir: &std::path::Path) -> Result<Vec<usize>> {
+    let number = |text: &str| -> Result<usize> {
+        text.trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--folds {spec}: `{text}` is not a fold number"))
+    };
+    let folds: Vec<usize> = match spec.trim() {
+        "all" => crate::relations::fold_numbers(dir)?,
+        range if range.contains('-') => {
+            let (a, b) = range.split_once('-').unwrap_or_default();
+            (number(a)?..=number(b)?).collect()
+        }
+        list => list.split(',').map(number).collect::<Result<_>>()?,
+    };
+    if folds.is_empty() {
+        anyhow::bail!(
+            "--folds {spec}: no folds (in {}: {:?})",
+            dir.display(),
+            crate::relations::fold_numbers(dir)?
+        );
+    }
+    Ok(folds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_are_a_range_a_list_or_all_a_directory_holds() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("multitag-folds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        for k in [0, 2] {
+            std::fs::write(dir.join(format!("d_split_{k}_train.json")), "[]")?;
+            std::fs::write(dir.join(format!("d_split_{k}_test.json")), "[]")?;
+        }
+        assert_eq!(parse_folds("0-3", &dir)?, vec![0, 1, 2, 3]);
+        assert_eq!(parse_folds("2, 0", &dir)?, vec![2, 0]);
+        assert_eq!(parse_folds("all", &dir)?, vec![0, 2]);
+        let err = parse_folds("1-x", &dir).unwrap_err().to_string();
+        assert!(err.contains("`x` is not a fold number"), "{err}");
+        let err = parse_folds("3-1", &dir).unwrap_err().to_string();
+        assert!(err.contains("no folds") && err.contains("[0, 2]"), "{err}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }

@@ -5,6 +5,11 @@
 //! same base encoder with the same options but the span method, keeps its last epoch (SpERT's
 //! recipe) and is scored once on test; its row is appended to `runs.jsonl` as it finishes, so an
 //! interrupted comparison resumes where it stopped.
+//!
+//! With cross-validation folds (`--folds`, SpERT's ADE protocol) every variant and seed trains
+//! once per fold; a seed's figures are the mean over the folds (as SpERT averages ADE's ten), and
+//! the spread and the paired differences are over seeds, as without folds. A seed counts only
+//! once it has every fold.
 use std::io::Write;
 use std::path::Path;
 
@@ -14,7 +19,7 @@ use multitag_core::mean_std;
 use multitag_core::relations::{evaluate, ExtractionReport};
 use serde::{Deserialize, Serialize};
 
-use super::data::RelationData;
+use super::data::RelationFiles;
 use super::evaluate::evaluate_unseen;
 use super::train::{train_relations, EVAL_BATCH};
 use crate::compare::read_runs;
@@ -27,6 +32,9 @@ use crate::train::TrainOptions;
 pub struct RelationRun {
     pub variant: String,
     pub seed: u64,
+    /// The cross-validation fold trained and scored; none for a dataset without folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
     pub test: ExtractionReport,
     /// On the test sentences whose words never occur as a training sentence.
     pub test_unseen: ExtractionReport,
@@ -36,81 +44,107 @@ pub struct RelationRun {
     pub encoder: String,
 }
 
-/// Trains and scores every variant (a `--span-method` value) for every seed not yet in
-/// `out/runs.jsonl`; returns the table of all the runs of those variants and seeds.
+/// What a comparison covers: each variant (a `--span-method` value) at each seed, in each fold
+/// (`[None]` for a dataset without folds).
+#[derive(Debug, Clone, Copy)]
+pub struct Grid<'a> {
+    pub variants: &'a [String],
+    pub seeds: &'a [u64],
+    pub folds: &'a [Option<usize>],
+}
+
+/// Trains and scores every run of `grid` not yet in `out/runs.jsonl`; returns the table of all
+/// the runs of `grid`.
 pub fn compare(
     base: &ModelDir,
-    data: &RelationData,
+    files: &RelationFiles,
     template: &TrainOptions,
-    variants: &[String],
-    seeds: &[u64],
+    grid: Grid,
     device: &Device,
     out: &Path,
 ) -> Result<String> {
+    let Grid {
+        variants,
+        seeds,
+        folds,
+    } = grid;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let runs_path = out.join("runs.jsonl");
     let mut runs: Vec<RelationRun> = read_runs(&runs_path)?;
     let encoder = base.path.display().to_string();
+    let done = |runs: &[RelationRun], variant: &str, seed: u64, fold: Option<usize>| {
+        runs.iter()
+            .any(|r| r.variant == variant && r.seed == seed && r.fold == fold)
+    };
     for &seed in seeds {
-        for variant in variants {
-            if runs.iter().any(|r| r.variant == *variant && r.seed == seed) {
-                eprintln!("{variant} seed {seed}: already in {}", runs_path.display());
+        for &fold in folds {
+            let fold_name = fold.map(|k| format!(", fold {k}")).unwrap_or_default();
+            if variants.iter().all(|v| done(&runs, v, seed, fold)) {
+                eprintln!(
+                    "seed {seed}{fold_name}: every variant already in {}",
+                    runs_path.display()
+                );
                 continue;
             }
-            let opts = TrainOptions {
-                span_method: variant.clone(),
-                seed,
-                ..template.clone()
-            };
-            eprintln!("== {variant}, seed {seed}");
-            let outcome = train_relations(base, data, &opts, device, None, false)?;
-            let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
-            let test =
-                evaluate(&data.types, &data.test, &predicted, false).map_err(anyhow::Error::msg)?;
-            let test_unseen = evaluate_unseen(&data.types, &data.train, &data.test, &predicted)?;
-            let run = RelationRun {
-                variant: variant.clone(),
-                seed,
-                test,
-                test_unseen,
-                train_seconds: outcome.train_seconds,
-                epochs: outcome.history.len(),
-                device: format!("{device:?}"),
-                encoder: encoder.clone(),
-            };
-            eprintln!(
-                "{variant} seed {seed}: entities F1 {:.2}, relations F1 {:.2} strict / {:.2} \
-                 boundaries (micro) | {:.0} s",
-                100.0 * run.test.entities.micro.f1,
-                100.0 * run.test.relations_strict.micro.f1,
-                100.0 * run.test.relations_boundaries.micro.f1,
-                run.train_seconds
-            );
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&runs_path)
-                .with_context(|| format!("opening {}", runs_path.display()))?;
-            writeln!(file, "{}", serde_json::to_string(&run)?)?;
-            runs.push(run);
+            let data = RelationFiles {
+                fold,
+                ..files.clone()
+            }
+            .read(true, true)?;
+            for variant in variants {
+                if done(&runs, variant, seed, fold) {
+                    continue;
+                }
+                let opts = TrainOptions {
+                    span_method: variant.clone(),
+                    seed,
+                    ..template.clone()
+                };
+                eprintln!("== {variant}, seed {seed}{fold_name}");
+                let outcome = train_relations(base, &data, &opts, device, None, false)?;
+                let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
+                let test = evaluate(&data.types, &data.test, &predicted, false)
+                    .map_err(anyhow::Error::msg)?;
+                let test_unseen =
+                    evaluate_unseen(&data.types, &data.train, &data.test, &predicted)?;
+                let run = RelationRun {
+                    variant: variant.clone(),
+                    seed,
+                    fold,
+                    test,
+                    test_unseen,
+                    train_seconds: outcome.train_seconds,
+                    epochs: outcome.history.len(),
+                    device: format!("{device:?}"),
+                    encoder: encoder.clone(),
+                };
+                eprintln!(
+                    "{variant} seed {seed}{fold_name}: entities F1 {:.2}, relations F1 {:.2} \
+                     strict / {:.2} boundaries (micro) | {:.0} s",
+                    100.0 * run.test.entities.micro.f1,
+                    100.0 * run.test.relations_strict.micro.f1,
+                    100.0 * run.test.relations_boundaries.micro.f1,
+                    run.train_seconds
+                );
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&runs_path)
+                    .with_context(|| format!("opening {}", runs_path.display()))?;
+                writeln!(file, "{}", serde_json::to_string(&run)?)?;
+                runs.push(run);
+            }
         }
     }
-    let chosen: Vec<RelationRun> = runs
-        .into_iter()
-        .filter(|r| variants.contains(&r.variant) && seeds.contains(&r.seed))
-        .collect();
-    let table = table(&chosen, variants);
+    let table = table(&runs, grid);
     write_atomic(&out.join("compare.md"), table.as_bytes())?;
     Ok(table)
 }
 
 /// The table of the runs already in `out/runs.jsonl` (`--summary-only`).
-pub fn summary(variants: &[String], seeds: &[u64], out: &Path) -> Result<String> {
-    let runs: Vec<RelationRun> = read_runs::<RelationRun>(&out.join("runs.jsonl"))?
-        .into_iter()
-        .filter(|r| variants.contains(&r.variant) && seeds.contains(&r.seed))
-        .collect();
-    Ok(table(&runs, variants))
+pub fn summary(grid: Grid, out: &Path) -> Result<String> {
+    let runs: Vec<RelationRun> = read_runs(&out.join("runs.jsonl"))?;
+    Ok(table(&runs, grid))
 }
 
 /// The figures of a run, as percentages: (column name, value).
@@ -144,20 +178,90 @@ fn figures(run: &RelationRun) -> [(&'static str, f64); 8] {
     ]
 }
 
+/// A variant at one seed: its figures (the mean over the folds) and its training time (the sum).
+struct Trial<'a> {
+    variant: &'a str,
+    seed: u64,
+    figures: Vec<f64>,
+    train_seconds: f64,
+}
+
+/// The trials of `runs` in `grid`; a trial missing some of the grid's folds is left out and
+/// named in the notes.
+fn trials<'a>(runs: &[RelationRun], grid: Grid<'a>) -> (Vec<Trial<'a>>, Vec<String>) {
+    let Grid {
+        variants,
+        seeds,
+        folds,
+    } = grid;
+    let (mut trials, mut notes) = (Vec::new(), Vec::new());
+    for variant in variants {
+        for &seed in seeds {
+            let mut found: Vec<&RelationRun> = Vec::new();
+            for &fold in folds {
+                // A rerun of the same fold (merged runs.jsonl files) counts once: the first.
+                if let Some(run) = runs
+                    .iter()
+                    .find(|r| r.variant == *variant && r.seed == seed && r.fold == fold)
+                {
+                    found.push(run);
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            if found.len() < folds.len() {
+                notes.push(format!(
+                    "{variant} seed {seed}: {} of {} folds so far, left out",
+                    found.len(),
+                    folds.len()
+                ));
+                continue;
+            }
+            let per_run: Vec<Vec<f64>> = found
+                .iter()
+                .map(|r| figures(r).iter().map(|(_, v)| *v).collect())
+                .collect();
+            let figures = (0..per_run[0].len())
+                .map(|k| per_run.iter().map(|f| f[k]).sum::<f64>() / per_run.len() as f64)
+                .collect();
+            trials.push(Trial {
+                variant,
+                seed,
+                figures,
+                train_seconds: found.iter().map(|r| r.train_seconds).sum(),
+            });
+        }
+    }
+    (trials, notes)
+}
+
 /// The table: per variant, mean ± sd of each figure over its seeds and the training time; then
-/// each variant minus the first, seed by seed (seeds both have), mean ± sd and the values.
-pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
+/// each variant minus the first, seed by seed (seeds both have), mean ± sd and the values. With
+/// folds, a seed's figure is its mean over the folds and its time their sum.
+pub fn table(runs: &[RelationRun], grid: Grid) -> String {
+    let (trials, notes) = trials(runs, grid);
+    let (variants, folds) = (grid.variants, grid.folds);
     let Some(first) = runs.first() else {
         return "no runs\n".into();
     };
     let names: Vec<&str> = figures(first).iter().map(|(n, _)| *n).collect();
-    let of = |variant: &str| -> Vec<&RelationRun> {
-        let mut v: Vec<&RelationRun> = runs.iter().filter(|r| r.variant == variant).collect();
-        v.sort_by_key(|r| r.seed);
-        v
+    let of =
+        |variant: &str| -> Vec<&Trial> { trials.iter().filter(|t| t.variant == variant).collect() };
+    let fold_numbers: Vec<String> = folds.iter().flatten().map(|k| k.to_string()).collect();
+    let (mut out, seconds_column) = if fold_numbers.is_empty() {
+        (String::new(), "train s/run".to_string())
+    } else {
+        (
+            format!(
+                "Each seed's figures: the mean over folds {} (cross-validation).\n\n",
+                fold_numbers.join(", ")
+            ),
+            format!("train s/seed ({} folds)", fold_numbers.len()),
+        )
     };
-    let mut out = format!(
-        "| variant | seeds | {} | train s/run |\n|---|---|{}---|\n",
+    out += &format!(
+        "| variant | seeds | {} | {seconds_column} |\n|---|---|{}---|\n",
         names.join(" | "),
         "---|".repeat(names.len())
     );
@@ -168,14 +272,14 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
         }
         let cells: Vec<String> = (0..names.len())
             .map(|k| {
-                let values: Vec<f64> = rows.iter().map(|r| figures(r)[k].1).collect();
+                let values: Vec<f64> = rows.iter().map(|t| t.figures[k]).collect();
                 let m = mean_std(&values);
                 format!("{:.2} ± {:.2}", m.mean, m.std)
             })
             .collect();
         let seconds: Vec<String> = rows
             .iter()
-            .map(|r| format!("{:.0}", r.train_seconds))
+            .map(|t| format!("{:.0}", t.train_seconds))
             .collect();
         out += &format!(
             "| {variant} | {} | {} | {} |\n",
@@ -183,6 +287,12 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
             cells.join(" | "),
             seconds.join(", ")
         );
+    }
+    for note in &notes {
+        out += &format!("\n{note}");
+    }
+    if !notes.is_empty() {
+        out += "\n";
     }
     let Some(reference) = variants.first() else {
         return out;
@@ -195,9 +305,9 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
         "---|".repeat(names.len())
     );
     for variant in &variants[1..] {
-        let pairs: Vec<(&RelationRun, &RelationRun)> = of(variant)
+        let pairs: Vec<(&Trial, &Trial)> = of(variant)
             .into_iter()
-            .filter_map(|r| Some((r, *reference_rows.iter().find(|b| b.seed == r.seed)?)))
+            .filter_map(|t| Some((t, *reference_rows.iter().find(|b| b.seed == t.seed)?)))
             .collect();
         if pairs.is_empty() {
             continue;
@@ -206,7 +316,7 @@ pub fn table(runs: &[RelationRun], variants: &[String]) -> String {
             .map(|k| {
                 let diffs: Vec<f64> = pairs
                     .iter()
-                    .map(|(r, b)| figures(r)[k].1 - figures(b)[k].1)
+                    .map(|(t, b)| t.figures[k] - b.figures[k])
                     .collect();
                 let m = mean_std(&diffs);
                 let each: Vec<String> = diffs.iter().map(|d| format!("{d:+.2}")).collect();
@@ -225,6 +335,10 @@ mod tests {
     use multitag_core::TypeScores;
 
     fn run(variant: &str, seed: u64, relation_f1: f64) -> RelationRun {
+        in_fold(variant, seed, None, relation_f1)
+    }
+
+    fn in_fold(variant: &str, seed: u64, fold: Option<usize>, relation_f1: f64) -> RelationRun {
         let scores = |f1: f64| TaskScores {
             micro: TypeScores {
                 f1,
@@ -235,6 +349,7 @@ mod tests {
         RelationRun {
             variant: variant.into(),
             seed,
+            fold,
             test: ExtractionReport {
                 entities: scores(0.8),
                 relations_strict: scores(relation_f1),
@@ -259,10 +374,54 @@ mod tests {
             run("spert-mt", 3, 0.9),
         ];
         let variants = ["spert".to_string(), "spert-mt".to_string()];
-        let table = table(&runs, &variants);
+        let grid = Grid {
+            variants: &variants,
+            seeds: &[1, 2, 3],
+            folds: &[None],
+        };
+        let table = table(&runs, grid);
         assert!(table.contains("| spert | 2 | 80.00 ± 0.00"), "{table}");
         assert!(table.contains("| spert-mt | 3 |"), "{table}");
         // Seed 3 has no SpERT run: the pairs are seeds 1 and 2, +0 and +10 points.
         assert!(table.contains("+5.00 ± 7.07 [+0.00, +10.00]"), "{table}");
+    }
+
+    #[test]
+    fn with_folds_a_seed_is_its_mean_over_every_fold() {
+        let folds = [Some(0), Some(1)];
+        let runs = [
+            in_fold("spert", 1, Some(0), 0.5),
+            in_fold("spert", 1, Some(1), 0.7),
+            in_fold("spert", 2, Some(0), 0.4),
+            in_fold("spert", 2, Some(1), 0.6),
+            // A fold of another comparison, not asked for: ignored.
+            in_fold("spert", 2, Some(2), 0.0),
+            in_fold("spert-mt", 1, Some(1), 0.8),
+            in_fold("spert-mt", 1, Some(0), 0.8),
+            // Seed 2 has one fold of two so far: left out, and said.
+            in_fold("spert-mt", 2, Some(0), 0.9),
+        ];
+        let variants = ["spert".to_string(), "spert-mt".to_string()];
+        let grid = Grid {
+            variants: &variants,
+            seeds: &[1, 2],
+            folds: &folds,
+        };
+        let table = table(&runs, grid);
+        // spert: seeds at 60 and 50 (means over the folds), 40 s each (two runs of 10 s).
+        assert!(table.contains("mean over folds 0, 1"), "{table}");
+        assert!(table.contains("train s/seed (2 folds)"), "{table}");
+        assert!(
+            table.contains("| spert | 2 | 80.00 ± 0.00 | 0.00 ± 0.00 | 55.00 ± 7.07"),
+            "{table}"
+        );
+        assert!(table.contains("| 20, 20 |"), "{table}");
+        assert!(table.contains("| spert-mt | 1 |"), "{table}");
+        assert!(
+            table.contains("spert-mt seed 2: 1 of 2 folds so far, left out"),
+            "{table}"
+        );
+        // Paired on seed 1 only: 80 - 60.
+        assert!(table.contains("+20.00 ± 0.00 [+20.00]"), "{table}");
     }
 }

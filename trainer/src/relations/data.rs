@@ -3,7 +3,12 @@
 //! or as a directory (`--data DIR`) holding exactly one file of each kind, found by the endings
 //! SpERT's datasets use: `*_types.json`, `*_train.json`, `*_dev.json`, `*_test.json`
 //! (`conll04_train_dev.json`, SpERT's train+dev file, ends differently and is not picked up). A
-//! directory with several candidates of a kind (ADE's ten folds) is an error that lists them.
+//! directory with several candidates of a kind is an error that lists them.
+//!
+//! Cross-validation folds are named as SpERT's ADE names them: with a fold `K` (`--fold K`), the
+//! training and test files of `--data DIR` are the ones ending in `_split_K_train.json` and
+//! `_split_K_test.json` (a `_split_K_dev.json` is used when there is one), the types file the one
+//! `*_types.json`. [`fold_numbers`] lists the folds a directory holds.
 //!
 //! Documents a reader skips (a bad entity, a relation to a missing entity) are reported with the
 //! file, the document's index and the field; the others are kept.
@@ -20,6 +25,8 @@ pub struct RelationFiles {
     pub dev: Option<PathBuf>,
     pub test: Option<PathBuf>,
     pub types: Option<PathBuf>,
+    /// A cross-validation fold of `data` (see the module docs).
+    pub fold: Option<usize>,
 }
 
 /// A dataset's types and documents; a part not given is empty.
@@ -54,9 +61,18 @@ fn find_one(dir: &Path, ending: &str) -> Result<Option<PathBuf>> {
         1 => Ok(found.pop()),
         n => {
             let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+            let folds = fold_numbers(dir)?;
+            let hint = if folds.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", or a cross-validation fold with --fold K ({} folds here: *_split_K_train.json)",
+                    folds.len()
+                )
+            };
             bail!(
                 "{}: {n} files end in `{ending}` ({}); name the one to use with --train, --dev, \
-                 --test and --types",
+                 --test and --types{hint}",
                 dir.display(),
                 names.join(", ")
             )
@@ -64,13 +80,43 @@ fn find_one(dir: &Path, ending: &str) -> Result<Option<PathBuf>> {
     }
 }
 
+/// The folds `dir` holds: every `K` with both a `*_split_K_train.json` and a
+/// `*_split_K_test.json`, in order.
+pub fn fold_numbers(dir: &Path) -> Result<Vec<usize>> {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    let fold_of = |name: &str, part: &str| -> Option<usize> {
+        let stem = name.strip_suffix(part)?;
+        let (_, number) = stem.rsplit_once("_split_")?;
+        number.parse().ok()
+    };
+    let mut folds: Vec<usize> = names
+        .iter()
+        .filter_map(|n| fold_of(n, "_train.json"))
+        .filter(|k| names.iter().any(|n| fold_of(n, "_test.json") == Some(*k)))
+        .collect();
+    folds.sort_unstable();
+    folds.dedup();
+    Ok(folds)
+}
+
 impl RelationFiles {
     /// The test file: `--test`, or the one `*_test.json` of `--data`.
     pub fn test_file(&self) -> Result<Option<PathBuf>> {
         match (&self.test, &self.data) {
             (Some(test), _) => Ok(Some(test.clone())),
-            (None, Some(dir)) if dir.is_dir() => find_one(dir, "_test.json"),
+            (None, Some(dir)) if dir.is_dir() => find_one(dir, &self.ending("test")),
             _ => Ok(None),
+        }
+    }
+
+    /// How the name of a part's file ends: `_PART.json`, or `_split_K_PART.json` in fold `K`.
+    fn ending(&self, part: &str) -> String {
+        match self.fold {
+            Some(k) => format!("_split_{k}_{part}.json"),
+            None => format!("_{part}.json"),
         }
     }
 
@@ -86,15 +132,27 @@ impl RelationFiles {
                 );
             }
             for (slot, ending) in [
-                (&mut files.train, "_train.json"),
-                (&mut files.dev, "_dev.json"),
-                (&mut files.test, "_test.json"),
-                (&mut files.types, "_types.json"),
+                (&mut files.train, self.ending("train")),
+                (&mut files.dev, self.ending("dev")),
+                (&mut files.test, self.ending("test")),
+                (&mut files.types, "_types.json".to_string()),
             ] {
                 if slot.is_none() {
-                    *slot = find_one(dir, ending)?;
+                    *slot = find_one(dir, &ending)?;
                 }
             }
+            if let Some(k) = self.fold {
+                if files.train.is_none() && files.test.is_none() {
+                    bail!(
+                        "{}: no fold {k} (no *_split_{k}_train.json or *_split_{k}_test.json); \
+                         folds here: {:?}",
+                        dir.display(),
+                        fold_numbers(dir)?
+                    );
+                }
+            }
+        } else if self.fold.is_some() {
+            bail!("--fold picks a fold's files in a directory: give it with --data DIR");
         }
         Ok(files)
     }
@@ -203,6 +261,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("types file"), "{err}");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_fold_picks_its_own_files_of_a_cross_validation_directory() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("multitag-relfolds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("x_types.json"), TYPES)?;
+        // Fold 1's test file holds two readable documents, the others one: which file was read
+        // shows in the counts. Fold 11 must not be taken for fold 1, and fold 2 has no test file.
+        let two = DOCS.replace("\"Nobody\"", "\"Peop\"");
+        for (name, text) in [
+            ("x_split_0_train.json", DOCS),
+            ("x_split_0_test.json", DOCS),
+            ("x_split_1_train.json", DOCS),
+            ("x_split_1_test.json", two.as_str()),
+            ("x_split_11_train.json", DOCS),
+            ("x_split_11_test.json", DOCS),
+            ("x_split_2_train.json", DOCS),
+        ] {
+            std::fs::write(dir.join(name), text)?;
+        }
+        assert_eq!(fold_numbers(&dir)?, vec![0, 1, 11]);
+        let fold = |k: Option<usize>| RelationFiles {
+            data: Some(dir.clone()),
+            fold: k,
+            ..RelationFiles::default()
+        };
+        let data = fold(Some(1)).read(true, true)?;
+        assert_eq!((data.train.len(), data.test.len()), (1, 2));
+        assert_eq!(
+            data.files["test"].as_str(),
+            Some(dir.join("x_split_1_test.json").to_str().unwrap())
+        );
+        assert_eq!(
+            fold(Some(1)).test_file()?,
+            Some(dir.join("x_split_1_test.json"))
+        );
+        assert_eq!(fold(Some(0)).read(true, true)?.test.len(), 1);
+        let err = fold(None).read(true, true).unwrap_err().to_string();
+        assert!(err.contains("--fold K (3 folds here"), "{err}");
+        let err = fold(Some(2)).read(true, true).unwrap_err().to_string();
+        assert!(err.contains("no test documents"), "{err}");
+        let err = fold(Some(5)).read(true, true).unwrap_err().to_string();
+        assert!(
+            err.contains("no fold 5") && err.contains("[0, 1, 11]"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

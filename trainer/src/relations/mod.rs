@@ -3,12 +3,12 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`data`] | the dataset's files: types, train, dev, test |
+//! | [`data`] | the dataset's files: types, train, dev, test; cross-validation folds |
 //! | [`model`] | the span model over the base encoder; saving, loading, predicting documents |
 //! | [`train`] | the [`crate::train::Method`] and a training run |
 //! | [`evaluate`] | scores on the test sentences never seen in training |
 //! | [`cli`] | `train`, `eval` and `tag` for relation models |
-//! | [`compare`](mod@compare) | `compare`: SpERT, SpERT.MT and the ablation over seeds |
+//! | [`compare`](mod@compare) | `compare`: SpERT, SpERT.MT and the ablation over seeds (and folds) |
 pub mod cli;
 pub mod compare;
 pub mod data;
@@ -16,5 +16,5 @@ pub mod evaluate;
 pub mod model;
 pub mod train;
 
-pub use data::{RelationData, RelationFiles};
+pub use data::{fold_numbers, RelationData, RelationFiles};
 pub use model::RelationModel;
