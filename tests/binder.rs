@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{assert_refused, base_model, fixture, scratch, stderr, trainer};
 use serde_json::Value;
 
 fn s(p: &Path) -> &str {
@@ -202,12 +202,7 @@ fn a_binder_model_trains_evaluates_and_tags_described_types() {
         &["tag", "--model", s(&model), "--types", s(&extra)],
         Some(&format!("{line}\n")),
     );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("`Disease` is already described otherwise"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, "`Disease` is already described otherwise");
 }
 
 #[test]
@@ -215,12 +210,7 @@ fn missing_or_bad_type_descriptions_are_refused_before_training() {
     let dir = scratch("binder-bad");
     let model = dir.join("model");
     let o = train(&model, None, &["--epochs", "1"]);
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--task binder needs --types FILE"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, "--task binder needs --types FILE");
 
     let types = dir.join("types.json");
     std::fs::write(

@@ -10,7 +10,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
-use common::{base_model, fixture, scratch, stderr, train_on_fixture, trainer};
+use common::{assert_refused, base_model, fixture, scratch, stderr, train_on_fixture, trainer};
 use multitag_core::LabelMap;
 use serde_json::Value;
 
@@ -300,10 +300,5 @@ fn a_hugging_face_token_classifier_is_tagged_evaluated_and_exported() {
     )
     .unwrap();
     let o = trainer(&["tag", "--model", s(&hf)], Some(titles));
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("differ from config.json's `id2label`"),
-        "{}",
-        stderr(&o)
-    );
+    assert_refused(&o, "differ from config.json's `id2label`");
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{base_model, fixture, scratch, stderr, trainer};
+use common::{assert_refused, base_model, fixture, scratch, stderr, trainer};
 use serde_json::Value;
 
 fn s(p: &Path) -> &str {
@@ -194,6 +194,5 @@ fn the_split_can_be_given_by_files_and_bad_records_are_named_and_skipped() {
         ],
         None,
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("field `split`"), "{}", stderr(&o));
+    assert_refused(&o, "field `split`");
 }

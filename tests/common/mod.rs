@@ -50,6 +50,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The command failed, and its error says `says`.
+#[track_caller]
+pub fn assert_refused(o: &Output, says: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "should have failed: {err}");
+    assert!(err.contains(says), "expected `{says}` in: {err}");
+}
+
 /// A fresh, empty scratch directory for one test of this process, removed when dropped (also when
 /// the test fails): trained models are tens of megabytes each and CI machines can be short of disk.
 pub struct Scratch(PathBuf);
