@@ -16,10 +16,11 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn train(out: &Path, data: &[&str], extra: &[&str]) -> std::process::Output {
+/// `trainer COMMAND --task relations` from the base model into `out`, on `data`, with `extra`.
+fn run(command: &str, out: &Path, data: &[&str], extra: &[&str]) -> std::process::Output {
     let base = base_model();
     let mut args = vec![
-        "train",
+        command,
         "--task",
         "relations",
         "--model",
@@ -30,6 +31,10 @@ fn train(out: &Path, data: &[&str], extra: &[&str]) -> std::process::Output {
     args.extend_from_slice(data);
     args.extend_from_slice(extra);
     trainer(&args, None)
+}
+
+fn train(out: &Path, data: &[&str], extra: &[&str]) -> std::process::Output {
+    run("train", out, data, extra)
 }
 
 #[test]
@@ -195,25 +200,22 @@ fn bad_documents_are_named_and_skipped_and_bad_options_refused() {
 fn compare_trains_each_variant_once_and_resumes() {
     let dir = scratch("relations-compare");
     let data = fixture("relations");
-    let base = base_model();
-    let args = [
-        "compare",
-        "--task",
-        "relations",
-        "--model",
-        s(&base),
-        "--data",
-        s(&data),
-        "--seeds",
-        "1",
-        "--variants",
-        "spert,spert+iou",
-        "--epochs",
-        "1",
-        "--out",
-        s(&dir),
-    ];
-    let o = trainer(&args, None);
+    let compare = || {
+        run(
+            "compare",
+            &dir,
+            &["--data", s(&data)],
+            &[
+                "--seeds",
+                "1",
+                "--variants",
+                "spert,spert+iou",
+                "--epochs",
+                "1",
+            ],
+        )
+    };
+    let o = compare();
     assert!(o.status.success(), "{}", stderr(&o));
     let runs = std::fs::read_to_string(dir.join("runs.jsonl")).unwrap();
     assert_eq!(runs.lines().count(), 2);
@@ -225,7 +227,7 @@ fn compare_trains_each_variant_once_and_resumes() {
             .trim(),
         table.trim()
     );
-    let o = trainer(&args, None);
+    let o = compare();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("seed 1: every variant already in"),
@@ -261,7 +263,6 @@ fn folds_dir(dir: &Path) -> std::path::PathBuf {
 fn cross_validation_folds_train_evaluate_and_compare_each_fold() {
     let dir = scratch("relations-folds");
     let folds = folds_dir(&dir);
-    let base = base_model();
 
     // Without a fold the directory is ambiguous, and the error says how to choose.
     let o = train(
@@ -305,26 +306,12 @@ fn cross_validation_folds_train_evaluate_and_compare_each_fold() {
     );
 
     let out = dir.join("compare");
-    let args = [
+    let o = run(
         "compare",
-        "--task",
-        "relations",
-        "--model",
-        s(&base),
-        "--data",
-        s(&folds),
-        "--folds",
-        "all",
-        "--seeds",
-        "1",
-        "--variants",
-        "spert",
-        "--epochs",
-        "1",
-        "--out",
-        s(&out),
-    ];
-    let o = trainer(&args, None);
+        &out,
+        &["--data", s(&folds), "--folds", "all"],
+        &["--seeds", "1", "--variants", "spert", "--epochs", "1"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let runs: Vec<Value> = std::fs::read_to_string(out.join("runs.jsonl"))
         .unwrap()
