@@ -29,8 +29,20 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn of(opts: &TrainOptions) -> Result<Self> {
-        let settings = SpanSettings::from_variant(&opts.span_method)
+        let mut settings = SpanSettings::from_variant(&opts.span_method)
             .map_err(|e| anyhow::anyhow!("--span-method: {e}"))?;
+        for (name, weight) in [
+            ("--span-aux-weight", opts.span_aux_weight),
+            ("--pair-aux-weight", opts.pair_aux_weight),
+            ("--iou-weight", opts.iou_weight),
+        ] {
+            if !(weight.is_finite() && weight >= 0.0) {
+                bail!("{name} {weight} is not a finite weight of at least 0");
+            }
+        }
+        settings.span_aux_weight = opts.span_aux_weight;
+        settings.pair_aux_weight = opts.pair_aux_weight;
+        settings.iou_weight = opts.iou_weight;
         if opts.max_span_words == 0 {
             bail!("--max-span-words must be positive");
         }
@@ -205,4 +217,59 @@ pub fn load_extractor_with(
     )?;
     extractor.config = recipe.extract;
     Ok(extractor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+
+    fn options(args: &[&str]) -> TrainOptions {
+        Defaults::parse_from(std::iter::once("trainer").chain(args.iter().copied())).options
+    }
+
+    #[test]
+    fn the_loss_weights_are_settings_and_must_be_weights() -> Result<()> {
+        let published = Recipe::of(&options(&["--span-method", "spert-mt"]))?.settings;
+        assert_eq!(
+            (
+                published.span_aux_weight,
+                published.pair_aux_weight,
+                published.iou_weight
+            ),
+            (1.0, 1.0, 1.0)
+        );
+        let set = Recipe::of(&options(&[
+            "--span-aux-weight",
+            "0.5",
+            "--pair-aux-weight",
+            "0.25",
+            "--iou-weight",
+            "2",
+        ]))?
+        .settings;
+        assert_eq!(
+            (set.span_aux_weight, set.pair_aux_weight, set.iou_weight),
+            (0.5, 0.25, 2.0)
+        );
+        let err = Recipe::of(&options(&["--iou-weight=-1"]))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("--iou-weight -1 is not a finite weight of at least 0")
+        );
+        // A training.json written before these options existed reads as the weights of 1.
+        let mut old = serde_json::to_value(options(&[]))?;
+        old.as_object_mut().unwrap().remove("iou_weight");
+        let read: TrainOptions = serde_json::from_value(old)?;
+        assert_eq!(read.iou_weight, 1.0);
+        Ok(())
+    }
 }

@@ -116,6 +116,18 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.4)]
     #[serde(default = "default_rel_threshold")]
     pub rel_threshold: f32,
+    /// Relations with `+mtl`: the loss weight of the entity-vs-non-entity span head.
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "default_loss_weight")]
+    pub span_aux_weight: f64,
+    /// Relations with `+mtl`: the loss weight of the related-vs-unrelated pair head.
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "default_loss_weight")]
+    pub pair_aux_weight: f64,
+    /// Relations with `+iou`: the loss weight of the span classifier's IoU head.
+    #[arg(long, default_value_t = 1.0)]
+    #[serde(default = "default_loss_weight")]
+    pub iou_weight: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Stop after this many epochs without a better dev F1 (binder: 5, about the reference's
@@ -170,6 +182,10 @@ fn default_max_span_words() -> usize {
 
 fn default_rel_threshold() -> f32 {
     multitag_core::relations::REL_THRESHOLD
+}
+
+fn default_loss_weight() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
