@@ -294,9 +294,13 @@ pub fn table(runs: &[RelationRun], grid: Grid) -> String {
     if !notes.is_empty() {
         out += "\n";
     }
-    let Some(reference) = variants.first() else {
+    // Differences need a second variant.
+    let [reference, others @ ..] = variants else {
         return out;
     };
+    if others.is_empty() {
+        return out;
+    }
     let reference_rows = of(reference);
     out += &format!(
         "\nPaired differences against `{reference}` (same seed), points: mean ± sd [per seed]\n\n\
@@ -304,7 +308,7 @@ pub fn table(runs: &[RelationRun], grid: Grid) -> String {
         names.join(" | "),
         "---|".repeat(names.len())
     );
-    for variant in &variants[1..] {
+    for variant in others {
         let pairs: Vec<(&Trial, &Trial)> = of(variant)
             .into_iter()
             .filter_map(|t| Some((t, *reference_rows.iter().find(|b| b.seed == t.seed)?)))
@@ -384,6 +388,11 @@ mod tests {
         assert!(table.contains("| spert-mt | 3 |"), "{table}");
         // Seed 3 has no SpERT run: the pairs are seeds 1 and 2, +0 and +10 points.
         assert!(table.contains("+5.00 ± 7.07 [+0.00, +10.00]"), "{table}");
+        let alone = Grid {
+            variants: &variants[..1],
+            ..grid
+        };
+        assert!(!super::table(&runs, alone).contains("Paired"));
     }
 
     #[test]
