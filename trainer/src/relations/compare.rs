@@ -19,7 +19,7 @@ use multitag_core::mean_std;
 use multitag_core::relations::{evaluate, ExtractionReport};
 use serde::{Deserialize, Serialize};
 
-use super::data::RelationFiles;
+use super::data::{RelationData, RelationFiles};
 use super::evaluate::evaluate_unseen;
 use super::train::{train_relations, EVAL_BATCH};
 use crate::compare::read_runs;
@@ -63,25 +63,24 @@ pub fn compare(
     device: &Device,
     out: &Path,
 ) -> Result<String> {
-    let Grid {
-        variants,
-        seeds,
-        folds,
-    } = grid;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let runs_path = out.join("runs.jsonl");
     let mut runs: Vec<RelationRun> = read_runs(&runs_path)?;
-    let encoder = base.path.display().to_string();
     let done = |runs: &[RelationRun], variant: &str, seed: u64, fold: Option<usize>| {
         runs.iter()
             .any(|r| r.variant == variant && r.seed == seed && r.fold == fold)
     };
-    for &seed in seeds {
-        for &fold in folds {
-            let fold_name = fold.map(|k| format!(", fold {k}")).unwrap_or_default();
-            if variants.iter().all(|v| done(&runs, v, seed, fold)) {
+    for &seed in grid.seeds {
+        for &fold in grid.folds {
+            let todo: Vec<&String> = grid
+                .variants
+                .iter()
+                .filter(|v| !done(&runs, v, seed, fold))
+                .collect();
+            if todo.is_empty() {
                 eprintln!(
-                    "seed {seed}{fold_name}: every variant already in {}",
+                    "seed {seed}{}: every variant already in {}",
+                    fold_name(fold),
                     runs_path.display()
                 );
                 continue;
@@ -91,47 +90,14 @@ pub fn compare(
                 ..files.clone()
             }
             .read(true, true)?;
-            for variant in variants {
-                if done(&runs, variant, seed, fold) {
-                    continue;
-                }
+            for variant in todo {
                 let opts = TrainOptions {
                     span_method: variant.clone(),
                     seed,
                     ..template.clone()
                 };
-                eprintln!("== {variant}, seed {seed}{fold_name}");
-                let outcome = train_relations(base, &data, &opts, device, None, false)?;
-                let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
-                let test = evaluate(&data.types, &data.test, &predicted, false)
-                    .map_err(anyhow::Error::msg)?;
-                let test_unseen =
-                    evaluate_unseen(&data.types, &data.train, &data.test, &predicted)?;
-                let run = RelationRun {
-                    variant: variant.clone(),
-                    seed,
-                    fold,
-                    test,
-                    test_unseen,
-                    train_seconds: outcome.train_seconds,
-                    epochs: outcome.history.len(),
-                    device: format!("{device:?}"),
-                    encoder: encoder.clone(),
-                };
-                eprintln!(
-                    "{variant} seed {seed}{fold_name}: entities F1 {:.2}, relations F1 {:.2} \
-                     strict / {:.2} boundaries (micro) | {:.0} s",
-                    100.0 * run.test.entities.micro.f1,
-                    100.0 * run.test.relations_strict.micro.f1,
-                    100.0 * run.test.relations_boundaries.micro.f1,
-                    run.train_seconds
-                );
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&runs_path)
-                    .with_context(|| format!("opening {}", runs_path.display()))?;
-                writeln!(file, "{}", serde_json::to_string(&run)?)?;
+                let run = train_and_score(base, &data, &opts, fold, device)?;
+                append_run(&runs_path, &run)?;
                 runs.push(run);
             }
         }
@@ -139,6 +105,60 @@ pub fn compare(
     let table = table(&runs, grid);
     write_atomic(&out.join("compare.md"), table.as_bytes())?;
     Ok(table)
+}
+
+/// ", fold K" for a fold, nothing without one: for progress lines.
+fn fold_name(fold: Option<usize>) -> String {
+    fold.map(|k| format!(", fold {k}")).unwrap_or_default()
+}
+
+/// One run: `opts` (its variant and seed) trained on `data`'s training documents, scored once on
+/// its test documents.
+fn train_and_score(
+    base: &ModelDir,
+    data: &RelationData,
+    opts: &TrainOptions,
+    fold: Option<usize>,
+    device: &Device,
+) -> Result<RelationRun> {
+    let (variant, seed) = (&opts.span_method, opts.seed);
+    eprintln!("== {variant}, seed {seed}{}", fold_name(fold));
+    let outcome = train_relations(base, data, opts, device, None, false)?;
+    let predicted = outcome.model.predict(&data.test, EVAL_BATCH)?;
+    let test = evaluate(&data.types, &data.test, &predicted, false).map_err(anyhow::Error::msg)?;
+    let test_unseen = evaluate_unseen(&data.types, &data.train, &data.test, &predicted)?;
+    let run = RelationRun {
+        variant: variant.clone(),
+        seed,
+        fold,
+        test,
+        test_unseen,
+        train_seconds: outcome.train_seconds,
+        epochs: outcome.history.len(),
+        device: format!("{device:?}"),
+        encoder: base.path.display().to_string(),
+    };
+    eprintln!(
+        "{variant} seed {seed}{}: entities F1 {:.2}, relations F1 {:.2} strict / {:.2} \
+         boundaries (micro) | {:.0} s",
+        fold_name(fold),
+        100.0 * run.test.entities.micro.f1,
+        100.0 * run.test.relations_strict.micro.f1,
+        100.0 * run.test.relations_boundaries.micro.f1,
+        run.train_seconds
+    );
+    Ok(run)
+}
+
+/// Appends `run` to `runs.jsonl` as one line, so that an interrupted comparison keeps it.
+fn append_run(path: &Path, run: &RelationRun) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(run)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The table of the runs already in `out/runs.jsonl` (`--summary-only`).
