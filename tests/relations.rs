@@ -304,6 +304,24 @@ fn cross_validation_folds_train_evaluate_and_compare_each_fold() {
         json(&report)["test_file"].as_str(),
         Some(s(&folds.join("cv_split_1_test.json")))
     );
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // Scored on the documents it trained on (as another fold's test set would be): said.
+    let o = trainer(
+        &[
+            "eval",
+            "--model",
+            s(&model),
+            "--test",
+            s(&folds.join("cv_split_1_train.json")),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: 12 of 12 test sentences occur word for word"),
+        "{}",
+        stderr(&o)
+    );
 
     let out = dir.join("compare");
     let o = run(

@@ -97,6 +97,17 @@ pub fn eval(
         Some(train) => {
             let unseen = evaluate_unseen(extractor.types(), &train, &documents, &predicted)?;
             print_report("test sentences never seen in training", &unseen);
+            // Another fold's test set, or the training file itself, scores memory: say so where
+            // the scores are read. (CoNLL04's own test set repeats 6% of it from training.)
+            let seen = report.documents - unseen.documents;
+            if 2 * seen > report.documents {
+                eprintln!(
+                    "warning: {seen} of {} test sentences occur word for word in this model's \
+                     training documents (another fold's test set?): the scores above measure \
+                     memory; only the unseen ones test the model",
+                    report.documents
+                );
+            }
             Some(unseen)
         }
         None => None,
