@@ -664,16 +664,10 @@ pub fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        options: TrainOptions,
-    }
+    use crate::train::options_from;
 
     fn template() -> TrainOptions {
-        let mut options = Defaults::parse_from(["trainer"]).options;
+        let mut options = options_from(&[]);
         options.distill = 3.0;
         options
     }

@@ -81,7 +81,10 @@ pub fn run(args: Args) -> Result<()> {
     if options.task == Task::Relations {
         let files = labeled.relation_files();
         let folds: Vec<Option<usize>> = match (&folds, &files.data) {
-            (Some(spec), Some(dir)) => parse_folds(spec, dir)?.into_iter().map(Some).collect(),
+            (Some(spec), Some(dir)) => crate::relations::parse_folds(spec, dir)?
+                .into_iter()
+                .map(Some)
+                .collect(),
             _ => vec![files.fold],
         };
         let variants: Vec<String> = variants.iter().map(|v| v.trim().to_string()).collect();
@@ -144,54 +147,4 @@ pub fn run(args: Args) -> Result<()> {
     .run(&variants, &seeds)?;
     println!("{table}");
     Ok(())
-}
-
-/// `--folds`: `all` (every fold `dir` holds), a range `A-B`, or a list `A,B,...`.
-fn parse_folds(spec: &str, dir: &std::path::Path) -> Result<Vec<usize>> {
-    let number = |text: &str| -> Result<usize> {
-        text.trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("--folds {spec}: `{text}` is not a fold number"))
-    };
-    let folds: Vec<usize> = match spec.trim() {
-        "all" => crate::relations::fold_numbers(dir)?,
-        range if range.contains('-') => {
-            let (a, b) = range.split_once('-').unwrap_or_default();
-            (number(a)?..=number(b)?).collect()
-        }
-        list => list.split(',').map(number).collect::<Result<_>>()?,
-    };
-    if folds.is_empty() {
-        anyhow::bail!(
-            "--folds {spec}: no folds (in {}: {:?})",
-            dir.display(),
-            crate::relations::fold_numbers(dir)?
-        );
-    }
-    Ok(folds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folds_are_a_range_a_list_or_all_a_directory_holds() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("multitag-folds-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        for k in [0, 2] {
-            std::fs::write(dir.join(format!("d_split_{k}_train.json")), "[]")?;
-            std::fs::write(dir.join(format!("d_split_{k}_test.json")), "[]")?;
-        }
-        assert_eq!(parse_folds("0-3", &dir)?, vec![0, 1, 2, 3]);
-        assert_eq!(parse_folds("2, 0", &dir)?, vec![2, 0]);
-        assert_eq!(parse_folds("all", &dir)?, vec![0, 2]);
-        let err = parse_folds("1-x", &dir).unwrap_err().to_string();
-        assert!(err.contains("`x` is not a fold number"), "{err}");
-        let err = parse_folds("3-1", &dir).unwrap_err().to_string();
-        assert!(err.contains("no folds") && err.contains("[0, 2]"), "{err}");
-        std::fs::remove_dir_all(&dir)?;
-        Ok(())
-    }
 }

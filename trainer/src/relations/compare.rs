@@ -167,8 +167,11 @@ pub fn summary(grid: Grid, out: &Path) -> Result<String> {
     Ok(table(&runs, grid))
 }
 
+/// How many figures a run has (the table's columns).
+const FIGURES: usize = 8;
+
 /// The figures of a run, as percentages: (column name, value).
-fn figures(run: &RelationRun) -> [(&'static str, f64); 8] {
+fn figures(run: &RelationRun) -> [(&'static str, f64); FIGURES] {
     let pct = |x: f64| 100.0 * x;
     let (report, unseen) = (&run.test, &run.test_unseen);
     [
@@ -202,7 +205,7 @@ fn figures(run: &RelationRun) -> [(&'static str, f64); 8] {
 struct Trial<'a> {
     variant: &'a str,
     seed: u64,
-    figures: Vec<f64>,
+    figures: [f64; FIGURES],
     train_seconds: f64,
 }
 
@@ -238,13 +241,10 @@ fn trials<'a>(runs: &[RelationRun], grid: Grid<'a>) -> (Vec<Trial<'a>>, Vec<Stri
                 ));
                 continue;
             }
-            let per_run: Vec<Vec<f64>> = found
-                .iter()
-                .map(|r| figures(r).iter().map(|(_, v)| *v).collect())
-                .collect();
-            let figures = (0..per_run[0].len())
-                .map(|k| per_run.iter().map(|f| f[k]).sum::<f64>() / per_run.len() as f64)
-                .collect();
+            let per_run: Vec<[(&str, f64); FIGURES]> = found.iter().map(|r| figures(r)).collect();
+            let figures = std::array::from_fn(|k| {
+                per_run.iter().map(|f| f[k].1).sum::<f64>() / per_run.len() as f64
+            });
             trials.push(Trial {
                 variant,
                 seed,

@@ -8,13 +8,16 @@
 //! Cross-validation folds are named as SpERT's ADE names them: with a fold `K` (`--fold K`), the
 //! training and test files of `--data DIR` are the ones ending in `_split_K_train.json` and
 //! `_split_K_test.json` (a `_split_K_dev.json` is used when there is one), the types file the one
-//! `*_types.json`. [`fold_numbers`] lists the folds a directory holds.
+//! `*_types.json`. [`fold_numbers`] lists the folds a directory holds, [`parse_folds`] reads
+//! `--folds`.
 //!
 //! Documents a reader skips (a bad entity, a relation to a missing entity) are reported with the
 //! file, the document's index and the field; the others are kept.
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail, Context, Result};
 use multitag_core::relations::{read_documents, read_types, Document, TypeSet};
 
 /// Where each part of a dataset is, as given on the command line.
@@ -87,18 +90,44 @@ pub fn fold_numbers(dir: &Path) -> Result<Vec<usize>> {
         .with_context(|| format!("reading the directory {}", dir.display()))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .collect();
-    let fold_of = |name: &str, part: &str| -> Option<usize> {
-        let stem = name.strip_suffix(part)?;
-        let (_, number) = stem.rsplit_once("_split_")?;
-        number.parse().ok()
+    let folds_of = |part: &str| -> BTreeSet<usize> {
+        names
+            .iter()
+            .filter_map(|name| {
+                name.strip_suffix(part)?
+                    .rsplit_once("_split_")?
+                    .1
+                    .parse()
+                    .ok()
+            })
+            .collect()
     };
-    let mut folds: Vec<usize> = names
-        .iter()
-        .filter_map(|n| fold_of(n, "_train.json"))
-        .filter(|k| names.iter().any(|n| fold_of(n, "_test.json") == Some(*k)))
-        .collect();
-    folds.sort_unstable();
-    folds.dedup();
+    let test = folds_of("_test.json");
+    Ok(folds_of("_train.json")
+        .intersection(&test)
+        .copied()
+        .collect())
+}
+
+/// `--folds`: `all` (every fold `dir` holds), a range `A-B`, or a list `A,B,...`.
+pub fn parse_folds(spec: &str, dir: &Path) -> Result<Vec<usize>> {
+    let number = |text: &str| -> Result<usize> {
+        text.trim()
+            .parse()
+            .map_err(|_| anyhow!("--folds {spec}: `{text}` is not a fold number"))
+    };
+    let folds: Vec<usize> = match (spec.trim(), spec.split_once('-')) {
+        ("all", _) => fold_numbers(dir)?,
+        (_, Some((first, last))) => (number(first)?..=number(last)?).collect(),
+        (list, None) => list.split(',').map(number).collect::<Result<_>>()?,
+    };
+    if folds.is_empty() {
+        bail!(
+            "--folds {spec}: no folds (in {}: {:?})",
+            dir.display(),
+            fold_numbers(dir)?
+        );
+    }
     Ok(folds)
 }
 
@@ -311,6 +340,26 @@ mod tests {
             err.contains("no fold 5") && err.contains("[0, 1, 11]"),
             "{err}"
         );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
+    fn folds_are_a_range_a_list_or_all_a_directory_holds() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("multitag-folds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        for k in [0, 2] {
+            std::fs::write(dir.join(format!("d_split_{k}_train.json")), "[]")?;
+            std::fs::write(dir.join(format!("d_split_{k}_test.json")), "[]")?;
+        }
+        assert_eq!(parse_folds("0-3", &dir)?, vec![0, 1, 2, 3]);
+        assert_eq!(parse_folds("2, 0", &dir)?, vec![2, 0]);
+        assert_eq!(parse_folds("all", &dir)?, vec![0, 2]);
+        let err = parse_folds("1-x", &dir).unwrap_err().to_string();
+        assert!(err.contains("`x` is not a fold number"), "{err}");
+        let err = parse_folds("3-1", &dir).unwrap_err().to_string();
+        assert!(err.contains("no folds") && err.contains("[0, 2]"), "{err}");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -16,5 +16,5 @@ pub mod evaluate;
 pub mod model;
 pub mod train;
 
-pub use data::{fold_numbers, RelationData, RelationFiles};
+pub use data::{parse_folds, RelationData, RelationFiles};
 pub use model::RelationModel;

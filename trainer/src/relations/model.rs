@@ -222,17 +222,7 @@ pub fn load_extractor_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        options: TrainOptions,
-    }
-
-    fn options(args: &[&str]) -> TrainOptions {
-        Defaults::parse_from(std::iter::once("trainer").chain(args.iter().copied())).options
-    }
+    use crate::train::options_from as options;
 
     #[test]
     fn the_loss_weights_are_settings_and_must_be_weights() -> Result<()> {

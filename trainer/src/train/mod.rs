@@ -34,6 +34,8 @@ pub use epochs::{train_epochs, EpochLog};
 pub use examples::{encode_examples, TrainItem};
 pub use method::Method;
 pub use model::TrainingModel;
+#[cfg(test)]
+pub use options::options_from;
 pub use options::{check_task, Objective, Precision, Task, TrainOptions};
 pub use step::Stepper;
 

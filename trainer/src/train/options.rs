@@ -271,3 +271,15 @@ impl TrainOptions {
         }
     }
 }
+
+/// The options a command line gives (`args` without the program name): for tests.
+#[cfg(test)]
+pub fn options_from(args: &[&str]) -> TrainOptions {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+    Command::parse_from(std::iter::once("trainer").chain(args.iter().copied())).options
+}

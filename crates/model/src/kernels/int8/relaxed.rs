@@ -15,9 +15,10 @@
 //! The weights stay row-major (two input rows by four weight rows at a time, as the portable
 //! kernel): a WASM engine offers no wider vectors to pack for. Each input row's four sums leave
 //! the loop as one vector (two rounds of shuffles and adds) and are scaled and stored four
-//! outputs at a time: lane by lane, the sums and stores had cost a fifth of a 384-wide product. Built for other targets the same
-//! sums are taken one product at a time, so native tests check the layout and the arithmetic
-//! (`MULTITAG_INT8_KERNEL=relaxed`); the SIMD loop itself is checked in the browser tests.
+//! outputs at a time: lane by lane, the sums and stores had cost a fifth of a 384-wide product.
+//! Built for other targets the same sums are taken one product at a time, so native tests check
+//! the layout and the arithmetic (`MULTITAG_INT8_KERNEL=relaxed`); the SIMD loop itself is checked
+//! in the browser tests.
 use super::{round_unsigned, Activation, ROW_BLOCK};
 
 /// The largest rounded input: the instruction's 7-bit operand.

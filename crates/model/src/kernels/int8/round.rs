@@ -6,9 +6,8 @@
 //! vectorize. Compiled to WebAssembly they stay scalar (LLVM vectorizes neither the `f32::min` /
 //! `f32::max` reductions nor the saturating casts there), at about 4 ns a value: in Chromium a
 //! fifth to a third of a title's 384-wide products and a third to a half of its 1,536-wide one.
-//! So WASM SIMD128 builds
-//! take 16 values at a time with the same operations in the same order, which give the same
-//! integers to the bit for finite inputs. LLVM compiles `f32x4.pmin` / `pmax` to relaxed SIMD's
+//! So WASM SIMD128 builds take 16 values at a time with the same operations in the same order,
+//! which give the same integers to the bit for finite inputs. LLVM compiles `f32x4.pmin` / `pmax` to relaxed SIMD's
 //! `relaxed_min` / `relaxed_max` where that is enabled, whose result for a NaN is the engine's
 //! choice, so NaN lanes are set to 0 before the range is taken (0 is in it already: NaN values
 //! are left out of the range, as the scalar folds leave them), and rounded values are clamped as
