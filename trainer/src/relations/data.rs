@@ -255,11 +255,17 @@ mod tests {
         "relations": [{"type": "Work_For", "head": 0, "tail": 1}]},
         {"tokens": ["Bo"], "entities": [{"type": "Nobody", "start": 0, "end": 1}], "relations": []}]"#;
 
-    #[test]
-    fn a_directory_gives_each_part_once_and_several_candidates_are_an_error() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("multitag-relfiles-{}", std::process::id()));
+    /// A fresh, empty directory of this test process, `name` telling the tests apart.
+    fn empty_dir(name: &str) -> Result<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("multitag-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    #[test]
+    fn a_directory_gives_each_part_once_and_several_candidates_are_an_error() -> Result<()> {
+        let dir = empty_dir("relfiles")?;
         std::fs::write(dir.join("x_types.json"), TYPES)?;
         std::fs::write(dir.join("x_train.json"), DOCS)?;
         std::fs::write(dir.join("x_train_dev.json"), DOCS)?;
@@ -296,9 +302,7 @@ mod tests {
 
     #[test]
     fn a_fold_picks_its_own_files_of_a_cross_validation_directory() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("multitag-relfolds-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
+        let dir = empty_dir("relfolds")?;
         std::fs::write(dir.join("x_types.json"), TYPES)?;
         // Fold 1's test file holds two readable documents, the others one: which file was read
         // shows in the counts. Fold 11 must not be taken for fold 1, and fold 2 has no test file.
@@ -346,9 +350,7 @@ mod tests {
 
     #[test]
     fn folds_are_a_range_a_list_or_all_a_directory_holds() -> Result<()> {
-        let dir = std::env::temp_dir().join(format!("multitag-folds-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
+        let dir = empty_dir("folds")?;
         for k in [0, 2] {
             std::fs::write(dir.join(format!("d_split_{k}_train.json")), "[]")?;
             std::fs::write(dir.join(format!("d_split_{k}_test.json")), "[]")?;
